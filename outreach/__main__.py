@@ -1,0 +1,5 @@
+"""Run the command line as ``python -m outreach``."""
+
+from outreach.cli import main
+
+main()

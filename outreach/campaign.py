@@ -1,0 +1,89 @@
+"""Read the campaign file, the one place that declares what is sent, to whom, from whom."""
+
+from __future__ import annotations
+
+import email.policy
+import tomllib
+from pathlib import Path
+
+from outreach.errors import ConfigError
+from outreach.model import Campaign, Sender
+from outreach.validate import control_character, validate_address
+
+CAMPAIGN_FILE = "campaign.toml"
+
+
+def parse_sender(value: str, *, where: str) -> Sender:
+    """Parse ``Name <address>`` or a bare address into a ``Sender``."""
+    if bad := control_character(value):
+        raise ConfigError(f"{where}: {bad} is not allowed in a sender")
+    header = email.policy.default.header_factory("From", value)
+    addresses = getattr(header, "addresses", ())
+    if len(addresses) != 1 or header.defects or not addresses[0].addr_spec:
+        msg = f"{where}: {value!r} is not an address; use 'Name <user@domain>' or 'user@domain'"
+        raise ConfigError(msg)
+    normalized, bad = validate_address(addresses[0].addr_spec)
+    if bad or normalized is None:
+        raise ConfigError(f"{where}: {bad}")
+    return Sender(address=normalized, name=addresses[0].display_name)
+
+
+def load_campaign(
+    path: Path,
+    /,
+    *,
+    template: Path | None = None,
+    contacts: Path | None = None,
+    sender: str | None = None,
+) -> Campaign:
+    """Load the campaign file at ``path`` and apply the command line's overrides."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        msg = (
+            f"{path}: no campaign file here. Run outreach in the campaign's folder "
+            f"(the one holding {CAMPAIGN_FILE}) or pass --campaign PATH."
+        )
+        raise ConfigError(msg) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8; save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML error: {exc}") from None
+
+    def text(key: str, *, required: bool = True) -> str | None:
+        value = data.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{path}: field {key!r} must be non-empty text")
+        if bad := control_character(value):
+            raise ConfigError(f"{path}: field {key!r}: {bad} is not allowed")
+        return value
+
+    known = {"name", "subject", "template", "contacts", "from", "reply_to"}
+    if unknown := sorted(set(data) - known):
+        raise ConfigError(f"{path}: unknown fields {unknown}; known: {sorted(known)}")
+    folder = path.parent
+    name = text("name") or ""
+    subject = text("subject") or ""
+    from_value = sender if sender is not None else text("from") or ""
+    from_where = "--from" if sender is not None else f"{path}: field 'from'"
+    reply_to_value = text("reply_to", required=False)
+    reply_to = None
+    if reply_to_value is not None:
+        reply_to, bad = validate_address(reply_to_value)
+        if bad:
+            raise ConfigError(f"{path}: field 'reply_to': {bad}")
+    return Campaign(
+        name=name,
+        subject=subject,
+        template=template if template is not None else folder / (text("template") or ""),
+        contacts=contacts if contacts is not None else folder / (text("contacts") or ""),
+        sender=parse_sender(from_value, where=from_where),
+        folder=folder,
+        reply_to=reply_to,
+    )

@@ -1,0 +1,256 @@
+"""Read a contact list (YAML) and validate every entry, reporting every problem at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from outreach.errors import InputError, Problem
+from outreach.model import Contact
+from outreach.validate import control_character, describe, validate_address
+
+# libyaml's parser is several times faster than the pure-Python one; both load only safe types.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+ID_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HEADER_FIELDS = ("id", "email", "name")
+RESERVED_FIELDS = frozenset({"campaign", "contact"})
+SCALARS = (str, int, float, bool, dt.date)
+# Nodes visited while checking the document; aliases count each time they are used, so an
+# alias bomb ("billion laughs") is stopped before it is expanded.
+MAX_NODES = 5_000_000
+MAX_DEPTH = 64
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """Compose and construct YAML with safe types only."""
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        msg = "no such file; check --contacts or the campaign file"
+        raise InputError([Problem(str(path), msg)]) from None
+    except IsADirectoryError:
+        raise InputError([Problem(str(path), "is a folder, not a contact list file")]) from None
+    except PermissionError:
+        raise InputError([Problem(str(path), "cannot be read: permission denied")]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        msg = f"is not UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        raise InputError([Problem(f"{path}:{line}", msg)]) from None
+
+
+def _count_nodes(node: yaml.Node) -> None:
+    """Walk the composed document once, bounding its expanded size and depth."""
+    seen = 0
+    stack: list[tuple[yaml.Node, int]] = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES or depth > MAX_DEPTH:
+            line = current.start_mark.line + 1
+            what = "too many values" if seen > MAX_NODES else "nested too deeply"
+            msg = f"the document is {what} (aliases expanded); a contact list is a flat list"
+            raise yaml.YAMLError(f"line {line}: {msg}")
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in current.value)
+
+
+def _parse(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _count_nodes(node)
+        return loader.construct_document(node), node
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = exc.problem or "invalid YAML"
+        if "could not determine a constructor" in problem:
+            tag = problem.rsplit("tag", 1)[-1].strip(" '!")
+            problem = (
+                f"the tag {tag!r} is not allowed: a contact list holds only plain text, "
+                "numbers, lists and mappings"
+            )
+        context = f" ({exc.context})" if exc.context else ""
+        raise InputError([Problem(where, f"YAML error: {problem}{context}")]) from None
+    except yaml.YAMLError as exc:
+        raise InputError([Problem(str(path), f"YAML error: {exc}")]) from None
+    finally:
+        loader.dispose()
+
+
+def read_contacts(path: Path) -> tuple[list[Contact], list[Problem]]:
+    """Load every valid contact of ``path`` and list the problems of the others."""
+    text = _read_text(path)
+    document, root = _parse(path, text)
+    if document is None or root is None:
+        return [], [Problem(str(path), "the contact list is empty; expected 'contacts:'")]
+    if not isinstance(document, dict) or "contacts" not in document:
+        msg = "expected a mapping with a 'contacts:' list at the top level"
+        return [], [Problem(f"{path}:{root.start_mark.line + 1}", msg)]
+    unknown = sorted(str(k) for k in document if k != "contacts")
+    problems: list[Problem] = []
+    if unknown:
+        where = f"{path}:{root.start_mark.line + 1}"
+        problems.append(Problem(where, f"unknown top-level keys {unknown}; only 'contacts'"))
+    entries = document["contacts"]
+    entry_nodes = _entry_nodes(root)
+    if not isinstance(entries, list):
+        line = entry_nodes[1] if entry_nodes else root.start_mark.line + 1
+        problems.append(Problem(f"{path}:{line}", "'contacts' must be a list of entries"))
+        return [], problems
+    if not entries:
+        problems.append(Problem(str(path), "'contacts' is an empty list"))
+    lines = entry_nodes[0] if entry_nodes else []
+    contacts: list[Contact] = []
+    for index, entry in enumerate(entries):
+        line = lines[index][0] if index < len(lines) else 0
+        field_lines = lines[index][1] if index < len(lines) else {}
+        contact, entry_problems = _validate_entry(path, index + 1, line, field_lines, entry)
+        problems.extend(entry_problems)
+        if contact is not None:
+            contacts.append(contact)
+    problems.extend(_duplicates(path, contacts))
+    return contacts, problems
+
+
+def load_contacts(path: Path) -> list[Contact]:
+    """Load and validate ``path``; raise ``InputError`` listing every problem found."""
+    contacts, problems = read_contacts(path)
+    if problems:
+        raise InputError(problems)
+    return contacts
+
+
+def _entry_nodes(root: yaml.Node) -> tuple[list[tuple[int, dict[str, int]]], int] | None:
+    """Return, for each entry, its line and the line of each of its fields."""
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if key.value != "contacts":
+            continue
+        result: list[tuple[int, dict[str, int]]] = []
+        if isinstance(value, yaml.SequenceNode):
+            for item in value.value:
+                fields: dict[str, int] = {}
+                if isinstance(item, yaml.MappingNode):
+                    for field_key, _ in item.value:
+                        fields.setdefault(str(field_key.value), field_key.start_mark.line + 1)
+                result.append((item.start_mark.line + 1, fields))
+        return result, value.start_mark.line + 1
+    return None
+
+
+def _validate_entry(  # noqa: C901, PLR0912 - one flat pass over the fields reads best
+    path: Path,
+    number: int,
+    line: int,
+    field_lines: dict[str, int],
+    entry: object,
+) -> tuple[Contact | None, list[Problem]]:
+    label = f"entry {number}"
+    if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+        label += f" (id {entry['id']!r})"
+
+    def where(field: str | None = None) -> str:
+        at = field_lines.get(field, line) if field else line
+        return f"{path}:{at}: {label}" + (f", field {field!r}" if field else "")
+
+    if not isinstance(entry, dict):
+        return None, [Problem(where(), f"must be a mapping of fields, not {describe(entry)}")]
+    problems: list[Problem] = []
+    for required in ("id", "email"):
+        if required not in entry:
+            problems.append(Problem(where(), f"the required field {required!r} is missing"))
+
+    contact_id = entry.get("id")
+    if "id" in entry and not (isinstance(contact_id, str) and ID_PATTERN.fullmatch(contact_id)):
+        msg = f"must be lowercase letters, digits and single dashes, not {describe(contact_id)}"
+        problems.append(Problem(where("id"), msg))
+
+    email: str | None = None
+    if "email" in entry:
+        email, bad = validate_address(entry["email"])
+        if bad:
+            problems.append(Problem(where("email"), bad))
+
+    name = entry.get("name", "")
+    if not isinstance(name, str):
+        problems.append(Problem(where("name"), f"must be text, not {describe(name)}"))
+    elif bad := control_character(name):
+        problems.append(Problem(where("name"), f"{bad} is not allowed in a header"))
+
+    cc: list[str] = []
+    raw_cc = entry.get("cc", [])
+    if raw_cc is None or isinstance(raw_cc, str) or not isinstance(raw_cc, list):
+        msg = f"must be a list of email addresses, not {describe(raw_cc)}"
+        problems.append(Problem(where("cc"), msg))
+    else:
+        for position, item in enumerate(raw_cc, start=1):
+            address, bad = validate_address(item)
+            if bad:
+                problems.append(Problem(where("cc"), f"item {position}: {bad}"))
+            elif address is not None:
+                cc.append(address)
+
+    data: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key in {"id", "email", "name", "cc"}:
+            continue
+        if not isinstance(key, str) or not FIELD_PATTERN.fullmatch(key):
+            msg = "a field name must be letters, digits and underscores, to be usable in a template"
+            problems.append(Problem(where(str(key)), msg))
+            continue
+        if key in RESERVED_FIELDS:
+            problems.append(Problem(where(key), "is a reserved name; rename the field"))
+            continue
+        if value is None:
+            continue
+        if not isinstance(value, SCALARS):
+            problems.append(Problem(where(key), f"must be text or a number, not {describe(value)}"))
+            continue
+        if isinstance(value, str) and (bad := control_character(value, allow_newline=True)):
+            problems.append(Problem(where(key), f"{bad} is not allowed"))
+            continue
+        data[key] = value
+
+    if problems or email is None or not isinstance(contact_id, str):
+        return None, problems
+    contact = Contact(
+        id=contact_id, email=email, name=name, cc=tuple(cc), data=data, line=line
+    )
+    return contact, []
+
+
+def _duplicates(path: Path, contacts: list[Contact]) -> list[Problem]:
+    problems: list[Problem] = []
+    ids: dict[str, Contact] = {}
+    emails: dict[str, Contact] = {}
+    for contact in contacts:
+        first = ids.setdefault(contact.id, contact)
+        if first is not contact:
+            msg = f"duplicate id {contact.id!r}; first used on line {first.line}"
+            problems.append(Problem(f"{path}:{contact.line}: field 'id'", msg))
+        key = contact.email.lower()
+        first = emails.setdefault(key, contact)
+        if first is not contact:
+            msg = f"duplicate email {contact.email!r}; also used by {first.id!r} (line {first.line})"
+            where = f"{path}:{contact.line}: entry (id {contact.id!r}), field 'email'"
+            problems.append(Problem(where, msg))
+    return problems

@@ -1,0 +1,115 @@
+"""Turn a campaign into drafts: load and check its contacts, render each one's message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+from outreach.contacts import load_contacts, read_contacts
+from outreach.errors import InputError, OutreachError, Problem
+from outreach.message import build_message, new_message_id
+from outreach.model import Campaign, Contact, is_reserved
+from outreach.render import Letter
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """Hold one contact's message, exactly as it would be sent."""
+
+    contact: Contact
+    message: EmailMessage
+
+    @property
+    def data(self) -> bytes:
+        """Return the bytes that go over the wire."""
+        return bytes(self.message)
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """Collect what ``check`` found: problems fail the check, warnings do not."""
+
+    contacts: int = 0
+    rendered: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+class Drafter:
+    """Render drafts for a campaign's contacts."""
+
+    def __init__(self, campaign: Campaign, /) -> None:
+        """Compile the campaign's letter; raise ``InputError`` if the template is unusable."""
+        self.campaign = campaign
+        self.letter = Letter(campaign.template, subject=campaign.subject)
+
+    def draft(self, contact: Contact, /, *, message_id: str | None = None) -> Draft:
+        """Render and build the message for one contact."""
+        rendered = self.letter.render(contact)
+        message = build_message(
+            contact,
+            rendered,
+            sender=self.campaign.sender,
+            subject=self.campaign.subject,
+            reply_to=self.campaign.reply_to,
+            message_id=message_id or new_message_id(self.campaign.sender),
+        )
+        return Draft(contact=contact, message=message)
+
+    def drafts(self, contacts: Iterable[Contact], /) -> Iterator[Draft]:
+        """Yield one draft per contact, rendered one at a time."""
+        for contact in contacts:
+            yield self.draft(contact)
+
+
+def select(contacts: list[Contact], ids: Iterable[str], /, *, source: str) -> list[Contact]:
+    """Return the contacts named by ``ids``, in the order given; all of them when none is."""
+    wanted = list(ids)
+    if not wanted:
+        return contacts
+    by_id = {contact.id: contact for contact in contacts}
+    unknown = [contact_id for contact_id in wanted if contact_id not in by_id]
+    if unknown:
+        known = ", ".join(sorted(by_id))
+        msg = f"{source}: no contact with id {', '.join(map(repr, unknown))}. Known ids: {known}"
+        raise OutreachError(msg)
+    return [by_id[contact_id] for contact_id in dict.fromkeys(wanted)]
+
+
+def load(campaign: Campaign, /) -> tuple[Drafter, list[Contact]]:
+    """Compile the letter and load every contact; raise on the first file with problems."""
+    drafter = Drafter(campaign)
+    return drafter, load_contacts(campaign.contacts)
+
+
+def check(campaign: Campaign, /) -> CheckReport:
+    """Validate every contact and render every draft, collecting every problem found."""
+    report = CheckReport()
+    try:
+        contacts, problems = read_contacts(campaign.contacts)
+    except InputError as exc:
+        contacts, problems = [], exc.problems
+    report.contacts = len(contacts)
+    report.problems.extend(problems)
+    try:
+        drafter = Drafter(campaign)
+    except InputError as exc:
+        report.problems.extend(exc.problems)
+        return report
+    for contact in contacts:
+        try:
+            drafter.draft(contact)
+        except InputError as exc:
+            report.problems.extend(exc.problems)
+            continue
+        report.rendered += 1
+        for address in contact.recipients:
+            if is_reserved(address):
+                where = f"{campaign.contacts}:{contact.line}: contact {contact.id!r}"
+                msg = f"{address} is a placeholder on a reserved domain; it cannot receive mail"
+                report.warnings.append(Problem(where, msg))
+    if is_reserved(campaign.sender.address):
+        msg = f"the sender {campaign.sender.address} is a placeholder; set --from or 'from'"
+        report.warnings.append(Problem("campaign", msg))
+    return report

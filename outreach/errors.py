@@ -1,0 +1,49 @@
+"""One exception tree: every error a user can cause is an ``OutreachError``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Describe one thing wrong with the input: where it is and what is wrong."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        """Return ``where: message``, the form every error is printed in."""
+        return f"{self.where}: {self.message}"
+
+
+class OutreachError(Exception):
+    """Base of every error the command line reports to the user."""
+
+
+class ConfigError(OutreachError):
+    """Raise when the campaign file, an option or an environment variable is wrong."""
+
+
+class InputError(OutreachError):
+    """Raise when the contact list or the template has problems; carry all of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        """Keep every problem found, so that one run reports them all."""
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{count} {noun} found; nothing was sent:\n{lines}")
+
+
+class SendLogError(OutreachError):
+    """Raise when the send log cannot be opened, read or written safely."""
+
+
+class LogLockedError(SendLogError):
+    """Raise when another run holds the send log."""
+
+
+class TransportError(OutreachError):
+    """Raise on a condition that stops a whole batch: login refused, TLS failure, no server."""

@@ -1,0 +1,77 @@
+"""The vocabulary every part of the job shares: a campaign, a contact, a draft."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESERVED_TLDS = ("example", "invalid", "test", "localhost")
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Say who the letter is from: a display name and an address."""
+
+    address: str
+    name: str = ""
+
+    @property
+    def domain(self) -> str:
+        """Return the part after the ``@``, used for Message-IDs."""
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """Declare one letter: its template, its contacts, its subject and its sender."""
+
+    name: str
+    subject: str
+    template: Path
+    contacts: Path
+    sender: Sender
+    folder: Path
+    reply_to: str | None = None
+
+    @property
+    def default_log(self) -> Path:
+        """Return where the send log lives unless ``--log`` says otherwise."""
+        return self.folder / "logs" / f"{self.name}.sqlite3"
+
+    @property
+    def default_outbox(self) -> Path:
+        """Return the Maildir the embedded default delivers into."""
+        return self.folder / "outbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Hold one validated entry of a contact list."""
+
+    id: str
+    email: str
+    name: str = ""
+    cc: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Return every envelope recipient: the contact, then its Cc addresses."""
+        return (self.email, *self.cc)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Hold the two bodies rendered for one contact."""
+
+    text: str
+    html: str
+
+
+def is_reserved(address: str) -> bool:
+    """Tell whether an address is on a domain reserved for tests and documentation."""
+    domain = address.rpartition("@")[2].rstrip(".").lower()
+    tld = domain.rpartition(".")[2]
+    return tld in RESERVED_TLDS

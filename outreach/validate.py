@@ -1,0 +1,50 @@
+"""Checks shared by everything that reads user input: addresses and control characters."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import email_validator
+
+
+def control_character(value: str, *, allow_newline: bool = False) -> str | None:
+    """Return a description of the first control character in ``value``, or None."""
+    for index, char in enumerate(value):
+        if allow_newline and char == "\n":
+            continue
+        category = unicodedata.category(char)
+        if category in {"Cc", "Cf", "Zl", "Zp"}:
+            name = unicodedata.name(char, "")
+            label = f"U+{ord(char):04X}" + (f" {name}" if name else "")
+            return f"control character {label} at position {index + 1}"
+    return None
+
+
+def validate_address(value: object) -> tuple[str | None, str | None]:
+    """Return ``(normalized address, None)`` or ``(None, what is wrong)``."""
+    if not isinstance(value, str):
+        return None, f"must be an email address (text), not {describe(value)}"
+    bad = control_character(value)
+    if bad:
+        return None, f"{bad} is not allowed in an address"
+    try:
+        valid = email_validator.validate_email(
+            value,
+            check_deliverability=False,
+            test_environment=True,
+            allow_smtputf8=False,
+        )
+    except email_validator.EmailNotValidError as exc:
+        return None, f"{value!r} is not a valid email address: {exc}"
+    return valid.ascii_email or valid.normalized, None
+
+
+def describe(value: object) -> str:
+    """Describe a YAML value for an error message: its kind, and the value when short."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"{type(value).__name__} {value!r}"
