@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import json
+import os
+import shlex
+import signal
+import subprocess
 import sys
+from collections import Counter
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from outreach import drafts
+from outreach.batch import Batch, Event, Plan, SendOptions, Summary, check_reserved, choose, dry_run
 from outreach.campaign import CAMPAIGN_FILE, load_campaign
-from outreach.errors import OutreachError
+from outreach.errors import ConfigError, OutreachError
 from outreach.model import Campaign
+from outreach.ratelimit import parse_rate
+from outreach.sendlog import Recipient, SendLog, Status
+from outreach.transport import (
+    DEFAULT_TIMEOUT,
+    MaildirTransport,
+    SmtpSettings,
+    SmtpTransport,
+    Transport,
+    parse_smtp_url,
+)
+
+T = TypeVar("T")
+PASSWORD_ENV = "OUTREACH_SMTP_PASSWORD"
+URL_ENV = "OUTREACH_SMTP_URL"
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     help="Send a personalized letter to every contact on a list, once each, with a send log.",
@@ -118,6 +143,424 @@ def check(
         typer.echo(f"check failed: {summary}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"check passed: {summary}")
+
+
+LogOption = Annotated[
+    Path | None,
+    typer.Option("--log", help="The send log (SQLite). [default: logs/<campaign>.sqlite3]"),
+]
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine: the one place the command line starts an event loop."""
+    return asyncio.run(coroutine)
+
+
+def _password(settings: SmtpSettings, command: str | None) -> str | None:
+    """Find the SMTP password: environment, then a password command, then a prompt."""
+    if settings.username is None:
+        return None
+    if PASSWORD_ENV in os.environ:
+        return os.environ[PASSWORD_ENV]
+    if command:
+        try:
+            done = subprocess.run(
+                shlex.split(command), capture_output=True, text=True, check=False, timeout=60
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ConfigError(f"--password-command failed to run: {exc}") from None
+        if done.returncode != 0:
+            msg = f"--password-command exited with status {done.returncode}; nothing was sent"
+            raise ConfigError(msg)
+        return done.stdout.rstrip("\r\n").split("\n")[0]
+    if sys.stdin.isatty():
+        return str(typer.prompt(f"Password for {settings.url}", hide_input=True))
+    msg = (
+        f"{settings.url} names a user but no password was given: set {PASSWORD_ENV}, "
+        "pass --password-command, or run on a terminal to be asked"
+    )
+    raise ConfigError(msg)
+
+
+def _confirm(plan: Plan, campaign: Campaign, transport: Transport, yes: bool) -> None:
+    """Show what will go where; ask before a live batch unless --yes."""
+    count = len(plan.todo)
+    typer.echo(
+        f"About to send {count} messages for campaign {campaign.name!r} via "
+        f"{transport.description}, from {campaign.sender.address}:"
+    )
+    for contact in plan.todo[:10]:
+        typer.echo(f"  {contact.id}: {', '.join(contact.recipients)}")
+    if count > 10:  # noqa: PLR2004
+        typer.echo(f"  ... and {count - 10} more")
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        msg = "no terminal to confirm on; pass --yes to send without confirmation"
+        raise ConfigError(msg)
+    if not typer.confirm("Send now?", default=False):
+        typer.echo("Nothing was sent.")
+        raise typer.Exit(code=1)
+
+
+async def _send(batch: Batch, plan: Plan, *, progress: bool) -> Summary:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, batch.stop)
+    try:
+        return await batch.run(plan)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _report_event(event: Event) -> None:
+    if event.status is Status.SENT and not event.delivery.refused:
+        return
+    reply = f"{event.delivery.code or ''} {event.delivery.text}".strip()
+    line = f"{event.contact.id} <{event.contact.email}>: {event.status} (attempt {event.attempt}): "
+    typer.echo(line + reply, err=True)
+    for address, refusal in event.delivery.refused.items():
+        typer.echo(f"  cc {address} refused: {refusal}", err=True)
+
+
+def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None:
+    left_out = ", ".join(f"{n} {s}" for s, n in sorted(summary.left_out.items()))
+    typer.echo(
+        f"sent {summary.sent}, failed {summary.failed}, uncertain {summary.uncertain}, "
+        f"not sent {summary.not_sent}" + (f"; left out: {left_out}" if left_out else "")
+    )
+    if summary.fatal:
+        typer.echo(f"error: {summary.fatal}", err=True)
+    if summary.interrupted:
+        typer.echo("Stopped on request; messages in flight were settled and recorded.")
+    steps = []
+    if summary.selected and summary.ok and not summary.sent:
+        typer.echo("Nothing to send: every selected recipient is already sent.")
+    if summary.failed or summary.left_out.get(Status.FAILED):
+        steps.append("'outreach log --status failed' shows why; --retry-failed tries again")
+    if summary.uncertain or summary.left_out.get(Status.UNCERTAIN):
+        steps.append(
+            "uncertain messages may have arrived: check with the server's operator, then "
+            "'outreach send --resend-uncertain' sends them again"
+        )
+    if summary.not_sent or summary.left_out.get("over --limit"):
+        steps.append("run 'outreach send' again to continue")
+    if not live and outbox is not None and summary.sent:
+        steps.append(
+            f"nothing left this machine: the messages are in the Maildir {outbox}. To send "
+            "for real: outreach send --smtp smtp://user@your-server"
+        )
+    for step in steps:
+        typer.echo(f"next: {step}")
+
+
+@app.command()
+def send(
+    smtp: Annotated[
+        str | None,
+        typer.Option(
+            "--smtp",
+            envvar=URL_ENV,
+            help="smtp://[user@]host[:port] (STARTTLS) or smtps://... (TLS). "
+            "Without it, messages go into the --outbox Maildir.",
+        ),
+    ] = None,
+    outbox: Annotated[
+        Path | None, typer.Option("--outbox", help="Maildir for the default. [default: outbox/]")
+    ] = None,
+    log_path: LogOption = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="SMTP connections.")] = 1,
+    rate: Annotated[
+        str | None, typer.Option(help="Never more than this, e.g. 30/min, 5/s, 500/h.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Send at most N messages.")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Send only to this contact id (repeat).")
+    ] = None,
+    dry_run_: Annotated[
+        bool, typer.Option("--dry-run", help="Render and check everything; send and log nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a live batch.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Try recipients marked failed again.")
+    ] = False,
+    resend_uncertain: Annotated[
+        bool,
+        typer.Option("--resend-uncertain", help="Send again to recipients marked uncertain."),
+    ] = False,
+    allow_reserved_domains: Annotated[
+        bool,
+        typer.Option(
+            "--allow-reserved-domains",
+            help="Send to .example/.invalid/.test/.localhost addresses over SMTP (test servers).",
+        ),
+    ] = False,
+    password_command: Annotated[
+        str | None,
+        typer.Option(
+            "--password-command",
+            envvar="OUTREACH_SMTP_PASSWORD_COMMAND",
+            help="A command that prints the SMTP password.",
+        ),
+    ] = None,
+    insecure_tls: Annotated[
+        bool, typer.Option("--insecure-tls", help="Do not verify the server's certificate.")
+    ] = False,
+    max_attempts: Annotated[
+        int, typer.Option(min=1, max=20, help="Attempts per recipient for transient failures.")
+    ] = 3,
+    retry_backoff: Annotated[
+        float, typer.Option(min=0.0, help="Seconds before the first retry; doubles each time.")
+    ] = 5.0,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
+    ] = DEFAULT_TIMEOUT,
+    campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
+    template: TemplateOption = None,
+    contacts: ContactsOption = None,
+    sender: FromOption = None,
+) -> None:
+    """Send each selected contact its letter once, recording every step in the send log."""
+    try:
+        campaign = _campaign(campaign_file, template, contacts, sender)
+        options = SendOptions(
+            concurrency=concurrency,
+            rate=parse_rate(rate) if rate else None,
+            max_attempts=max_attempts,
+            backoff=retry_backoff,
+            retry_failed=retry_failed,
+            resend_uncertain=resend_uncertain,
+            limit=limit,
+            only=tuple(only or ()),
+            allow_reserved=allow_reserved_domains,
+        )
+        settings = None
+        if smtp:
+            settings = parse_smtp_url(smtp)
+            settings = SmtpSettings(
+                host=settings.host,
+                port=settings.port,
+                implicit_tls=settings.implicit_tls,
+                username=settings.username,
+                verify=not insecure_tls,
+                timeout=timeout,
+            )
+        drafter, everyone = drafts.load(campaign)
+        chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
+        log_file = log_path or campaign.default_log
+        if dry_run_:
+            statuses: dict[str, str] = {}
+            if log_file.exists():
+                with SendLog(log_file, campaign=campaign.name, write=False) as log:
+                    statuses = log.statuses()
+            plan = choose(chosen, statuses, options)
+            if settings is not None and not options.allow_reserved:
+                check_reserved(plan)
+            count = dry_run(drafter, plan)
+            typer.echo(f"dry run: {count} drafts rendered and checked; nothing sent or logged")
+            return
+        with SendLog(log_file, campaign=campaign.name, write=True) as log:
+            recovered = log.recover()
+            for contact_id in recovered:
+                typer.echo(
+                    f"{contact_id}: was in flight when an earlier run ended; now uncertain",
+                    err=True,
+                )
+            log.register(everyone)
+            plan = choose(chosen, log.statuses(), options)
+            transport: Transport
+            if settings is not None:
+                if not options.allow_reserved:
+                    check_reserved(plan)
+                _confirm(plan, campaign, SmtpTransport(settings), yes) if plan.todo else None
+                settings = SmtpSettings(
+                    host=settings.host,
+                    port=settings.port,
+                    implicit_tls=settings.implicit_tls,
+                    username=settings.username,
+                    password=_password(settings, password_command) if plan.todo else None,
+                    verify=settings.verify,
+                    timeout=settings.timeout,
+                )
+                transport = SmtpTransport(settings)
+            else:
+                transport = MaildirTransport(outbox or campaign.default_outbox)
+                typer.echo(
+                    f"No --smtp given: delivering into the Maildir {transport.path}; "
+                    "nothing leaves this machine."
+                )
+            batch = Batch(drafter, log, transport, options=options, on_event=_report_event)
+            summary = _run(_send(batch, plan, progress=sys.stdout.isatty()))
+    except OutreachError as exc:
+        raise _fail(exc) from None
+    _print_summary(
+        summary,
+        live=settings is not None,
+        outbox=None if settings is not None else outbox or campaign.default_outbox,
+    )
+    if summary.interrupted:
+        raise typer.Exit(code=EXIT_INTERRUPTED)
+    if not summary.ok:
+        raise typer.Exit(code=1)
+
+
+LOG_FIELDS = (
+    "id",
+    "email",
+    "cc",
+    "status",
+    "attempts",
+    "message_id",
+    "reply",
+    "reply_code",
+    "reply_text",
+    "refused",
+    "content_hash",
+    "updated_at",
+)
+
+
+def _as_dict(row: Recipient) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "email": row.email,
+        "cc": row.cc.split() if row.cc else [],
+        "status": row.status,
+        "attempts": row.attempts,
+        "message_id": row.message_id,
+        "reply": row.reply,
+        "reply_code": row.reply_code,
+        "reply_text": row.reply_text,
+        "refused": row.refused,
+        "content_hash": row.content_hash,
+        "updated_at": row.updated_at,
+    }
+
+
+@app.command("log")
+def show_log(
+    contact_id: Annotated[
+        str | None, typer.Argument(help="Show this recipient's whole history.")
+    ] = None,
+    status: Annotated[
+        Status | None, typer.Option("--status", help="Only recipients with this status.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one per recipient.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per recipient.")] = False,
+    log_path: LogOption = None,
+    campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
+) -> None:
+    """Show what happened to every recipient: status, attempts, last reply, time, Message-ID."""
+    try:
+        path = log_path or load_campaign(campaign_file).default_log
+        with SendLog(path, campaign=None, write=False) as log:
+            if contact_id is not None:
+                _show_history(log, contact_id, as_json=as_json)
+                return
+            rows = log.recipients(status=status.value if status else None)
+            totals = Counter(row.status for row in log.recipients())
+    except OutreachError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(_as_dict(row), ensure_ascii=False))
+        return
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=LOG_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            record = _as_dict(row)
+            record["cc"] = " ".join(record["cc"])
+            writer.writerow(record)
+        return
+    table = [("ID", "STATUS", "TRIES", "UPDATED (UTC)", "LAST REPLY", "MESSAGE-ID")]
+    table.extend(
+        (
+            row.id,
+            row.status,
+            str(row.attempts),
+            row.updated_at[:19].replace("T", " "),
+            _clip(row.reply, 48),
+            row.message_id or "",
+        )
+        for row in rows
+    )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    parts = ", ".join(f"{totals[s]} {s}" for s in Status if totals.get(s))
+    typer.echo(f"total {sum(totals.values())}: {parts or 'no recipients yet'}")
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
+    row = log.recipient(contact_id)
+    if row is None:
+        raise OutreachError(f"{log.path}: no recipient {contact_id!r} in this send log")
+    attempts = log.history(contact_id)
+    if as_json:
+        record = _as_dict(row)
+        record["history"] = [
+            {
+                "attempt": a.number,
+                "run": a.run_id,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "outcome": a.outcome,
+                "reply_code": a.reply_code,
+                "reply_text": a.reply_text,
+                "refused": a.refused,
+                "message_id": a.message_id,
+                "content_hash": a.content_hash,
+            }
+            for a in attempts
+        ]
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    cc = f" (cc {row.cc})" if row.cc else ""
+    typer.echo(f"{row.id} <{row.email}>{cc}: {row.status} after {row.attempts} attempts")
+    typer.echo(f"Message-ID: {row.message_id or '-'}   content SHA-256: {row.content_hash or '-'}")
+    for a in attempts:
+        reply = " ".join(f"{a.reply_code or ''} {a.reply_text or ''}".split())
+        typer.echo(
+            f"  attempt {a.number} (run {a.run_id}) {a.started_at} -> {a.finished_at or '?'}: "
+            f"{a.outcome or 'in flight'}: {reply}"
+        )
+        if a.refused:
+            typer.echo(f"    refused: {a.refused}")
+
+
+@app.command()
+def sink(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 2525,
+    maildir: Annotated[
+        Path, typer.Option("--maildir", help="Maildir to store messages in.")
+    ] = Path("sink"),
+) -> None:
+    """Run a local SMTP server that stores every message it receives in a Maildir."""
+    from outreach.sink import serve  # noqa: PLC0415 - aiosmtpd is only needed here
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+
+        def report(line: str) -> None:
+            typer.echo(line)
+
+        await serve(maildir, host=host, port=port, report=report, stop=stop)
+
+    try:
+        _run(main())
+    except OutreachError as exc:
+        raise _fail(exc) from None
 
 
 def main() -> None:

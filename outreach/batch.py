@@ -1,0 +1,280 @@
+"""Run a send batch: each selected recipient gets its draft once, and the log says what happened.
+
+Contacts are rendered one at a time into a short queue, so memory does not grow with the list;
+``concurrency`` workers each hold one connection and take the next draft when free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from outreach.drafts import Draft, Drafter
+from outreach.errors import ConfigError, TransportError
+from outreach.model import Contact, is_reserved
+from outreach.ratelimit import Rate, RateLimiter
+from outreach.sendlog import SendLog, Status
+from outreach.transport import Connection, Delivery, Envelope, Outcome, Transport
+
+MAX_BACKOFF = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SendOptions:
+    """Say which recipients to send to and how."""
+
+    concurrency: int = 1
+    rate: Rate | None = None
+    max_attempts: int = 3
+    backoff: float = 5.0
+    retry_failed: bool = False
+    resend_uncertain: bool = False
+    limit: int | None = None
+    only: tuple[str, ...] = ()
+    allow_reserved: bool = False
+
+
+@dataclass(slots=True)
+class Plan:
+    """Say who this run will send to, and why the others are left out."""
+
+    todo: list[Contact]
+    left_out: Counter[str] = field(default_factory=Counter)
+    recovered: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Summary:
+    """Count what happened to the recipients this run selected."""
+
+    selected: int = 0
+    sent: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    not_sent: int = 0
+    left_out: Counter[str] = field(default_factory=Counter)
+    interrupted: bool = False
+    fatal: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every selected recipient now stands ``sent``."""
+        return (
+            self.fatal is None
+            and not self.interrupted
+            and self.failed == self.uncertain == self.not_sent == 0
+            and not (set(self.left_out) - {Status.SENT})
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Tell the caller how one attempt ended."""
+
+    contact: Contact
+    status: Status
+    delivery: Delivery
+    attempt: int
+
+
+def choose(contacts: list[Contact], statuses: dict[str, str], options: SendOptions) -> Plan:
+    """Pick the recipients to send to from the contacts and their statuses in the log."""
+    wanted = {Status.PENDING}
+    if options.retry_failed:
+        wanted.add(Status.FAILED)
+    if options.resend_uncertain:
+        wanted.add(Status.UNCERTAIN)
+    plan = Plan(todo=[])
+    for contact in contacts:
+        status = statuses.get(contact.id, Status.PENDING)
+        if status not in wanted:
+            plan.left_out[status] += 1
+        elif options.limit is not None and len(plan.todo) >= options.limit:
+            plan.left_out["over --limit"] += 1
+        else:
+            plan.todo.append(contact)
+    return plan
+
+
+def check_reserved(plan: Plan, /) -> None:
+    """Refuse recipients on reserved domains, which no live server can deliver to."""
+    reserved = [c for c in plan.todo if any(is_reserved(a) for a in c.recipients)]
+    if reserved:
+        names = ", ".join(c.id for c in reserved[:5]) + (" ..." if len(reserved) > 5 else "")  # noqa: PLR2004
+        msg = (
+            f"{len(reserved)} recipients have placeholder addresses on reserved domains "
+            f"(.example, .invalid, .test, .localhost): {names}. Put real addresses in the "
+            "contact list, or pass --allow-reserved-domains to send to them anyway (a test "
+            "server). Nothing was sent."
+        )
+        raise ConfigError(msg)
+
+
+def content_hash(data: bytes, /) -> str:
+    """Return the SHA-256 of the bytes sent, as hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Batch:
+    """Deliver one plan's drafts through a transport, recording every step in the log."""
+
+    def __init__(
+        self,
+        drafter: Drafter,
+        log: SendLog,
+        transport: Transport,
+        /,
+        *,
+        options: SendOptions,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        """Prepare a batch; nothing is sent until ``run``."""
+        self._drafter = drafter
+        self._log = log
+        self._transport = transport
+        self._options = options
+        self._on_event = on_event or (lambda _event: None)
+        self._limiter = RateLimiter(options.rate) if options.rate else None
+        self._stop = asyncio.Event()
+        self._summary = Summary()
+        self._fatal: TransportError | None = None
+
+    def stop(self) -> None:
+        """Take no new recipients; those in flight are settled and recorded."""
+        self._summary.interrupted = True
+        self._stop.set()
+
+    async def run(self, plan: Plan, /) -> Summary:
+        """Send to every recipient in ``plan`` and return what happened."""
+        summary = self._summary
+        summary.selected = len(plan.todo) + sum(plan.left_out.values())
+        summary.left_out = plan.left_out
+        workers = max(1, min(self._options.concurrency, len(plan.todo)))
+        queue: asyncio.Queue[Draft | None] = asyncio.Queue(maxsize=2 * workers)
+        self._log.start_run(self._transport.description)
+        producer = asyncio.create_task(self._produce(plan, queue, workers))
+        try:
+            await asyncio.gather(*(self._work(queue) for _ in range(workers)))
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+        summary.not_sent = len(plan.todo) - summary.sent - summary.failed - summary.uncertain
+        if self._fatal is not None:
+            summary.interrupted = False
+            summary.fatal = str(self._fatal)
+        outcome = "complete"
+        if summary.fatal:
+            outcome = f"stopped: {summary.fatal}"
+        elif summary.interrupted:
+            outcome = "interrupted"
+        self._log.end_run(outcome)
+        return summary
+
+    async def _produce(self, plan: Plan, queue: asyncio.Queue[Draft | None], workers: int) -> None:
+        message_ids = self._log.message_ids()
+        for contact in plan.todo:
+            if self._stop.is_set():
+                break
+            # A resend keeps the Message-ID the recipient may already have seen.
+            await queue.put(self._drafter.draft(contact, message_id=message_ids.get(contact.id)))
+        for _ in range(workers):
+            await queue.put(None)
+
+    async def _work(self, queue: asyncio.Queue[Draft | None]) -> None:
+        connection: Connection | None = None
+        try:
+            while not self._stop.is_set():
+                draft = await queue.get()
+                if draft is None or self._stop.is_set():
+                    break
+                connection = await self._deliver(draft, connection)
+        except TransportError as exc:
+            if self._fatal is None:
+                self._fatal = exc
+            self._stop.set()
+        finally:
+            if connection is not None:
+                await connection.close()
+
+    async def _deliver(self, draft: Draft, connection: Connection | None) -> Connection | None:
+        """Send one draft, retrying transient failures; return the connection to reuse."""
+        contact = draft.contact
+        data = draft.data
+        envelope = Envelope(self._drafter.campaign.sender.address, contact.recipients, data)
+        digest = content_hash(data)
+        message_id = str(draft.message["Message-ID"])
+        tries = 0
+        while True:
+            if connection is None:
+                connection = await self._transport.connect()
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            number = self._log.claim(contact.id, message_id=message_id, content_hash=digest)
+            tries += 1
+            try:
+                delivery = await connection.send(envelope)
+            except TransportError as exc:
+                self._log.settle(
+                    contact.id, status=Status.PENDING, outcome="error", code=None, text=str(exc)
+                )
+                raise
+            finally:
+                if self._limiter is not None:
+                    self._limiter.release()
+            if delivery.reconnect:
+                await connection.close()
+                connection = None
+            retry = (
+                delivery.outcome is Outcome.TRANSIENT
+                and tries < self._options.max_attempts
+                and not self._stop.is_set()
+            )
+            status = self._record(contact, delivery, retry=retry, tries=tries)
+            self._on_event(Event(contact, status, delivery, number))
+            if not retry:
+                return connection
+            delay = min(self._options.backoff * 2 ** (tries - 1), MAX_BACKOFF)
+            delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            if self._stop.is_set():
+                return connection
+
+    def _record(self, contact: Contact, delivery: Delivery, *, retry: bool, tries: int) -> Status:
+        refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items()) or None
+        text = delivery.text
+        if delivery.outcome is Outcome.SENT:
+            status = Status.SENT
+            self._summary.sent += 1
+        elif delivery.outcome is Outcome.UNCERTAIN:
+            status = Status.UNCERTAIN
+            self._summary.uncertain += 1
+        elif retry or (delivery.outcome is Outcome.TRANSIENT and self._stop.is_set()):
+            status = Status.PENDING
+        else:
+            status = Status.FAILED
+            self._summary.failed += 1
+            if delivery.outcome is Outcome.TRANSIENT:
+                text = f"{text} (gave up after {tries} attempts in this run)"
+        self._log.settle(
+            contact.id,
+            status=status,
+            outcome=str(delivery.outcome),
+            code=delivery.code,
+            text=text,
+            refused=refused,
+        )
+        return status
+
+
+def dry_run(drafter: Drafter, plan: Plan, /) -> int:
+    """Render and build every draft of the plan without sending or logging; return the count."""
+    for contact in plan.todo:
+        drafter.draft(contact)
+    return len(plan.todo)

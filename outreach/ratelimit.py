@@ -1,0 +1,87 @@
+"""Keep a batch under a provider's sending limit, such as ``30/min``, in every window."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from outreach.errors import ConfigError
+
+_UNITS = {
+    "s": 1.0, "sec": 1.0, "second": 1.0,
+    "m": 60.0, "min": 60.0, "minute": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hour": 3600.0,
+}  # fmt: skip
+_RATE = re.compile(r"\s*(\d+)\s*/\s*([a-z]+?)s?\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """Say how many messages may go out in any window of ``period`` seconds."""
+
+    count: int
+    period: float
+
+    def __str__(self) -> str:
+        """Return the rate as messages per second, minute or hour."""
+        unit = {1.0: "s", 60.0: "min", 3600.0: "h"}.get(self.period, f"{self.period:g}s")
+        return f"{self.count}/{unit}"
+
+
+def parse_rate(text: str, /) -> Rate:
+    """Parse ``N/s``, ``N/min`` or ``N/h`` (also ``sec``, ``minute``, ``hour``)."""
+    match = _RATE.fullmatch(text.lower())
+    if not match or match.group(2) not in _UNITS or int(match.group(1)) < 1:
+        msg = f"--rate {text!r}: expected messages per unit, such as 30/min, 5/s or 500/h"
+        raise ConfigError(msg)
+    return Rate(count=int(match.group(1)), period=_UNITS[match.group(2)])
+
+
+class RateLimiter:
+    """Pace sends evenly, and never let more than ``count`` fall in any ``period``.
+
+    The server sees a message somewhere between the start and the end of its send, so a send
+    holds its place in the window from its start until ``period`` after its end: then no window
+    of that length, measured anywhere between us and the server, holds more than ``count``.
+    """
+
+    def __init__(self, rate: Rate, /, *, clock: Callable[[], float] = time.monotonic) -> None:
+        """Limit to ``rate``; ``clock`` is monotonic seconds."""
+        self.rate = rate
+        self._clock = clock
+        self._interval = rate.period / rate.count
+        self._next = 0.0
+        self._in_flight = 0
+        self._ends: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        """Wait until one more message may start."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._ends and self._ends[0] + self.rate.period <= now:
+                    self._ends.popleft()
+                if self._in_flight + len(self._ends) < self.rate.count:
+                    delay = self._next - now
+                    if delay <= 0:
+                        break
+                    await asyncio.sleep(delay)
+                elif self._ends:
+                    await asyncio.sleep(self._ends[0] + self.rate.period - now)
+                else:
+                    self._changed.clear()
+                    await self._changed.wait()
+            self._in_flight += 1
+            self._next = max(now, self._next) + self._interval
+
+    def release(self) -> None:
+        """Say that a message acquired earlier has finished sending."""
+        self._in_flight -= 1
+        self._ends.append(self._clock())
+        self._changed.set()
