@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+from email.headerregistry import Address
 import tomllib
 from pathlib import Path
 
@@ -16,19 +17,21 @@ CAMPAIGN_FILE = "campaign.toml"
 def parse_sender(value: str, *, where: str) -> Sender:
     """Parse ``Name <address>`` or a bare address into a ``Sender``."""
     if bad := control_character(value):
-        raise ConfigError(f"{where}: {bad} is not allowed in a sender")
+        msg = f"{where}: {bad} is not allowed in a sender"
+        raise ConfigError(msg)
     header = email.policy.default.header_factory("From", value)
-    addresses = getattr(header, "addresses", ())
+    addresses: tuple[Address, ...] = getattr(header, "addresses", ())
     if len(addresses) != 1 or header.defects or not addresses[0].addr_spec:
         msg = f"{where}: {value!r} is not an address; use 'Name <user@domain>' or 'user@domain'"
         raise ConfigError(msg)
     normalized, bad = validate_address(addresses[0].addr_spec)
     if bad or normalized is None:
-        raise ConfigError(f"{where}: {bad}")
+        msg_0 = f"{where}: {bad}"
+        raise ConfigError(msg_0)
     return Sender(address=normalized, name=addresses[0].display_name)
 
 
-def load_campaign(
+def load_campaign(  # noqa: C901 - one check per field, in file order
     path: Path,
     /,
     *,
@@ -46,27 +49,33 @@ def load_campaign(
         )
         raise ConfigError(msg) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+        msg_0 = f"{path}: cannot be read: {exc.strerror}"
+        raise ConfigError(msg_0) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: is not UTF-8; save the file as UTF-8") from None
+        msg_0 = f"{path}: is not UTF-8; save the file as UTF-8"
+        raise ConfigError(msg_0) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML error: {exc}") from None
+        msg_0 = f"{path}: TOML error: {exc}"
+        raise ConfigError(msg_0) from None
 
     def text(key: str, *, required: bool = True) -> str | None:
         value = data.get(key)
         if value is None and not required:
             return None
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{path}: field {key!r} must be non-empty text")
+            msg_0 = f"{path}: field {key!r} must be non-empty text"
+            raise ConfigError(msg_0)
         if bad := control_character(value):
-            raise ConfigError(f"{path}: field {key!r}: {bad} is not allowed")
+            msg_0 = f"{path}: field {key!r}: {bad} is not allowed"
+            raise ConfigError(msg_0)
         return value
 
     known = {"name", "subject", "template", "contacts", "from", "reply_to"}
     if unknown := sorted(set(data) - known):
-        raise ConfigError(f"{path}: unknown fields {unknown}; known: {sorted(known)}")
+        msg_0 = f"{path}: unknown fields {unknown}; known: {sorted(known)}"
+        raise ConfigError(msg_0)
     folder = path.parent
     name = text("name") or ""
     subject = text("subject") or ""
@@ -77,7 +86,8 @@ def load_campaign(
     if reply_to_value is not None:
         reply_to, bad = validate_address(reply_to_value)
         if bad:
-            raise ConfigError(f"{path}: field 'reply_to': {bad}")
+            msg_0 = f"{path}: field 'reply_to': {bad}"
+            raise ConfigError(msg_0)
     return Campaign(
         name=name,
         subject=subject,

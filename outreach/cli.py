@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import json
 import os
 import shlex
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from outreach import drafts
 from outreach.batch import Batch, Event, Plan, SendOptions, Summary, check_reserved, choose, dry_run
 from outreach.campaign import CAMPAIGN_FILE, load_campaign
 from outreach.errors import ConfigError, OutreachError
-from outreach.model import Campaign
+from outreach.model import Campaign, Contact
 from outreach.ratelimit import parse_rate
 from outreach.sendlog import Recipient, SendLog, Status
 from outreach.transport import (
@@ -34,7 +36,7 @@ from outreach.transport import (
 )
 
 T = TypeVar("T")
-PASSWORD_ENV = "OUTREACH_SMTP_PASSWORD"
+PASSWORD_ENV = "OUTREACH_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 URL_ENV = "OUTREACH_SMTP_URL"
 EXIT_INTERRUPTED = 130
 
@@ -168,7 +170,8 @@ def _password(settings: SmtpSettings, command: str | None) -> str | None:
                 shlex.split(command), capture_output=True, text=True, check=False, timeout=60
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ConfigError(f"--password-command failed to run: {exc}") from None
+            msg = f"--password-command failed to run: {exc}"
+            raise ConfigError(msg) from None
         if done.returncode != 0:
             msg = f"--password-command exited with status {done.returncode}; nothing was sent"
             raise ConfigError(msg)
@@ -182,12 +185,38 @@ def _password(settings: SmtpSettings, command: str | None) -> str | None:
     raise ConfigError(msg)
 
 
-def _confirm(plan: Plan, campaign: Campaign, transport: Transport, yes: bool) -> None:
+def _smtp_settings(url: str | None, *, verify: bool, timeout: float) -> SmtpSettings | None:
+    if not url:
+        return None
+    settings = parse_smtp_url(url)
+    return dataclasses.replace(settings, verify=verify, timeout=timeout)
+
+
+def _dry_run(
+    drafter: drafts.Drafter,
+    chosen: list[Contact],
+    log_file: Path,
+    options: SendOptions,
+    *,
+    live: bool,
+) -> None:
+    statuses: dict[str, str] = {}
+    if log_file.exists():
+        with SendLog(log_file, campaign=drafter.campaign.name, write=False) as log:
+            statuses = log.statuses()
+    plan = choose(chosen, statuses, options)
+    if live and not options.allow_reserved:
+        check_reserved(plan)
+    count = dry_run(drafter, plan)
+    typer.echo(f"dry run: {count} drafts rendered and checked; nothing sent or logged")
+
+
+def _confirm(plan: Plan, campaign: Campaign, destination: str, yes: bool) -> None:
     """Show what will go where; ask before a live batch unless --yes."""
     count = len(plan.todo)
     typer.echo(
         f"About to send {count} messages for campaign {campaign.name!r} via "
-        f"{transport.description}, from {campaign.sender.address}:"
+        f"{destination}, from {campaign.sender.address}:"
     )
     for contact in plan.todo[:10]:
         typer.echo(f"  {contact.id}: {', '.join(contact.recipients)}")
@@ -203,15 +232,38 @@ def _confirm(plan: Plan, campaign: Campaign, transport: Transport, yes: bool) ->
         raise typer.Exit(code=1)
 
 
-async def _send(batch: Batch, plan: Plan, *, progress: bool) -> Summary:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, batch.stop)
-    try:
-        return await batch.run(plan)
-    finally:
+async def _send(
+    drafter: drafts.Drafter,
+    log: SendLog,
+    transport: Transport,
+    plan: Plan,
+    options: SendOptions,
+) -> Summary:
+    """Run the batch with a progress bar on a terminal; Ctrl-C and SIGTERM stop it cleanly."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not sys.stdout.isatty(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("sending", total=len(plan.todo))
+
+        def on_event(event: Event) -> None:
+            if event.status is not Status.PENDING:
+                progress.advance(task)
+            _report_event(event)
+
+        batch = Batch(drafter, log, transport, options=options, on_event=on_event)
+        loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+            loop.add_signal_handler(signum, batch.stop)
+        try:
+            return await batch.run(plan)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
 
 
 def _report_event(event: Event) -> None:
@@ -335,54 +387,27 @@ def send(
             only=tuple(only or ()),
             allow_reserved=allow_reserved_domains,
         )
-        settings = None
-        if smtp:
-            settings = parse_smtp_url(smtp)
-            settings = SmtpSettings(
-                host=settings.host,
-                port=settings.port,
-                implicit_tls=settings.implicit_tls,
-                username=settings.username,
-                verify=not insecure_tls,
-                timeout=timeout,
-            )
+        settings = _smtp_settings(smtp, verify=not insecure_tls, timeout=timeout)
         drafter, everyone = drafts.load(campaign)
         chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
         log_file = log_path or campaign.default_log
         if dry_run_:
-            statuses: dict[str, str] = {}
-            if log_file.exists():
-                with SendLog(log_file, campaign=campaign.name, write=False) as log:
-                    statuses = log.statuses()
-            plan = choose(chosen, statuses, options)
-            if settings is not None and not options.allow_reserved:
-                check_reserved(plan)
-            count = dry_run(drafter, plan)
-            typer.echo(f"dry run: {count} drafts rendered and checked; nothing sent or logged")
+            _dry_run(drafter, chosen, log_file, options, live=settings is not None)
             return
         with SendLog(log_file, campaign=campaign.name, write=True) as log:
-            recovered = log.recover()
-            for contact_id in recovered:
-                typer.echo(
-                    f"{contact_id}: was in flight when an earlier run ended; now uncertain",
-                    err=True,
-                )
+            for contact_id in log.recover():
+                msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
+                typer.echo(msg, err=True)
             log.register(everyone)
             plan = choose(chosen, log.statuses(), options)
             transport: Transport
             if settings is not None:
                 if not options.allow_reserved:
                     check_reserved(plan)
-                _confirm(plan, campaign, SmtpTransport(settings), yes) if plan.todo else None
-                settings = SmtpSettings(
-                    host=settings.host,
-                    port=settings.port,
-                    implicit_tls=settings.implicit_tls,
-                    username=settings.username,
-                    password=_password(settings, password_command) if plan.todo else None,
-                    verify=settings.verify,
-                    timeout=settings.timeout,
-                )
+                if plan.todo:
+                    _confirm(plan, campaign, settings.url, yes)
+                    password = _password(settings, password_command)
+                    settings = dataclasses.replace(settings, password=password)
                 transport = SmtpTransport(settings)
             else:
                 transport = MaildirTransport(outbox or campaign.default_outbox)
@@ -390,8 +415,7 @@ def send(
                     f"No --smtp given: delivering into the Maildir {transport.path}; "
                     "nothing leaves this machine."
                 )
-            batch = Batch(drafter, log, transport, options=options, on_event=_report_event)
-            summary = _run(_send(batch, plan, progress=sys.stdout.isatty()))
+            summary = _run(_send(drafter, log, transport, plan, options))
     except OutreachError as exc:
         raise _fail(exc) from None
     _print_summary(
@@ -501,7 +525,8 @@ def _clip(text: str, width: int) -> str:
 def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
     row = log.recipient(contact_id)
     if row is None:
-        raise OutreachError(f"{log.path}: no recipient {contact_id!r} in this send log")
+        msg = f"{log.path}: no recipient {contact_id!r} in this send log"
+        raise OutreachError(msg)
     attempts = log.history(contact_id)
     if as_json:
         record = _as_dict(row)
@@ -569,4 +594,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -24,6 +24,7 @@ SCALARS = (str, int, float, bool, dt.date)
 # Nodes visited while checking the document; aliases count each time they are used, so an
 # alias bomb ("billion laughs") is stopped before it is expanded.
 MAX_NODES = 5_000_000
+_UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '([^']*)'")
 MAX_DEPTH = 64
 
 
@@ -60,7 +61,8 @@ def _count_nodes(node: yaml.Node) -> None:
             line = current.start_mark.line + 1
             what = "too many values" if seen > MAX_NODES else "nested too deeply"
             msg = f"the document is {what} (aliases expanded); a contact list is a flat list"
-            raise yaml.YAMLError(f"line {line}: {msg}")
+            msg_0 = f"line {line}: {msg}"
+            raise yaml.YAMLError(msg_0)
         if isinstance(current, yaml.MappingNode):
             for key, value in current.value:
                 stack.append((key, depth + 1))
@@ -81,13 +83,14 @@ def _parse(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = exc.problem or "invalid YAML"
-        if "could not determine a constructor" in problem:
-            tag = problem.rsplit("tag", 1)[-1].strip(" '!")
+        context = f" ({exc.context})" if exc.context else ""
+        if tag_match := _UNKNOWN_TAG.search(problem):
+            tag = tag_match.group(1).replace("tag:yaml.org,2002:", "!!")
+            context = ""
             problem = (
                 f"the tag {tag!r} is not allowed: a contact list holds only plain text, "
                 "numbers, lists and mappings"
             )
-        context = f" ({exc.context})" if exc.context else ""
         raise InputError([Problem(where, f"YAML error: {problem}{context}")]) from None
     except yaml.YAMLError as exc:
         raise InputError([Problem(str(path), f"YAML error: {exc}")]) from None
@@ -157,7 +160,7 @@ def _entry_nodes(root: yaml.Node) -> tuple[list[tuple[int, dict[str, int]]], int
     return None
 
 
-def _validate_entry(  # noqa: C901, PLR0912 - one flat pass over the fields reads best
+def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fields reads best
     path: Path,
     number: int,
     line: int,
@@ -175,9 +178,11 @@ def _validate_entry(  # noqa: C901, PLR0912 - one flat pass over the fields read
     if not isinstance(entry, dict):
         return None, [Problem(where(), f"must be a mapping of fields, not {describe(entry)}")]
     problems: list[Problem] = []
-    for required in ("id", "email"):
-        if required not in entry:
-            problems.append(Problem(where(), f"the required field {required!r} is missing"))
+    problems.extend(
+        Problem(where(), f"the required field {required!r} is missing")
+        for required in ("id", "email")
+        if required not in entry
+    )
 
     contact_id = entry.get("id")
     if "id" in entry and not (isinstance(contact_id, str) and ID_PATTERN.fullmatch(contact_id)):
@@ -232,9 +237,7 @@ def _validate_entry(  # noqa: C901, PLR0912 - one flat pass over the fields read
 
     if problems or email is None or not isinstance(contact_id, str):
         return None, problems
-    contact = Contact(
-        id=contact_id, email=email, name=name, cc=tuple(cc), data=data, line=line
-    )
+    contact = Contact(id=contact_id, email=email, name=name, cc=tuple(cc), data=data, line=line)
     return contact, []
 
 
@@ -250,7 +253,7 @@ def _duplicates(path: Path, contacts: list[Contact]) -> list[Problem]:
         key = contact.email.lower()
         first = emails.setdefault(key, contact)
         if first is not contact:
-            msg = f"duplicate email {contact.email!r}; also used by {first.id!r} (line {first.line})"
+            msg = f"duplicate email {contact.email!r}; also used by {first.id!r}, line {first.line}"
             where = f"{path}:{contact.line}: entry (id {contact.id!r}), field 'email'"
             problems.append(Problem(where, msg))
     return problems

@@ -44,8 +44,10 @@ class Drafter:
         self.campaign = campaign
         self.letter = Letter(campaign.template, subject=campaign.subject)
 
-    def draft(self, contact: Contact, /, *, message_id: str | None = None) -> Draft:
-        """Render and build the message for one contact."""
+    def draft(
+        self, contact: Contact, /, *, message_id: str | None = None, date: str | None = None
+    ) -> Draft:
+        """Render and build the message for one contact; Date and Message-ID are made if absent."""
         rendered = self.letter.render(contact)
         message = build_message(
             contact,
@@ -54,6 +56,7 @@ class Drafter:
             subject=self.campaign.subject,
             reply_to=self.campaign.reply_to,
             message_id=message_id or new_message_id(self.campaign.sender),
+            date=date,
         )
         return Draft(contact=contact, message=message)
 

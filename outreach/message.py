@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import hashlib
 import email.utils
 import textwrap
 from email.headerregistry import Address
@@ -73,4 +74,8 @@ def build_message(
         params={"format": "flowed"},
     )
     message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # Derived from the Message-ID, so the same draft always serializes to the same bytes; "=_"
+    # never occurs in quoted-printable text, so the boundary cannot clash with a body.
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:32]
+    message.set_boundary(f"=_{digest}")
     return message

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from outreach.errors import LogLockedError, SendLogError
 from outreach.model import Contact
@@ -226,7 +226,8 @@ class SendLog:
         row = self._db.execute("SELECT name FROM campaign").fetchone()
         if row is None:
             if not write or campaign is None:
-                raise SendLogError(f"{self.path}: this send log names no campaign")
+                msg = f"{self.path}: this send log names no campaign"
+                raise SendLogError(msg)
             with self.transaction():
                 self._db.execute(
                     "INSERT INTO campaign (id, name, created_at) VALUES (1, ?, ?)",
@@ -258,7 +259,7 @@ class SendLog:
         self._db.close()
         self._release_lock()
 
-    def __enter__(self) -> SendLog:
+    def __enter__(self) -> Self:
         """Return the open log."""
         return self
 

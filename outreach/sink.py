@@ -25,7 +25,10 @@ class MaildirSink:
         self._parser = email.parser.BytesHeaderParser(policy=email.policy.default)
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
+        self,
+        server: SMTP,  # noqa: ARG002 - aiosmtpd's hook signature
+        session: Session,  # noqa: ARG002 - aiosmtpd's hook signature
+        envelope: Envelope,
     ) -> str:
         """Store the message and report who it came from and went to."""
         data = envelope.original_content or b""
@@ -50,7 +53,8 @@ async def serve(
     try:
         server = await loop.create_server(factory, host=host, port=port)
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        msg = f"cannot listen on {host}:{port}: {exc.strerror}"
+        raise ConfigError(msg) from exc
     report(f"listening on smtp://{host}:{port}, storing into {path}; Ctrl-C stops")
     async with server:
         await stop.wait()

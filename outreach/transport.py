@@ -166,7 +166,8 @@ def parse_smtp_url(url: str, /) -> SmtpSettings:
     parts = urlsplit(url)
     hint = "use smtp://[user@]host[:port] (STARTTLS) or smtps://[user@]host[:port] (TLS)"
     if parts.scheme not in {"smtp", "smtps"}:
-        raise ConfigError(f"--smtp {url!r}: unknown scheme {parts.scheme!r}; {hint}")
+        msg = f"--smtp {url!r}: unknown scheme {parts.scheme!r}; {hint}"
+        raise ConfigError(msg)
     if parts.password is not None:
         msg = (
             f"--smtp: do not put the password in the URL (it would show in process lists); "
@@ -174,13 +175,16 @@ def parse_smtp_url(url: str, /) -> SmtpSettings:
         )
         raise ConfigError(msg)
     if parts.path not in {"", "/"} or parts.query or parts.fragment:
-        raise ConfigError(f"--smtp {url!r}: a URL with a path or query is not understood; {hint}")
+        msg_0 = f"--smtp {url!r}: a URL with a path or query is not understood; {hint}"
+        raise ConfigError(msg_0)
     try:
         port = parts.port
     except ValueError:
-        raise ConfigError(f"--smtp {url!r}: the port is not a number from 1 to 65535") from None
+        msg_0 = f"--smtp {url!r}: the port is not a number from 1 to 65535"
+        raise ConfigError(msg_0) from None
     if not parts.hostname:
-        raise ConfigError(f"--smtp {url!r}: no host; {hint}")
+        msg_0 = f"--smtp {url!r}: no host; {hint}"
+        raise ConfigError(msg_0)
     implicit = parts.scheme == "smtps"
     return SmtpSettings(
         host=parts.hostname,
@@ -195,7 +199,9 @@ class SmtpTransport:
 
     live = True
 
-    def __init__(self, settings: SmtpSettings, /, *, tls_context: ssl.SSLContext | None = None):
+    def __init__(
+        self, settings: SmtpSettings, /, *, tls_context: ssl.SSLContext | None = None
+    ) -> None:
         """Prepare to connect; the TLS context defaults to the system's trust store."""
         self.settings = settings
         self.description = settings.url
@@ -284,7 +290,7 @@ class _SmtpConnection:
         self._client = client
         self._timeout = timeout
 
-    async def send(self, envelope: Envelope, /) -> Delivery:
+    async def send(self, envelope: Envelope, /) -> Delivery:  # noqa: PLR0911 - one per SMTP stage
         client = self._client
         handed_over = False
         try:

@@ -1,0 +1,185 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import SHIPPED_CONTACTS
+
+from outreach.contacts import load_contacts, read_contacts
+from outreach.errors import InputError
+
+GOOD_ENTRY = """\
+  - id: mexico
+    email: mexico@un-missions.example
+    name: Claude Heller
+    country: Mexico
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "contacts.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(InputError) as caught:
+        load_contacts(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_shipped_list_loads_fifteen_delegations() -> None:
+    """The shipped list holds the fifteen Council members, each with a unique id and address."""
+    contacts = load_contacts(SHIPPED_CONTACTS)
+    assert len(contacts) == 15
+    assert len({c.id for c in contacts}) == 15
+    assert all(c.email.endswith(".example") for c in contacts)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "contacts:\n  - id: mexico\n    email: [unclosed\n",
+            ["{path}:4:1: YAML error: did not find expected ',' or ']'"
+             " (while parsing a flow sequence)"],
+            id="yaml-syntax",
+        ),
+        pytest.param(
+            "contacts:\n  - id: !!python/object/apply:os.system ['true']\n",
+            ["{path}:2:9: YAML error: the tag '!!python/object/apply:os.system' is not allowed:"
+             " a contact list holds only plain text, numbers, lists and mappings"],
+            id="python-tag",
+        ),
+        pytest.param(
+            "contacts:\n  - id: mexico\n    name: Claude Heller\n",
+            ["{path}:2: entry 1 (id 'mexico'): the required field 'email' is missing"],
+            id="missing-email",
+        ),
+        pytest.param(
+            "contacts:\n  - id: Mexico City\n    email: a@b.example\n",
+            ["{path}:2: entry 1 (id 'Mexico City'), field 'id': must be lowercase letters, digits and single dashes,"
+             " not str 'Mexico City'"],
+            id="bad-id",
+        ),
+        pytest.param(
+            "contacts:\n  - id: mexico\n    email: 42\n",
+            ["{path}:3: entry 1 (id 'mexico'), field 'email': must be an email address (text),"
+             " not int 42"],
+            id="mistyped-email",
+        ),
+        pytest.param(
+            "contacts:\n  - id: mexico\n    email: mexico.un-missions.example\n",
+            ["{path}:3: entry 1 (id 'mexico'), field 'email': 'mexico.un-missions.example' is not"
+             " a valid email address: An email address must have an @-sign."],
+            id="not-an-address",
+        ),
+        pytest.param(
+            "contacts:\n  - id: mexico\n    email: a@b.example\n    cc: c@d.example\n",
+            ["{path}:4: entry 1 (id 'mexico'), field 'cc': must be a list of email addresses,"
+             " not str 'c@d.example'"],
+            id="cc-not-a-list",
+        ),
+        pytest.param(
+            'contacts:\n  - id: mexico\n    email: a@b.example\n    name: "Eve\\r\\nBcc: x@y.example"\n',
+            ["{path}:4: entry 1 (id 'mexico'), field 'name': control character U+000D at"
+             " position 4 is not allowed in a header"],
+            id="crlf-in-name",
+        ),
+        pytest.param(
+            'contacts:\n  - id: mexico\n    email: "a@b.example\\nBcc: x@y.example"\n',
+            ["{path}:3: entry 1 (id 'mexico'), field 'email': control character U+000A at"
+             " position 12 is not allowed in an address"],
+            id="lf-in-email",
+        ),
+        pytest.param(
+            "contacts:\n  - id: mexico\n    email: a@b.example\n"
+            "  - id: mexico\n    email: c@d.example\n",
+            ["{path}:4: field 'id': duplicate id 'mexico'; first used on line 2"],
+            id="duplicate-id",
+        ),
+        pytest.param(
+            "contacts:\n  - id: mexico\n    email: a@b.example\n"
+            "  - id: brazil\n    email: A@b.example\n",
+            ["{path}:4: entry (id 'brazil'), field 'email': duplicate email 'A@b.example';"
+             " also used by 'mexico', line 2"],
+            id="duplicate-email",
+        ),
+        pytest.param(
+            "contacts:\n  - id: mexico\n    email: a@b.example\n    country: [a, b]\n",
+            ["{path}:4: entry 1 (id 'mexico'), field 'country': must be text or a number,"
+             " not a list"],
+            id="list-field",
+        ),
+        pytest.param(
+            "people:\n  - id: mexico\n",
+            ["{path}:1: expected a mapping with a 'contacts:' list at the top level"],
+            id="no-contacts-key",
+        ),
+        pytest.param(
+            "",
+            ["{path}: the contact list is empty; expected 'contacts:'"],
+            id="empty-file",
+        ),
+    ],
+)
+def test_bad_contact_list_names_file_line_entry_and_field(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    """Each kind of bad contact list gives its exact message, with file, line, entry and field."""
+    path = write(tmp_path, text)
+    assert problems_of(path) == [line.format(path=path) for line in expected]
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
+    """A list with three bad entries reports all three at once."""
+    path = write(
+        tmp_path,
+        """\
+        contacts:
+          - id: one
+          - id: two
+            email: nope
+          - id: three
+            email: three@b.example
+            name: 7
+        """,
+    )
+    problems = problems_of(path)
+    assert len(problems) == 3
+    assert "entry 1 (id 'one')" in problems[0]
+    assert "entry 2 (id 'two'), field 'email'" in problems[1]
+    assert "entry 3 (id 'three'), field 'name'" in problems[2]
+
+
+def test_file_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
+    """A Latin-1 file is refused with the line of the first bad byte."""
+    path = tmp_path / "contacts.yaml"
+    path.write_bytes("contacts:\n  - id: turkey\n    name: Ertu\u011frul\n".encode("cp1254"))
+    assert problems_of(path) == [
+        f"{path}:3: is not UTF-8 (byte 0xf0); save the file as UTF-8"
+    ]
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_missing_or_folder_path_is_a_clear_error(tmp_path: Path, kind: str) -> None:
+    """A path that is missing or a folder names the path and what is wrong."""
+    path = tmp_path / "contacts.yaml"
+    if kind == "folder":
+        path.mkdir()
+    message = problems_of(path)[0]
+    assert message.startswith(f"{path}: ")
+    assert ("no such file" if kind == "missing" else "is a folder") in message
+
+
+def test_extra_fields_reach_the_template_as_data(tmp_path: Path) -> None:
+    """Fields beyond the known ones are kept as template data; cc addresses are normalized."""
+    path = write(
+        tmp_path,
+        GOOD_ENTRY.replace("  - id", "contacts:\n  - id", 1)
+        + "    cc: [Deputy@Mission.example]\n    favourite_colour: blue\n",
+    )
+    contacts, problems = read_contacts(path)
+    assert problems == []
+    assert contacts[0].data == {"country": "Mexico", "favourite_colour": "blue"}
+    assert contacts[0].cc == ("Deputy@mission.example",)
+    assert contacts[0].recipients == ("mexico@un-missions.example", "Deputy@mission.example")

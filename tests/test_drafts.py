@@ -1,0 +1,230 @@
+import email.utils
+import re
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from helpers import REPO, SEED, run_cli
+
+from outreach.campaign import load_campaign
+from outreach.contacts import load_contacts
+from outreach.drafts import Drafter
+
+# The facts of ../shared/facts, restated here so that the shipped list is checked against them:
+# id -> (addressee line, country as the title names it, salutation).
+DELEGATIONS = {
+    "china": ("H.E. Mr. Li Baodong", "China", "Dear Ambassador Li"),
+    "france": ("H.E. Mr. Gérard Araud", "France", "Dear Ambassador Araud"),
+    "russian-federation": (
+        "H.E. Mr. Vitaly I. Churkin",
+        "the Russian Federation",
+        "Dear Ambassador Churkin",
+    ),
+    "united-kingdom": (
+        "H.E. Sir Mark Lyall Grant",
+        "the United Kingdom of Great Britain and Northern Ireland",
+        "Dear Sir Mark",
+    ),
+    "united-states": (
+        "H.E. Ms. Susan E. Rice",
+        "the United States of America",
+        "Dear Ambassador Rice",
+    ),
+    "austria": ("H.E. Mr. Thomas Mayr-Harting", "Austria", "Dear Ambassador Mayr-Harting"),
+    "bosnia-and-herzegovina": (
+        "H.E. Mr. Ivan Barbalić",
+        "Bosnia and Herzegovina",
+        "Dear Ambassador Barbalić",
+    ),
+    "brazil": ("H.E. Mrs. Maria Luiza Ribeiro Viotti", "Brazil", "Dear Ambassador Viotti"),
+    "gabon": ("H.E. Mr. Emmanuel Issoze-Ngondet", "Gabon", "Dear Ambassador Issoze-Ngondet"),
+    "japan": ("H.E. Mr. Yukio Takasu", "Japan", "Dear Ambassador Takasu"),
+    "lebanon": ("H.E. Mr. Nawaf Salam", "Lebanon", "Dear Ambassador Salam"),
+    "mexico": ("H.E. Mr. Claude Heller", "Mexico", "Dear Ambassador Heller"),
+    "nigeria": ("H.E. Prof. U. Joy Ogwu", "Nigeria", "Dear Ambassador Ogwu"),
+    "turkey": ("H.E. Mr. Ertuğrul Apakan", "Turkey", "Dear Ambassador Apakan"),
+    "uganda": ("H.E. Dr. Ruhakana Rugunda", "Uganda", "Dear Ambassador Rugunda"),
+}
+PRESIDENCY = "President of the Security Council for June 2010"
+
+
+def seed_paragraphs() -> list[str]:
+    """Return the seed's paragraphs as plain words: markup gone, whitespace folded."""
+    text = SEED.read_text(encoding="utf-8")
+    text = re.sub(r"</?sup>", "", text).replace("**", "").replace("### ", "")
+    return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+
+
+def unflow(text: str) -> str:
+    """Undo format=flowed: join each line that ends in a space to the next."""
+    return re.sub(r" \n", " ", text)
+
+
+@pytest.fixture(scope="module")
+def drafts() -> dict[str, EmailMessage]:
+    """The fifteen drafts of the shipped campaign, parsed back from their bytes."""
+    campaign = load_campaign(REPO / "campaign.toml")
+    drafter = Drafter(campaign)
+    parsed = {}
+    for contact in load_contacts(campaign.contacts):
+        message = message_from_bytes(drafter.draft(contact).data, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        parsed[contact.id] = message
+    return parsed
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def test_there_is_one_draft_per_delegation(drafts: dict[str, EmailMessage]) -> None:
+    """The shipped campaign yields exactly the fifteen Council delegations."""
+    assert set(drafts) == set(DELEGATIONS)
+
+
+@pytest.mark.parametrize("contact_id", sorted(DELEGATIONS))
+def test_draft_is_personalized_for_its_delegation(
+    drafts: dict[str, EmailMessage], contact_id: str
+) -> None:
+    """Each draft opens with its own addressee block and salutation; only Mexico's names the presidency."""
+    addressee, country, salutation = DELEGATIONS[contact_id]
+    text = unflow(text_of(drafts[contact_id]))
+    block = text.split("\n\n")[1].split("\n")
+    assert block[0] == addressee
+    assert block[1] == f"Permanent Representative of {country} to the United Nations"
+    assert block[-2] == f"Permanent Mission of {country} to the United Nations"
+    assert block[-1] == "New York"
+    assert f"\n\n{salutation},\n\n" in text
+    assert (PRESIDENCY in text) == (contact_id == "mexico")
+    if contact_id == "mexico":
+        assert block[2] == PRESIDENCY
+        assert f"in your capacity as {PRESIDENCY}." in text
+    for other, (other_addressee, _, _) in DELEGATIONS.items():
+        if other != contact_id:
+            assert other_addressee not in text
+
+
+@pytest.mark.parametrize("contact_id", sorted(DELEGATIONS))
+def test_every_paragraph_of_the_seed_is_carried_unchanged(
+    drafts: dict[str, EmailMessage], contact_id: str
+) -> None:
+    """Every paragraph of the letter in seeds/ appears word for word in the text part."""
+    text = " ".join(unflow(text_of(drafts[contact_id])).split())
+    for paragraph in seed_paragraphs():
+        assert paragraph in text
+    assert "<sup>" not in text
+    assert "10th" in text
+    assert text.endswith(
+        "Dr. Mónica Serrano, Executive Director Global Centre for the Responsibility to Protect"
+    )
+
+
+@pytest.mark.parametrize("contact_id", sorted(DELEGATIONS))
+def test_headers_parse_back_to_the_intended_values(
+    drafts: dict[str, EmailMessage], contact_id: str
+) -> None:
+    """From, To, Subject, Date, Message-ID and the MIME structure parse back as intended."""
+    message = drafts[contact_id]
+    addressee = DELEGATIONS[contact_id][0]
+    to = message["To"].addresses
+    assert len(to) == 1
+    assert to[0].addr_spec == f"{contact_id}@un-missions.example"
+    assert addressee.endswith(to[0].display_name.removeprefix("Sir "))
+    sender = message["From"].addresses[0]
+    assert (sender.display_name, sender.addr_spec) == (
+        "Global Centre for the Responsibility to Protect",
+        "office@globalr2p.example",
+    )
+    assert message["Subject"] == (
+        "Open Letter to the United Nations Security Council on the situation in Kyrgyzstan"
+    )
+    assert email.utils.parsedate_to_datetime(message["Date"]) is not None
+    assert re.fullmatch(r"<[^@<>]+@globalr2p\.example>", message["Message-ID"])
+    assert message["MIME-Version"] == "1.0"
+    assert message.get_content_type() == "multipart/alternative"
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    assert plain.get_param("format") == "flowed"
+    assert plain.get_content_charset() == "utf-8"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message["Cc"] is None
+    assert message["Bcc"] is None
+
+
+@pytest.mark.parametrize("contact_id", sorted(DELEGATIONS))
+def test_text_lines_are_wrapped_for_mail_clients(
+    drafts: dict[str, EmailMessage], contact_id: str
+) -> None:
+    """No line of the text part is longer than 78 characters."""
+    lines = text_of(drafts[contact_id]).split("\n")
+    assert max(len(line) for line in lines) <= 78
+
+
+def test_non_ascii_survives_in_headers_and_bodies(drafts: dict[str, EmailMessage]) -> None:
+    """Accents, the Turkish ğ and em dashes come through intact in both parts and in To."""
+    turkey = drafts["turkey"]
+    assert turkey["To"].addresses[0].display_name == "Ertuğrul Apakan"
+    assert "H.E. Mr. Ertuğrul Apakan" in text_of(turkey)
+    assert "Ertuğrul Apakan" in html_of(turkey)
+    bosnia = text_of(drafts["bosnia-and-herzegovina"])
+    assert "Barbalić" in bosnia
+    assert "Mónica" in bosnia
+    assert "themselves — as some already have — including" in unflow(bosnia)
+
+
+def test_html_is_a_self_contained_letter(drafts: dict[str, EmailMessage]) -> None:
+    """The HTML part uses inline styles, a real superscript and no external resources."""
+    html = html_of(drafts["mexico"])
+    assert "June 10<sup>th</sup>" in html
+    assert "<p style=" in html
+    assert "Dear Ambassador Heller," in html
+    assert not re.search(r"""(src|href)=["']?https?:""", html)
+    assert "<link" not in html
+    assert "<script" not in html
+
+
+def test_preview_out_writes_exactly_the_bytes_that_would_be_sent(tmp_path: Path) -> None:
+    """Each .eml that preview --out writes is byte for byte the message built for that contact."""
+    out = tmp_path / "drafts"
+    result = run_cli("preview", "--out", str(out), cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    campaign = load_campaign(REPO / "campaign.toml")
+    drafter = Drafter(campaign)
+    contacts = load_contacts(campaign.contacts)
+    assert sorted(p.name for p in out.glob("*.eml")) == sorted(f"{c.id}.eml" for c in contacts)
+    for contact in contacts:
+        written = (out / f"{contact.id}.eml").read_bytes()
+        parsed = message_from_bytes(written, policy=policy.default)
+        rebuilt = drafter.draft(
+            contact, message_id=str(parsed["Message-ID"]), date=str(parsed["Date"])
+        )
+        assert written == rebuilt.data
+        html = (out / f"{contact.id}.html").read_text(encoding="utf-8")
+        assert html == html_of(parsed).replace("\r\n", "\n")  # type: ignore[arg-type]
+
+
+def test_preview_shows_headers_and_text(tmp_path: Path) -> None:
+    """Preview of one id prints its headers and its letter, and nothing of the others."""
+    result = run_cli("preview", "uganda", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "To: Ruhakana Rugunda <uganda@un-missions.example>" in result.stdout
+    assert "Dear Ambassador Rugunda," in result.stdout
+    assert "Heller" not in result.stdout
+
+
+def test_preview_of_an_unknown_id_lists_the_known_ones() -> None:
+    """An unknown id is an error that lists every known id."""
+    result = run_cli("preview", "atlantis", cwd=REPO)
+    assert result.returncode == 1
+    assert "no contact with id 'atlantis'. Known ids: austria, bosnia-and-herzegovina" in (
+        result.stderr
+    )
