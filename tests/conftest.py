@@ -47,6 +47,7 @@ def smtp_server(server_tls: ssl.SSLContext) -> Iterator[Server]:
     """A server on loopback requiring STARTTLS and AUTH, recording what it receives."""
     server = start_server(tls_context=server_tls)
     yield server
+    assert server.controller is not None
     server.controller.stop()
 
 
@@ -63,6 +64,7 @@ def make_server(server_tls: ssl.SSLContext) -> Iterator[Callable[..., Server]]:
 
     yield make
     for server in servers:
+        assert server.controller is not None
         server.controller.stop()
 
 

@@ -67,6 +67,7 @@ class RecordingHandler:
         self.received: list[Received] = []
         self.faults = Faults()
         self.commands: list[str] = []
+        self.logins = 0
         self.lock = threading.Lock()
 
     def _take(self, table: dict[str, list[str]], address: str) -> str | None:
@@ -133,6 +134,19 @@ class RecordingHandler:
             await asyncio.sleep(3600)
         return "250 Message accepted"
 
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """Accept only the test user with the sentinel password, counting logins."""
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == USERNAME.encode()
+            and auth_data.password == PASSWORD.encode()
+        )
+        if ok:
+            self.logins += 1
+        return AuthResult(success=ok, handled=False)
+
     def by_recipient(self) -> dict[str, list[Received]]:
         """Group the received messages by their first recipient."""
         groups: dict[str, list[Received]] = defaultdict(list)
@@ -169,16 +183,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def authenticator(
-    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-) -> AuthResult:
-    """Accept only the test user with the sentinel password."""
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == USERNAME.encode()
-        and auth_data.password == PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)
 
 
 @dataclass
@@ -186,7 +190,7 @@ class Server:
     """A running test server and what it recorded."""
 
     handler: RecordingHandler
-    controller: Controller
+    controller: Controller | None
     port: int
     host: str = "127.0.0.1"
 
@@ -214,9 +218,9 @@ def start_server(
         smtp_kwargs.update(tls_context=tls_context, require_starttls=True)
     if auth:
         smtp_kwargs.update(
-            authenticator=authenticator,
+            authenticator=handler.authenticate,
             auth_required=True,
-            auth_require_tls=tls_context is not None,
+            auth_require_tls=tls_context is not None and not implicit_tls,
         )
     controller = FaultyController(handler, **kwargs, **smtp_kwargs)
     controller.start()

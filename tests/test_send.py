@@ -1,0 +1,308 @@
+"""The send batch against a real SMTP server on loopback, with faults injected at each stage."""
+
+import ssl
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import contacts_yaml, write_campaign
+from mailserver import PASSWORD, USERNAME, RecordingHandler, Server, free_port
+
+from outreach import drafts
+from outreach.batch import Batch, SendOptions, Summary, choose
+from outreach.campaign import load_campaign
+from outreach.ratelimit import Rate
+from outreach.sendlog import SendLog, Status
+from outreach.transport import SmtpSettings, SmtpTransport
+
+FAST = SendOptions(max_attempts=3, backoff=0.01)
+
+
+async def send_batch(
+    folder: Path,
+    server: Server,
+    tls: ssl.SSLContext | None,
+    *,
+    options: SendOptions = FAST,
+    password: str = PASSWORD,
+    timeout: float = 10.0,
+    implicit_tls: bool = False,
+) -> Summary:
+    """Run one batch the way 'outreach send' does, against ``server``."""
+    campaign = load_campaign(folder / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    with SendLog(folder / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.recover()
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), options)
+        settings = SmtpSettings(
+            host="127.0.0.1",
+            port=server.port,
+            implicit_tls=implicit_tls,
+            username=USERNAME,
+            password=password,
+            timeout=timeout,
+        )
+        transport = SmtpTransport(settings, tls_context=tls)
+        return await Batch(drafter, log, transport, options=options).run(plan)
+
+
+def log_rows(folder: Path) -> dict[str, tuple[str, int, int | None]]:
+    """Return each recipient's status, attempts and last reply code."""
+    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
+        return {r.id: (r.status, r.attempts, r.reply_code) for r in log.recipients()}
+
+
+async def test_each_contact_gets_one_message_over_tls_with_login(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Five contacts get one message each, over STARTTLS after AUTH, all logged as sent."""
+    summary = await send_batch(campaign_dir, smtp_server, client_tls)
+    assert (summary.sent, summary.failed, summary.uncertain, summary.ok) == (5, 0, 0, True)
+    received = smtp_server.handler.by_recipient()
+    assert sorted(received) == [f"c{n:05d}@mission.example" for n in range(1, 6)]
+    assert all(len(copies) == 1 for copies in received.values())
+    assert all(r.tls and r.user == USERNAME for r in smtp_server.handler.received)
+    with SendLog(campaign_dir / "send.sqlite3", campaign=None, write=False) as log:
+        rows = log.recipients()
+        by_id = {r.email: r for r in rows}
+        for record in smtp_server.handler.received:
+            row = by_id[record.rcpt_tos[0]]
+            assert row.status == Status.SENT
+            assert row.reply == "250 Message accepted"
+            assert row.message_id == record.message["Message-ID"]
+
+
+async def test_connections_are_reused_for_many_messages(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Two workers send five messages over two logins, not five."""
+    options = SendOptions(concurrency=2, backoff=0.01)
+    summary = await send_batch(campaign_dir, smtp_server, client_tls, options=options)
+    assert summary.sent == 5
+    assert smtp_server.handler.commands.count("MAIL") == 5
+    assert smtp_server.handler.logins == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "attempts", "copies"),
+    [
+        pytest.param(lambda f: f.mail.append("451 4.3.0 try later"), "sent", 2, 1, id="451-at-mail"),
+        pytest.param(lambda f: f.mail.append("550 5.7.1 no"), "failed", 1, 0, id="550-at-mail"),
+        pytest.param(lambda f: f.mail.append("421 4.3.2 closing"), "sent", 2, 1, id="421-at-mail"),
+        pytest.param(
+            lambda f: f.rcpt.update({"c00001@mission.example": ["450 4.2.1 busy"]}),
+            "sent", 2, 1, id="450-at-rcpt",
+        ),
+        pytest.param(
+            lambda f: f.rcpt.update({"c00001@mission.example": ["550 5.1.1 no such user"]}),
+            "failed", 1, 0, id="550-at-rcpt",
+        ),
+        pytest.param(
+            lambda f: f.data.update({"c00001@mission.example": ["452 4.3.1 full"]}),
+            "sent", 2, 1, id="452-at-data",
+        ),
+        pytest.param(
+            lambda f: f.data.update({"c00001@mission.example": ["554 5.6.0 rejected"]}),
+            "failed", 1, 0, id="554-at-data",
+        ),
+        pytest.param(
+            lambda f: f.data.update({"c00001@mission.example": ["421 4.4.2 bye"]}),
+            "sent", 2, 1, id="421-at-data",
+        ),
+        pytest.param(
+            lambda f: f.drop_at_data.update({"c00001@mission.example": 1}),
+            "sent", 2, 1, id="dropped-before-end-of-data",
+        ),
+        pytest.param(
+            lambda f: f.drop_after_data.update({"c00001@mission.example": 1}),
+            "uncertain", 1, 1, id="dropped-after-end-of-data",
+        ),
+        pytest.param(
+            lambda f: f.mail.extend(["451 a", "451 b", "451 c"]),
+            "failed", 3, 0, id="transient-until-attempts-run-out",
+        ),
+    ],
+)
+async def test_failures_are_classified_and_the_batch_goes_on(
+    campaign_dir: Path,
+    smtp_server: Server,
+    client_tls: ssl.SSLContext,
+    fault: Callable[..., object],
+    status: str,
+    attempts: int,
+    copies: int,
+) -> None:
+    """A fault on the first recipient ends in the right status; the other four are sent."""
+    fault(smtp_server.handler.faults)
+    await send_batch(campaign_dir, smtp_server, client_tls)
+    rows = log_rows(campaign_dir)
+    assert rows["c00001"][:2] == (status, attempts)
+    assert all(rows[f"c{n:05d}"][0] == "sent" for n in range(2, 6))
+    received = smtp_server.handler.by_recipient()
+    assert len(received.get("c00001@mission.example", [])) == copies
+    assert all(len(received[f"c{n:05d}@mission.example"]) == 1 for n in range(2, 6))
+
+
+async def test_a_server_that_stops_answering_after_data_leaves_it_uncertain(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """No answer to the end of DATA within the timeout marks the recipient uncertain, not resent."""
+    smtp_server.handler.faults.hang_after_data.add("c00001@mission.example")
+    summary = await send_batch(campaign_dir, smtp_server, client_tls, timeout=0.5)
+    assert summary.uncertain == 1
+    assert summary.sent == 4
+    assert log_rows(campaign_dir)["c00001"][:2] == ("uncertain", 1)
+
+
+async def test_one_refused_cc_is_recorded_and_the_message_still_goes(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A Cc refused at RCPT is recorded while the main recipient and the other Cc get the letter."""
+    folder = tmp_path / "c"
+    write_campaign(
+        folder,
+        contacts=textwrap.dedent(
+            """\
+            contacts:
+              - id: one
+                email: one@mission.example
+                name: One
+                country: Oneland
+                cc: [deputy@mission.example, gone@mission.example]
+            """
+        ),
+    )
+    smtp_server.handler.faults.rcpt["gone@mission.example"] = ["550 5.1.1 no such user"]
+    summary = await send_batch(folder, smtp_server, client_tls)
+    assert summary.sent == 1
+    (record,) = smtp_server.handler.received
+    assert record.rcpt_tos == ["one@mission.example", "deputy@mission.example"]
+    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
+        row = log.recipient("one")
+    assert row is not None
+    assert row.refused == "gone@mission.example: 550 5.1.1 no such user"
+
+
+async def test_wrong_password_stops_the_batch_and_sends_nothing(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A refused login is fatal: nothing is sent and every recipient stays pending."""
+    summary = await send_batch(campaign_dir, smtp_server, client_tls, password="wrong")
+    assert summary.fatal is not None
+    assert "the server refused the login (535" in summary.fatal
+    assert summary.ok is False
+    assert smtp_server.handler.received == []
+    assert {row[0] for row in log_rows(campaign_dir).values()} == {"pending"}
+
+
+async def test_untrusted_certificate_stops_the_batch(
+    campaign_dir: Path, smtp_server: Server
+) -> None:
+    """A server certificate that the system does not trust is fatal and names the fix."""
+    summary = await send_batch(campaign_dir, smtp_server, None)
+    assert summary.fatal is not None
+    assert "TLS certificate is not trusted" in summary.fatal
+    assert "SSL_CERT_FILE" in summary.fatal
+    assert smtp_server.handler.received == []
+
+
+async def test_unreachable_server_stops_the_batch(
+    campaign_dir: Path, client_tls: ssl.SSLContext
+) -> None:
+    """No server listening is fatal with a clear message, and nothing is marked sent."""
+    nobody = Server(handler=RecordingHandler(), controller=None, port=free_port())
+    summary = await send_batch(campaign_dir, nobody, client_tls)
+    assert summary.fatal is not None
+    assert "cannot connect" in summary.fatal
+    assert {row[0] for row in log_rows(campaign_dir).values()} == {"pending"}
+
+
+async def test_implicit_tls_on_smtps(
+    campaign_dir: Path,
+    make_server: Callable[..., Server],
+    client_tls: ssl.SSLContext,
+) -> None:
+    """smtps:// sends over TLS from the first byte."""
+    server = make_server(implicit_tls=True)
+    summary = await send_batch(campaign_dir, server, client_tls, implicit_tls=True)
+    assert summary.sent == 5
+    assert all(r.tls for r in server.handler.received)
+
+
+async def test_resume_sends_only_to_those_not_yet_sent(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A batch cut short by --limit, run again, sends to the rest and to nobody twice."""
+    first = await send_batch(
+        campaign_dir, smtp_server, client_tls, options=SendOptions(limit=2, backoff=0.01)
+    )
+    assert (first.sent, first.left_out["over --limit"]) == (2, 3)
+    second = await send_batch(campaign_dir, smtp_server, client_tls)
+    assert (second.sent, second.left_out[Status.SENT]) == (3, 2)
+    received = smtp_server.handler.by_recipient()
+    assert len(received) == 5
+    assert all(len(copies) == 1 for copies in received.values())
+
+
+async def test_editing_the_letter_between_runs_does_not_resend(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """After every recipient is sent, a changed template sends nothing more."""
+    await send_batch(campaign_dir, smtp_server, client_tls)
+    (campaign_dir / "letter.md.j2").write_text("Dear {{ name }}, a new letter.\n", "utf-8")
+    again = await send_batch(campaign_dir, smtp_server, client_tls)
+    assert again.sent == 0
+    assert again.ok is True
+    assert len(smtp_server.handler.received) == 5
+
+
+async def test_failed_recipients_are_retried_only_when_asked(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A failed recipient is left alone by a plain rerun and sent by --retry-failed."""
+    smtp_server.handler.faults.rcpt["c00002@mission.example"] = ["550 5.1.1 not today"]
+    await send_batch(campaign_dir, smtp_server, client_tls)
+    plain = await send_batch(campaign_dir, smtp_server, client_tls)
+    assert (plain.sent, plain.left_out[Status.FAILED], plain.ok) == (0, 1, False)
+    retry = await send_batch(
+        campaign_dir, smtp_server, client_tls, options=SendOptions(retry_failed=True)
+    )
+    assert (retry.sent, retry.ok) == (1, True)
+    assert log_rows(campaign_dir)["c00002"][:2] == ("sent", 2)
+
+
+async def test_uncertain_recipients_are_resent_only_when_asked(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """An uncertain recipient is not resent by a rerun, and is by --resend-uncertain."""
+    smtp_server.handler.faults.drop_after_data["c00003@mission.example"] = 1
+    await send_batch(campaign_dir, smtp_server, client_tls)
+    plain = await send_batch(campaign_dir, smtp_server, client_tls)
+    assert (plain.sent, plain.left_out[Status.UNCERTAIN]) == (0, 1)
+    assert len(smtp_server.handler.by_recipient()["c00003@mission.example"]) == 1
+    resend = await send_batch(
+        campaign_dir, smtp_server, client_tls, options=SendOptions(resend_uncertain=True)
+    )
+    assert resend.sent == 1
+    copies = smtp_server.handler.by_recipient()["c00003@mission.example"]
+    assert len(copies) == 2
+    # The resent copy keeps its Message-ID, so that the recipient's client can merge the two.
+    assert copies[0].message["Message-ID"] == copies[1].message["Message-ID"]
+
+
+async def test_rate_is_never_exceeded_in_any_window(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """At 5/s over 12 messages, no one-second window at the server holds more than 5."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(12))
+    options = SendOptions(concurrency=3, rate=Rate(5, 1.0))
+    summary = await send_batch(folder, smtp_server, client_tls, options=options)
+    assert summary.sent == 12
+    times = sorted(r.at for r in smtp_server.handler.received)
+    for i, start in enumerate(times):
+        assert sum(1 for t in times[i:] if t - start < 1.0) <= 5
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert achieved >= 0.9 * 5
