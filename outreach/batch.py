@@ -22,6 +22,7 @@ from outreach.sendlog import SendLog, Status
 from outreach.transport import Connection, Delivery, Envelope, Outcome, Transport
 
 MAX_BACKOFF = 300.0
+LIMITED = "over --limit"  # left for a later run by --limit: not selected, so not a failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ class Summary:
             self.fatal is None
             and not self.interrupted
             and self.failed == self.uncertain == self.not_sent == 0
-            and not (set(self.left_out) - {Status.SENT})
+            and not (set(self.left_out) - {Status.SENT, LIMITED})
         )
 
 
@@ -95,7 +96,7 @@ def choose(contacts: list[Contact], statuses: dict[str, str], options: SendOptio
         if status not in wanted:
             plan.left_out[status] += 1
         elif options.limit is not None and len(plan.todo) >= options.limit:
-            plan.left_out["over --limit"] += 1
+            plan.left_out[LIMITED] += 1
         else:
             plan.todo.append(contact)
     return plan

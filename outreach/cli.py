@@ -20,7 +20,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from outreach import drafts
-from outreach.batch import Batch, Event, Plan, SendOptions, Summary, check_reserved, choose, dry_run
+from outreach.batch import (
+    LIMITED,
+    Batch,
+    Event,
+    Plan,
+    SendOptions,
+    Summary,
+    check_reserved,
+    choose,
+    dry_run,
+)
 from outreach.campaign import CAMPAIGN_FILE, load_campaign
 from outreach.errors import ConfigError, OutreachError
 from outreach.model import Campaign, Contact
@@ -296,7 +306,7 @@ def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None
             "uncertain messages may have arrived: check with the server's operator, then "
             "'outreach send --resend-uncertain' sends them again"
         )
-    if summary.not_sent or summary.left_out.get("over --limit"):
+    if summary.not_sent or summary.left_out.get(LIMITED):
         steps.append("run 'outreach send' again to continue")
     if not live and outbox is not None and summary.sent:
         steps.append(

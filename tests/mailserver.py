@@ -119,7 +119,8 @@ class RecordingHandler:
             rcpt_tos=list(envelope.rcpt_tos),
             data=bytes(envelope.original_content or b""),
             at=time.monotonic(),
-            tls=session.ssl is not None,
+            tls=session.ssl is not None
+            or server.transport.get_extra_info("ssl_object") is not None,
             user=USERNAME if session.authenticated else None,
         )
         with self.lock:
@@ -181,8 +182,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
 
 
 @dataclass

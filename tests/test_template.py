@@ -75,7 +75,10 @@ def test_contact_data_is_never_evaluated_as_a_template(tmp_path: Path) -> None:
     ("value", "html_fragment"),
     [
         ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
-        ("**bold** _em_ [link](https://evil.example)", "**bold** _em_ [link](https://evil.example)"),
+        (
+            "**bold** _em_ [link](https://evil.example)",
+            "**bold** _em_ [link](https://evil.example)",
+        ),
         ("# Heading", "# Heading"),
         ("A & B <b>", "A &amp; B &lt;b&gt;"),
     ],

@@ -1,0 +1,217 @@
+"""`outreach send`, `log` and `sink` as a user runs them: child processes, real files, real servers."""
+
+import csv
+import io
+import json
+import mailbox
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import REPO, contacts_yaml, run_cli, write_campaign
+from mailserver import PASSWORD, Server, free_port
+
+from outreach.sendlog import SendLog
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Path:
+    """A copy of the repository's campaign: its campaign file, letter and contact list."""
+    folder = tmp_path / "shipped"
+    for name in ("campaign.toml", "templates", "contacts", "seeds"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        else:
+            folder.mkdir(exist_ok=True)
+            shutil.copy(source, folder / name)
+    return folder
+
+
+def smtp_env(server: Server, ca_file: Path) -> dict[str, str]:
+    return {
+        "OUTREACH_SMTP_URL": server.url(),
+        "OUTREACH_SMTP_PASSWORD": PASSWORD,
+        "SSL_CERT_FILE": str(ca_file),
+    }
+
+
+def test_default_send_fills_the_outbox_once_and_says_nothing_left(shipped: Path) -> None:
+    """With no SMTP server, send delivers fifteen letters into outbox/ and a rerun sends none."""
+    first = run_cli("send", cwd=shipped)
+    assert first.returncode == 0, first.stderr
+    assert "nothing leaves this machine" in first.stdout
+    assert "sent 15, failed 0, uncertain 0, not sent 0" in first.stdout
+    box = mailbox.Maildir(shipped / "outbox", create=False)
+    assert len(box) == 15
+    second = run_cli("send", cwd=shipped)
+    assert second.returncode == 0, second.stderr
+    assert "Nothing to send: every selected recipient is already sent." in second.stdout
+    assert len(box) == 15
+
+
+def test_send_over_smtp_with_tls_and_login(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """The CLI sends over STARTTLS with a login, trusting the CA named by SSL_CERT_FILE."""
+    result = run_cli(
+        "send", "--yes", "--allow-reserved-domains", cwd=campaign_dir,
+        env=smtp_env(smtp_server, ca_file),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "sent 5, failed 0, uncertain 0, not sent 0" in result.stdout
+    assert len(smtp_server.handler.received) == 5
+    assert all(r.tls for r in smtp_server.handler.received)
+
+
+def test_password_never_appears_in_output_or_log(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """The sentinel password shows in no output and no file, after a success and a failure."""
+    env = smtp_env(smtp_server, ca_file)
+    ok = run_cli("send", "--yes", "--allow-reserved-domains", cwd=campaign_dir, env=env)
+    bad_env = {**env, "OUTREACH_SMTP_PASSWORD": PASSWORD + "-wrong"}
+    (campaign_dir / "contacts.yaml").write_text(contacts_yaml(6), encoding="utf-8")
+    bad = run_cli("send", "--yes", "--allow-reserved-domains", cwd=campaign_dir, env=bad_env)
+    assert bad.returncode == 1
+    assert "refused the login" in bad.stderr
+    for output in (ok.stdout, ok.stderr, bad.stdout, bad.stderr):
+        assert PASSWORD not in output
+    for path in campaign_dir.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_live_send_without_terminal_or_yes_is_refused(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """With no terminal to confirm on and no --yes, a live batch sends nothing."""
+    result = run_cli(
+        "send", "--allow-reserved-domains", cwd=campaign_dir, env=smtp_env(smtp_server, ca_file)
+    )
+    assert result.returncode == 1
+    assert "pass --yes to send without confirmation" in result.stderr
+    assert smtp_server.handler.received == []
+
+
+def test_reserved_domains_are_refused_over_smtp(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """Placeholder addresses are refused over live SMTP unless explicitly allowed."""
+    result = run_cli("send", "--yes", cwd=campaign_dir, env=smtp_env(smtp_server, ca_file))
+    assert result.returncode == 1
+    assert "5 recipients have placeholder addresses on reserved domains" in result.stderr
+    assert "--allow-reserved-domains" in result.stderr
+    assert smtp_server.handler.received == []
+
+
+def test_dry_run_sends_and_logs_nothing(campaign_dir: Path) -> None:
+    """--dry-run renders every draft and leaves no log and no outbox behind."""
+    result = run_cli("send", "--dry-run", cwd=campaign_dir)
+    assert result.returncode == 0, result.stderr
+    assert "dry run: 5 drafts rendered and checked; nothing sent or logged" in result.stdout
+    assert not (campaign_dir / "logs").exists()
+    assert not (campaign_dir / "outbox").exists()
+
+
+def test_bad_contact_list_sends_nothing_and_keeps_the_log(campaign_dir: Path) -> None:
+    """A contact list that turns bad between runs stops send before anything goes out."""
+    assert run_cli("send", "--limit", "2", cwd=campaign_dir).returncode == 0
+    log_file = campaign_dir / "logs" / "test-campaign.sqlite3"
+    before = log_file.read_bytes()
+    text = (campaign_dir / "contacts.yaml").read_text(encoding="utf-8")
+    (campaign_dir / "contacts.yaml").write_text(text.replace("c00004@", "c00004"), "utf-8")
+    result = run_cli("send", cwd=campaign_dir)
+    assert result.returncode == 1
+    assert "field 'email': 'c00004mission.example' is not a valid email address" in result.stderr
+    assert len(mailbox.Maildir(campaign_dir / "outbox", create=False)) == 2
+    assert log_file.read_bytes() == before
+
+
+def test_a_second_send_on_the_same_log_is_refused(campaign_dir: Path) -> None:
+    """While a run holds the log, another send refuses at once and sends nothing."""
+    log_file = campaign_dir / "logs" / "test-campaign.sqlite3"
+    with SendLog(log_file, campaign="test-campaign", write=True):
+        result = run_cli("send", cwd=campaign_dir)
+    assert result.returncode == 1
+    assert "another 'outreach send' is using this send log" in result.stderr
+    assert not (campaign_dir / "outbox").exists()
+
+
+def test_log_lists_json_csv_and_history(campaign_dir: Path) -> None:
+    """log shows a table with totals, JSON Lines, CSV and one recipient's history."""
+    run_cli("send", cwd=campaign_dir)
+    table = run_cli("log", cwd=campaign_dir)
+    assert table.returncode == 0, table.stderr
+    assert "total 5: 5 sent" in table.stdout
+    lines = run_cli("log", "--json", cwd=campaign_dir).stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["id"] for r in records] == [f"c{n:05d}" for n in range(1, 6)]
+    required = {"id", "email", "status", "attempts", "message_id", "reply", "updated_at"}
+    assert all(required <= set(r) and r["status"] == "sent" for r in records)
+    rows = list(csv.DictReader(io.StringIO(run_cli("log", "--csv", cwd=campaign_dir).stdout)))
+    assert [r["message_id"] for r in rows] == [r["message_id"] for r in records]
+    history = run_cli("log", "c00002", cwd=campaign_dir)
+    assert "c00002 <c00002@mission.example>: sent after 1 attempts" in history.stdout
+    assert "attempt 1 (run 1)" in history.stdout
+    none = run_cli("log", "--status", "failed", "--json", cwd=campaign_dir)
+    assert none.stdout == ""
+
+
+def test_sigterm_settles_in_flight_messages_and_resume_finishes(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """SIGTERM mid-batch stops taking recipients, records those in flight; a rerun sends the rest."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(30))
+    smtp_server.handler.faults.data_delay = 0.05
+    env = smtp_env(smtp_server, ca_file)
+    args = [sys.executable, "-m", "outreach", "send", "--yes", "--allow-reserved-domains"]
+    child = subprocess.Popen(
+        args, cwd=folder, env={**os.environ, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len(smtp_server.handler.received) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 130, err
+    assert "Stopped on request" in out
+    with SendLog(folder / "logs" / "test-campaign.sqlite3", campaign=None, write=False) as log:
+        statuses = log.statuses()
+    assert "sending" not in statuses.values()
+    sent_before = sum(1 for s in statuses.values() if s == "sent")
+    assert sent_before == len(smtp_server.handler.received) < 30
+    again = run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+    assert again.returncode == 0, again.stderr
+    copies = smtp_server.handler.by_recipient()
+    assert len(copies) == 30
+    assert all(len(c) == 1 for c in copies.values())
+
+
+def test_sink_stores_what_it_receives(tmp_path: Path, campaign_dir: Path) -> None:
+    """outreach sink accepts the batch, stores each message and prints a line for each."""
+    port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "outreach", "sink", "--port", str(port), "--maildir", "box"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sink.stdout is not None
+        assert "listening on smtp://127.0.0.1:" in sink.stdout.readline()
+        result = run_cli(
+            "send", "--yes", "--allow-reserved-domains", "--smtp", f"smtp://127.0.0.1:{port}",
+            cwd=campaign_dir,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    finally:
+        sink.send_signal(signal.SIGINT)
+        out, _ = sink.communicate(timeout=10)
+    assert len(mailbox.Maildir(tmp_path / "box", create=False)) == 5
+    assert out.count("sender@outreach.example -> c0000") == 5

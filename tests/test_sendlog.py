@@ -1,0 +1,86 @@
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from outreach.errors import LogLockedError, SendLogError
+from outreach.model import Contact
+from outreach.sendlog import SCHEMA_VERSION, SendLog, Status
+
+CONTACTS = [Contact(id=f"c{n}", email=f"c{n}@mission.example") for n in range(3)]
+
+
+def test_log_file_is_private_and_versioned(tmp_path: Path) -> None:
+    """A new send log is readable by its owner only and records its schema version."""
+    path = tmp_path / "logs" / "send.sqlite3"
+    with SendLog(path, campaign="c", write=True) as log:
+        log.register(CONTACTS)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_second_writer_is_refused_at_once(tmp_path: Path) -> None:
+    """While one run holds the log, a second one is refused with a clear message."""
+    path = tmp_path / "send.sqlite3"
+    with SendLog(path, campaign="c", write=True):
+        with pytest.raises(LogLockedError, match="another 'outreach send' is using this send log"):
+            SendLog(path, campaign="c", write=True)
+    with SendLog(path, campaign="c", write=True):
+        pass
+
+
+def test_claimed_recipients_of_a_dead_run_become_uncertain(tmp_path: Path) -> None:
+    """A recipient left 'sending' by a run that died is turned 'uncertain' by the next one."""
+    path = tmp_path / "send.sqlite3"
+    log = SendLog(path, campaign="c", write=True)
+    log.register(CONTACTS)
+    log.start_run("test")
+    log.claim("c1", message_id="<1@x.example>", content_hash="ab")
+    log.close()  # as if the process had died here: no settle
+    with SendLog(path, campaign="c", write=True) as again:
+        assert again.recover() == ["c1"]
+        statuses = again.statuses()
+        (attempt,) = again.history("c1")
+    assert statuses == {"c0": "pending", "c1": "uncertain", "c2": "pending"}
+    assert attempt.outcome == Status.UNCERTAIN
+    assert attempt.message_id == "<1@x.example>"
+
+
+def test_log_of_another_campaign_is_refused(tmp_path: Path) -> None:
+    """A log made for one campaign is not used for another."""
+    path = tmp_path / "send.sqlite3"
+    SendLog(path, campaign="first", write=True).close()
+    with pytest.raises(SendLogError, match="belongs to the campaign 'first', not 'second'"):
+        SendLog(path, campaign="second", write=True)
+
+
+def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    """A log from a newer version of the tool is refused and not modified."""
+    path = tmp_path / "send.sqlite3"
+    SendLog(path, campaign="c", write=True).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+    with pytest.raises(SendLogError, match="newer than this outreach knows"):
+        SendLog(path, campaign="c", write=True)
+    assert path.read_bytes() == before
+
+
+def test_corrupt_log_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    """A file that is not a SQLite database is refused with a clear message and kept as it was."""
+    path = tmp_path / "send.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    before = path.read_bytes()
+    with pytest.raises(SendLogError, match="cannot be used as a send log"):
+        SendLog(path, campaign="c", write=True)
+    assert path.read_bytes() == before
+    assert not os.path.exists(str(path) + "-wal") or os.path.getsize(str(path) + "-wal") == 0
+
+
+def test_reading_a_missing_log_says_how_it_is_made(tmp_path: Path) -> None:
+    """Reading a log that does not exist yet says that the first send makes it."""
+    with pytest.raises(SendLogError, match="made by the first 'outreach send'"):
+        SendLog(tmp_path / "none.sqlite3", campaign=None, write=False)
