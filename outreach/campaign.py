@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import email.policy
-from email.headerregistry import Address
 import tomllib
+from email.headerregistry import Address
 from pathlib import Path
 
 from outreach.errors import ConfigError

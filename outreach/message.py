@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import email.policy
-import hashlib
 import email.utils
+import hashlib
 import textwrap
 from email.headerregistry import Address
 from email.message import EmailMessage

@@ -34,6 +34,7 @@ def shipped(tmp_path: Path) -> Path:
 
 
 def smtp_env(server: Server, ca_file: Path) -> dict[str, str]:
+    """Return the environment that points the CLI at ``server`` and trusts the test CA."""
     return {
         "OUTREACH_SMTP_URL": server.url(),
         "OUTREACH_SMTP_PASSWORD": PASSWORD,
@@ -144,7 +145,7 @@ def test_a_second_send_on_the_same_log_is_refused(campaign_dir: Path) -> None:
 
 
 def test_log_lists_json_csv_and_history(campaign_dir: Path) -> None:
-    """log shows a table with totals, JSON Lines, CSV and one recipient's history."""
+    """Log shows a table with totals, JSON Lines, CSV and one recipient's history."""
     run_cli("send", cwd=campaign_dir)
     table = run_cli("log", cwd=campaign_dir)
     assert table.returncode == 0, table.stderr
@@ -196,7 +197,7 @@ def test_sigterm_settles_in_flight_messages_and_resume_finishes(
 
 
 def test_sink_stores_what_it_receives(tmp_path: Path, campaign_dir: Path) -> None:
-    """outreach sink accepts the batch, stores each message and prints a line for each."""
+    """Outreach sink accepts the batch, stores each message and prints a line for each."""
     port = free_port()
     sink = subprocess.Popen(
         [sys.executable, "-m", "outreach", "sink", "--port", str(port), "--maildir", "box"],

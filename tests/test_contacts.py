@@ -16,12 +16,14 @@ GOOD_ENTRY = """\
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    """Write a contact list and return its path."""
     path = tmp_path / "contacts.yaml"
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
 
 
 def problems_of(path: Path) -> list[str]:
+    """Return the problems that loading ``path`` reports."""
     with pytest.raises(InputError) as caught:
         load_contacts(path)
     return [str(p) for p in caught.value.problems]
@@ -41,16 +43,20 @@ def test_shipped_list_loads_fifteen_delegations() -> None:
         pytest.param(
             "contacts:\n  - id: mexico\n    email: [unclosed\n",
             [
-                "{path}:4:1: YAML error: did not find expected ',' or ']'"
-                " (while parsing a flow sequence)"
+                (
+                    "{path}:4:1: YAML error: did not find expected ',' or ']'"
+                    " (while parsing a flow sequence)"
+                )
             ],
             id="yaml-syntax",
         ),
         pytest.param(
             "contacts:\n  - id: !!python/object/apply:os.system ['true']\n",
             [
-                "{path}:2:9: YAML error: the tag '!!python/object/apply:os.system' is not allowed:"
-                " a contact list holds only plain text, numbers, lists and mappings"
+                (
+                    "{path}:2:9: YAML error: the tag '!!python/object/apply:os.system' is not allowed:"
+                    " a contact list holds only plain text, numbers, lists and mappings"
+                )
             ],
             id="python-tag",
         ),
@@ -62,48 +68,60 @@ def test_shipped_list_loads_fifteen_delegations() -> None:
         pytest.param(
             "contacts:\n  - id: Mexico City\n    email: a@b.example\n",
             [
-                "{path}:2: entry 1 (id 'Mexico City'), field 'id': must be lowercase letters, digits and single dashes,"
-                " not str 'Mexico City'"
+                (
+                    "{path}:2: entry 1 (id 'Mexico City'), field 'id': must be lowercase letters, digits and single dashes,"
+                    " not str 'Mexico City'"
+                )
             ],
             id="bad-id",
         ),
         pytest.param(
             "contacts:\n  - id: mexico\n    email: 42\n",
             [
-                "{path}:3: entry 1 (id 'mexico'), field 'email': must be an email address (text),"
-                " not int 42"
+                (
+                    "{path}:3: entry 1 (id 'mexico'), field 'email': must be an email address (text),"
+                    " not int 42"
+                )
             ],
             id="mistyped-email",
         ),
         pytest.param(
             "contacts:\n  - id: mexico\n    email: mexico.un-missions.example\n",
             [
-                "{path}:3: entry 1 (id 'mexico'), field 'email': 'mexico.un-missions.example' is not"
-                " a valid email address: An email address must have an @-sign."
+                (
+                    "{path}:3: entry 1 (id 'mexico'), field 'email': 'mexico.un-missions.example' is not"
+                    " a valid email address: An email address must have an @-sign."
+                )
             ],
             id="not-an-address",
         ),
         pytest.param(
             "contacts:\n  - id: mexico\n    email: a@b.example\n    cc: c@d.example\n",
             [
-                "{path}:4: entry 1 (id 'mexico'), field 'cc': must be a list of email addresses,"
-                " not str 'c@d.example'"
+                (
+                    "{path}:4: entry 1 (id 'mexico'), field 'cc': must be a list of email addresses,"
+                    " not str 'c@d.example'"
+                )
             ],
             id="cc-not-a-list",
         ),
         pytest.param(
             'contacts:\n  - id: mexico\n    email: a@b.example\n    name: "Eve\\r\\nBcc: x@y.example"\n',
             [
-                "{path}:4: entry 1 (id 'mexico'), field 'name': control character U+000D at"
-                " position 4 is not allowed in a header"
+                (
+                    "{path}:4: entry 1 (id 'mexico'), field 'name': control character U+000D at"
+                    " position 4 is not allowed in a header"
+                )
             ],
             id="crlf-in-name",
         ),
         pytest.param(
             'contacts:\n  - id: mexico\n    email: "a@b.example\\nBcc: x@y.example"\n',
             [
-                "{path}:3: entry 1 (id 'mexico'), field 'email': control character U+000A at"
-                " position 12 is not allowed in an address"
+                (
+                    "{path}:3: entry 1 (id 'mexico'), field 'email': control character U+000A at"
+                    " position 12 is not allowed in an address"
+                )
             ],
             id="lf-in-email",
         ),
@@ -117,16 +135,20 @@ def test_shipped_list_loads_fifteen_delegations() -> None:
             "contacts:\n  - id: mexico\n    email: a@b.example\n"
             "  - id: brazil\n    email: A@b.example\n",
             [
-                "{path}:4: entry (id 'brazil'), field 'email': duplicate email 'A@b.example';"
-                " also used by 'mexico', line 2"
+                (
+                    "{path}:4: entry (id 'brazil'), field 'email': duplicate email 'A@b.example';"
+                    " also used by 'mexico', line 2"
+                )
             ],
             id="duplicate-email",
         ),
         pytest.param(
             "contacts:\n  - id: mexico\n    email: a@b.example\n    country: [a, b]\n",
             [
-                "{path}:4: entry 1 (id 'mexico'), field 'country': must be text or a number,"
-                " not a list"
+                (
+                    "{path}:4: entry 1 (id 'mexico'), field 'country': must be text or a number,"
+                    " not a list"
+                )
             ],
             id="list-field",
         ),

@@ -75,12 +75,14 @@ def drafts() -> dict[str, EmailMessage]:
 
 
 def text_of(message: EmailMessage) -> str:
+    """Return the text part, with plain newlines."""
     part = message.get_body(("plain",))
     assert part is not None
     return str(part.get_content()).replace("\r\n", "\n")
 
 
 def html_of(message: EmailMessage) -> str:
+    """Return the HTML part."""
     part = message.get_body(("html",))
     assert part is not None
     return str(part.get_content())

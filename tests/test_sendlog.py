@@ -1,4 +1,3 @@
-import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -25,9 +24,9 @@ def test_log_file_is_private_and_versioned(tmp_path: Path) -> None:
 def test_second_writer_is_refused_at_once(tmp_path: Path) -> None:
     """While one run holds the log, a second one is refused with a clear message."""
     path = tmp_path / "send.sqlite3"
-    with SendLog(path, campaign="c", write=True):
-        with pytest.raises(LogLockedError, match="another 'outreach send' is using this send log"):
-            SendLog(path, campaign="c", write=True)
+    busy = "another 'outreach send' is using this send log"
+    with SendLog(path, campaign="c", write=True), pytest.raises(LogLockedError, match=busy):
+        SendLog(path, campaign="c", write=True)
     with SendLog(path, campaign="c", write=True):
         pass
 
@@ -77,7 +76,8 @@ def test_corrupt_log_is_refused_and_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(SendLogError, match="cannot be used as a send log"):
         SendLog(path, campaign="c", write=True)
     assert path.read_bytes() == before
-    assert not os.path.exists(str(path) + "-wal") or os.path.getsize(str(path) + "-wal") == 0
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
 
 
 def test_reading_a_missing_log_says_how_it_is_made(tmp_path: Path) -> None:

@@ -17,12 +17,14 @@ CONTACT = Contact(
 
 
 def letter(tmp_path: Path, source: str) -> Letter:
+    """Compile a template written from ``source``."""
     path = tmp_path / "letter.md.j2"
     path.write_text(textwrap.dedent(source), encoding="utf-8")
     return Letter(path, subject="Subject")
 
 
 def render_error(tmp_path: Path, source: str, contact: Contact = CONTACT) -> str:
+    """Return the one problem that rendering ``source`` reports."""
     with pytest.raises(InputError) as caught:
         letter(tmp_path, source).render(contact)
     assert len(caught.value.problems) == 1
