@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from outreach.drafts import Draft, Drafter
-from outreach.errors import ConfigError, TransportError
+from outreach.errors import ConfigError, OutreachError, TransportError
 from outreach.model import Contact, is_reserved
 from outreach.ratelimit import Rate, RateLimiter
 from outreach.sendlog import SendLog, Status
@@ -143,7 +143,7 @@ class Batch:
         self._limiter = RateLimiter(options.rate) if options.rate else None
         self._stop = asyncio.Event()
         self._summary = Summary()
-        self._fatal: TransportError | None = None
+        self._fatal: OutreachError | None = None
 
     def stop(self) -> None:
         """Take no new recipients; those in flight are settled and recorded."""
@@ -179,11 +179,17 @@ class Batch:
 
     async def _produce(self, plan: Plan, queue: asyncio.Queue[Draft | None], workers: int) -> None:
         message_ids = self._log.message_ids()
-        for contact in plan.todo:
-            if self._stop.is_set():
-                break
-            # A resend keeps the Message-ID the recipient may already have seen.
-            await queue.put(self._drafter.draft(contact, message_id=message_ids.get(contact.id)))
+        try:
+            for contact in plan.todo:
+                if self._stop.is_set():
+                    break
+                # A resend keeps the Message-ID the recipient may already have seen.
+                draft = self._drafter.draft(contact, message_id=message_ids.get(contact.id))
+                await queue.put(draft)
+        except OutreachError as exc:
+            # Checked before the batch began, so unexpected: stop as for a fatal error.
+            self._fatal = self._fatal or exc
+            self._stop.set()
         for _ in range(workers):
             await queue.put(None)
 
@@ -214,8 +220,8 @@ class Batch:
         while True:
             if connection is None:
                 connection = await self._transport.connect()
-            if self._limiter is not None:
-                await self._limiter.acquire()
+            if self._limiter is not None and not await self._acquire(self._limiter):
+                return connection
             number = self._log.claim(contact.id, message_id=message_id, content_hash=digest)
             tries += 1
             try:
@@ -246,6 +252,22 @@ class Batch:
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
             if self._stop.is_set():
                 return connection
+
+    async def _acquire(self, limiter: RateLimiter) -> bool:
+        """Wait for the rate limiter, or for a stop; return whether a slot was taken."""
+        slot = asyncio.ensure_future(limiter.acquire())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({slot, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not slot.done():
+            slot.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slot
+            return False
+        if self._stop.is_set():
+            limiter.release()
+            return False
+        return True
 
     def _record(self, contact: Contact, delivery: Delivery, *, retry: bool, tries: int) -> Status:
         refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items()) or None

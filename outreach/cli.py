@@ -400,6 +400,7 @@ def send(
         settings = _smtp_settings(smtp, verify=not insecure_tls, timeout=timeout)
         drafter, everyone = drafts.load(campaign)
         chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
+        drafter.validate(chosen)
         log_file = log_path or campaign.default_log
         if dry_run_:
             _dry_run(drafter, chosen, log_file, options, live=settings is not None)

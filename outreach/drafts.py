@@ -60,6 +60,21 @@ class Drafter:
         )
         return Draft(contact=contact, message=message)
 
+    def validate(self, contacts: Iterable[Contact], /) -> None:
+        """Run the template for every contact; raise ``InputError`` listing every failure.
+
+        Only the template step can fail for a valid contact, so this is what a batch checks
+        before its first message leaves.
+        """
+        problems: list[Problem] = []
+        for contact in contacts:
+            try:
+                self.letter.source(contact)
+            except InputError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise InputError(problems)
+
     def drafts(self, contacts: Iterable[Contact], /) -> Iterator[Draft]:
         """Yield one draft per contact, rendered one at a time."""
         for contact in contacts:

@@ -118,6 +118,13 @@ class Letter:
 
     def render(self, contact: Contact, /) -> Rendered:
         """Render both bodies for ``contact``; raise ``InputError`` naming line and contact."""
+        tokens = self._md.parse(self.source(contact))
+        body = self._md.renderer.render(tokens, self._md.options, {})
+        page = _PAGE.format(title=html.escape(self.subject), body=body)
+        return Rendered(text=markdown_to_text(tokens), html=page)
+
+    def source(self, contact: Contact, /) -> str:
+        """Run the template for ``contact``, giving Markdown; this is the step that can fail."""
         variables: dict[str, Any] = dict(contact.data)
         variables.update(id=contact.id, email=contact.email, name=contact.name, cc=contact.cc)
         try:
@@ -137,10 +144,7 @@ class Letter:
             line = self._template_line(exc.__traceback__)
             where = f"{self.path}:{line}: contact {contact.id!r}"
             raise InputError([Problem(where, f"template error: {exc}")]) from None
-        tokens = self._md.parse(source)
-        body = self._md.renderer.render(tokens, self._md.options, {})
-        page = _PAGE.format(title=html.escape(self.subject), body=body)
-        return Rendered(text=markdown_to_text(tokens), html=page)
+        return source
 
     def _template_line(self, tb: TracebackType | None) -> int | str:
         """Find the template line an error was raised on, from Jinja's rewritten traceback."""

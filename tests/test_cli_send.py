@@ -216,3 +216,63 @@ def test_sink_stores_what_it_receives(tmp_path: Path, campaign_dir: Path) -> Non
         out, _ = sink.communicate(timeout=10)
     assert len(mailbox.Maildir(tmp_path / "box", create=False)) == 5
     assert out.count("sender@outreach.example -> c0000") == 5
+
+
+def test_template_error_for_one_contact_stops_the_batch_before_anything_is_sent(
+    campaign_dir: Path,
+) -> None:
+    """A contact the template cannot render is reported, and no other letter goes out."""
+    text = (campaign_dir / "contacts.yaml").read_text(encoding="utf-8")
+    (campaign_dir / "contacts.yaml").write_text(text.replace("    country: Country 4\n", ""))
+    result = run_cli("send", cwd=campaign_dir)
+    assert result.returncode == 1
+    assert "letter.md.j2:3: contact 'c00004': undefined variable: 'country' is undefined" in (
+        result.stderr
+    )
+    assert not (campaign_dir / "outbox").exists()
+
+
+def test_only_sends_to_the_named_contacts(campaign_dir: Path) -> None:
+    """--only ID, repeated, sends to those contacts alone and exits 0."""
+    result = run_cli("send", "--only", "c00004", "--only", "c00002", cwd=campaign_dir)
+    assert result.returncode == 0, result.stderr
+    assert "sent 2, failed 0, uncertain 0, not sent 0" in result.stdout
+    records = [
+        json.loads(line) for line in run_cli("log", "--json", cwd=campaign_dir).stdout.split()
+    ]
+    assert {r["id"]: r["status"] for r in records} == {
+        "c00001": "pending",
+        "c00002": "sent",
+        "c00003": "pending",
+        "c00004": "sent",
+        "c00005": "pending",
+    }
+
+
+def test_password_command_supplies_the_password(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path, tmp_path: Path
+) -> None:
+    """--password-command's first line of output is the password; it logs in and sends."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(PASSWORD + "\n", encoding="utf-8")
+    env = smtp_env(smtp_server, ca_file)
+    del env["OUTREACH_SMTP_PASSWORD"]
+    result = run_cli(
+        "send", "--yes", "--allow-reserved-domains", "--password-command", f"cat {secret}",
+        cwd=campaign_dir, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert smtp_server.handler.logins == 1
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_user_without_password_and_without_terminal_is_refused(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """A URL with a user, no password source and no terminal to ask on sends nothing."""
+    env = smtp_env(smtp_server, ca_file)
+    del env["OUTREACH_SMTP_PASSWORD"]
+    result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=campaign_dir, env=env)
+    assert result.returncode == 1
+    assert "names a user but no password was given" in result.stderr
+    assert smtp_server.handler.received == []
