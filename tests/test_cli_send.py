@@ -237,9 +237,8 @@ def test_only_sends_to_the_named_contacts(campaign_dir: Path) -> None:
     result = run_cli("send", "--only", "c00004", "--only", "c00002", cwd=campaign_dir)
     assert result.returncode == 0, result.stderr
     assert "sent 2, failed 0, uncertain 0, not sent 0" in result.stdout
-    records = [
-        json.loads(line) for line in run_cli("log", "--json", cwd=campaign_dir).stdout.split()
-    ]
+    lines = run_cli("log", "--json", cwd=campaign_dir).stdout.splitlines()
+    records = [json.loads(line) for line in lines]
     assert {r["id"]: r["status"] for r in records} == {
         "c00001": "pending",
         "c00002": "sent",
