@@ -115,6 +115,7 @@ def check(campaign: Campaign, /) -> CheckReport:
     except InputError as exc:
         report.problems.extend(exc.problems)
         return report
+    placeholders: list[str] = []
     for contact in contacts:
         try:
             drafter.draft(contact)
@@ -122,11 +123,15 @@ def check(campaign: Campaign, /) -> CheckReport:
             report.problems.extend(exc.problems)
             continue
         report.rendered += 1
-        for address in contact.recipients:
-            if is_reserved(address):
-                where = f"{campaign.contacts}:{contact.line}: contact {contact.id!r}"
-                msg = f"{address} is a placeholder on a reserved domain; it cannot receive mail"
-                report.warnings.append(Problem(where, msg))
+        if any(is_reserved(address) for address in contact.recipients):
+            placeholders.append(contact.id)
+    if placeholders:
+        shown = ", ".join(placeholders[:10]) + (", ..." if len(placeholders) > 10 else "")  # noqa: PLR2004
+        msg = (
+            f"{len(placeholders)} contacts have placeholder addresses on reserved domains "
+            f"(.example, .invalid, .test, .localhost), which cannot receive mail: {shown}"
+        )
+        report.warnings.append(Problem(str(campaign.contacts), msg))
     if is_reserved(campaign.sender.address):
         msg = f"the sender {campaign.sender.address} is a placeholder; set --from or 'from'"
         report.warnings.append(Problem("campaign", msg))

@@ -296,18 +296,22 @@ class SendLog:
         return ids
 
     def register(self, contacts: Iterable[Contact], /) -> None:
-        """Add contacts not yet in the log as ``pending``; leave the others as they are."""
+        """Add contacts not yet in the log as ``pending``."""
         stamp = now()
         start = int(self._db.execute("SELECT COUNT(*) FROM recipients").fetchone()[0])
         rows = (
             (c.id, start + i, c.email, " ".join(c.cc), Status.PENDING, stamp, stamp)
             for i, c in enumerate(contacts)
         )
+        # A pending recipient takes the contact list's current address; one already served keeps
+        # the address its letter went to.
         with self.transaction():
             self._db.executemany(
-                "INSERT OR IGNORE INTO recipients "
+                "INSERT INTO recipients "
                 "(contact_id, position, email, cc, status, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (contact_id) DO UPDATE SET email = excluded.email, cc = excluded.cc "
+                "WHERE status = 'pending'",
                 rows,
             )
 

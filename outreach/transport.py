@@ -76,7 +76,6 @@ class Transport(Protocol):
     """Open connections to wherever messages go."""
 
     description: str
-    live: bool
 
     async def connect(self) -> Connection:
         """Open one connection; raise ``TransportError`` when no connection can be had."""
@@ -88,8 +87,6 @@ class Transport(Protocol):
 
 class MaildirTransport:
     """Deliver into a Maildir folder that any mail client can read: nothing leaves the machine."""
-
-    live = False
 
     def __init__(self, path: Path, /) -> None:
         """Deliver into the Maildir at ``path``, created when missing."""
@@ -196,8 +193,6 @@ def parse_smtp_url(url: str, /) -> SmtpSettings:
 
 class SmtpTransport:
     """Open authenticated, encrypted connections to an SMTP server, each reused for many mails."""
-
-    live = True
 
     def __init__(
         self, settings: SmtpSettings, /, *, tls_context: ssl.SSLContext | None = None

@@ -84,3 +84,22 @@ def test_reading_a_missing_log_says_how_it_is_made(tmp_path: Path) -> None:
     """Reading a log that does not exist yet says that the first send makes it."""
     with pytest.raises(SendLogError, match="made by the first 'outreach send'"):
         SendLog(tmp_path / "none.sqlite3", campaign=None, write=False)
+
+
+def test_pending_recipient_takes_a_corrected_address_and_a_sent_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    """A fixed address updates a pending recipient; a served one keeps the address it went to."""
+    path = tmp_path / "send.sqlite3"
+    with SendLog(path, campaign="c", write=True) as log:
+        log.register(CONTACTS)
+        log.start_run("test")
+        log.claim("c0", message_id="<0@x.example>", content_hash="ab")
+        log.settle("c0", status=Status.SENT, outcome="sent", code=250, text="OK")
+        log.register([Contact(id=c.id, email=f"new-{c.email}") for c in CONTACTS])
+        emails = {r.id: r.email for r in log.recipients()}
+    assert emails == {
+        "c0": "c0@mission.example",
+        "c1": "new-c1@mission.example",
+        "c2": "new-c2@mission.example",
+    }
