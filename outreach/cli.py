@@ -195,11 +195,13 @@ def _password(settings: SmtpSettings, command: str | None) -> str | None:
     raise ConfigError(msg)
 
 
-def _smtp_settings(url: str | None, *, verify: bool, timeout: float) -> SmtpSettings | None:
+def _smtp_settings(
+    url: str | None, *, verify: bool, timeout: float, require_tls: bool
+) -> SmtpSettings | None:
     if not url:
         return None
     settings = parse_smtp_url(url)
-    return dataclasses.replace(settings, verify=verify, timeout=timeout)
+    return dataclasses.replace(settings, verify=verify, timeout=timeout, require_tls=require_tls)
 
 
 def _dry_run(
@@ -366,6 +368,10 @@ def send(
             help="A command that prints the SMTP password.",
         ),
     ] = None,
+    require_tls: Annotated[
+        bool,
+        typer.Option("--require-tls", help="Refuse clear text even to this machine's loopback."),
+    ] = False,
     insecure_tls: Annotated[
         bool, typer.Option("--insecure-tls", help="Do not verify the server's certificate.")
     ] = False,
@@ -397,7 +403,9 @@ def send(
             only=tuple(only or ()),
             allow_reserved=allow_reserved_domains,
         )
-        settings = _smtp_settings(smtp, verify=not insecure_tls, timeout=timeout)
+        settings = _smtp_settings(
+            smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
+        )
         drafter, everyone = drafts.load(campaign)
         chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
         drafter.validate(chosen)

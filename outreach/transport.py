@@ -133,11 +133,12 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)
     verify: bool = True
     timeout: float = DEFAULT_TIMEOUT
+    require_tls: bool = False
 
     @property
-    def loopback(self) -> bool:
-        """Tell whether the server is on this machine (the only place clear text may go)."""
-        return is_loopback(self.host)
+    def tls_required(self) -> bool:
+        """Tell whether clear text is refused: always away from this machine, or when asked."""
+        return self.require_tls or not is_loopback(self.host)
 
     @property
     def url(self) -> str:
@@ -221,7 +222,7 @@ class SmtpTransport:
             port=s.port,
             use_tls=s.implicit_tls,
             # Away from loopback STARTTLS is required; on loopback it is used when offered.
-            start_tls=False if s.implicit_tls else (None if s.loopback else True),
+            start_tls=False if s.implicit_tls else (True if s.tls_required else None),
             tls_context=self._tls_context,
             timeout=s.timeout,
             local_hostname=self._local_hostname,
@@ -241,8 +242,8 @@ class SmtpTransport:
     async def _login(self, client: aiosmtplib.SMTP) -> None:
         s = self.settings
         encrypted = client.get_transport_info("sslcontext") is not None
-        if not encrypted and not s.loopback:
-            msg = f"{s.url}: refusing to send the password without TLS to a host off this machine"
+        if not encrypted and s.tls_required:
+            msg = f"{s.url}: refusing to send the password without TLS"
             raise TransportError(msg)
         try:
             await client.login(s.username or "", s.password or "")
@@ -271,11 +272,17 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
             return TransportError(f"{url}: TLS failed: {cause}")
         cause = cause.__cause__
     if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return TransportError(f"{url}: the server refused the connection: {exc.code} {exc.message}")
+        text = " ".join(exc.message.split())[:200]
+        if exc.code == aiosmtplib.SMTPStatus.invalid_response:
+            return TransportError(f"{url}: the server's answer is not SMTP: {text}")
+        return TransportError(f"{url}: the server refused the connection: {exc.code} {text}")
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         return TransportError(f"{url}: the server did not answer in time ({exc})")
     if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
-        msg = f"{url}: the server does not offer STARTTLS, which is required away from loopback"
+        msg = (
+            f"{url}: the server does not offer STARTTLS, which is required away from this "
+            "machine (and with --require-tls); nothing was sent, no password either"
+        )
         return TransportError(msg)
     return TransportError(f"{url}: cannot connect: {exc}")
 
@@ -314,15 +321,21 @@ class _SmtpConnection:
             reply = await self._transmit(envelope.data)
             if reply.code == aiosmtplib.SMTPStatus.completed:
                 return Delivery(Outcome.SENT, reply.code, reply.message, refused)
-            return await self._refused(reply.code, reply.message, rset=False)
+            return await self._refused(reply.code, reply.message, after_data=True)
+        except aiosmtplib.SMTPResponseException as exc:
+            # Only a reply that is not SMTP at all escapes the refusals handled above.
+            return self._lost(f"unreadable reply ({exc.message})", handed_over=handed_over)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            client.close()
-            reason = str(exc) or type(exc).__name__
-            if handed_over:
-                text = f"connection lost after the message was handed over: {reason}"
-                return Delivery(Outcome.UNCERTAIN, None, text, reconnect=True)
-            text = f"connection lost before the message was handed over: {reason}"
-            return Delivery(Outcome.TRANSIENT, None, text, reconnect=True)
+            return self._lost(str(exc) or type(exc).__name__, handed_over=handed_over)
+
+    def _lost(self, reason: str, *, handed_over: bool) -> Delivery:
+        """Close a connection in an unknown state; the message may be out if it was handed over."""
+        self._client.close()
+        if handed_over:
+            text = f"connection lost after the message was handed over: {reason}"
+            return Delivery(Outcome.UNCERTAIN, None, text, reconnect=True)
+        text = f"connection lost before the message was handed over: {reason}"
+        return Delivery(Outcome.TRANSIENT, None, text, reconnect=True)
 
     async def _transmit(self, data: bytes) -> aiosmtplib.SMTPResponse:
         """Send the message body and its end-of-data mark; return the server's answer."""
@@ -334,14 +347,16 @@ class _SmtpConnection:
         protocol.write(_PERIOD_AT_LINE_START.sub(b"..", data) + b".\r\n")
         return await protocol.read_response(timeout=self._timeout)
 
-    async def _refused(self, code: int, text: str, *, rset: bool = True) -> Delivery:
+    async def _refused(self, code: int, text: str, *, after_data: bool = False) -> Delivery:
         """Classify a refusal: 421 closes the connection, other 4xx retry, 5xx give up."""
+        if not 200 <= code < 600:  # noqa: PLR2004 - not an SMTP reply: the session is unusable
+            return self._lost(f"unreadable reply ({code} {text})", handed_over=after_data)
         if code == aiosmtplib.SMTPStatus.domain_unavailable:
             self._client.close()
             return Delivery(Outcome.TRANSIENT, code, text, reconnect=True)
         outcome = Outcome.TRANSIENT if 400 <= code < 500 else Outcome.PERMANENT  # noqa: PLR2004
         reconnect = False
-        if rset:
+        if not after_data:  # after the end of DATA the transaction is over: nothing to reset
             try:
                 await self._client.rset()
             except (aiosmtplib.SMTPException, OSError):

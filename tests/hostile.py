@@ -1,0 +1,101 @@
+"""A scripted SMTP server that misbehaves on purpose: garbage, huge lines, silence, broken TLS.
+
+aiosmtpd speaks SMTP too well for these; this one answers each command from a table, where a
+reply may be bytes to send, ``CLOSE`` to hang up or ``HANG`` to say nothing ever again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+CLOSE = b"<close>"
+HANG = b"<hang>"
+GOOD = {
+    "GREETING": b"220 hostile.test ESMTP\r\n",
+    "EHLO": b"250-hostile.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n",
+    "MAIL": b"250 OK\r\n",
+    "RCPT": b"250 OK\r\n",
+    "DATA": b"354 go ahead\r\n",
+    "END": b"250 queued\r\n",
+    "RSET": b"250 OK\r\n",
+    "QUIT": b"221 bye\r\n",
+    "AUTH": b"235 ok\r\n",
+}
+
+
+@dataclass
+class Hostile:
+    """A running scripted server and the commands it heard."""
+
+    port: int
+    heard: list[str] = field(default_factory=list)
+    messages: int = 0
+
+
+def _serve(conn: socket.socket, replies: dict[str, bytes], server: Hostile) -> None:
+    def say(key: str) -> bool:
+        reply = replies.get(key, GOOD.get(key, b"500 what\r\n"))
+        if reply.endswith(CLOSE):  # say what comes before, then hang up
+            conn.sendall(reply.removesuffix(CLOSE))
+            conn.close()
+            return False
+        if reply == HANG:
+            threading.Event().wait(30)
+            conn.close()
+            return False
+        conn.sendall(reply)
+        return True
+
+    with conn, contextlib.suppress(OSError):  # the client may hang up first: that is fine
+        reader = conn.makefile("rb")
+        if not say("GREETING"):
+            return
+        in_data = False
+        for raw in reader:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if in_data:
+                if line == ".":
+                    in_data = False
+                    server.messages += 1
+                    server.heard.append("END")
+                    if not say("END"):
+                        return
+                continue
+            verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
+            verb = {"HELO": "EHLO", "MAIL": "MAIL", "RCPT": "RCPT"}.get(verb, verb)
+            server.heard.append(verb)
+            if not say(verb):
+                return
+            if verb == "DATA" and replies.get("DATA", GOOD["DATA"]).startswith(b"354"):
+                in_data = True
+            if verb == "QUIT":
+                return
+
+
+@contextmanager
+def hostile_server(**replies: bytes) -> Iterator[Hostile]:
+    """Serve on a free loopback port, answering from ``replies`` over the good defaults."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = Hostile(port=listener.getsockname()[1])
+    stopped = threading.Event()
+
+    def accept() -> None:
+        while not stopped.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=_serve, args=(conn, replies, server), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stopped.set()
+        listener.close()

@@ -1,0 +1,122 @@
+"""Broken and hostile servers: each ends in a clear error or a correct status, and never hangs."""
+
+import time
+from pathlib import Path
+
+import pytest
+from helpers import contacts_yaml, write_campaign
+from hostile import CLOSE, HANG, hostile_server
+
+from outreach import drafts
+from outreach.batch import Batch, SendOptions, Summary, choose
+from outreach.campaign import load_campaign
+from outreach.sendlog import SendLog
+from outreach.transport import SmtpSettings, SmtpTransport
+
+TIMEOUT = 1.0
+
+
+async def send_to(
+    folder: Path, port: int, *, require_tls: bool = False, user: str | None = None
+) -> tuple[Summary, dict[str, str], float]:
+    """Send a two-contact batch to the scripted server; return summary, statuses and seconds."""
+    write_campaign(folder, contacts=contacts_yaml(2))
+    campaign = load_campaign(folder / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=port,
+        implicit_tls=False,
+        username=user,
+        password="s3ntinel-PASSWORD-7f9c" if user else None,
+        timeout=TIMEOUT,
+        require_tls=require_tls,
+    )
+    started = time.monotonic()
+    with SendLog(folder / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        options = SendOptions(max_attempts=2, backoff=0.01)
+        plan = choose(contacts, log.statuses(), options)
+        summary = await Batch(drafter, log, SmtpTransport(settings), options=options).run(plan)
+        statuses = log.statuses()
+    return summary, statuses, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("replies", "fatal"),
+    [
+        pytest.param(
+            {"GREETING": b"hello there\r\n"}, "is not SMTP: Malformed", id="garbage-greeting"
+        ),
+        pytest.param({"GREETING": HANG}, "did not answer in time", id="silent-greeting"),
+        pytest.param(
+            {"GREETING": b"220 " + b"A" * 100_000 + b"\r\n"},
+            "is not SMTP: Response too long",
+            id="huge-greeting",
+        ),
+        pytest.param(
+            {
+                "EHLO": b"250-hostile.test\r\n250 STARTTLS\r\n",
+                "STARTTLS": b"220 go ahead\r\n" + CLOSE,
+            },
+            "cannot connect: Connection lost",
+            id="closes-during-tls-handshake",
+        ),
+        pytest.param(
+            {
+                "EHLO": b"250-hostile.test\r\n250 STARTTLS\r\n",
+                "STARTTLS": b"220 go ahead\r\nthis is not TLS at all\r\n",
+            },
+            "TLS failed",
+            id="garbage-instead-of-tls",
+        ),
+    ],
+)
+async def test_server_broken_at_connect_stops_the_batch_cleanly(
+    tmp_path: Path, replies: dict[str, bytes], fatal: str
+) -> None:
+    """A server broken before any mail ends the batch with a clear error and nothing sent."""
+    with hostile_server(**replies) as server:
+        summary, statuses, seconds = await send_to(tmp_path / "c", server.port)
+    assert summary.fatal is not None
+    assert fatal in summary.fatal
+    assert set(statuses.values()) == {"pending"}
+    assert seconds < 10 * TIMEOUT
+
+
+async def test_no_starttls_when_tls_is_required_sends_no_password(tmp_path: Path) -> None:
+    """A server without STARTTLS, offering AUTH in clear, never hears the password."""
+    with hostile_server() as server:
+        summary, statuses, _ = await send_to(
+            tmp_path / "c", server.port, require_tls=True, user="someone"
+        )
+    assert summary.fatal is not None
+    assert "does not offer STARTTLS" in summary.fatal
+    assert "AUTH" not in server.heard
+    assert set(statuses.values()) == {"pending"}
+
+
+@pytest.mark.parametrize(
+    ("replies", "status"),
+    [
+        pytest.param({"MAIL": b"lol what\r\n"}, "failed", id="garbage-at-mail"),
+        pytest.param({"RCPT": b"2" * 5000 + b"\r\n"}, "failed", id="overlong-line-at-rcpt"),
+        pytest.param({"MAIL": HANG}, "failed", id="silent-at-mail"),
+        pytest.param({"DATA": b"999 nonsense\r\n"}, "failed", id="nonsense-code-at-data"),
+        pytest.param({"END": b"garbage after the message\r\n"}, "uncertain", id="garbage-at-end"),
+        pytest.param({"END": b"999 nonsense\r\n"}, "uncertain", id="nonsense-code-at-end"),
+        pytest.param({"END": HANG}, "uncertain", id="silent-at-end"),
+        pytest.param({"END": CLOSE}, "uncertain", id="closes-at-end"),
+    ],
+)
+async def test_server_broken_mid_transaction_gives_each_recipient_a_true_status(
+    tmp_path: Path, replies: dict[str, bytes], status: str
+) -> None:
+    """A reply that is not SMTP, or none, ends in failed before the hand-over, uncertain after."""
+    with hostile_server(**replies) as server:
+        summary, statuses, seconds = await send_to(tmp_path / "c", server.port)
+    assert summary.fatal is None
+    assert set(statuses.values()) == {status}
+    assert seconds < 20 * TIMEOUT
+    if status == "uncertain":
+        assert server.messages == 2  # each message reached the server exactly once
