@@ -258,7 +258,7 @@ class SmtpTransport:
             raise TransportError(msg) from None
 
 
-def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError:
+def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError:  # noqa: PLR0911
     url = settings.url
     cause: BaseException | None = exc
     while cause is not None:
