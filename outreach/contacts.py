@@ -20,6 +20,7 @@ ID_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_FIELDS = frozenset({"campaign", "contact"})
 SCALARS = (str, int, float, bool, dt.date)
+MAX_NAME = 256
 _UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '([^']*)'")
 # How much aliases may grow a document (merge keys such as `<<: *defaults` grow it a little).
 MAX_EXPANSION = 4
@@ -216,6 +217,11 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
         problems.append(Problem(where("name"), f"must be text, not {describe(name)}"))
     elif bad := control_character(name):
         problems.append(Problem(where("name"), f"{bad} is not allowed in a header"))
+    elif len(name) > MAX_NAME:
+        msg = f"is {len(name)} characters long; a display name may have at most {MAX_NAME}"
+        problems.append(Problem(where("name"), msg))
+    else:
+        name = " ".join(name.split())  # a display name's spacing does not survive a header
 
     cc: list[str] = []
     raw_cc = entry.get("cc", [])

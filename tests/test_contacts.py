@@ -153,6 +153,16 @@ def test_shipped_list_loads_fifteen_delegations() -> None:
             id="list-field",
         ),
         pytest.param(
+            f"contacts:\n  - id: mexico\n    email: a@b.example\n    name: {'N' * 257}\n",
+            [
+                (
+                    "{path}:4: entry 1 (id 'mexico'), field 'name': is 257 characters long; a display"
+                    " name may have at most 256"
+                )
+            ],
+            id="overlong-name",
+        ),
+        pytest.param(
             "people:\n  - id: mexico\n",
             ["{path}:1: expected a mapping with a 'contacts:' list at the top level"],
             id="no-contacts-key",
