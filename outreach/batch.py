@@ -201,7 +201,7 @@ class Batch:
                 if draft is None or self._stop.is_set():
                     break
                 connection = await self._deliver(draft, connection)
-        except TransportError as exc:
+        except OutreachError as exc:  # the transport or the log can no longer be trusted
             if self._fatal is None:
                 self._fatal = exc
             self._stop.set()

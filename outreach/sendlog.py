@@ -245,14 +245,29 @@ class SendLog:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Run the block in one write transaction, committed at the end."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """Run the block in one write transaction, committed at the end.
+
+        A failure to write (the file locked by another program, a full disk) becomes a
+        ``SendLogError``: the batch stops rather than send what it cannot record.
+        """
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            msg = (
+                f"{self.path}: cannot write to the send log ({exc}); another program may hold "
+                "it open. Close that program and run again."
+            )
+            raise SendLogError(msg) from exc
         try:
             yield
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK")
+            msg = f"{self.path}: cannot write to the send log: {exc}"
+            raise SendLogError(msg) from exc
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database and release the lock."""

@@ -7,6 +7,7 @@ import mailbox
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -275,3 +276,22 @@ def test_user_without_password_and_without_terminal_is_refused(
     assert result.returncode == 1
     assert "names a user but no password was given" in result.stderr
     assert smtp_server.handler.received == []
+
+
+def test_log_locked_by_another_program_stops_send_before_anything_goes(
+    campaign_dir: Path,
+) -> None:
+    """A send log held in a write transaction by another program is a clear error; nothing goes."""
+    assert run_cli("send", "--limit", "1", cwd=campaign_dir).returncode == 0
+    log_file = campaign_dir / "logs" / "test-campaign.sqlite3"
+    other = sqlite3.connect(log_file, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        result = run_cli("send", cwd=campaign_dir)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert result.returncode == 1
+    assert "another program may hold it open" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(mailbox.Maildir(campaign_dir / "outbox", create=False)) == 1

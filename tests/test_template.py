@@ -61,7 +61,8 @@ def test_template_syntax_error_names_the_line(tmp_path: Path) -> None:
 def test_template_cannot_reach_python_internals(tmp_path: Path, expression: str) -> None:
     """The sandbox refuses attribute paths that lead to Python's internals."""
     message = render_error(tmp_path, f"Hello {expression}\n")
-    assert "undefined variable" in message or "Python internals" in message
+    refused = "tries to reach Python internals" in message or "undefined variable" in message
+    assert refused, message
     assert "<class" not in message
 
 
@@ -150,3 +151,64 @@ def test_check_passes_on_the_shipped_campaign_with_placeholder_warnings() -> Non
     assert result.returncode == 0, result.stderr
     assert "check passed: 15 contacts valid, 15 drafts rendered, 0 problems" in result.stdout
     assert "placeholder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{% include "../secret.txt" %}',
+        '{% include "/etc/passwd" %}',
+        '{% import "/etc/hostname" as h %}',
+    ],
+)
+def test_template_cannot_read_files_outside_its_folder(tmp_path: Path, source: str) -> None:
+    """Includes cannot leave the template's folder: no '..', no absolute paths."""
+    (tmp_path / "secret.txt").write_text("TOP SECRET", encoding="utf-8")
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    with pytest.raises(InputError) as caught:
+        letter(folder, source + "\n").render(CONTACT)
+    assert "TOP SECRET" not in str(caught.value)
+    assert "template error" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "{{ '{0.__class__.__mro__}'.format(name) }}",
+        "{{ lipsum.__globals__['os'].environ }}",
+        "{{ self.__init__.__globals__ }}",
+        "{{ range.__self__ }}",
+        "{{ namespace.__init__.__globals__ }}",
+    ],
+)
+def test_template_cannot_reach_the_environment(tmp_path: Path, expression: str) -> None:
+    """Format strings and globals cannot reach the environment or modules."""
+    message = render_error(tmp_path, f"{expression}\n")
+    refused = "tries to reach Python internals" in message or "undefined variable" in message
+    assert refused, message
+    assert "PATH" not in message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "is a folder, not a template file"),
+        (b"", "the template is empty"),
+        ("Dear {{ name }}\n".encode("utf-16"), "is not UTF-8 (byte 0xff)"),
+    ],
+)
+def test_unusable_template_file_is_a_clear_error(
+    tmp_path: Path, content: bytes | None, expected: str
+) -> None:
+    """A template that is a folder, empty or not UTF-8 is refused, naming the file."""
+    path = tmp_path / "letter.md.j2"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        Letter(path, subject="S")
+    (problem,) = caught.value.problems
+    assert problem.where.startswith(str(path))
+    assert expected in problem.message
