@@ -87,6 +87,9 @@ def test_password_never_appears_in_output_or_log(
     for path in campaign_dir.rglob("*"):
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path
+    assert smtp_server.handler.received
+    for record in smtp_server.handler.received:
+        assert PASSWORD.encode() not in record.data
 
 
 def test_live_send_without_terminal_or_yes_is_refused(
