@@ -1,5 +1,9 @@
+import os
+import shutil
 import sqlite3
 import stat
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,3 +107,28 @@ def test_pending_recipient_takes_a_corrected_address_and_a_sent_one_keeps_its_ow
         "c1": "new-c1@mission.example",
         "c2": "new-c2@mission.example",
     }
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A send log that cannot be written: mode 0444, or immutable when running as root."""
+    path = tmp_path / "send.sqlite3"
+    with SendLog(path, campaign="c", write=True) as log:
+        log.register(CONTACTS)
+    if os.geteuid() == 0:  # root ignores file modes
+        chattr = shutil.which("chattr")
+        if chattr is None or subprocess.run([chattr, "+i", path], check=False).returncode:
+            pytest.skip("running as root where chattr cannot make a file immutable")
+        yield path
+        subprocess.run([chattr, "-i", path], check=True)
+    else:
+        path.chmod(0o444)
+        yield path
+
+
+def test_read_only_log_is_refused_and_left_untouched(read_only: Path) -> None:
+    """A send log that cannot be written is refused before anything is sent, and kept as it was."""
+    before = read_only.read_bytes()
+    with pytest.raises(SendLogError, match="send log"):
+        SendLog(read_only, campaign="c", write=True)
+    assert read_only.read_bytes() == before
