@@ -1,0 +1,321 @@
+"""Measure outreach side by side with the limit of its stack and with the peer; print figures.
+
+Run from the repository root, in the project's virtual environment:
+
+    python tests/benchmarks/bench.py            # the full run (N = 1,000 / 10,000 / 100,000)
+    python tests/benchmarks/bench.py --quick    # smaller N, for a first look
+
+The sink is Postfix's C ``smtp-sink``, unpacked from Debian's ``postfix`` package (apt-get
+download, no mail server installed) into a cache folder; without it, aiosmtpd in a process of
+its own. The peer, mailmerge 2.3, is installed from PyPI into a virtual environment of its own
+in the same cache folder. Every figure is measured in this run, on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("OUTREACH_BENCH_CACHE", Path.home() / ".cache" / "outreach-bench"))
+CONCURRENCY = 4
+
+
+def free_port() -> int:
+    """Return a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def smtp_sink_binary() -> Path | None:
+    """Unpack Postfix's smtp-sink from Debian's package into the cache; None if unavailable."""
+    root = CACHE / "postfix"
+    binary = root / "usr" / "sbin" / "smtp-sink"
+    if binary.exists():
+        return binary
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        return None
+    download = CACHE / "deb"
+    download.mkdir(parents=True, exist_ok=True)
+    got = subprocess.run(
+        ["apt-get", "download", "postfix"], cwd=download, capture_output=True, check=False
+    )
+    debs = sorted(download.glob("postfix_*.deb"))
+    if got.returncode != 0 or not debs:
+        return None
+    subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(root)], check=True)
+    return binary if binary.exists() else None
+
+
+AIOSMTPD_SINK = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from aiosmtpd.smtp import SMTP
+    times = open(sys.argv[2], "w") if len(sys.argv) > 2 else None
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            if times:
+                times.write(f"{time.monotonic()}\\n"); times.flush()
+            return "250 OK"
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(Handler(), hostname="sink"), "127.0.0.1", int(sys.argv[1]))
+        print("ready", flush=True)
+        async with server:
+            await asyncio.Event().wait()
+    asyncio.run(main())
+    """
+)
+
+
+@contextmanager
+def sink(*, record_times: Path | None = None) -> Iterator[tuple[int, str]]:
+    """Run an SMTP sink on loopback; yield its port and its name."""
+    port = free_port()
+    binary = None if record_times else smtp_sink_binary()
+    if binary is not None:
+        env = {**os.environ, "LD_LIBRARY_PATH": str(binary.parents[2] / "usr" / "lib" / "postfix")}
+        args = [str(binary), "-u", "nobody", f"127.0.0.1:{port}", "1024"]
+        process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        name = "Postfix smtp-sink"
+        for _ in range(200):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.01)
+    else:
+        args = [sys.executable, "-c", AIOSMTPD_SINK, str(port)]
+        if record_times:
+            args.append(str(record_times))
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        process.stdout.readline()
+        name = "aiosmtpd (own process)"
+    try:
+        yield port, name
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def write_workload(folder: Path, count: int) -> Path:
+    """Write the shipped letter and ``count`` synthetic contacts in the shipped format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "templates", folder / "templates", dirs_exist_ok=True)
+    campaign = (REPO / "campaign.toml").read_text(encoding="utf-8")
+    campaign = campaign.replace("contacts/security-council-2010.yaml", "contacts.yaml")
+    (folder / "campaign.toml").write_text(campaign, encoding="utf-8")
+    with (folder / "contacts.yaml").open("w", encoding="utf-8") as out:
+        out.write("contacts:\n")
+        for n in range(count):
+            out.write(
+                f"  - id: member-{n}\n"
+                f"    email: member-{n}@missions.example\n"
+                f"    name: Ambassador Number {n}\n"
+                f"    country: Country {n}\n"
+                f"    honorific: H.E. Mr.\n"
+                f"    salutation: Dear Ambassador {n}\n"
+                f"    title: Permanent Representative of Country {n} to the United Nations\n"
+                f"    mission: Permanent Mission of Country {n} to the United Nations\n"
+            )
+    return folder
+
+
+def outreach(*args: str, cwd: Path) -> tuple[float, float, str]:
+    """Run the outreach CLI; return wall seconds, peak RSS in MiB and its output."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "outreach", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"outreach {' '.join(args)} failed:\n{output}")
+    return seconds, usage.ru_maxrss / 1024, output
+
+
+def run_ours(count: int, port: int) -> tuple[float, float]:
+    """Send ``count`` letters with the whole CLI; return seconds and peak RSS (MiB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_workload(Path(tmp) / "w", count)
+        seconds, rss, _ = outreach(
+            "send", "--smtp", f"smtp://127.0.0.1:{port}", "--yes", "--allow-reserved-domains",
+            "--concurrency", str(CONCURRENCY), cwd=folder,
+        )  # fmt: skip
+        return seconds, rss
+
+
+def message_size() -> int:
+    """Return the byte size of one draft of the real letter."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_workload(Path(tmp) / "w", 1)
+        outreach("preview", "--out", "drafts", cwd=folder)
+        return (folder / "drafts" / "member-0.eml").stat().st_size
+
+
+LIMIT = textwrap.dedent(
+    """
+    import asyncio, sys, time, aiosmtplib
+    port, count, size, conns = map(int, sys.argv[1:])
+    body = b"Subject: limit\\r\\nFrom: a@b.example\\r\\nTo: c@d.example\\r\\n\\r\\n"
+    body += (b"x" * 76 + b"\\r\\n") * ((size - len(body)) // 78)
+    async def worker(n):
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False,
+                               local_hostname="bench")
+        await smtp.connect()
+        for _ in range(n):
+            await smtp.sendmail("a@b.example", ["c@d.example"], body)
+        await smtp.quit()
+    async def main():
+        share = [count // conns + (i < count % conns) for i in range(conns)]
+        await asyncio.gather(*(worker(n) for n in share))
+    started = time.perf_counter()
+    asyncio.run(main())
+    print(time.perf_counter() - started)
+    """
+)
+
+
+def run_limit(count: int, port: int, size: int) -> float:
+    """Send ``count`` prebuilt messages of ``size`` bytes with bare aiosmtplib; return seconds."""
+    args = [sys.executable, "-c", LIMIT, str(port), str(count), str(size), str(CONCURRENCY)]
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip())
+
+
+def mailmerge_python() -> Path:
+    """Install mailmerge 2.3 into a virtual environment of its own; return its python."""
+    venv = CACHE / "mailmerge-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "mailmerge==2.3"], stderr=subprocess.DEVNULL, check=True
+        )
+    return python
+
+
+def run_peer(count: int, port: int) -> float:
+    """Send ``count`` letters (the letter as Markdown) with mailmerge; return seconds."""
+    python = mailmerge_python()
+    letter = (REPO / "seeds" / "open-letter-kyrgyzstan-2010-06-24.md").read_text("utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "mailmerge_template.txt").write_text(
+            "TO: {{email}}\n"
+            "SUBJECT: Open Letter to the United Nations Security Council\n"
+            "FROM: Global Centre <office@globalr2p.example>\n"
+            "CONTENT-TYPE: text/markdown\n\n"
+            "{{honorific}} {{name}}  \n{{title}}  \n{{mission}}\n\n"
+            "{{salutation}},\n\n" + letter,
+            encoding="utf-8",
+        )
+        rows = ["email,honorific,name,title,mission,salutation"]
+        rows += [
+            f"member-{n}@missions.example,H.E. Mr.,Ambassador {n},"
+            f"Permanent Representative of Country {n},Permanent Mission of Country {n},"
+            f"Dear Ambassador {n}"
+            for n in range(count)
+        ]
+        (folder / "mailmerge_database.csv").write_text("\n".join(rows) + "\n", "utf-8")
+        (folder / "mailmerge_server.conf").write_text(
+            f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nsecurity = Never\n", "utf-8"
+        )
+        started = time.perf_counter()
+        subprocess.run(
+            [str(python.parent / "mailmerge"), "--no-dry-run", "--no-limit"],
+            cwd=folder, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        return time.perf_counter() - started
+
+
+def rate_accuracy(count: int, rate: str) -> tuple[float, int, int]:
+    """Send ``count`` at ``rate``; return the achieved rate per minute and window maxima."""
+    with tempfile.TemporaryDirectory() as tmp:
+        times_file = Path(tmp) / "times.txt"
+        with sink(record_times=times_file) as (port, _):
+            folder = write_workload(Path(tmp) / "w", count)
+            outreach(
+                "send", "--smtp", f"smtp://127.0.0.1:{port}", "--yes",
+                "--allow-reserved-domains", "--concurrency", str(CONCURRENCY), "--rate", rate,
+                cwd=folder,
+            )  # fmt: skip
+        times = sorted(float(line) for line in times_file.read_text().split())
+    achieved = (len(times) - 1) / (times[-1] - times[0]) * 60
+    most_60 = max(sum(1 for t in times[i:] if t - s < 60) for i, s in enumerate(times))
+    most_1 = max(sum(1 for t in times[i:] if t - s < 1) for i, s in enumerate(times))
+    return achieved, most_60, most_1
+
+
+def startup() -> tuple[float, float]:
+    """Return the median wall time of `outreach --help` and of `outreach preview`."""
+
+    def median(*args: str) -> float:
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "outreach", *args],
+                cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            runs.append(time.perf_counter() - started)
+        return statistics.median(runs)
+
+    return median("--help"), median("preview")
+
+
+def main() -> None:
+    """Run every measurement and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller N, for a first look")
+    options = parser.parse_args()
+    big = 2_000 if options.quick else 10_000
+    scaling = [500, 2_000, 5_000] if options.quick else [1_000, 10_000, 100_000]
+    peer_count = 200 if options.quick else 1_000
+
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    size = message_size()
+    print(f"message: the real letter, text + HTML, {size:,} bytes")
+    with sink() as (port, name):
+        print(f"sink: {name} on 127.0.0.1:{port}; {CONCURRENCY} connections\n")
+        ours, _ = run_ours(big, port)
+        limit = run_limit(big, port, size)
+        peer = run_peer(peer_count, port)
+        print(f"ours   outreach send, N={big:,}: {big / ours:,.0f} msg/s ({ours:.1f} s)")
+        print(f"limit  aiosmtplib, prebuilt, N={big:,}: {big / limit:,.0f} msg/s ({limit:.1f} s)")
+        print(f"peer   mailmerge 2.3, N={peer_count:,}: {peer_count / peer:,.1f} msg/s ({peer:.1f} s)")
+        print(f"ratio  ours / limit: {limit / ours:.0%}; ours / peer: {peer / peer_count * big / ours:.1f}x\n")
+        print("scaling (whole process, contact loading included):")
+        for count in scaling:
+            seconds, rss = run_ours(count, port)
+            print(
+                f"  N={count:>7,}: {seconds:7.1f} s, {count / seconds:6,.0f} msg/s, "
+                f"{seconds / count * 1e3:.2f} ms/msg, peak RSS {rss:,.0f} MiB"
+            )
+    achieved, most_60, most_1 = rate_accuracy(300, "600/min")
+    print(
+        f"\nrate   --rate 600/min, 300 messages: achieved {achieved:.1f}/min "
+        f"({achieved / 600:.1%}); most in any 60 s window {most_60}, in any 1 s window {most_1}"
+    )
+    help_s, preview_s = startup()
+    print(f"start  outreach --help {help_s:.3f} s; outreach preview (15 drafts) {preview_s:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
