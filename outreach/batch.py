@@ -215,7 +215,7 @@ class Batch:
         data = draft.data
         envelope = Envelope(self._drafter.campaign.sender.address, contact.recipients, data)
         digest = content_hash(data)
-        message_id = str(draft.message["Message-ID"])
+        message_id = draft.message_id
         tries = 0
         while True:
             if connection is None:

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from outreach.contacts import load_contacts, read_contacts
 from outreach.errors import InputError, OutreachError, Problem
-from outreach.message import build_message, new_message_id
+from outreach.message import MessageBuilder, new_message_id
 from outreach.model import Campaign, Contact, is_reserved
 from outreach.render import Letter
 
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """Hold one contact's message, exactly as it would be sent."""
+    """Hold one contact's message: the bytes that go over the wire."""
 
     contact: Contact
-    message: EmailMessage
+    message_id: str
+    data: bytes
 
     @property
-    def data(self) -> bytes:
-        """Return the bytes that go over the wire."""
-        return bytes(self.message)
+    def message(self) -> EmailMessage:
+        """Parse the bytes back into a message, to show it."""
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)  # the default policy's factory  # noqa: S101
+        return parsed
 
 
 @dataclass(slots=True)
@@ -43,22 +48,18 @@ class Drafter:
         """Compile the campaign's letter; raise ``InputError`` if the template is unusable."""
         self.campaign = campaign
         self.letter = Letter(campaign.template, subject=campaign.subject)
+        self._builder = MessageBuilder(
+            sender=campaign.sender, subject=campaign.subject, reply_to=campaign.reply_to
+        )
 
     def draft(
         self, contact: Contact, /, *, message_id: str | None = None, date: str | None = None
     ) -> Draft:
         """Render and build the message for one contact; Date and Message-ID are made if absent."""
         rendered = self.letter.render(contact)
-        message = build_message(
-            contact,
-            rendered,
-            sender=self.campaign.sender,
-            subject=self.campaign.subject,
-            reply_to=self.campaign.reply_to,
-            message_id=message_id or new_message_id(self.campaign.sender),
-            date=date,
-        )
-        return Draft(contact=contact, message=message)
+        message_id = message_id or new_message_id(self.campaign.sender)
+        data = self._builder.build(contact, rendered, message_id=message_id, date=date)
+        return Draft(contact=contact, message_id=message_id, data=data)
 
     def validate(self, contacts: Iterable[Contact], /) -> None:
         """Run the template for every contact; raise ``InputError`` listing every failure.
