@@ -23,6 +23,12 @@ from markupsafe import Markup
 from outreach.errors import InputError, Problem
 from outreach.model import Contact, Rendered
 
+# Blocks are separated by lines that are empty or hold only spaces and tabs.
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
+_SIMPLE_BLOCKS = frozenset(
+    {"paragraph_open", "paragraph_close", "heading_open", "heading_close", "inline", "hr"}
+)
+_CACHE_SIZE = 4096
 # Any ASCII punctuation may be backslash-escaped in CommonMark, and then stands for itself.
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
@@ -90,6 +96,7 @@ class Letter:
         )
         self._md = _markdown()
         self._template = self._compile()
+        self._cache: dict[str, tuple[str, str] | None] = {}
 
     def _compile(self) -> jinja2.Template:
         if self.path.is_dir():
@@ -118,10 +125,45 @@ class Letter:
 
     def render(self, contact: Contact, /) -> Rendered:
         """Render both bodies for ``contact``; raise ``InputError`` naming line and contact."""
-        tokens = self._md.parse(self.source(contact))
+        source = self.source(contact)
+        pieces = [self._block(block) for block in _BLANK_LINES.split(source) if block.strip()]
+        if all(piece is not None for piece in pieces):
+            body = "".join(piece[0] for piece in pieces if piece is not None)
+            text = "\n\n".join(piece[1] for piece in pieces if piece is not None and piece[1])
+            return self._page(body, text + "\n")
+        return self.render_whole(source)
+
+    def render_whole(self, source: str, /) -> Rendered:
+        """Render Markdown as one document: the reference for ``render``'s block cache."""
+        tokens = self._md.parse(source)
         body = self._md.renderer.render(tokens, self._md.options, {})
-        page = _PAGE.format(title=html.escape(self.subject), body=body)
-        return Rendered(text=markdown_to_text(tokens), html=page)
+        return self._page(body, markdown_to_text(tokens))
+
+    def _page(self, body: str, text: str) -> Rendered:
+        return Rendered(text=text, html=_PAGE.format(title=html.escape(self.subject), body=body))
+
+    def _block(self, block: str) -> tuple[str, str] | None:
+        """Render one block between blank lines, from the cache when it was seen before.
+
+        Most of a letter's paragraphs are the same in every copy. A paragraph, heading or rule
+        renders the same alone as in its document, so those are cached; anything whose meaning
+        can reach past a blank line (lists, code, HTML blocks, link definitions) returns None,
+        and the message is rendered whole.
+        """
+        if block in self._cache:
+            return self._cache[block]
+        env: dict[str, Any] = {}
+        tokens = self._md.parse(block, env)
+        simple = not env.get("references") and all(
+            token.type in _SIMPLE_BLOCKS for token in tokens if token.level == 0
+        )
+        piece = None
+        if simple:
+            html_part = self._md.renderer.render(tokens, self._md.options, env)
+            piece = (html_part, markdown_to_text(tokens).removesuffix("\n"))
+        if len(self._cache) < _CACHE_SIZE:
+            self._cache[block] = piece
+        return piece
 
     def source(self, contact: Contact, /) -> str:
         """Run the template for ``contact``, giving Markdown; this is the step that can fail."""

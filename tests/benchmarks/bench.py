@@ -206,7 +206,9 @@ def mailmerge_python() -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "mailmerge==2.3"], stderr=subprocess.DEVNULL, check=True
+            [str(python), "-m", "pip", "install", "--quiet", "mailmerge==2.3"],
+            stderr=subprocess.DEVNULL,
+            check=True,
         )
     return python
 
@@ -299,8 +301,12 @@ def main() -> None:
         peer = run_peer(peer_count, port)
         print(f"ours   outreach send, N={big:,}: {big / ours:,.0f} msg/s ({ours:.1f} s)")
         print(f"limit  aiosmtplib, prebuilt, N={big:,}: {big / limit:,.0f} msg/s ({limit:.1f} s)")
-        print(f"peer   mailmerge 2.3, N={peer_count:,}: {peer_count / peer:,.1f} msg/s ({peer:.1f} s)")
-        print(f"ratio  ours / limit: {limit / ours:.0%}; ours / peer: {peer / peer_count * big / ours:.1f}x\n")
+        print(
+            f"peer   mailmerge 2.3, N={peer_count:,}: {peer_count / peer:,.1f} msg/s ({peer:.1f} s)"
+        )
+        print(
+            f"ratio  ours / limit: {limit / ours:.0%}; ours / peer: {peer / peer_count * big / ours:.1f}x\n"
+        )
         print("scaling (whole process, contact loading included):")
         for count in scaling:
             seconds, rss = run_ours(count, port)

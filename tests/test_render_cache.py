@@ -1,0 +1,36 @@
+"""The block cache renders exactly what rendering the whole document gives, for any Markdown."""
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from outreach.model import Contact
+from outreach.render import Letter
+
+CONTACT = Contact(id="x", email="x@y.example", name="N")
+FRAGMENTS = [
+    "A plain paragraph.", "Second line\\\nafter a hard break", "June 10<sup>th</sup>",
+    "### **Heading**", "Title\n=====", "Sub\n---", "---", "* * *", "- item one", "- item two",
+    "1. first", "2) second", "> quoted", "> still quoted", "```", "~~~", "    indented code",
+    "<div>", "</div>", "<pre>", "</pre>", "<!-- comment -->", "[ref]: https://a.example",
+    "a [link][ref] here", "[ref]", "*em* and __strong__", "  two spaces in", "\tTab",
+    "<https://auto.example>", "x  ", "", " ", "\t", "Mónica — Ertuğrul",
+]  # fmt: skip
+documents = st.lists(
+    st.tuples(st.sampled_from(FRAGMENTS), st.sampled_from(["\n", "\n\n", "\n \n", "\n\n\n"])),
+    max_size=14,
+).map(lambda parts: "".join(text + sep for text, sep in parts))
+
+
+@settings(max_examples=400, deadline=None)
+@given(source=documents)
+def test_block_cache_matches_whole_document_rendering(source: str) -> None:
+    """Rendering through the block cache, twice, equals rendering the document whole."""
+    path = Path(tempfile.mkdtemp()) / "letter.md.j2"
+    path.write_text(source + "x", encoding="utf-8")
+    letter = Letter(path, subject="S")
+    whole = letter.render_whole(letter.source(CONTACT))
+    assert letter.render(CONTACT) == whole
+    assert letter.render(CONTACT) == whole  # the second time from the cache
