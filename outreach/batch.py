@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from outreach.drafts import Draft, Drafter
-from outreach.errors import ConfigError, OutreachError, TransportError
+from outreach.errors import ConfigError, OutreachError, SendLogError, TransportError
 from outreach.model import Contact, is_reserved
 from outreach.ratelimit import Rate, RateLimiter
-from outreach.sendlog import SendLog, Status
+from outreach.sendlog import Journal, SendLog, Status
 from outreach.transport import Connection, Delivery, Envelope, Outcome, Transport
 
 MAX_BACKOFF = 300.0
@@ -144,6 +146,8 @@ class Batch:
         self._stop = asyncio.Event()
         self._summary = Summary()
         self._fatal: OutreachError | None = None
+        self._journal: Journal
+        self._write_error: BaseException | None = None
 
     def stop(self) -> None:
         """Take no new recipients; those in flight are settled and recorded."""
@@ -158,13 +162,18 @@ class Batch:
         workers = max(1, min(self._options.concurrency, len(plan.todo)))
         queue: asyncio.Queue[Draft | None] = asyncio.Queue(maxsize=2 * workers)
         self._log.start_run(self._transport.description)
-        producer = asyncio.create_task(self._produce(plan, queue, workers))
+        message_ids = self._log.message_ids()
+        self._journal = Journal(self._log)
+        producer = asyncio.create_task(self._produce(plan, queue, workers, message_ids))
         try:
             await asyncio.gather(*(self._work(queue) for _ in range(workers)))
         finally:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
+            await asyncio.to_thread(self._journal.close)
+        if self._write_error is not None and self._fatal is None:
+            self._fatal = SendLogError(str(self._write_error))
         summary.not_sent = len(plan.todo) - summary.sent - summary.failed - summary.uncertain
         if self._fatal is not None:
             summary.interrupted = False
@@ -177,8 +186,13 @@ class Batch:
         self._log.end_run(outcome)
         return summary
 
-    async def _produce(self, plan: Plan, queue: asyncio.Queue[Draft | None], workers: int) -> None:
-        message_ids = self._log.message_ids()
+    async def _produce(
+        self,
+        plan: Plan,
+        queue: asyncio.Queue[Draft | None],
+        workers: int,
+        message_ids: dict[str, str],
+    ) -> None:
         try:
             for contact in plan.todo:
                 if self._stop.is_set():
@@ -222,14 +236,19 @@ class Batch:
                 connection = await self._transport.connect()
             if self._limiter is not None and not await self._acquire(self._limiter):
                 return connection
-            number = self._log.claim(contact.id, message_id=message_id, content_hash=digest)
+            claim = functools.partial(
+                self._log.claim_in_transaction,
+                contact.id,
+                message_id=message_id,
+                content_hash=digest,
+            )
+            # On disk before the message leaves: this is what makes a crash safe.
+            number = await asyncio.wrap_future(self._journal.submit(claim))
             tries += 1
             try:
                 delivery = await connection.send(envelope)
             except TransportError as exc:
-                self._log.settle(
-                    contact.id, status=Status.PENDING, outcome="error", code=None, text=str(exc)
-                )
+                self._settle(contact, Status.PENDING, outcome="error", code=None, text=str(exc))
                 raise
             finally:
                 if self._limiter is not None:
@@ -269,6 +288,33 @@ class Batch:
             return False
         return True
 
+    def _settle(
+        self,
+        contact: Contact,
+        status: Status,
+        *,
+        outcome: str,
+        code: int | None,
+        text: str,
+        refused: str | None = None,
+    ) -> None:
+        """Queue a settle; it shares the commit of the next claims, and is checked at the end."""
+        settle = functools.partial(
+            self._log.settle_in_transaction,
+            contact.id,
+            status=status,
+            outcome=outcome,
+            code=code,
+            text=text,
+            refused=refused,
+        )
+        self._journal.submit(settle).add_done_callback(self._check_write)
+
+    def _check_write(self, write: Future[None]) -> None:
+        """Keep the first failed write, to stop the batch with it."""
+        if write.exception() is not None and self._write_error is None:
+            self._write_error = write.exception()
+
     def _record(self, contact: Contact, delivery: Delivery, *, retry: bool, tries: int) -> Status:
         refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items()) or None
         text = delivery.text
@@ -285,9 +331,9 @@ class Batch:
             self._summary.failed += 1
             if delivery.outcome is Outcome.TRANSIENT:
                 text = f"{text} (gave up after {tries} attempts in this run)"
-        self._log.settle(
-            contact.id,
-            status=status,
+        self._settle(
+            contact,
+            status,
             outcome=str(delivery.outcome),
             code=delivery.code,
             text=text,

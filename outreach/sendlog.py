@@ -11,16 +11,21 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import queue
 import sqlite3
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self, TypeVar
 
 from outreach.errors import LogLockedError, SendLogError
 from outreach.model import Contact
+
+T = TypeVar("T")
 
 
 class Status(StrEnum):
@@ -153,7 +158,10 @@ class SendLog:
         try:
             if write:
                 self._create_file()
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+            # A Journal writes from its own thread while the event loop waits for it.
+            self._db = sqlite3.connect(
+                path, isolation_level=None, timeout=5.0, check_same_thread=False
+            )
             self._db.execute("PRAGMA foreign_keys = ON")
             if write:
                 self._db.execute("PRAGMA journal_mode = WAL")
@@ -350,22 +358,30 @@ class SendLog:
 
     def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
         """Mark a recipient ``sending`` and open an attempt; on disk before the message leaves."""
-        stamp = now()
         with self.transaction():
-            row = self._db.execute(
-                "UPDATE recipients SET status = ?, attempts = attempts + 1, message_id = ?, "
-                "content_hash = ?, updated_at = ? WHERE contact_id = ? RETURNING attempts",
-                (Status.SENDING, message_id, content_hash, stamp, contact_id),
-            ).fetchone()
-            if row is None:
-                msg = f"{self.path}: recipient {contact_id!r} is not in the send log"
-                raise SendLogError(msg)
-            number = int(row[0])
-            self._db.execute(
-                "INSERT INTO attempts (contact_id, run_id, number, started_at, message_id, "
-                "content_hash) VALUES (?, ?, ?, ?, ?, ?)",
-                (contact_id, self._run_id, number, stamp, message_id, content_hash),
+            return self.claim_in_transaction(
+                contact_id, message_id=message_id, content_hash=content_hash
             )
+
+    def claim_in_transaction(
+        self, contact_id: str, /, *, message_id: str, content_hash: str
+    ) -> int:
+        """Do ``claim``'s writes inside the caller's transaction."""
+        stamp = now()
+        row = self._db.execute(
+            "UPDATE recipients SET status = ?, attempts = attempts + 1, message_id = ?, "
+            "content_hash = ?, updated_at = ? WHERE contact_id = ? RETURNING attempts",
+            (Status.SENDING, message_id, content_hash, stamp, contact_id),
+        ).fetchone()
+        if row is None:
+            msg = f"{self.path}: recipient {contact_id!r} is not in the send log"
+            raise SendLogError(msg)
+        number = int(row[0])
+        self._db.execute(
+            "INSERT INTO attempts (contact_id, run_id, number, started_at, message_id, "
+            "content_hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (contact_id, self._run_id, number, stamp, message_id, content_hash),
+        )
         return number
 
     def settle(
@@ -380,18 +396,34 @@ class SendLog:
         refused: str | None = None,
     ) -> None:
         """Close the open attempt with the server's reply and set the recipient's status."""
-        stamp = now()
         with self.transaction():
-            self._db.execute(
-                "UPDATE attempts SET finished_at = ?, outcome = ?, reply_code = ?, "
-                "reply_text = ?, refused = ? WHERE contact_id = ? AND finished_at IS NULL",
-                (stamp, outcome, code, text, refused, contact_id),
+            self.settle_in_transaction(
+                contact_id, status=status, outcome=outcome, code=code, text=text, refused=refused
             )
-            self._db.execute(
-                "UPDATE recipients SET status = ?, reply_code = ?, reply_text = ?, refused = ?, "
-                "updated_at = ? WHERE contact_id = ?",
-                (status, code, text, refused, stamp, contact_id),
-            )
+
+    def settle_in_transaction(
+        self,
+        contact_id: str,
+        /,
+        *,
+        status: Status,
+        outcome: str,
+        code: int | None,
+        text: str,
+        refused: str | None = None,
+    ) -> None:
+        """Do ``settle``'s writes inside the caller's transaction."""
+        stamp = now()
+        self._db.execute(
+            "UPDATE attempts SET finished_at = ?, outcome = ?, reply_code = ?, "
+            "reply_text = ?, refused = ? WHERE contact_id = ? AND finished_at IS NULL",
+            (stamp, outcome, code, text, refused, contact_id),
+        )
+        self._db.execute(
+            "UPDATE recipients SET status = ?, reply_code = ?, reply_text = ?, refused = ?, "
+            "updated_at = ? WHERE contact_id = ?",
+            (status, code, text, refused, stamp, contact_id),
+        )
 
     # Reading, for 'send' and 'log' --------------------------------------------------------
 
@@ -433,3 +465,57 @@ class SendLog:
             (contact_id,),
         ).fetchall()
         return [Attempt(*row) for row in rows]
+
+
+class Journal:
+    """Write to the log from a thread of its own, committing in groups.
+
+    Each write is handed over as a function and answered with a future. While one commit is on
+    its way to disk, the writes that arrive wait and then share the next commit, so many
+    connections cost one disk flush between them, and the event loop never waits on the disk.
+    A write's future is done only once its commit is on disk.
+    """
+
+    def __init__(self, log: SendLog, /) -> None:
+        """Start the writer thread for ``log``; nothing else may use ``log`` until ``close``."""
+        self._log = log
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None]
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name="send-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, write: Callable[[], T], /) -> Future[T]:
+        """Queue one write; its future is done when it is committed."""
+        future: Future[T] = Future()
+        self._queue.put((write, future))
+        return future
+
+    def close(self) -> None:
+        """Commit what is queued and stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _write(self) -> None:
+        closing = False
+        while not closing:
+            item = self._queue.get()
+            group: list[tuple[Callable[[], Any], Future[Any]]] = []
+            while item is not None:
+                group.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            closing = item is None
+            if not group:
+                continue
+            results: list[Any] = []
+            try:
+                with self._log.transaction():
+                    results.extend(write() for write, _ in group)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting writer
+                for _, future in group:
+                    future.set_exception(exc)
+            else:
+                for (_, future), result in zip(group, results, strict=True):
+                    future.set_result(result)
