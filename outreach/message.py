@@ -98,8 +98,15 @@ def _one_line(name: str, value: str) -> bytes:
 
 
 def _quoted_printable(text: str) -> bytes:
-    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-    return binascii.b2a_qp(data, istext=True)
+    """Encode text line by line: quoted-printable lines are independent, and most repeat."""
+    return b"\r\n".join(_quoted_printable_line(line) for line in text.split("\n"))
+
+
+@functools.lru_cache(maxsize=8192)
+def _quoted_printable_line(line: str) -> bytes:
+    # Given its line end, b2a_qp ends soft breaks in CRLF too and encodes trailing blanks.
+    data = line.removesuffix("\r").encode("utf-8") + b"\r\n"
+    return binascii.b2a_qp(data, istext=True).removesuffix(b"\r\n")
 
 
 class MessageBuilder:

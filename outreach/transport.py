@@ -13,7 +13,6 @@ import asyncio
 import enum
 import ipaddress
 import mailbox
-import re
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ from outreach.errors import ConfigError, TransportError
 SMTP_PORT = 587
 SMTPS_PORT = 465
 DEFAULT_TIMEOUT = 60.0
-_PERIOD_AT_LINE_START = re.compile(rb"(?m)^\.")
 
 
 class Outcome(enum.StrEnum):
@@ -344,7 +342,11 @@ class _SmtpConnection:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
-        protocol.write(_PERIOD_AT_LINE_START.sub(b"..", data) + b".\r\n")
+        # Dot-stuffing (RFC 5321 4.5.2); bytes.replace is many times faster than a regex here.
+        stuffed = data.replace(b"\r\n.", b"\r\n..")
+        if stuffed.startswith(b"."):
+            stuffed = b"." + stuffed
+        protocol.write(stuffed + b".\r\n")
         return await protocol.read_response(timeout=self._timeout)
 
     async def _refused(self, code: int, text: str, *, after_data: bool = False) -> Delivery:

@@ -1,11 +1,13 @@
-"""The block cache renders exactly what rendering the whole document gives, for any Markdown."""
+"""The caches of the hot path give exactly what the uncached computation gives."""
 
+import binascii
 import tempfile
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from outreach.message import _quoted_printable
 from outreach.model import Contact
 from outreach.render import Letter
 
@@ -34,3 +36,13 @@ def test_block_cache_matches_whole_document_rendering(source: str) -> None:
     whole = letter.render_whole(letter.source(CONTACT))
     assert letter.render(CONTACT) == whole
     assert letter.render(CONTACT) == whole  # the second time from the cache
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r")))
+def test_line_by_line_quoted_printable_matches_whole_text_encoding(text: str) -> None:
+    """Encoding line by line, with the cache, gives the bytes binascii gives for the whole text."""
+    crlf = (text.replace("\n", "\r\n") + "\r\n").encode("utf-8")  # CRLF for soft breaks too
+    whole = binascii.b2a_qp(crlf, istext=True).removesuffix(b"\r\n")
+    assert _quoted_printable(text) == whole
+    assert _quoted_printable(text) == whole

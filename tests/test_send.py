@@ -333,3 +333,19 @@ async def test_rate_is_never_exceeded_in_any_window(
         assert sum(1 for t in times[i:] if t - start < 1.0) <= 5
     achieved = (len(times) - 1) / (times[-1] - times[0])
     assert achieved >= 0.9 * 5
+
+
+async def test_lines_starting_with_a_dot_arrive_intact(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A body line that begins with a period is dot-stuffed on the wire and arrives unchanged."""
+    folder = tmp_path / "c"
+    template = "Dear {{ name }},\n\n.A line that starts with a dot\n\n..and two.\n"
+    write_campaign(folder, contacts=contacts_yaml(1), template=template)
+    summary = await send_batch(folder, smtp_server, client_tls)
+    assert summary.sent == 1
+    (record,) = smtp_server.handler.received
+    body = record.message.get_body(("plain",))
+    assert body is not None
+    text = body.get_content().replace("\r\n", "\n")
+    assert "\n.A line that starts with a dot\n\n..and two.\n" in text
