@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from outreach.drafts import Draft, Drafter
+from outreach.drafts import Draft, Drafter, DraftPool
 from outreach.errors import ConfigError, OutreachError, SendLogError, TransportError
 from outreach.model import Contact, is_reserved
 from outreach.ratelimit import Rate, RateLimiter
@@ -24,6 +23,7 @@ from outreach.sendlog import Journal, SendLog, Status
 from outreach.transport import Connection, Delivery, Envelope, Outcome, Transport
 
 MAX_BACKOFF = 300.0
+PARALLEL_RENDER_FROM = 500  # below this, starting a rendering process costs more than it saves
 LIMITED = "over --limit"  # left for a later run by --limit: not selected, so not a failure
 
 
@@ -40,6 +40,7 @@ class SendOptions:
     limit: int | None = None
     only: tuple[str, ...] = ()
     allow_reserved: bool = False
+    parallel_render: bool | None = None  # None: render in another process for large batches
 
 
 @dataclass(slots=True)
@@ -118,11 +119,6 @@ def check_reserved(plan: Plan, /) -> None:
         raise ConfigError(msg)
 
 
-def content_hash(data: bytes, /) -> str:
-    """Return the SHA-256 of the bytes sent, as hex."""
-    return hashlib.sha256(data).hexdigest()
-
-
 class Batch:
     """Deliver one plan's drafts through a transport, recording every step in the log."""
 
@@ -193,19 +189,38 @@ class Batch:
         workers: int,
         message_ids: dict[str, str],
     ) -> None:
+        # A resend keeps the Message-ID the recipient may already have seen.
+        parallel = self._options.parallel_render
+        if parallel is None:
+            parallel = len(plan.todo) >= PARALLEL_RENDER_FROM
         try:
-            for contact in plan.todo:
-                if self._stop.is_set():
-                    break
-                # A resend keeps the Message-ID the recipient may already have seen.
-                draft = self._drafter.draft(contact, message_id=message_ids.get(contact.id))
-                await queue.put(draft)
+            if parallel:
+                await self._produce_in_pool(plan, queue, message_ids)
+            else:
+                for contact in plan.todo:
+                    if self._stop.is_set():
+                        break
+                    draft = self._drafter.draft(contact, message_id=message_ids.get(contact.id))
+                    await queue.put(draft)
         except OutreachError as exc:
             # Checked before the batch began, so unexpected: stop as for a fatal error.
             self._fatal = self._fatal or exc
             self._stop.set()
         for _ in range(workers):
             await queue.put(None)
+
+    async def _produce_in_pool(
+        self, plan: Plan, queue: asyncio.Queue[Draft | None], message_ids: dict[str, str]
+    ) -> None:
+        pool = DraftPool(self._drafter.campaign)
+        try:
+            for chunk in pool.drafts(plan.todo, message_ids):
+                for draft in await asyncio.wrap_future(chunk):
+                    if self._stop.is_set():
+                        return
+                    await queue.put(draft)
+        finally:
+            await asyncio.to_thread(pool.close)
 
     async def _work(self, queue: asyncio.Queue[Draft | None]) -> None:
         connection: Connection | None = None
@@ -228,7 +243,7 @@ class Batch:
         contact = draft.contact
         data = draft.data
         envelope = Envelope(self._drafter.campaign.sender.address, contact.recipients, data)
-        digest = content_hash(data)
+        digest = draft.content_hash
         message_id = draft.message_id
         tries = 0
         while True:

@@ -24,6 +24,7 @@ MAX_NAME = 256
 _UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '([^']*)'")
 # How much aliases may grow a document (merge keys such as `<<: *defaults` grow it a little).
 MAX_EXPANSION = 4
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")
 # libyaml refuses nesting deeper than 1,000 levels by itself; this bounds the rest.
 MAX_BYTES = 256 * 1024 * 1024
 
@@ -94,7 +95,8 @@ def _parse(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
         node = loader.get_single_node()
         if node is None:
             return None, None
-        _check_expansion(node)
+        if _ANCHOR.search(text):  # without anchors there are no aliases to expand
+            _check_expansion(node)
         return loader.construct_document(node), node
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import multiprocessing
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -22,6 +25,7 @@ class Draft:
     contact: Contact
     message_id: str
     data: bytes
+    content_hash: str
 
     @property
     def message(self) -> EmailMessage:
@@ -59,7 +63,8 @@ class Drafter:
         rendered = self.letter.render(contact)
         message_id = message_id or new_message_id(self.campaign.sender)
         data = self._builder.build(contact, rendered, message_id=message_id, date=date)
-        return Draft(contact=contact, message_id=message_id, data=data)
+        digest = hashlib.sha256(data).hexdigest()
+        return Draft(contact=contact, message_id=message_id, data=data, content_hash=digest)
 
     def validate(self, contacts: Iterable[Contact], /) -> None:
         """Run the template for every contact; raise ``InputError`` listing every failure.
@@ -80,6 +85,78 @@ class Drafter:
         """Yield one draft per contact, rendered one at a time."""
         for contact in contacts:
             yield self.draft(contact)
+
+
+_worker_drafter: Drafter | None = None
+
+
+def _start_worker(campaign: Campaign) -> None:
+    """Compile the campaign's letter once in a rendering process."""
+    global _worker_drafter  # noqa: PLW0603 - one Drafter per worker process, by design
+    _worker_drafter = Drafter(campaign)
+
+
+def _draft_chunk(work: list[tuple[Contact, str | None]]) -> list[tuple[str, bytes, str]]:
+    """Render a chunk of drafts in a rendering process; return Message-IDs, bytes, hashes."""
+    assert _worker_drafter is not None  # noqa: S101 - set by the pool's initializer
+    drafts = [_worker_drafter.draft(contact, message_id=mid) for contact, mid in work]
+    return [(draft.message_id, draft.data, draft.content_hash) for draft in drafts]
+
+
+class DraftPool:
+    """Render drafts in another process, chunk by chunk, while this one sends.
+
+    Rendering and sending each take a core's worth of work at full speed; the machine has
+    more than one, so a large batch renders in a process of its own. Results come back in order.
+    """
+
+    CHUNK = 64
+    AHEAD = 4
+
+    def __init__(self, campaign: Campaign, /) -> None:
+        """Start one rendering process for ``campaign``."""
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self._executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=_start_worker, initargs=(campaign,)
+        )
+
+    def drafts(
+        self, contacts: list[Contact], message_ids: dict[str, str], /
+    ) -> Iterator[Future[list[Draft]]]:
+        """Yield futures of drafts, chunk by chunk, keeping a few chunks rendering ahead."""
+        chunks = [contacts[i : i + self.CHUNK] for i in range(0, len(contacts), self.CHUNK)]
+        pending: list[tuple[list[Contact], Future[list[tuple[str, bytes, str]]]]] = []
+        for chunk in chunks:
+            work = [(contact, message_ids.get(contact.id)) for contact in chunk]
+            pending.append((chunk, self._executor.submit(_draft_chunk, work)))
+            if len(pending) > self.AHEAD:
+                yield self._wrap(*pending.pop(0))
+        for item in pending:
+            yield self._wrap(*item)
+
+    @staticmethod
+    def _wrap(
+        chunk: list[Contact], future: Future[list[tuple[str, bytes, str]]]
+    ) -> Future[list[Draft]]:
+        result: Future[list[Draft]] = Future()
+
+        def done(rendered: Future[list[tuple[str, bytes, str]]]) -> None:
+            error = rendered.exception()
+            if error is not None:
+                result.set_exception(error)
+                return
+            drafts = [
+                Draft(contact=contact, message_id=mid, data=data, content_hash=digest)
+                for contact, (mid, data, digest) in zip(chunk, rendered.result(), strict=True)
+            ]
+            result.set_result(drafts)
+
+        future.add_done_callback(done)
+        return result
+
+    def close(self) -> None:
+        """Stop the rendering process, dropping chunks not yet started."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def select(contacts: list[Contact], ids: Iterable[str], /, *, source: str) -> list[Contact]:

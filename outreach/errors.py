@@ -36,6 +36,10 @@ class InputError(OutreachError):
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{count} {noun} found; nothing was sent:\n{lines}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[list[Problem]]]:
+        """Rebuild from the problems, so that the error crosses process boundaries whole."""
+        return (InputError, (self.problems,))
+
 
 class SendLogError(OutreachError):
     """Raise when the send log cannot be opened, read or written safely."""

@@ -71,8 +71,12 @@ def _registry_header(name: str, value: object) -> bytes:
 
 
 def _address(name: str, address: str) -> str:
-    """Format ``Name <address>``: quoted if the name has specials, RFC 2047 if not ASCII."""
-    if not name or name.isascii():
+    """Format ``Name <address>``: quoted if the name has specials, RFC 2047 if not ASCII.
+
+    A name that merely looks like an encoded word ("=?...") is encoded too, or a mail client
+    would decode it into something else, control characters included.
+    """
+    if not name or (name.isascii() and "=?" not in name):
         return email.utils.formataddr((name, address))
     encoded = Header(name, "utf-8", header_name="To").encode(linesep="\r\n", maxlinelen=MAX_LINE)
     return f"{encoded} <{address}>"

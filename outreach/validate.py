@@ -9,6 +9,8 @@ import email_validator
 
 def control_character(value: str, *, allow_newline: bool = False) -> str | None:
     """Return a description of the first control character in ``value``, or None."""
+    if value.isprintable():  # no Cc, Cf, Zl or Zp in it: the common case, checked in C
+        return None
     for index, char in enumerate(value):
         if allow_newline and char == "\n":
             continue

@@ -1,4 +1,5 @@
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,66 @@ def test_extra_fields_reach_the_template_as_data(tmp_path: Path) -> None:
     assert contacts[0].data == {"country": "Mexico", "favourite_colour": "blue"}
     assert contacts[0].cc == ("Deputy@mission.example",)
     assert contacts[0].recipients == ("mexico@un-missions.example", "Deputy@mission.example")
+
+
+def billion_laughs() -> str:
+    """Return a YAML document whose aliases expand to about a billion strings."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 10):
+        name, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    lines.append("contacts: [{id: x, email: x@y.example, name: *j}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(billion_laughs(), "aliases expand this document", id="billion-laughs"),
+        pytest.param(
+            "contacts: " + "[" * 100_000 + "]" * 100_000 + "\n",
+            "exceeded maximum nesting depth",
+            id="deep-nesting",
+        ),
+    ],
+)
+def test_hostile_yaml_ends_quickly_in_a_clear_error(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """An alias bomb or absurd nesting is refused at once, without expanding anything."""
+    path = write(tmp_path, text)
+    started = time.monotonic()
+    (problem,) = problems_of(path)
+    assert expected in problem
+    assert time.monotonic() - started < 5
+
+
+def test_an_anchor_shared_by_entries_is_fine(tmp_path: Path) -> None:
+    """A merge key that copies common fields from another entry is ordinary YAML, and loads."""
+    path = write(
+        tmp_path,
+        """\
+        contacts:
+          - &first
+            id: one
+            email: one@mission.example
+            country: Mexico
+          - <<: *first
+            id: two
+            email: two@mission.example
+        """,
+    )
+    contacts = load_contacts(path)
+    assert [(c.id, c.email, c.data["country"]) for c in contacts] == [
+        ("one", "one@mission.example", "Mexico"),
+        ("two", "two@mission.example", "Mexico"),
+    ]
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A contact list over the size limit is refused from its size alone."""
+    path = tmp_path / "contacts.yaml"
+    with path.open("wb") as sparse:
+        sparse.truncate(300 * 2**20)
+    (problem,) = problems_of(path)
+    assert "is 300 MiB, over the 256 MiB a contact list may be; split it" in problem

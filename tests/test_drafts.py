@@ -10,6 +10,8 @@ from helpers import REPO, SEED, run_cli
 from outreach.campaign import load_campaign
 from outreach.contacts import load_contacts
 from outreach.drafts import Drafter
+from outreach.message import MessageBuilder
+from outreach.model import Contact, Rendered, Sender
 
 # The facts of ../shared/facts, restated here so that the shipped list is checked against them:
 # id -> (addressee line, country as the title names it, salutation).
@@ -230,3 +232,23 @@ def test_preview_of_an_unknown_id_lists_the_known_ones() -> None:
     assert "no contact with id 'atlantis'. Known ids: austria, bosnia-and-herzegovina" in (
         result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "=?utf-8?q?=0D=0ABcc:_x@evil.example?=",
+        'Quote " and \\ backslash',
+        "Comma, Semicolon; Colon: <Angle> (Paren) @At",
+        "Ertuğrul =?utf-8?b?QmNjOg==?=",
+    ],
+)
+def test_display_names_parse_back_exactly(tmp_path: Path, name: str) -> None:
+    """Specials, quotes and look-alike encoded words in a name come back exactly as written."""
+    builder = MessageBuilder(sender=Sender("a@b.example", "A"), subject="S")
+    contact = Contact(id="x", email="x@y.example", name=name)
+    data = builder.build(contact, Rendered("t\n", "<p>t</p>\n"), message_id="<1@b.example>")
+    parsed = message_from_bytes(data, policy=policy.default)
+    (to,) = parsed["To"].addresses
+    assert (to.display_name, to.addr_spec) == (name, "x@y.example")
+    assert b"\r\nBcc" not in data

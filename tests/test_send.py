@@ -1,5 +1,6 @@
 """The send batch against a real SMTP server on loopback, with faults injected at each stage."""
 
+import hashlib
 import ssl
 import textwrap
 from collections.abc import Callable
@@ -349,3 +350,22 @@ async def test_lines_starting_with_a_dot_arrive_intact(
     assert body is not None
     text = body.get_content().replace("\r\n", "\n")
     assert "\n.A line that starts with a dot\n\n..and two.\n" in text
+
+
+async def test_rendering_in_another_process_sends_the_same_letters(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """With rendering in a process of its own, each contact gets its own letter, once, in order."""
+    options = SendOptions(concurrency=1, parallel_render=True, backoff=0.01)
+    summary = await send_batch(campaign_dir, smtp_server, client_tls, options=options)
+    assert summary.sent == 5
+    received = smtp_server.handler.received
+    assert [r.rcpt_tos[0] for r in received] == [f"c{n:05d}@mission.example" for n in range(1, 6)]
+    for number, record in enumerate(received, start=1):
+        body = record.message.get_body(("plain",))
+        assert body is not None
+        assert f"Dear Contact {number}," in body.get_content()
+    with SendLog(campaign_dir / "send.sqlite3", campaign=None, write=False) as log:
+        hashes = {r.email: r.content_hash for r in log.recipients()}
+    for record in received:
+        assert hashes[record.rcpt_tos[0]] == hashlib.sha256(record.data).hexdigest()
