@@ -8,10 +8,8 @@ from email.headerregistry import Address
 from pathlib import Path
 
 from outreach.errors import ConfigError
-from outreach.model import Campaign, Sender
+from outreach.model import CAMPAIGN_FILE, Campaign, Sender
 from outreach.validate import control_character, validate_address
-
-CAMPAIGN_FILE = "campaign.toml"
 
 
 def parse_sender(value: str, *, where: str) -> Sender:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import dataclasses
 import json
@@ -14,36 +13,20 @@ import sys
 from collections import Counter
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from outreach import drafts
-from outreach.batch import (
-    LIMITED,
-    Batch,
-    Event,
-    Plan,
-    SendOptions,
-    Summary,
-    check_reserved,
-    choose,
-    dry_run,
-)
-from outreach.campaign import CAMPAIGN_FILE, load_campaign
 from outreach.errors import ConfigError, OutreachError
-from outreach.model import Campaign, Contact
-from outreach.ratelimit import parse_rate
+from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT
 from outreach.sendlog import Recipient, SendLog, Status
-from outreach.transport import (
-    DEFAULT_TIMEOUT,
-    MaildirTransport,
-    SmtpSettings,
-    SmtpTransport,
-    Transport,
-    parse_smtp_url,
-)
+
+# The rest is imported by the commands that use it: `outreach --help` stays quick.
+if TYPE_CHECKING:
+    from outreach.batch import Event, Plan, SendOptions, Summary
+    from outreach.drafts import Draft, Drafter
+    from outreach.model import Campaign, Contact
+    from outreach.transport import SmtpSettings, Transport
 
 T = TypeVar("T")
 PASSWORD_ENV = "OUTREACH_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -55,6 +38,7 @@ app = typer.Typer(
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rendering it with rich costs more than the rest
 )
 
 CampaignOption = Annotated[
@@ -76,6 +60,8 @@ FromOption = Annotated[
 def _campaign(
     path: Path, template: Path | None, contacts: Path | None, sender: str | None
 ) -> Campaign:
+    from outreach.campaign import load_campaign
+
     return load_campaign(path, template=template, contacts=contacts, sender=sender)
 
 
@@ -97,6 +83,8 @@ def preview(
     sender: FromOption = None,
 ) -> None:
     """Show each draft as it would be sent; with --out, write the exact bytes to files."""
+    from outreach import drafts
+
     try:
         campaign = _campaign(campaign_file, template, contacts, sender)
         drafter, everyone = drafts.load(campaign)
@@ -117,7 +105,7 @@ def preview(
         typer.echo(f"wrote {len(chosen)} drafts (.eml and .html) to {out}")
 
 
-def _show(draft: drafts.Draft) -> str:
+def _show(draft: Draft) -> str:
     message = draft.message
     lines = ["=" * 78]
     for header in ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID"):
@@ -142,6 +130,8 @@ def check(
         campaign = _campaign(campaign_file, template, contacts, sender)
     except OutreachError as exc:
         raise _fail(exc) from None
+    from outreach import drafts
+
     report = drafts.check(campaign)
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -165,6 +155,8 @@ LogOption = Annotated[
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine: the one place the command line starts an event loop."""
+    import asyncio
+
     return asyncio.run(coroutine)
 
 
@@ -200,12 +192,14 @@ def _smtp_settings(
 ) -> SmtpSettings | None:
     if not url:
         return None
+    from outreach.transport import parse_smtp_url
+
     settings = parse_smtp_url(url)
     return dataclasses.replace(settings, verify=verify, timeout=timeout, require_tls=require_tls)
 
 
 def _dry_run(
-    drafter: drafts.Drafter,
+    drafter: Drafter,
     chosen: list[Contact],
     log_file: Path,
     options: SendOptions,
@@ -216,6 +210,8 @@ def _dry_run(
     if log_file.exists():
         with SendLog(log_file, campaign=drafter.campaign.name, write=False) as log:
             statuses = log.statuses()
+    from outreach.batch import check_reserved, choose, dry_run
+
     plan = choose(chosen, statuses, options)
     if live and not options.allow_reserved:
         check_reserved(plan)
@@ -245,13 +241,25 @@ def _confirm(plan: Plan, campaign: Campaign, destination: str, yes: bool) -> Non
 
 
 async def _send(
-    drafter: drafts.Drafter,
+    drafter: Drafter,
     log: SendLog,
     transport: Transport,
     plan: Plan,
     options: SendOptions,
 ) -> Summary:
     """Run the batch with a progress bar on a terminal; Ctrl-C and SIGTERM stop it cleanly."""
+    import asyncio
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from outreach.batch import Batch
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -289,6 +297,8 @@ def _report_event(event: Event) -> None:
 
 
 def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None:
+    from outreach.batch import LIMITED
+
     left_out = ", ".join(f"{n} {s}" for s, n in sorted(summary.left_out.items()))
     typer.echo(
         f"sent {summary.sent}, failed {summary.failed}, uncertain {summary.uncertain}, "
@@ -390,6 +400,11 @@ def send(
     sender: FromOption = None,
 ) -> None:
     """Send each selected contact its letter once, recording every step in the send log."""
+    from outreach import drafts
+    from outreach.batch import SendOptions, check_reserved, choose
+    from outreach.ratelimit import parse_rate
+    from outreach.transport import MaildirTransport, SmtpTransport
+
     try:
         campaign = _campaign(campaign_file, template, contacts, sender)
         options = SendOptions(
@@ -496,7 +511,7 @@ def show_log(
 ) -> None:
     """Show what happened to every recipient: status, attempts, last reply, time, Message-ID."""
     try:
-        path = log_path or load_campaign(campaign_file).default_log
+        path = log_path or _campaign(campaign_file, None, None, None).default_log
         with SendLog(path, campaign=None, write=False) as log:
             if contact_id is not None:
                 _show_history(log, contact_id, as_json=as_json)
@@ -588,7 +603,9 @@ def sink(
     ] = Path("sink"),
 ) -> None:
     """Run a local SMTP server that stores every message it receives in a Maildir."""
-    from outreach.sink import serve  # noqa: PLC0415 - aiosmtpd is only needed here
+    import asyncio
+
+    from outreach.sink import serve
 
     async def main() -> None:
         stop = asyncio.Event()

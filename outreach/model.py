@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 RESERVED_TLDS = ("example", "invalid", "test", "localhost")
+CAMPAIGN_FILE = "campaign.toml"
+DEFAULT_TIMEOUT = 60.0  # seconds to wait for each reply of an SMTP server
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,10 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from outreach.errors import ConfigError, TransportError
+from outreach.model import DEFAULT_TIMEOUT
 
 SMTP_PORT = 587
 SMTPS_PORT = 465
-DEFAULT_TIMEOUT = 60.0
 
 
 class Outcome(enum.StrEnum):
