@@ -158,6 +158,7 @@ class Batch:
         workers = max(1, min(self._options.concurrency, len(plan.todo)))
         queue: asyncio.Queue[Draft | None] = asyncio.Queue(maxsize=2 * workers)
         self._log.start_run(self._transport.description)
+        # A resend keeps the Message-ID the recipient may already have seen.
         message_ids = self._log.message_ids()
         self._journal = Journal(self._log)
         producer = asyncio.create_task(self._produce(plan, queue, workers, message_ids))
@@ -189,7 +190,6 @@ class Batch:
         workers: int,
         message_ids: dict[str, str],
     ) -> None:
-        # A resend keeps the Message-ID the recipient may already have seen.
         parallel = self._options.parallel_render
         if parallel is None:
             parallel = len(plan.todo) >= PARALLEL_RENDER_FROM
@@ -205,6 +205,9 @@ class Batch:
         except OutreachError as exc:
             # Checked before the batch began, so unexpected: stop as for a fatal error.
             self._fatal = self._fatal or exc
+            self._stop.set()
+        except Exception as exc:  # noqa: BLE001 - e.g. the rendering process died: stop, do not hang
+            self._fatal = self._fatal or OutreachError(f"rendering the drafts failed: {exc!r}")
             self._stop.set()
         for _ in range(workers):
             await queue.put(None)

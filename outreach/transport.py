@@ -256,7 +256,7 @@ class SmtpTransport:
             raise TransportError(msg) from None
 
 
-def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError:  # noqa: PLR0911
+def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError:  # noqa: PLR0911 - one per cause
     url = settings.url
     cause: BaseException | None = exc
     while cause is not None:
@@ -290,7 +290,7 @@ class _SmtpConnection:
         self._client = client
         self._timeout = timeout
 
-    async def send(self, envelope: Envelope, /) -> Delivery:  # noqa: PLR0911 - one per SMTP stage
+    async def send(self, envelope: Envelope, /) -> Delivery:  # noqa: C901, PLR0911 - per stage
         client = self._client
         handed_over = False
         try:
@@ -325,6 +325,8 @@ class _SmtpConnection:
             return self._lost(f"unreadable reply ({exc.message})", handed_over=handed_over)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
             return self._lost(str(exc) or type(exc).__name__, handed_over=handed_over)
+        except aiosmtplib.SMTPException as exc:  # anything else the client can raise mid-session
+            return self._lost(f"{type(exc).__name__}: {exc}", handed_over=handed_over)
 
     def _lost(self, reason: str, *, handed_over: bool) -> Delivery:
         """Close a connection in an unknown state; the message may be out if it was handed over."""
