@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,8 @@ RESERVED_FIELDS = frozenset({"campaign", "contact"})
 SCALARS = (str, int, float, bool, dt.date)
 MAX_NAME = 256
 _UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '([^']*)'")
-# How much aliases may grow a document (merge keys such as `<<: *defaults` grow it a little).
-MAX_EXPANSION = 4
-_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")
-# libyaml refuses nesting deeper than 1,000 levels by itself; this bounds the rest.
+# A contact list is shallow; libyaml itself stops at 1,000 levels.
+MAX_DEPTH = 32
 MAX_BYTES = 256 * 1024 * 1024
 
 
@@ -56,48 +55,172 @@ def _read_text(path: Path) -> str:
         raise InputError([Problem(f"{path}:{line}", msg)]) from None
 
 
-def _check_expansion(root: yaml.Node) -> None:
-    """Refuse a document whose aliases multiply its size ("billion laughs").
+_MAP_TAGS = frozenset({None, "!", "tag:yaml.org,2002:map"})
+_SEQ_TAGS = frozenset({None, "!", "tag:yaml.org,2002:seq"})
+_MERGE = "<<"
 
-    The expanded size is computed once per distinct node, so the check costs as much as the
-    document as written, not as much as the expansion.
+
+class _EventReader:
+    """Build values from libyaml's event stream, one contact entry at a time.
+
+    PyYAML's own loader first builds a node for every value of the document, which for a list
+    of 100,000 contacts costs more time and memory than the contacts themselves. Here each
+    entry is built from the events as they come, and handed on with its line numbers; an alias
+    is a reference to the value built for its anchor, never a copy, so an alias bomb costs no
+    more than its text. Scalars are resolved and built by PyYAML's safe constructor.
     """
-    sizes: dict[int, int] = {}
-    distinct = 0
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if id(node) in sizes:
-            continue
-        children: list[yaml.Node] = []
-        if isinstance(node, yaml.MappingNode):
-            children = [part for pair in node.value for part in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        if not children_done:
-            stack.append((node, True))
-            stack.extend((child, False) for child in children if id(child) not in sizes)
-            continue
-        distinct += 1
-        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
-    expanded = sizes[id(root)]
-    if expanded > MAX_EXPANSION * distinct + 10_000:
-        msg = (
-            f"line {root.start_mark.line + 1}: aliases expand this document {expanded // distinct}"
-            "-fold (a 'billion laughs' attack?); a contact list uses few or no aliases"
-        )
-        raise yaml.YAMLError(msg)
+
+    def __init__(self, text: str) -> None:
+        self._loader = _Loader(text)
+        self._anchors: dict[str, Any] = {}
+
+    def close(self) -> None:
+        self._loader.dispose()
+
+    def next(self) -> Any:
+        return self._loader.get_event()
+
+    def peek(self) -> Any:
+        return self._loader.peek_event()
+
+    def value(self, depth: int = 0) -> Any:  # noqa: C901 - one branch per kind of event
+        """Build the next value (scalar, list or mapping) from the events."""
+        event = self.next()
+        if depth > MAX_DEPTH:
+            msg = f"line {event.start_mark.line + 1}: nested too deeply for a contact list"
+            raise yaml.YAMLError(msg)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self._anchors:
+                msg = f"found undefined alias {event.anchor!r}"
+                raise yaml.composer.ComposerError(None, None, msg, event.start_mark)  # type: ignore[arg-type]
+            return self._anchors[event.anchor]
+        if isinstance(event, yaml.ScalarEvent):
+            result: Any = self._scalar(event)
+        elif isinstance(event, yaml.SequenceStartEvent):
+            self.check_tag(event, _SEQ_TAGS)
+            result = []
+            if event.anchor:
+                self._anchors[event.anchor] = result
+            while not isinstance(self.peek(), yaml.SequenceEndEvent):
+                result.append(self.value(depth + 1))
+            self.next()
+            return result
+        elif isinstance(event, yaml.MappingStartEvent):
+            self.check_tag(event, _MAP_TAGS)
+            result = {}
+            if event.anchor:
+                self._anchors[event.anchor] = result
+            for key, _line, item in self.items(depth):
+                result[key] = item
+            return result
+        else:
+            msg = f"unexpected YAML event {type(event).__name__}"
+            raise yaml.YAMLError(msg)
+        if event.anchor:
+            self._anchors[event.anchor] = result
+        return result
+
+    def items(self, depth: int) -> Any:
+        """Yield each key, its line and its value, up to the end of the current mapping."""
+        merged: list[dict[Any, Any]] = []
+        seen: set[Any] = set()
+        while not isinstance(self.peek(), yaml.MappingEndEvent):
+            key_event = self.peek()
+            key = self.value(depth + 1)
+            line = key_event.start_mark.line + 1
+            item = self.value(depth + 1)
+            plain = isinstance(key_event, yaml.ScalarEvent) and key_event.implicit[0]
+            if key == _MERGE and plain:
+                merged.extend(item if isinstance(item, list) else [item])
+                continue
+            if not isinstance(key, str | int | float | bool):
+                msg = f"line {line}: a key must be plain text"
+                raise yaml.YAMLError(msg)
+            seen.add(key)
+            yield key, line, item
+        self.next()
+        for source in merged:  # merge keys: earlier, explicit keys win
+            if isinstance(source, dict):
+                for key, item in source.items():
+                    if key not in seen:
+                        seen.add(key)
+                        yield key, 0, item
+
+    def _scalar(self, event: Any) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag in {"tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"}:
+            return event.value
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        return self._loader.construct_object(node, deep=True)
+
+    def remember(self, anchor: str | None, value: Any) -> None:
+        """Record the value built for an anchor, for the aliases that follow."""
+        if anchor:
+            self._anchors[anchor] = value
+
+    @staticmethod
+    def check_tag(event: Any, allowed: frozenset[str | None]) -> None:
+        """Refuse a tag on a list or mapping: such tags build Python objects."""
+        if event.tag not in allowed:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"could not determine a constructor for the tag {event.tag!r}",
+                event.start_mark,
+            )
 
 
-def _parse(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
-    loader = _Loader(text)
+def _read_entries(  # noqa: C901, PLR0915 - the document's shape, checked in reading order
+    path: Path, text: str
+) -> Iterator[tuple[int, int, dict[str, int], Any]]:
+    """Yield each entry of the contact list with its number, line and its fields' lines.
+
+    Problems with the document's shape are raised as ``InputError``; YAML errors too, with
+    the line and column where they were found.
+    """
+    reader = _EventReader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, None
-        if _ANCHOR.search(text):  # without anchors there are no aliases to expand
-            _check_expansion(node)
-        return loader.construct_document(node), node
+        reader.next()  # the stream starts
+        if isinstance(reader.peek(), yaml.StreamEndEvent):
+            raise InputError(
+                [Problem(str(path), "the contact list is empty; expected 'contacts:'")]
+            )
+        reader.next()  # the document starts
+        start = reader.peek()
+        line = start.start_mark.line + 1
+        if not isinstance(start, yaml.MappingStartEvent):
+            msg = "expected a mapping with a 'contacts:' list at the top level"
+            raise InputError([Problem(f"{path}:{line}", msg)])
+        reader.check_tag(reader.next(), _MAP_TAGS)
+        found = False
+        unknown: list[str] = []
+        while not isinstance(reader.peek(), yaml.MappingEndEvent):
+            key = reader.value(1)
+            if key != "contacts":
+                unknown.append(str(key))
+                reader.value(1)
+                continue
+            found = True
+            sequence = reader.peek()
+            if not isinstance(sequence, yaml.SequenceStartEvent):
+                reader.value(1)
+                msg = "'contacts' must be a list of entries"
+                raise InputError([Problem(f"{path}:{sequence.start_mark.line + 1}", msg)])
+            reader.check_tag(reader.next(), _SEQ_TAGS)
+            yield from _entries(reader, path, line)
+        reader.next()
+        if not found:
+            msg = "expected a mapping with a 'contacts:' list at the top level"
+            raise InputError([Problem(f"{path}:{line}", msg)])
+        if unknown:
+            msg = f"unknown top-level keys {sorted(unknown)}; only 'contacts'"
+            raise InputError([Problem(f"{path}:{line}", msg)])
+        reader.next()  # the document ends
+        if not isinstance(reader.peek(), yaml.StreamEndEvent):
+            msg = "more than one YAML document; a contact list is one"
+            raise InputError([Problem(f"{path}:{reader.peek().start_mark.line + 1}", msg)])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -114,40 +237,53 @@ def _parse(path: Path, text: str) -> tuple[Any, yaml.Node | None]:
     except yaml.YAMLError as exc:
         raise InputError([Problem(str(path), f"YAML error: {exc}")]) from None
     finally:
-        loader.dispose()
+        reader.close()
+
+
+def _entries(
+    reader: _EventReader, path: Path, line: int
+) -> Iterator[tuple[int, int, dict[str, int], Any]]:
+    """Yield the entries of the 'contacts' list, each as soon as it is read."""
+    number = 0
+    while not isinstance(reader.peek(), yaml.SequenceEndEvent):
+        number += 1
+        entry_event = reader.peek()
+        entry_line = entry_event.start_mark.line + 1
+        if not isinstance(entry_event, yaml.MappingStartEvent):
+            yield number, entry_line, {}, reader.value(2)
+            continue
+        reader.check_tag(reader.next(), _MAP_TAGS)
+        fields: dict[str, int] = {}
+        entry: dict[Any, Any] = {}
+        for key, key_line, item in reader.items(3):
+            if key in entry:
+                msg = f"entry {number}: the field {key!r} is given twice (also line {fields[key]})"
+                raise InputError([Problem(f"{path}:{key_line}", msg)])
+            entry[key] = item
+            fields.setdefault(str(key), key_line or entry_line)
+        reader.remember(entry_event.anchor, entry)
+        yield number, entry_line, fields, entry
+    reader.next()
+    if number == 0:
+        yield 0, line, {}, None  # tells the caller the list was empty
 
 
 def read_contacts(path: Path) -> tuple[list[Contact], list[Problem]]:
     """Load every valid contact of ``path`` and list the problems of the others."""
     text = _read_text(path)
-    document, root = _parse(path, text)
-    if document is None or root is None:
-        return [], [Problem(str(path), "the contact list is empty; expected 'contacts:'")]
-    if not isinstance(document, dict) or "contacts" not in document:
-        msg = "expected a mapping with a 'contacts:' list at the top level"
-        return [], [Problem(f"{path}:{root.start_mark.line + 1}", msg)]
-    unknown = sorted(str(k) for k in document if k != "contacts")
     problems: list[Problem] = []
-    if unknown:
-        where = f"{path}:{root.start_mark.line + 1}"
-        problems.append(Problem(where, f"unknown top-level keys {unknown}; only 'contacts'"))
-    entries = document["contacts"]
-    entry_nodes = _entry_nodes(root)
-    if not isinstance(entries, list):
-        line = entry_nodes[1] if entry_nodes else root.start_mark.line + 1
-        problems.append(Problem(f"{path}:{line}", "'contacts' must be a list of entries"))
-        return [], problems
-    if not entries:
-        problems.append(Problem(str(path), "'contacts' is an empty list"))
-    lines = entry_nodes[0] if entry_nodes else []
     contacts: list[Contact] = []
-    for index, entry in enumerate(entries):
-        line = lines[index][0] if index < len(lines) else 0
-        field_lines = lines[index][1] if index < len(lines) else {}
-        contact, entry_problems = _validate_entry(path, index + 1, line, field_lines, entry)
-        problems.extend(entry_problems)
-        if contact is not None:
-            contacts.append(contact)
+    try:
+        for number, line, fields, entry in _read_entries(path, text):
+            if number == 0:
+                problems.append(Problem(str(path), "'contacts' is an empty list"))
+                continue
+            contact, entry_problems = _validate_entry(path, number, line, fields, entry)
+            problems.extend(entry_problems)
+            if contact is not None:
+                contacts.append(contact)
+    except InputError as exc:
+        return contacts, problems + exc.problems
     problems.extend(_duplicates(path, contacts))
     return contacts, problems
 
@@ -158,25 +294,6 @@ def load_contacts(path: Path) -> list[Contact]:
     if problems:
         raise InputError(problems)
     return contacts
-
-
-def _entry_nodes(root: yaml.Node) -> tuple[list[tuple[int, dict[str, int]]], int] | None:
-    """Return, for each entry, its line and the line of each of its fields."""
-    if not isinstance(root, yaml.MappingNode):
-        return None
-    for key, value in root.value:
-        if key.value != "contacts":
-            continue
-        result: list[tuple[int, dict[str, int]]] = []
-        if isinstance(value, yaml.SequenceNode):
-            for item in value.value:
-                fields: dict[str, int] = {}
-                if isinstance(item, yaml.MappingNode):
-                    for field_key, _ in item.value:
-                        fields.setdefault(str(field_key.value), field_key.start_mark.line + 1)
-                result.append((item.start_mark.line + 1, fields))
-        return result, value.start_mark.line + 1
-    return None
 
 
 def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fields reads best
