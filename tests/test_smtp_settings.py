@@ -1,0 +1,85 @@
+import pytest
+
+from outreach.errors import ConfigError
+from outreach.ratelimit import Rate, parse_rate
+from outreach.transport import is_loopback, parse_smtp_url
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "implicit", "user"),
+    [
+        ("smtp://mail.example.org", "mail.example.org", 587, False, None),
+        ("smtp://me@mail.example.org:2525", "mail.example.org", 2525, False, "me"),
+        ("smtps://me%40org@mail.example.org", "mail.example.org", 465, True, "me@org"),
+        ("smtp://[::1]:25", "::1", 25, False, None),
+    ],
+)
+def test_smtp_urls_parse_to_settings(
+    url: str, host: str, port: int, implicit: bool, user: str | None
+) -> None:
+    """smtp:// and smtps:// URLs give host, port (587 and 465 by default), TLS mode and user."""
+    settings = parse_smtp_url(url)
+    assert (settings.host, settings.port, settings.implicit_tls, settings.username) == (
+        host,
+        port,
+        implicit,
+        user,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("smtp://me:secret@mail.example.org", "do not put the password in the URL"),
+        ("http://mail.example.org", "unknown scheme 'http'"),
+        ("smtp://mail.example.org:99999", "the port is not a number from 1 to 65535"),
+        ("smtp://mail.example.org/path", "a URL with a path or query is not understood"),
+        ("smtp://", "no host"),
+    ],
+)
+def test_bad_smtp_urls_are_refused_with_the_reason(url: str, message: str) -> None:
+    """A URL with a password, another scheme, a bad port, a path or no host is refused."""
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_smtp_url(url)
+    assert "secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("mail.example.org", False),
+        ("10.0.0.1", False),
+        ("localhost.example.org", False),
+    ],
+)
+def test_tls_is_required_for_every_host_off_this_machine(host: str, loopback: bool) -> None:
+    """Only loopback hosts may be reached (and given a password) without TLS."""
+    assert is_loopback(host) is loopback
+    settings = parse_smtp_url(f"smtp://user@[{host}]" if ":" in host else f"smtp://user@{host}")
+    assert settings.tls_required is not loopback
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("30/min", Rate(30, 60.0)),
+        ("5/s", Rate(5, 1.0)),
+        ("500/h", Rate(500, 3600.0)),
+        ("10 / minute", Rate(10, 60.0)),
+        ("2/hours", Rate(2, 3600.0)),
+    ],
+)
+def test_rates_parse(text: str, rate: Rate) -> None:
+    """Rates are a count per second, minute or hour."""
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["0/min", "fast", "5/fortnight", "-3/s", "5"])
+def test_bad_rates_are_refused(text: str) -> None:
+    """A rate that is zero, negative or in an unknown unit is refused."""
+    with pytest.raises(ConfigError, match="expected messages per unit"):
+        parse_rate(text)
