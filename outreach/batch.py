@@ -255,7 +255,7 @@ class Batch:
             if self._limiter is not None and not await self._acquire(self._limiter):
                 return connection
             claim = functools.partial(
-                self._log.claim_in_transaction,
+                self._log.claim,
                 contact.id,
                 message_id=message_id,
                 content_hash=digest,
@@ -318,7 +318,7 @@ class Batch:
     ) -> None:
         """Queue a settle; it shares the commit of the next claims, and is checked at the end."""
         settle = functools.partial(
-            self._log.settle_in_transaction,
+            self._log.settle,
             contact.id,
             status=status,
             outcome=outcome,

@@ -150,6 +150,7 @@ class SendLog:
         self.path = path
         self._lock: IO[bytes] | None = None
         self._run_id: int | None = None
+        self._in_transaction = False
         if write:
             self._take_lock()
         elif not path.exists():
@@ -255,9 +256,13 @@ class SendLog:
     def transaction(self) -> Iterator[None]:
         """Run the block in one write transaction, committed at the end.
 
-        A failure to write (the file locked by another program, a full disk) becomes a
+        Inside another transaction the block joins it: a Journal commits a group of writes as
+        one. A failure to write (the file locked by another program, a full disk) becomes a
         ``SendLogError``: the batch stops rather than send what it cannot record.
         """
+        if self._in_transaction:
+            yield
+            return
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -266,6 +271,7 @@ class SendLog:
                 "it open. Close that program and run again."
             )
             raise SendLogError(msg) from exc
+        self._in_transaction = True
         try:
             yield
             self._db.execute("COMMIT")
@@ -276,6 +282,8 @@ class SendLog:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction = False
 
     def close(self) -> None:
         """Close the database and release the lock."""
@@ -358,30 +366,22 @@ class SendLog:
 
     def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
         """Mark a recipient ``sending`` and open an attempt; on disk before the message leaves."""
-        with self.transaction():
-            return self.claim_in_transaction(
-                contact_id, message_id=message_id, content_hash=content_hash
-            )
-
-    def claim_in_transaction(
-        self, contact_id: str, /, *, message_id: str, content_hash: str
-    ) -> int:
-        """Do ``claim``'s writes inside the caller's transaction."""
         stamp = now()
-        row = self._db.execute(
-            "UPDATE recipients SET status = ?, attempts = attempts + 1, message_id = ?, "
-            "content_hash = ?, updated_at = ? WHERE contact_id = ? RETURNING attempts",
-            (Status.SENDING, message_id, content_hash, stamp, contact_id),
-        ).fetchone()
-        if row is None:
-            msg = f"{self.path}: recipient {contact_id!r} is not in the send log"
-            raise SendLogError(msg)
-        number = int(row[0])
-        self._db.execute(
-            "INSERT INTO attempts (contact_id, run_id, number, started_at, message_id, "
-            "content_hash) VALUES (?, ?, ?, ?, ?, ?)",
-            (contact_id, self._run_id, number, stamp, message_id, content_hash),
-        )
+        with self.transaction():
+            row = self._db.execute(
+                "UPDATE recipients SET status = ?, attempts = attempts + 1, message_id = ?, "
+                "content_hash = ?, updated_at = ? WHERE contact_id = ? RETURNING attempts",
+                (Status.SENDING, message_id, content_hash, stamp, contact_id),
+            ).fetchone()
+            if row is None:
+                msg = f"{self.path}: recipient {contact_id!r} is not in the send log"
+                raise SendLogError(msg)
+            number = int(row[0])
+            self._db.execute(
+                "INSERT INTO attempts (contact_id, run_id, number, started_at, message_id, "
+                "content_hash) VALUES (?, ?, ?, ?, ?, ?)",
+                (contact_id, self._run_id, number, stamp, message_id, content_hash),
+            )
         return number
 
     def settle(
@@ -396,34 +396,18 @@ class SendLog:
         refused: str | None = None,
     ) -> None:
         """Close the open attempt with the server's reply and set the recipient's status."""
-        with self.transaction():
-            self.settle_in_transaction(
-                contact_id, status=status, outcome=outcome, code=code, text=text, refused=refused
-            )
-
-    def settle_in_transaction(
-        self,
-        contact_id: str,
-        /,
-        *,
-        status: Status,
-        outcome: str,
-        code: int | None,
-        text: str,
-        refused: str | None = None,
-    ) -> None:
-        """Do ``settle``'s writes inside the caller's transaction."""
         stamp = now()
-        self._db.execute(
-            "UPDATE attempts SET finished_at = ?, outcome = ?, reply_code = ?, "
-            "reply_text = ?, refused = ? WHERE contact_id = ? AND finished_at IS NULL",
-            (stamp, outcome, code, text, refused, contact_id),
-        )
-        self._db.execute(
-            "UPDATE recipients SET status = ?, reply_code = ?, reply_text = ?, refused = ?, "
-            "updated_at = ? WHERE contact_id = ?",
-            (status, code, text, refused, stamp, contact_id),
-        )
+        with self.transaction():
+            self._db.execute(
+                "UPDATE attempts SET finished_at = ?, outcome = ?, reply_code = ?, "
+                "reply_text = ?, refused = ? WHERE contact_id = ? AND finished_at IS NULL",
+                (stamp, outcome, code, text, refused, contact_id),
+            )
+            self._db.execute(
+                "UPDATE recipients SET status = ?, reply_code = ?, reply_text = ?, refused = ?, "
+                "updated_at = ? WHERE contact_id = ?",
+                (status, code, text, refused, stamp, contact_id),
+            )
 
     # Reading, for 'send' and 'log' --------------------------------------------------------
 

@@ -60,6 +60,14 @@ class Faults:
     data_delay: float = 0.0  # seconds before answering every DATA, stored first
 
 
+async def _refuse(server: SMTP, reply: str) -> str:
+    """Return a refusal; after a 421 the server hangs up, as real ones do."""
+    if reply.startswith("421"):
+        await server.push(reply)
+        server.transport.close()
+    return reply
+
+
 class RecordingHandler:
     """Accept mail, record it, and inject the faults asked for."""
 
@@ -82,10 +90,7 @@ class RecordingHandler:
         self.commands.append("MAIL")
         reply = self.faults.mail.pop(0) if self.faults.mail else None
         if reply:
-            if reply.startswith("421"):
-                await server.push(reply)
-                server.transport.close()
-            return reply
+            return await _refuse(server, reply)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -96,10 +101,7 @@ class RecordingHandler:
         self.commands.append("RCPT")
         reply = self._take(self.faults.rcpt, address)
         if reply:
-            if reply.startswith("421"):
-                await server.push(reply)
-                server.transport.close()
-            return reply
+            return await _refuse(server, reply)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -110,10 +112,7 @@ class RecordingHandler:
         first = envelope.rcpt_tos[0]
         reply = self._take(self.faults.data, first)
         if reply:
-            if reply.startswith("421"):
-                await server.push(reply)
-                server.transport.close()
-            return reply
+            return await _refuse(server, reply)
         record = Received(
             mail_from=str(envelope.mail_from),
             rcpt_tos=list(envelope.rcpt_tos),
