@@ -1,7 +1,8 @@
 """Run a send batch: each selected recipient gets its draft once, and the log says what happened.
 
-Contacts are rendered one at a time into a short queue, so memory does not grow with the list;
-``concurrency`` workers each hold one connection and take the next draft when free.
+Drafts are rendered into a short queue (in a second process for large batches), so memory does
+not grow with the list; ``concurrency`` workers each hold one connection and take the next
+draft when free; the send log is written by a ``Journal`` thread in group commits.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ class Plan:
 
     todo: list[Contact]
     left_out: Counter[str] = field(default_factory=Counter)
-    recovered: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
