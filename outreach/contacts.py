@@ -83,7 +83,7 @@ class _EventReader:
     def peek(self) -> Any:
         return self._loader.peek_event()
 
-    def value(self, depth: int = 0) -> Any:  # noqa: C901 - one branch per kind of event
+    def value(self, depth: int = 0) -> Any:
         """Build the next value (scalar, list or mapping) from the events."""
         event = self.next()
         if depth > MAX_DEPTH:
@@ -99,8 +99,7 @@ class _EventReader:
         elif isinstance(event, yaml.SequenceStartEvent):
             self.check_tag(event, _SEQ_TAGS)
             result = []
-            if event.anchor:
-                self._anchors[event.anchor] = result
+            self.remember(event.anchor, result)
             while not isinstance(self.peek(), yaml.SequenceEndEvent):
                 result.append(self.value(depth + 1))
             self.next()
@@ -108,16 +107,14 @@ class _EventReader:
         elif isinstance(event, yaml.MappingStartEvent):
             self.check_tag(event, _MAP_TAGS)
             result = {}
-            if event.anchor:
-                self._anchors[event.anchor] = result
+            self.remember(event.anchor, result)
             for key, _line, item in self.items(depth):
                 result[key] = item
             return result
         else:
             msg = f"unexpected YAML event {type(event).__name__}"
             raise yaml.YAMLError(msg)
-        if event.anchor:
-            self._anchors[event.anchor] = result
+        self.remember(event.anchor, result)
         return result
 
     def items(self, depth: int) -> Any:
