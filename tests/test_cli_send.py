@@ -5,6 +5,8 @@ import io
 import json
 import mailbox
 import os
+import pty
+import select
 import shutil
 import signal
 import sqlite3
@@ -298,3 +300,78 @@ def test_log_locked_by_another_program_stops_send_before_anything_goes(
     assert "another program may hold it open" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(mailbox.Maildir(campaign_dir / "outbox", create=False)) == 1
+
+
+def run_on_terminal(
+    args: list[str], *, cwd: Path, env: dict[str, str], answers: list[tuple[str, str]]
+) -> str:
+    """Run the CLI on its own pseudo-terminal; when the output ends with a prompt, answer it."""
+    pid, controller = pty.fork()  # the child gets the terminal as its controlling terminal
+    if pid == 0:  # pragma: no cover - the child becomes the CLI at once
+        os.chdir(cwd)
+        argv = [sys.executable, "-m", "outreach", *args]
+        os.execve(sys.executable, argv, {**os.environ, **env})  # noqa: S606 - no shell wanted
+    output = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if pending and output.rstrip().endswith(pending[0][0].encode()):
+            time.sleep(0.2)  # let the prompt turn echo off before typing
+            os.write(controller, pending.pop(0)[1].encode() + b"\n")
+    os.close(controller)
+    for _ in range(300):  # the child hung up its terminal; give it 30 s to exit
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:  # a hang: stop it, and say so in the exit status
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    return output.decode("utf-8", "replace") + f"\n[exit {os.waitstatus_to_exitcode(status)}]"
+
+
+def test_on_a_terminal_send_asks_to_confirm_and_for_the_password(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """On a terminal, a live batch shows its recipients, asks to confirm, then asks the password."""
+    env = smtp_env(smtp_server, ca_file)
+    del env["OUTREACH_SMTP_PASSWORD"]
+    args = ["send", "--allow-reserved-domains"]
+    output = run_on_terminal(
+        args,
+        cwd=campaign_dir,
+        env=env,
+        answers=[("[y/N]:", "y"), (f"127.0.0.1:{smtp_server.port}:", PASSWORD)],
+    )
+    assert "About to send 5 messages" in output
+    assert "Send now?" in output
+    assert "Password for smtp://outreach-user@127.0.0.1" in output
+    assert PASSWORD not in output  # the prompt does not echo it
+    assert "sent 5, failed 0" in output
+    assert output.endswith("[exit 0]")
+    assert len(smtp_server.handler.received) == 5
+
+
+def test_on_a_terminal_declining_sends_nothing(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """Answering no at the confirmation sends nothing and exits non-zero."""
+    output = run_on_terminal(
+        ["send", "--allow-reserved-domains"],
+        cwd=campaign_dir,
+        env=smtp_env(smtp_server, ca_file),
+        answers=[("[y/N]:", "n")],
+    )
+    assert "Nothing was sent." in output
+    assert output.endswith("[exit 1]")
+    assert smtp_server.handler.received == []
