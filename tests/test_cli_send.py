@@ -358,6 +358,7 @@ def test_on_a_terminal_send_asks_to_confirm_and_for_the_password(
     assert "Password for smtp://outreach-user@127.0.0.1" in output
     assert PASSWORD not in output  # the prompt does not echo it
     assert "sent 5, failed 0" in output
+    assert "5/5" in output  # the progress bar, drawn only on a terminal
     assert output.endswith("[exit 0]")
     assert len(smtp_server.handler.received) == 5
 
