@@ -213,6 +213,7 @@ def _dry_run(
     from outreach.batch import check_reserved, choose, dry_run
 
     plan = choose(chosen, statuses, options)
+    drafter.validate(plan.todo)
     if live and not options.allow_reserved:
         check_reserved(plan)
     count = dry_run(drafter, plan)
@@ -423,7 +424,6 @@ def send(
         )
         drafter, everyone = drafts.load(campaign)
         chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
-        drafter.validate(chosen)
         log_file = log_path or campaign.default_log
         if dry_run_:
             _dry_run(drafter, chosen, log_file, options, live=settings is not None)
@@ -434,6 +434,8 @@ def send(
                 typer.echo(msg, err=True)
             log.register(everyone)
             plan = choose(chosen, log.statuses(), options)
+            # Only those about to be sent are checked: a resume does not re-render the served.
+            drafter.validate(plan.todo)
             transport: Transport
             if settings is not None:
                 if not options.allow_reserved:

@@ -124,9 +124,9 @@ class DraftPool:
         self, contacts: list[Contact], message_ids: dict[str, str], /
     ) -> Iterator[Future[list[Draft]]]:
         """Yield futures of drafts, chunk by chunk, keeping a few chunks rendering ahead."""
-        chunks = [contacts[i : i + self.CHUNK] for i in range(0, len(contacts), self.CHUNK)]
         pending: list[tuple[list[Contact], Future[list[tuple[str, bytes, str]]]]] = []
-        for chunk in chunks:
+        for start in range(0, len(contacts), self.CHUNK):
+            chunk = contacts[start : start + self.CHUNK]
             work = [(contact, message_ids.get(contact.id)) for contact in chunk]
             pending.append((chunk, self._executor.submit(_draft_chunk, work)))
             if len(pending) > self.AHEAD:

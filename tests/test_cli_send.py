@@ -376,3 +376,13 @@ def test_on_a_terminal_declining_sends_nothing(
     assert "Nothing was sent." in output
     assert output.endswith("[exit 1]")
     assert smtp_server.handler.received == []
+
+
+def test_a_resume_checks_only_the_contacts_it_will_send(campaign_dir: Path) -> None:
+    """A contact already served is not re-rendered: a field it lost since does not stop a resume."""
+    assert run_cli("send", "--only", "c00001", cwd=campaign_dir).returncode == 0
+    text = (campaign_dir / "contacts.yaml").read_text(encoding="utf-8")
+    (campaign_dir / "contacts.yaml").write_text(text.replace("    country: Country 1\n", ""))
+    result = run_cli("send", cwd=campaign_dir)
+    assert result.returncode == 0, result.stderr
+    assert "sent 4, failed 0, uncertain 0, not sent 0; left out: 1 sent" in result.stdout
