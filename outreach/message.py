@@ -108,6 +108,20 @@ def _quoted_printable(text: str) -> bytes:
     return b"\r\n".join(_quoted_printable_line(line) for line in text.split("\n"))
 
 
+def _text_body(text: str) -> bytes:
+    """Flow and encode the text part paragraph by paragraph.
+
+    Both steps work on each line alone, so a paragraph (the lines between blank lines) encodes
+    the same alone as in its letter; most paragraphs are the same in every copy, hence the cache.
+    """
+    return b"\r\n\r\n".join(_text_paragraph(paragraph) for paragraph in text.split("\n\n"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_paragraph(paragraph: str) -> bytes:
+    return _quoted_printable(flow(paragraph))
+
+
 @functools.lru_cache(maxsize=8192)
 def _quoted_printable_line(line: str) -> bytes:
     # Given its line end, b2a_qp ends soft breaks in CRLF too and encodes trailing blanks.
@@ -153,7 +167,7 @@ class MessageBuilder:
             b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n',
             b"--" + boundary + CRLF,
             _TEXT_PART,
-            _quoted_printable(flow(rendered.text)),
+            _text_body(rendered.text),
             CRLF + b"--" + boundary + CRLF,
             _HTML_PART,
             _quoted_printable(rendered.html),

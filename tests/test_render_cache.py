@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outreach.message import _quoted_printable
+from outreach.message import _quoted_printable, _text_body, flow
 from outreach.model import Contact
 from outreach.render import Letter
 
@@ -46,3 +46,18 @@ def test_line_by_line_quoted_printable_matches_whole_text_encoding(text: str) ->
     whole = binascii.b2a_qp(crlf, istext=True).removesuffix(b"\r\n")
     assert _quoted_printable(text) == whole
     assert _quoted_printable(text) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from([*FRAGMENTS, "word " * 30, " leading", ">quote", "From here", "\n"])
+        | st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r")),
+        max_size=12,
+    ).map("\n".join)
+)
+def test_paragraph_cache_matches_flowing_and_encoding_the_whole_text(text: str) -> None:
+    """The text part built paragraph by paragraph, with the cache, equals the whole at once."""
+    whole = _quoted_printable(flow(text))
+    assert _text_body(text) == whole
+    assert _text_body(text) == whole
