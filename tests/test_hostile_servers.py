@@ -1,5 +1,6 @@
 """Broken and hostile servers: each ends in a clear error or a correct status, and never hangs."""
 
+import re
 import time
 from pathlib import Path
 
@@ -59,7 +60,8 @@ async def send_to(
                 "EHLO": b"250-hostile.test\r\n250 STARTTLS\r\n",
                 "STARTTLS": b"220 go ahead\r\n" + CLOSE,
             },
-            "cannot connect: Connection lost",
+            # Which side notices first decides the words; both say the connection is gone.
+            r"cannot connect: Connection (lost|reset)|TLS failed: .*EOF",
             id="closes-during-tls-handshake",
         ),
         pytest.param(
@@ -79,7 +81,7 @@ async def test_server_broken_at_connect_stops_the_batch_cleanly(
     with hostile_server(**replies) as server:
         summary, statuses, seconds = await send_to(tmp_path / "c", server.port)
     assert summary.fatal is not None
-    assert fatal in summary.fatal
+    assert re.search(fatal, summary.fatal), summary.fatal
     assert set(statuses.values()) == {"pending"}
     assert seconds < 10 * TIMEOUT
 
