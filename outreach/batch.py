@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from outreach.drafts import Draft, Drafter, DraftPool
 from outreach.errors import ConfigError, OutreachError, SendLogError, TransportError
@@ -260,17 +261,20 @@ class Batch:
                 message_id=message_id,
                 content_hash=digest,
             )
-            # On disk before the message leaves: this is what makes a crash safe.
-            number = await asyncio.wrap_future(self._journal.submit(claim))
+            # On disk before the message leaves (the connection waits for it before the body):
+            # this is what makes a crash safe. The envelope goes ahead while the disk works.
+            claimed = asyncio.wrap_future(self._journal.submit(claim))
+            claimed.add_done_callback(_retrieve)
             tries += 1
             try:
-                delivery = await connection.send(envelope)
+                delivery = await connection.send(envelope, claimed)
             except TransportError as exc:
                 self._settle(contact, Status.PENDING, outcome="error", code=None, text=str(exc))
                 raise
             finally:
                 if self._limiter is not None:
                     self._limiter.release()
+            number = await claimed
             if delivery.reconnect:
                 await connection.close()
                 connection = None
@@ -358,6 +362,12 @@ class Batch:
             refused=refused,
         )
         return status
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a claim's failure seen: the batch stops on it, or on an earlier fatal error."""
+    if not future.cancelled():
+        future.exception()
 
 
 def dry_run(drafter: Drafter, plan: Plan, /) -> int:

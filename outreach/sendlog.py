@@ -497,9 +497,28 @@ class Journal:
             try:
                 with self._log.transaction():
                     results.extend(write() for write, _ in group)
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting writer
-                for _, future in group:
-                    future.set_exception(exc)
+            except BaseException:  # noqa: BLE001 - handed on by _write_alone
+                self._write_alone(group)
             else:
                 for (_, future), result in zip(group, results, strict=True):
                     future.set_result(result)
+
+    def _write_alone(self, group: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
+        """Commit a failed group's writes one by one, up to the first that fails again.
+
+        What came before the failing write (a settle of a message already sent, say) is kept;
+        it and what follows fail with its error, without waiting on a log that is failing.
+        """
+        error: BaseException | None = None
+        for write, future in group:
+            if error is not None:
+                future.set_exception(error)
+                continue
+            try:
+                with self._log.transaction():
+                    result = write()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting writers
+                error = exc
+                future.set_exception(exc)
+            else:
+                future.set_result(result)

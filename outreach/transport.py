@@ -15,6 +15,7 @@ import ipaddress
 import mailbox
 import socket
 import ssl
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -61,8 +62,14 @@ class Delivery:
 class Connection(Protocol):
     """Send messages one after another over one open connection."""
 
-    async def send(self, envelope: Envelope, /) -> Delivery:
-        """Send one message and say what happened."""
+    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
+        """Send one message and say what happened.
+
+        The message itself is not handed over until ``claimed`` is done: the send log's record
+        of it is then on disk. Until then only the envelope goes ahead, which delivers nothing,
+        so the disk and the server work at the same time. If ``claimed`` fails, the message is
+        not handed over and its exception is raised.
+        """
         ...
 
     async def close(self) -> None:
@@ -105,7 +112,8 @@ class _MaildirConnection:
     def __init__(self, box: mailbox.Maildir) -> None:
         self._box = box
 
-    async def send(self, envelope: Envelope, /) -> Delivery:
+    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
+        await claimed
         try:
             key = self._box.add(envelope.data)
         except OSError as exc:
@@ -301,26 +309,19 @@ class _SmtpConnection:
         self._client = client
         self._timeout = timeout
 
-    async def send(self, envelope: Envelope, /) -> Delivery:  # noqa: PLR0911 - one per stage
-        client = self._client
+    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
         handed_over = False
         try:
-            # The addresses were validated (plain ASCII, no quoting needed), so the commands are
-            # written directly; aiosmtplib's mail() and rcpt() would parse each address again.
-            reply = await client.execute_command(b"MAIL", _path("FROM", envelope.sender))
-            if reply.code != aiosmtplib.SMTPStatus.completed:
-                return await self._refused(reply.code, reply.message)
-            refused: dict[str, str] = {}
-            for index, address in enumerate(envelope.recipients):
-                reply = await client.execute_command(b"RCPT", _path("TO", address))
-                if reply.code in _RCPT_OK:
-                    continue
-                if index == 0 or reply.code == aiosmtplib.SMTPStatus.domain_unavailable:
-                    return await self._refused(reply.code, reply.message)
-                refused[address] = f"{reply.code} {reply.message}"  # one Cc: noted, mail goes on
-            reply = await client.execute_command(b"DATA")
-            if reply.code != aiosmtplib.SMTPStatus.start_input:
-                return await self._refused(reply.code, reply.message)
+            refused = await self._begin(envelope)
+            if isinstance(refused, Delivery):
+                return refused
+            try:
+                await claimed
+            except BaseException:
+                # Not recorded, so not sent: a connection dropped before the end of the data
+                # delivers nothing (RFC 5321 4.1.1.4).
+                self._client.close()
+                raise
             # From here on the server may accept the message before we hear its answer.
             handed_over = True
             reply = await self._transmit(envelope.data)
@@ -334,6 +335,27 @@ class _SmtpConnection:
             return self._lost(str(exc) or type(exc).__name__, handed_over=handed_over)
         except aiosmtplib.SMTPException as exc:  # anything else the client can raise mid-session
             return self._lost(f"{type(exc).__name__}: {exc}", handed_over=handed_over)
+
+    async def _begin(self, envelope: Envelope) -> Delivery | dict[str, str]:
+        """Send MAIL, RCPT and DATA; return the Cc addresses refused, or the refusal."""
+        client = self._client
+        # The addresses were validated (plain ASCII, no quoting needed), so the commands are
+        # written directly; aiosmtplib's mail() and rcpt() would parse each address again.
+        reply = await client.execute_command(b"MAIL", _path("FROM", envelope.sender))
+        if reply.code != aiosmtplib.SMTPStatus.completed:
+            return await self._refused(reply.code, reply.message)
+        refused: dict[str, str] = {}
+        for index, address in enumerate(envelope.recipients):
+            reply = await client.execute_command(b"RCPT", _path("TO", address))
+            if reply.code in _RCPT_OK:
+                continue
+            if index == 0 or reply.code == aiosmtplib.SMTPStatus.domain_unavailable:
+                return await self._refused(reply.code, reply.message)
+            refused[address] = f"{reply.code} {reply.message}"  # one Cc: noted, mail goes on
+        reply = await client.execute_command(b"DATA")
+        if reply.code != aiosmtplib.SMTPStatus.start_input:
+            return await self._refused(reply.code, reply.message)
+        return refused
 
     def _lost(self, reason: str, *, handed_over: bool) -> Delivery:
         """Close a connection in an unknown state; the message may be out if it was handed over."""

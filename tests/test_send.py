@@ -13,6 +13,7 @@ from mailserver import PASSWORD, USERNAME, RecordingHandler, Server, free_port
 from outreach import drafts
 from outreach.batch import LIMITED, Batch, SendOptions, Summary, choose
 from outreach.campaign import load_campaign
+from outreach.errors import SendLogError
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
 from outreach.transport import SmtpSettings, SmtpTransport
@@ -210,6 +211,49 @@ async def test_one_refused_cc_is_recorded_and_the_message_still_goes(
         row = log.recipient("one")
     assert row is not None
     assert row.refused == "gone@mission.example: 550 5.1.1 no such user"
+
+
+class DiskFullAt(SendLog):
+    """A send log whose disk fills up when one recipient is claimed."""
+
+    full_at = "c00003"
+
+    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+        """Fail for ``full_at``, as SQLite does when the disk is full."""
+        if contact_id == self.full_at:
+            msg = f"{self.path}: cannot write to the send log: database or disk is full"
+            raise SendLogError(msg)
+        return super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+
+
+async def test_a_message_whose_claim_cannot_be_written_is_not_sent(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """The envelope goes ahead of the claim, but the message waits for it: unrecorded, unsent."""
+    campaign = load_campaign(campaign_dir / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    settings = SmtpSettings(
+        host="127.0.0.1", port=smtp_server.port, implicit_tls=False, username=USERNAME,
+        password=PASSWORD,
+    )  # fmt: skip
+    with DiskFullAt(campaign_dir / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), FAST)
+        transport = SmtpTransport(settings, tls_context=client_tls)
+        summary = await Batch(drafter, log, transport, options=FAST).run(plan)
+    assert summary.fatal is not None
+    assert "disk is full" in summary.fatal
+    assert summary.sent == 2
+    assert sorted(smtp_server.handler.by_recipient()) == [
+        "c00001@mission.example",
+        "c00002@mission.example",
+    ]
+    # The third envelope went out, ahead of its claim; its message never did.
+    assert smtp_server.handler.commands == ["MAIL", "RCPT", "DATA-END"] * 2 + ["MAIL", "RCPT"]
+    rows = log_rows(campaign_dir)
+    assert [rows[f"c{n:05d}"][:2] for n in range(1, 6)] == [
+        ("sent", 1), ("sent", 1), ("pending", 0), ("pending", 0), ("pending", 0),
+    ]  # fmt: skip
 
 
 async def test_wrong_password_stops_the_batch_and_sends_nothing(

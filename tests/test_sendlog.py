@@ -3,14 +3,16 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from outreach.errors import LogLockedError, SendLogError
 from outreach.model import Contact
-from outreach.sendlog import SCHEMA_VERSION, SendLog, Status
+from outreach.sendlog import SCHEMA_VERSION, Journal, SendLog, Status
 
 CONTACTS = [Contact(id=f"c{n}", email=f"c{n}@mission.example") for n in range(3)]
 
@@ -50,6 +52,29 @@ def test_claimed_recipients_of_a_dead_run_become_uncertain(tmp_path: Path) -> No
     assert statuses == {"c0": "pending", "c1": "uncertain", "c2": "pending"}
     assert attempt.outcome == Status.UNCERTAIN
     assert attempt.message_id == "<1@x.example>"
+
+
+def test_one_failed_write_in_a_group_commit_loses_none_before_it(tmp_path: Path) -> None:
+    """Writes queued together share a commit; when one fails, those before it commit alone."""
+    with SendLog(tmp_path / "send.sqlite3", campaign="c", write=True) as log:
+        log.register(CONTACTS)
+        log.start_run("test")
+        journal = Journal(log)
+        release = threading.Event()
+        held = journal.submit(release.wait)  # holds the writer while the group queues up
+
+        def claim(contact_id: str) -> int:
+            return log.claim(contact_id, message_id="<m@x.example>", content_hash="ab")
+
+        claims = [journal.submit(partial(claim, cid)) for cid in ("c0", "c2", "nobody", "c1")]
+        release.set()
+        journal.close()
+        assert held.result() is True
+        assert [claims[0].result(), claims[1].result()] == [1, 1]
+        for failed in claims[2:]:
+            with pytest.raises(SendLogError, match="'nobody' is not in the send log"):
+                failed.result()
+        assert log.statuses() == {"c0": "sending", "c1": "pending", "c2": "sending"}
 
 
 def test_log_of_another_campaign_is_refused(tmp_path: Path) -> None:
