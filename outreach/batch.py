@@ -106,6 +106,13 @@ def choose(contacts: list[Contact], statuses: dict[str, str], options: SendOptio
     return plan
 
 
+def renders_apart(plan: Plan, options: SendOptions, /) -> bool:
+    """Tell whether the plan's drafts are rendered in a process of their own."""
+    if options.parallel_render is not None:
+        return options.parallel_render and bool(plan.todo)
+    return len(plan.todo) >= PARALLEL_RENDER_FROM
+
+
 def check_reserved(plan: Plan, /) -> None:
     """Refuse recipients on reserved domains, which no live server can deliver to."""
     reserved = [c for c in plan.todo if any(is_reserved(a) for a in c.recipients)]
@@ -132,9 +139,15 @@ class Batch:
         *,
         options: SendOptions,
         on_event: Callable[[Event], None] | None = None,
+        pool: DraftPool | None = None,
     ) -> None:
-        """Prepare a batch; nothing is sent until ``run``."""
+        """Prepare a batch; nothing is sent until ``run``.
+
+        A ``pool`` started early (see ``renders_apart``) renders the drafts; without one, the
+        batch starts its own when the plan is large.
+        """
         self._drafter = drafter
+        self._pool = pool
         self._log = log
         self._transport = transport
         self._options = options
@@ -191,12 +204,15 @@ class Batch:
         workers: int,
         message_ids: dict[str, str],
     ) -> None:
-        parallel = self._options.parallel_render
-        if parallel is None:
-            parallel = len(plan.todo) >= PARALLEL_RENDER_FROM
         try:
-            if parallel:
-                await self._produce_in_pool(plan, queue, message_ids)
+            if self._pool is not None:
+                await self._produce_in_pool(self._pool, plan, queue, message_ids)
+            elif renders_apart(plan, self._options):
+                pool = DraftPool(self._drafter.campaign)
+                try:
+                    await self._produce_in_pool(pool, plan, queue, message_ids)
+                finally:
+                    await asyncio.to_thread(pool.close)
             else:
                 for contact in plan.todo:
                     if self._stop.is_set():
@@ -214,17 +230,17 @@ class Batch:
             await queue.put(None)
 
     async def _produce_in_pool(
-        self, plan: Plan, queue: asyncio.Queue[Draft | None], message_ids: dict[str, str]
+        self,
+        pool: DraftPool,
+        plan: Plan,
+        queue: asyncio.Queue[Draft | None],
+        message_ids: dict[str, str],
     ) -> None:
-        pool = DraftPool(self._drafter.campaign)
-        try:
-            for chunk in pool.drafts(plan.todo, message_ids):
-                for draft in await asyncio.wrap_future(chunk):
-                    if self._stop.is_set():
-                        return
-                    await queue.put(draft)
-        finally:
-            await asyncio.to_thread(pool.close)
+        for chunk in pool.drafts(plan.todo, message_ids):
+            for draft in await asyncio.wrap_future(chunk):
+                if self._stop.is_set():
+                    return
+                await queue.put(draft)
 
     async def _work(self, queue: asyncio.Queue[Draft | None]) -> None:
         connection: Connection | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -24,7 +25,7 @@ from outreach.sendlog import Recipient, SendLog, Status
 # The rest is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
     from outreach.batch import Event, Plan, SendOptions, Summary
-    from outreach.drafts import Draft, Drafter
+    from outreach.drafts import Draft, Drafter, DraftPool
     from outreach.model import Campaign, Contact
     from outreach.transport import SmtpSettings, Transport
 
@@ -247,6 +248,7 @@ async def _send(
     transport: Transport,
     plan: Plan,
     options: SendOptions,
+    pool: DraftPool | None,
 ) -> Summary:
     """Run the batch with a progress bar on a terminal; Ctrl-C and SIGTERM stop it cleanly."""
     import asyncio
@@ -276,7 +278,7 @@ async def _send(
                 progress.advance(task)
             _report_event(event)
 
-        batch = Batch(drafter, log, transport, options=options, on_event=on_event)
+        batch = Batch(drafter, log, transport, options=options, on_event=on_event, pool=pool)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, batch.stop)
@@ -402,7 +404,7 @@ def send(
 ) -> None:
     """Send each selected contact its letter once, recording every step in the send log."""
     from outreach import drafts
-    from outreach.batch import SendOptions, check_reserved, choose
+    from outreach.batch import SendOptions, check_reserved, choose, renders_apart
     from outreach.ratelimit import parse_rate
     from outreach.transport import MaildirTransport, SmtpTransport
 
@@ -434,24 +436,27 @@ def send(
                 typer.echo(msg, err=True)
             log.register(everyone)
             plan = choose(chosen, log.statuses(), options)
-            # Only those about to be sent are checked: a resume does not re-render the served.
-            drafter.validate(plan.todo)
-            transport: Transport
-            if settings is not None:
-                if not options.allow_reserved:
-                    check_reserved(plan)
-                if plan.todo:
-                    _confirm(plan, campaign, settings.url, yes)
-                    password = _password(settings, password_command)
-                    settings = dataclasses.replace(settings, password=password)
-                transport = SmtpTransport(settings)
-            else:
-                transport = MaildirTransport(outbox or campaign.default_outbox)
-                typer.echo(
-                    f"No --smtp given: delivering into the Maildir {transport.path}; "
-                    "nothing leaves this machine."
-                )
-            summary = _run(_send(drafter, log, transport, plan, options))
+            # A large batch renders in a process of its own, which starts up during the checks.
+            pool = drafts.DraftPool(campaign) if renders_apart(plan, options) else None
+            with pool or contextlib.nullcontext():
+                # Only those about to be sent are checked: a resume does not re-render the served.
+                drafter.validate(plan.todo)
+                transport: Transport
+                if settings is not None:
+                    if not options.allow_reserved:
+                        check_reserved(plan)
+                    if plan.todo:
+                        _confirm(plan, campaign, settings.url, yes)
+                        password = _password(settings, password_command)
+                        settings = dataclasses.replace(settings, password=password)
+                    transport = SmtpTransport(settings)
+                else:
+                    transport = MaildirTransport(outbox or campaign.default_outbox)
+                    typer.echo(
+                        f"No --smtp given: delivering into the Maildir {transport.path}; "
+                        "nothing leaves this machine."
+                    )
+                summary = _run(_send(drafter, log, transport, plan, options, pool))
     except OutreachError as exc:
         raise _fail(exc) from None
     _print_summary(

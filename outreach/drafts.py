@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Self
 
 from outreach.contacts import load_contacts, read_contacts
 from outreach.errors import InputError, OutreachError, Problem
@@ -96,6 +97,10 @@ def _start_worker(campaign: Campaign) -> None:
     _worker_drafter = Drafter(campaign)
 
 
+def _ready() -> None:
+    """Do nothing: submitted first, it makes the pool start its process at once."""
+
+
 def _draft_chunk(work: list[tuple[Contact, str | None]]) -> list[tuple[str, bytes, str]]:
     """Render a chunk of drafts in a rendering process; return Message-IDs, bytes, hashes."""
     assert _worker_drafter is not None  # noqa: S101 - set by the pool's initializer
@@ -114,11 +119,20 @@ class DraftPool:
     AHEAD = 4
 
     def __init__(self, campaign: Campaign, /) -> None:
-        """Start one rendering process for ``campaign``."""
+        """Start one rendering process for ``campaign``; it gets ready while this one works."""
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._executor = ProcessPoolExecutor(
             max_workers=1, mp_context=context, initializer=_start_worker, initargs=(campaign,)
         )
+        self._executor.submit(_ready)
+
+    def __enter__(self) -> Self:
+        """Return the started pool."""
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop the rendering process."""
+        self.close()
 
     def drafts(
         self, contacts: list[Contact], message_ids: dict[str, str], /

@@ -238,6 +238,34 @@ def test_template_error_for_one_contact_stops_the_batch_before_anything_is_sent(
     assert not (campaign_dir / "outbox").exists()
 
 
+def test_a_large_list_renders_apart_and_each_contact_gets_its_own_letter(
+    tmp_path: Path,
+) -> None:
+    """600 contacts (a rendering process of their own): one letter each, in the log as sent."""
+    folder = tmp_path / "big"
+    write_campaign(folder, contacts=contacts_yaml(600))
+    result = run_cli("send", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "sent 600, failed 0, uncertain 0, not sent 0" in result.stdout
+    box = mailbox.Maildir(folder / "outbox", create=False)
+    to = sorted(str(message["To"]) for message in box)
+    assert to == sorted(f"Contact {n} <c{n:05d}@mission.example>" for n in range(1, 601))
+    with SendLog(folder / "logs" / "test-campaign.sqlite3", campaign=None, write=False) as log:
+        assert {r.status for r in log.recipients()} == {"sent"}
+
+
+def test_a_template_error_in_a_large_list_stops_it_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    """The check before sending also holds while the rendering process starts up."""
+    folder = tmp_path / "big"
+    write_campaign(folder, contacts=contacts_yaml(600).replace("    country: Country 599\n", ""))
+    result = run_cli("send", cwd=folder)
+    assert result.returncode == 1
+    assert "contact 'c00599': undefined variable: 'country' is undefined" in result.stderr
+    assert not (folder / "outbox").exists()
+
+
 def test_only_sends_to_the_named_contacts(campaign_dir: Path) -> None:
     """--only ID, repeated, sends to those contacts alone and exits 0."""
     result = run_cli("send", "--only", "c00004", "--only", "c00002", cwd=campaign_dir)
