@@ -237,6 +237,13 @@ class SmtpTransport:
             await client.connect()
             if s.username is not None:
                 await self._login(client)
+            if client.is_ehlo_or_helo_needed:
+                # After STARTTLS, or over implicit TLS, with no login yet to prompt it: the
+                # server is greeted (again, RFC 3207 4.2) before the first MAIL.
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except TransportError:
             client.close()
             raise

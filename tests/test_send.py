@@ -30,6 +30,7 @@ async def send_batch(
     password: str = PASSWORD,
     timeout: float = 10.0,
     implicit_tls: bool = False,
+    username: str | None = USERNAME,
 ) -> Summary:
     """Run one batch the way 'outreach send' does, against ``server``."""
     campaign = load_campaign(folder / "campaign.toml")
@@ -42,8 +43,8 @@ async def send_batch(
             host="127.0.0.1",
             port=server.port,
             implicit_tls=implicit_tls,
-            username=USERNAME,
-            password=password,
+            username=username,
+            password=password if username else None,
             timeout=timeout,
         )
         transport = SmtpTransport(settings, tls_context=tls)
@@ -301,6 +302,22 @@ async def test_implicit_tls_on_smtps(
     summary = await send_batch(campaign_dir, server, client_tls, implicit_tls=True)
     assert summary.sent == 5
     assert all(r.tls for r in server.handler.received)
+
+
+@pytest.mark.parametrize("implicit_tls", [False, True], ids=["starttls", "smtps"])
+async def test_without_a_login_the_client_greets_over_tls_before_mail(
+    campaign_dir: Path,
+    make_server: Callable[..., Server],
+    client_tls: ssl.SSLContext,
+    implicit_tls: bool,  # noqa: FBT001 - a parameter of the test
+) -> None:
+    """A server that needs no login still hears EHLO over TLS (RFC 3207 4.2) before MAIL."""
+    server = make_server(auth=False, implicit_tls=implicit_tls)
+    summary = await send_batch(
+        campaign_dir, server, client_tls, implicit_tls=implicit_tls, username=None
+    )
+    assert (summary.sent, summary.failed, summary.ok) == (5, 0, True)
+    assert all(r.tls and r.user is None for r in server.handler.received)
 
 
 async def test_resume_sends_only_to_those_not_yet_sent(
