@@ -309,7 +309,7 @@ async def test_without_a_login_the_client_greets_over_tls_before_mail(
     campaign_dir: Path,
     make_server: Callable[..., Server],
     client_tls: ssl.SSLContext,
-    implicit_tls: bool,  # noqa: FBT001 - a parameter of the test
+    implicit_tls: bool,
 ) -> None:
     """A server that needs no login still hears EHLO over TLS (RFC 3207 4.2) before MAIL."""
     server = make_server(auth=False, implicit_tls=implicit_tls)
