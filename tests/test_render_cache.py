@@ -4,12 +4,14 @@ import binascii
 import tempfile
 from pathlib import Path
 
+import email_validator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from outreach.message import _quoted_printable, _text_body, flow
 from outreach.model import Contact
 from outreach.render import Letter
+from outreach.validate import validate_address
 
 CONTACT = Contact(id="x", email="x@y.example", name="N")
 FRAGMENTS = [
@@ -61,3 +63,38 @@ def test_paragraph_cache_matches_flowing_and_encoding_the_whole_text(text: str) 
     whole = _quoted_printable(flow(text))
     assert _text_body(text) == whole
     assert _text_body(text) == whole
+
+
+def library_verdict(value: str) -> tuple[str | None, str | None]:
+    """What email-validator alone says of an address, in validate_address's terms."""
+    try:
+        valid = email_validator.validate_email(
+            value, check_deliverability=False, test_environment=True, allow_smtputf8=False
+        )
+    except email_validator.EmailNotValidError as exc:
+        return None, f"{value!r} is not a valid email address: {exc}"
+    return valid.ascii_email or valid.normalized, None
+
+
+# Mostly good pieces, so that many addresses are valid, and bad ones among them.
+LOCAL_PIECES = [
+    *["a", "Z", "0", "member-7", "o'brien", "x+tag", "!#$%&*/=?^_`{|}~", "postmaster"] * 3,
+    ".", "..", '"', '"q u"', " ", "<", "Name <", "é", "ABUSE", "a" * 64, "\\", "@",
+]  # fmt: skip
+LABELS = [
+    *["example", "Example", "mission", "xn--bcher-kva", "com", "c" * 60, "a1"] * 4,
+    "bücher", "-x", "x-", "localhost", "c" * 70, "[127.0.0.1]", "invalid", "", "a_b", "@",
+]  # fmt: skip
+addresses = st.tuples(
+    st.lists(st.sampled_from(LOCAL_PIECES), min_size=1, max_size=3).map("".join),
+    st.sampled_from(["@"] * 8 + ["", "@@", " @"]),
+    st.lists(st.sampled_from(LABELS), min_size=1, max_size=5).map(".".join),
+).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(addresses)
+def test_address_fast_path_agrees_with_email_validator(value: str) -> None:
+    """The per-domain cache and the plain-local-part rule give what email-validator gives."""
+    assert validate_address(value) == library_verdict(value)
+    assert validate_address(value) == library_verdict(value)  # the second time from the cache
