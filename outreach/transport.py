@@ -15,10 +15,11 @@ import ipaddress
 import mailbox
 import socket
 import ssl
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -244,13 +245,13 @@ class SmtpTransport:
                     await client.ehlo()
                 except aiosmtplib.SMTPHeloError:
                     await client.helo()
+            return _SmtpConnection(client, timeout=s.timeout)
         except TransportError:
             client.close()
             raise
         except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
             client.close()
             raise _connect_error(s, exc) from exc
-        return _SmtpConnection(client, timeout=s.timeout)
 
     async def _login(self, client: aiosmtplib.SMTP) -> None:
         s = self.settings
@@ -301,6 +302,10 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
 
 
 _RCPT_OK = frozenset({250, 251})
+_CLOSING = aiosmtplib.SMTPStatus.domain_unavailable  # 421: the server is closing the connection
+# As aiosmtplib bounds them: a reply line, and a whole reply with its continuation lines.
+MAX_REPLY_LINE = 8192
+MAX_REPLY = 4 * MAX_REPLY_LINE
 
 
 def _path(keyword: str, address: str) -> bytes:
@@ -311,10 +316,123 @@ def _path(keyword: str, address: str) -> bytes:
     return f"{keyword}:<{address}>".encode("ascii")
 
 
-class _SmtpConnection:
-    def __init__(self, client: aiosmtplib.SMTP, *, timeout: float) -> None:
-        self._client = client
+class _Replies(asyncio.Protocol):
+    """Read an open connection's replies in order, however many commands are in flight.
+
+    aiosmtplib connects, secures the connection and logs in; then the connection is handed
+    over to this protocol for the mail transactions, because aiosmtplib's own keeps one reply
+    per awaited command and drops replies that come early, which rules out pipelining
+    (RFC 2920). Replies are read as aiosmtplib reads them, with the same bounds.
+    """
+
+    def __init__(self, transport: asyncio.Transport, *, timeout: float) -> None:
+        self._transport = transport
         self._timeout = timeout
+        self._buffer = bytearray()
+        self._ready: deque[aiosmtplib.SMTPResponse] = deque()
+        self._error: aiosmtplib.SMTPException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        transport.set_protocol(self)
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether commands can still be written."""
+        return self._error is None and not self._transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        """Write commands, or a message, as they are."""
+        if not self.is_open:
+            raise self._error or aiosmtplib.SMTPServerDisconnected("Connection lost")
+        self._transport.write(data)
+
+    async def read(self) -> aiosmtplib.SMTPResponse:
+        """Return the next reply, waiting at most the timeout for it."""
+        while not self._ready:
+            if self._error is not None:
+                raise self._error
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._waiter, self._timeout)
+            except TimeoutError:
+                msg = "Timed out waiting for server response"
+                raise aiosmtplib.SMTPReadTimeoutError(msg) from None
+            finally:
+                self._waiter = None
+        return self._ready.popleft()
+
+    def close(self) -> None:
+        """Close the connection at once."""
+        self._fail(aiosmtplib.SMTPServerDisconnected("Connection closed"))
+        self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        """Parse every complete reply that has arrived."""
+        if self._error is not None:
+            return
+        self._buffer += data
+        try:
+            self._parse()
+        except aiosmtplib.SMTPResponseException as exc:  # out of step: nothing more is read
+            self._fail(exc)
+        self._wake()
+
+    def eof_received(self) -> bool:
+        """Note the server's hang-up; replies already read can still be taken."""
+        self._fail(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Note the end of the connection."""
+        error = aiosmtplib.SMTPServerDisconnected("Connection lost")
+        error.__cause__ = exc
+        self._fail(error)
+        self._wake()
+
+    def _parse(self) -> None:
+        buffer = self._buffer
+        done = position = 0  # the end of the last complete reply; the next line
+        lines: list[bytes] = []
+        while (end := buffer.find(b"\n", position)) != -1:
+            line = bytes(buffer[position : end + 1])
+            position = end + 1
+            if len(line) > MAX_REPLY_LINE:
+                raise aiosmtplib.SMTPResponseException(-1, "Response too long")
+            if not line[:3].isdigit():
+                text = line.decode("utf-8", errors="ignore")
+                raise aiosmtplib.SMTPResponseException(-1, f"Malformed SMTP response: {text}")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                text = b"\n".join(lines).decode("utf-8", "surrogateescape")
+                self._ready.append(aiosmtplib.SMTPResponse(int(line[:3]), text))
+                lines = []
+                done = position
+        del buffer[:done]
+        if len(buffer) > MAX_REPLY:
+            raise aiosmtplib.SMTPResponseException(-1, "Response too long")
+
+    def _fail(self, error: aiosmtplib.SMTPException) -> None:
+        if self._error is None:
+            self._error = error
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class _SmtpConnection:
+    """Run mail transactions over a connection that aiosmtplib opened and logged in.
+
+    With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go in one write and their replies are
+    read together: two round trips a message instead of three or more.
+    """
+
+    def __init__(self, client: aiosmtplib.SMTP, *, timeout: float) -> None:
+        if client.transport is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        self._client = client
+        self._pipelining = client.supports_extension("pipelining")
+        self._replies = _Replies(cast("asyncio.Transport", client.transport), timeout=timeout)
 
     async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
         handed_over = False
@@ -327,11 +445,12 @@ class _SmtpConnection:
             except BaseException:
                 # Not recorded, so not sent: a connection dropped before the end of the data
                 # delivers nothing (RFC 5321 4.1.1.4).
-                self._client.close()
+                self._replies.close()
                 raise
             # From here on the server may accept the message before we hear its answer.
             handed_over = True
-            reply = await self._transmit(envelope.data)
+            self._replies.write(_stuffed(envelope.data))
+            reply = await self._replies.read()
             if reply.code == aiosmtplib.SMTPStatus.completed:
                 return Delivery(Outcome.SENT, reply.code, reply.message, refused)
             return await self._refused(reply.code, reply.message, after_data=True)
@@ -345,70 +464,112 @@ class _SmtpConnection:
 
     async def _begin(self, envelope: Envelope) -> Delivery | dict[str, str]:
         """Send MAIL, RCPT and DATA; return the Cc addresses refused, or the refusal."""
-        client = self._client
         # The addresses were validated (plain ASCII, no quoting needed), so the commands are
-        # written directly; aiosmtplib's mail() and rcpt() would parse each address again.
-        reply = await client.execute_command(b"MAIL", _path("FROM", envelope.sender))
-        if reply.code != aiosmtplib.SMTPStatus.completed:
-            return await self._refused(reply.code, reply.message)
+        # written directly.
+        commands = [b"MAIL " + _path("FROM", envelope.sender) + b"\r\n"]
+        commands += [b"RCPT " + _path("TO", address) + b"\r\n" for address in envelope.recipients]
+        commands.append(b"DATA\r\n")
+        replies: list[aiosmtplib.SMTPResponse] = []
+        if self._pipelining:
+            self._replies.write(b"".join(commands))
+        for index, command in enumerate(commands):
+            if not self._pipelining:
+                self._replies.write(command)
+            reply = await self._replies.read()
+            replies.append(reply)
+            if reply.code == _CLOSING:
+                break  # the server hangs up: no more replies will come
+            if not self._pipelining and not self._goes_on(index, reply.code, len(commands)):
+                break  # the first refusal ends the transaction
+        return await self._judge(envelope, replies)
+
+    @staticmethod
+    def _goes_on(index: int, code: int, count: int) -> bool:
+        """Tell whether a transaction goes on after this reply to its command number ``index``."""
+        if index == 0:
+            return code == aiosmtplib.SMTPStatus.completed
+        if index == count - 1:
+            return code == aiosmtplib.SMTPStatus.start_input
+        return code in _RCPT_OK or index > 1  # a refused Cc is noted; the mail goes on
+
+    async def _judge(
+        self, envelope: Envelope, replies: list[aiosmtplib.SMTPResponse]
+    ) -> Delivery | dict[str, str]:
+        """Find the first refusal among the replies, or list the refused Cc addresses."""
+        count = len(envelope.recipients) + 2
+        in_data = len(replies) == count and replies[-1].code == aiosmtplib.SMTPStatus.start_input
+        failure: aiosmtplib.SMTPResponse | None = None
         refused: dict[str, str] = {}
-        for index, address in enumerate(envelope.recipients):
-            reply = await client.execute_command(b"RCPT", _path("TO", address))
-            if reply.code in _RCPT_OK:
-                continue
-            if index == 0 or reply.code == aiosmtplib.SMTPStatus.domain_unavailable:
-                return await self._refused(reply.code, reply.message)
-            refused[address] = f"{reply.code} {reply.message}"  # one Cc: noted, mail goes on
-        reply = await client.execute_command(b"DATA")
-        if reply.code != aiosmtplib.SMTPStatus.start_input:
-            return await self._refused(reply.code, reply.message)
-        return refused
+        if replies[0].code != aiosmtplib.SMTPStatus.completed:
+            failure = replies[0]
+        else:
+            for index, reply in enumerate(replies[1 : count - 1]):
+                if reply.code in _RCPT_OK:
+                    continue
+                if index == 0 or reply.code == _CLOSING:
+                    failure = reply
+                    break
+                refused[envelope.recipients[index]] = f"{reply.code} {reply.message}"
+            else:
+                if not in_data:
+                    failure = replies[-1]
+        if failure is None:
+            return refused
+        if in_data:
+            # DATA was accepted although the transaction failed (RFC 2920 3.1). Ending the data
+            # would deliver an empty message to any recipient accepted; hanging up delivers none.
+            self._replies.close()
+            outcome = Outcome.TRANSIENT if failure.code < 500 else Outcome.PERMANENT  # noqa: PLR2004
+            return Delivery(outcome, failure.code, failure.message, reconnect=True)
+        return await self._refused(failure.code, failure.message)
 
     def _lost(self, reason: str, *, handed_over: bool) -> Delivery:
         """Close a connection in an unknown state; the message may be out if it was handed over."""
-        self._client.close()
+        self._replies.close()
         if handed_over:
             text = f"connection lost after the message was handed over: {reason}"
             return Delivery(Outcome.UNCERTAIN, None, text, reconnect=True)
         text = f"connection lost before the message was handed over: {reason}"
         return Delivery(Outcome.TRANSIENT, None, text, reconnect=True)
 
-    async def _transmit(self, data: bytes) -> aiosmtplib.SMTPResponse:
-        """Send the message body and its end-of-data mark; return the server's answer."""
-        protocol = self._client.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
-        # Dot-stuffing (RFC 5321 4.5.2); bytes.replace is many times faster than a regex here.
-        stuffed = data.replace(b"\r\n.", b"\r\n..")
-        if stuffed.startswith(b"."):
-            stuffed = b"." + stuffed
-        protocol.write(stuffed + b".\r\n")
-        return await protocol.read_response(timeout=self._timeout)
-
     async def _refused(self, code: int, text: str, *, after_data: bool = False) -> Delivery:
         """Classify a refusal: 421 closes the connection, other 4xx retry, 5xx give up."""
         if not 200 <= code < 600:  # noqa: PLR2004 - not an SMTP reply: the session is unusable
             return self._lost(f"unreadable reply ({code} {text})", handed_over=after_data)
-        if code == aiosmtplib.SMTPStatus.domain_unavailable:
-            self._client.close()
+        if code == _CLOSING:
+            self._replies.close()
             return Delivery(Outcome.TRANSIENT, code, text, reconnect=True)
         outcome = Outcome.TRANSIENT if 400 <= code < 500 else Outcome.PERMANENT  # noqa: PLR2004
         reconnect = False
         if not after_data:  # after the end of DATA the transaction is over: nothing to reset
             try:
-                await self._client.rset()
+                self._replies.write(b"RSET\r\n")
+                if (await self._replies.read()).code != aiosmtplib.SMTPStatus.completed:
+                    self._replies.close()
+                    reconnect = True
             except (aiosmtplib.SMTPException, OSError):
-                self._client.close()
+                self._replies.close()
                 reconnect = True
         return Delivery(outcome, code, text, reconnect=reconnect)
 
     async def close(self) -> None:
         try:
-            if self._client.is_connected:
-                await self._client.quit()
+            if self._replies.is_open:
+                self._replies.write(b"QUIT\r\n")
+                await self._replies.read()
         except (aiosmtplib.SMTPException, OSError):
             pass
         finally:
+            self._replies.close()
             self._client.close()
+
+
+def _stuffed(data: bytes) -> bytes:
+    """Return a message as sent after DATA: dot-stuffed (RFC 5321 4.5.2), ending in CRLF.CRLF."""
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    # bytes.replace is many times faster than a regex here.
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n"

@@ -42,10 +42,13 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def smtp_server(server_tls: ssl.SSLContext) -> Iterator[Server]:
-    """A server on loopback requiring STARTTLS and AUTH, recording what it receives."""
-    server = start_server(tls_context=server_tls)
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
+def smtp_server(server_tls: ssl.SSLContext, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A server on loopback requiring STARTTLS and AUTH, recording what it receives.
+
+    Every test runs twice: with a server that does not offer PIPELINING, and one that does.
+    """
+    server = start_server(tls_context=server_tls, pipelining=request.param)
     yield server
     assert server.controller is not None
     server.controller.stop()

@@ -35,6 +35,23 @@ class Hostile:
     port: int
     heard: list[str] = field(default_factory=list)
     messages: int = 0
+    # Commands that were already here when the one before them was answered: pipelined.
+    early: list[str] = field(default_factory=list)
+
+
+def _lines(conn: socket.socket) -> Iterator[tuple[bytes, bool]]:
+    """Yield each line received, and whether it came before the previous line was answered."""
+    buffer = b""
+    while True:
+        # What is buffered now came before the reply just sent (or the greeting).
+        waiting = buffer.count(b"\n")
+        while b"\n" not in buffer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            buffer += chunk
+        line, buffer = buffer.split(b"\n", 1)
+        yield line + b"\n", waiting > 0
 
 
 def _serve(conn: socket.socket, replies: dict[str, bytes], server: Hostile) -> None:  # noqa: C901
@@ -52,11 +69,10 @@ def _serve(conn: socket.socket, replies: dict[str, bytes], server: Hostile) -> N
         return True
 
     with conn, contextlib.suppress(OSError):  # the client may hang up first: that is fine
-        reader = conn.makefile("rb")
         if not say("GREETING"):
             return
         in_data = False
-        for raw in reader:
+        for raw, early in _lines(conn):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if in_data:
                 if line == ".":
@@ -69,6 +85,8 @@ def _serve(conn: socket.socket, replies: dict[str, bytes], server: Hostile) -> N
             verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
             verb = {"HELO": "EHLO", "MAIL": "MAIL", "RCPT": "RCPT"}.get(verb, verb)
             server.heard.append(verb)
+            if early:
+                server.early.append(verb)
             if not say(verb):
                 return
             if verb == "DATA" and replies.get("DATA", GOOD["DATA"]).startswith(b"354"):

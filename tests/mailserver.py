@@ -71,7 +71,8 @@ async def _refuse(server: SMTP, reply: str) -> str:
 class RecordingHandler:
     """Accept mail, record it, and inject the faults asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = False) -> None:
+        self.pipelining = pipelining
         self.received: list[Received] = []
         self.faults = Faults()
         self.commands: list[str] = []
@@ -83,6 +84,20 @@ class RecordingHandler:
         if queue:
             return queue.pop(0)
         return None
+
+    async def handle_EHLO(  # noqa: N802
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Offer PIPELINING when asked to: aiosmtpd answers pipelined commands in order anyway."""
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(  # noqa: N802
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -204,9 +219,10 @@ def start_server(
     implicit_tls: bool = False,
     auth: bool = True,
     timeout: float = 300,
+    pipelining: bool = False,
 ) -> Server:
     """Start a server with STARTTLS (or implicit TLS) and AUTH as asked."""
-    handler = RecordingHandler()
+    handler = RecordingHandler(pipelining=pipelining)
     port = free_port()
     kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port, "server_hostname": "localhost"}
     smtp_kwargs: dict[str, Any] = {"timeout": timeout}

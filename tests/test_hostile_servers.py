@@ -15,6 +15,7 @@ from outreach.sendlog import SendLog
 from outreach.transport import SmtpSettings, SmtpTransport
 
 TIMEOUT = 1.0
+PIPELINING = {"EHLO": b"250-hostile.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"}
 
 
 async def send_to(
@@ -111,14 +112,51 @@ async def test_no_starttls_when_tls_is_required_sends_no_password(tmp_path: Path
         pytest.param({"END": CLOSE}, "uncertain", id="closes-at-end"),
     ],
 )
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 async def test_server_broken_mid_transaction_gives_each_recipient_a_true_status(
-    tmp_path: Path, replies: dict[str, bytes], status: str
+    tmp_path: Path,
+    replies: dict[str, bytes],
+    status: str,
+    pipelining: bool,
 ) -> None:
     """A reply that is not SMTP, or none, ends in failed before the hand-over, uncertain after."""
-    with hostile_server(**replies) as server:
+    with hostile_server(**(PIPELINING if pipelining else {}), **replies) as server:
         summary, statuses, seconds = await send_to(tmp_path / "c", server.port)
     assert summary.fatal is None
     assert set(statuses.values()) == {status}
     assert seconds < 20 * TIMEOUT
     if status == "uncertain":
         assert server.messages == 2  # each message reached the server exactly once
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
+async def test_commands_are_pipelined_only_when_the_server_offers_it(
+    tmp_path: Path,
+    pipelining: bool,
+) -> None:
+    """With PIPELINING, RCPT and DATA go out before MAIL is answered (RFC 2920); else never."""
+    with hostile_server(**(PIPELINING if pipelining else {})) as server:
+        summary, statuses, _ = await send_to(tmp_path / "c", server.port)
+    assert summary.ok
+    assert set(statuses.values()) == {"sent"}
+    assert server.heard.count("MAIL") == server.messages == 2
+    assert server.early == (["RCPT", "DATA"] * 2 if pipelining else [])
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param({"MAIL": b"550 sender refused\r\n"}, id="mail-refused"),
+        pytest.param({"RCPT": b"550 no such user\r\n"}, id="rcpt-refused"),
+    ],
+)
+async def test_data_accepted_after_a_refusal_delivers_nothing(
+    tmp_path: Path, replies: dict[str, bytes]
+) -> None:
+    """A server that answers 354 to a pipelined DATA after refusing MAIL or RCPT gets no data."""
+    with hostile_server(**PIPELINING, **replies) as server:
+        summary, statuses, _ = await send_to(tmp_path / "c", server.port)
+    assert summary.fatal is None
+    assert set(statuses.values()) == {"failed"}
+    assert server.messages == 0
+    assert server.heard.count("DATA") == 2  # each was answered 354 and then hung up on
