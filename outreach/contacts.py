@@ -73,15 +73,17 @@ class _EventReader:
     def __init__(self, text: str) -> None:
         self._loader = _Loader(text)
         self._anchors: dict[str, Any] = {}
+        self.next = self._loader.get_event
+        self.peek = self._loader.peek_event
+        # A plain scalar can resolve to something other than text (a number, a date, null,
+        # true) only if it starts with one of these; nor can a quoted one, without a tag.
+        resolvers = self._loader.yaml_implicit_resolvers
+        self._typed_starts = None if None in resolvers else frozenset(resolvers)
+        if self._loader.yaml_path_resolvers:
+            self._typed_starts = None
 
     def close(self) -> None:
         self._loader.dispose()
-
-    def next(self) -> Any:
-        return self._loader.get_event()
-
-    def peek(self) -> Any:
-        return self._loader.peek_event()
 
     def value(self, depth: int = 0) -> Any:
         """Build the next value (scalar, list or mapping) from the events."""
@@ -145,6 +147,13 @@ class _EventReader:
 
     def _scalar(self, event: Any) -> Any:
         tag = event.tag
+        starts = self._typed_starts
+        if (
+            tag is None
+            and starts is not None
+            and (not event.implicit[0] or event.value[:1] not in starts)
+        ):
+            return event.value  # the common case: text, as the resolver would say
         if tag is None or tag == "!":
             tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag in {"tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"}:
