@@ -1,3 +1,4 @@
+import datetime as dt
 import textwrap
 import time
 from pathlib import Path
@@ -257,6 +258,25 @@ def test_extra_fields_reach_the_template_as_data(tmp_path: Path) -> None:
     assert contacts[0].data == {"country": "Mexico", "favourite_colour": "blue"}
     assert contacts[0].cc == ("Deputy@mission.example",)
     assert contacts[0].recipients == ("mexico@un-missions.example", "Deputy@mission.example")
+
+
+def test_values_are_typed_as_yaml_types_them(tmp_path: Path) -> None:
+    """Plain scalars that YAML reads as numbers, dates or booleans stay so; quoted ones are text."""
+    path = write(
+        tmp_path,
+        GOOD_ENTRY.replace("  - id", "contacts:\n  - id", 1)
+        + "    seats: 15\n    share: 0.5\n    since: 2010-06-24\n    member: yes\n"
+        + "    empty: ~\n    quoted: '15'\n    plain: Security Council\n    word: no way\n",
+    )
+    contacts, problems = read_contacts(path)
+    assert problems == []
+    data = contacts[0].data
+    assert data["seats"] == 15
+    assert data["share"] == 0.5
+    assert data["since"] == dt.date(2010, 6, 24)
+    assert data["member"] is True
+    assert "empty" not in data  # an empty value is as good as none
+    assert (data["quoted"], data["plain"], data["word"]) == ("15", "Security Council", "no way")
 
 
 def billion_laughs() -> str:
