@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import html
 import re
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import jinja2
 import jinja2.exceptions
+import jinja2.nodes
 import jinja2.sandbox
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -31,6 +34,35 @@ _SIMPLE_BLOCKS = frozenset(
 _CACHE_SIZE = 4096
 # Any ASCII punctuation may be backslash-escaped in CommonMark, and then stands for itself.
 _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+# Slots: while a letter is rendered for sending, a value shaped like a name stands in the
+# Markdown as a numbered slot of private-use characters, so that a paragraph which differs from
+# copy to copy only by such values is parsed once. A value qualifies if it is letters and
+# digits, with spaces and . , ' - only inside, and starts with a letter: escaped or not, it is
+# plain text wherever it stands, and nothing in it can join the Markdown around it.
+_MARK, _END = "\ue000", "\ue001"
+_SLOT = re.compile("\ue000([0-9]+)\ue001")
+_PLAIN_VALUE = re.compile(r"[^\W\d_](?:[^\W_]|[ .,'-])*(?<=[^\W_])|[^\W\d_]")
+# What may stand next to a slot in a block that is parsed as a shape.
+_LEFT = frozenset({"", "\n", " ", "*", "_", "("})
+_RIGHT = frozenset({"", "\n", " ", ",", ".", ";", ":", "!", "?", "*", "_", ")", "'", "\\"})
+# Statements that capture output to change or move it: a slot could lose its value's meaning.
+_CAPTURING = (
+    jinja2.nodes.Macro, jinja2.nodes.CallBlock, jinja2.nodes.FilterBlock,
+    jinja2.nodes.AssignBlock, jinja2.nodes.Block, jinja2.nodes.Include, jinja2.nodes.Import,
+    jinja2.nodes.FromImport, jinja2.nodes.Extends,
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Slots:
+    """The values put in slots during one rendering, each with its escaped form."""
+
+    values: list[tuple[str, str]] = field(default_factory=list)
+    clean: bool = True  # False if a value or markup holds a slot character itself
+
+
+_recording: ContextVar[_Slots | None] = ContextVar("outreach_slots", default=None)
 
 _STYLES = {
     "p": "margin:0 0 1em 0;",
@@ -59,9 +91,17 @@ serif;font-size:16px;line-height:1.5;color:#1a1a1a;">
 
 def escape_markdown(value: Any) -> Any:
     """Escape a value so that Markdown shows it as it is; leave trusted markup alone."""
+    slots = _recording.get()
+    text = str(value)
+    if slots is not None and (_MARK in text or _END in text):
+        slots.clean = False
     if isinstance(value, Markup):
         return value
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(value))
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    if slots is not None and _PLAIN_VALUE.fullmatch(text):
+        slots.values.append((text, escaped))
+        return f"{_MARK}{len(slots.values) - 1}{_END}"
+    return escaped
 
 
 def _style_blocks(state: Any) -> None:
@@ -95,8 +135,10 @@ class Letter:
             auto_reload=False,
         )
         self._md = _markdown()
+        self._shaping = False  # set by _compile for templates that slots are safe in
         self._template = self._compile()
         self._cache: dict[str, tuple[str, str] | None] = {}
+        self._shapes: dict[str, tuple[str, str] | None] = {}
 
     def _compile(self) -> jinja2.Template:
         if self.path.is_dir():
@@ -118,20 +160,94 @@ class Letter:
         if not text.strip():
             raise InputError([Problem(str(self.path), "the template is empty")])
         try:
-            return self._env.from_string(text, globals={"__file__": str(self.path)})
+            template = self._env.from_string(text, globals={"__file__": str(self.path)})
+            tree = self._env.parse(text)
         except jinja2.TemplateSyntaxError as exc:
             where = f"{self.path}:{exc.lineno}"
             raise InputError([Problem(where, f"template syntax error: {exc.message}")]) from None
+        self._shaping = (
+            _MARK not in text and _END not in text and next(tree.find_all(_CAPTURING), None) is None
+        )
+        return template
 
     def render(self, contact: Contact, /) -> Rendered:
-        """Render both bodies for ``contact``; raise ``InputError`` naming line and contact."""
-        source = self.source(contact)
-        pieces = [self._block(block) for block in _BLANK_LINES.split(source) if block.strip()]
-        if all(piece is not None for piece in pieces):
-            body = "".join(piece[0] for piece in pieces if piece is not None)
-            text = "\n\n".join(piece[1] for piece in pieces if piece is not None and piece[1])
-            return self._page(body, text + "\n")
-        return self.render_whole(source)
+        """Render both bodies for ``contact``; raise ``InputError`` naming line and contact.
+
+        The same as ``render_whole(source(contact))``, from caches: of the letter's blocks, and
+        of blocks whose values are in slots (see ``_shaped``).
+        """
+        slots = _Slots()
+        token = _recording.set(slots if self._shaping else None)
+        try:
+            source = self.source(contact)
+        finally:
+            _recording.reset(token)
+        shaping = slots.clean and bool(slots.values)
+        if not slots.clean:  # a slot character in the data: no slots this time
+            source = self.source(contact)
+            slots.values.clear()
+        pieces: list[tuple[str, str]] = []
+        for block in _BLANK_LINES.split(source):
+            if not block.strip():
+                continue
+            in_slots = shaping and _MARK in block
+            piece = self._shaped(block, slots) if in_slots else self._block(block)
+            if piece is None:
+                return self.render_whole(self._fill(source, slots, escaped=True))
+            pieces.append(piece)
+        body = "".join(piece[0] for piece in pieces)
+        text = "\n\n".join(piece[1] for piece in pieces if piece[1])
+        return self._page(body, text + "\n")
+
+    @staticmethod
+    def _fill(markdown: str, slots: _Slots, *, escaped: bool) -> str:
+        """Put the values back in their slots: escaped in Markdown, as they are in output."""
+        if not slots.values:
+            return markdown
+        form = 1 if escaped else 0
+        return _SLOT.sub(lambda slot: slots.values[int(slot.group(1))][form], markdown)
+
+    def _shaped(self, block: str, slots: _Slots) -> tuple[str, str] | None:
+        """Render a block with values in slots, parsing each shape of block once.
+
+        The shape (the block with its slots numbered from 0) is parsed as Markdown with the slots
+        in it, and kept if each slot stands between safe neighbours and comes out once, intact,
+        in plain text in both bodies; then any block of that shape renders as the shape with
+        the values put in. Otherwise the block is rendered with its values, as any other.
+        """
+        numbers = [int(number) for number in _SLOT.findall(block)]
+        shape = _SLOT.sub(_Renumber(), block)
+        if shape in self._shapes:
+            learned = self._shapes[shape]
+        else:
+            learned = self._learn(shape, len(numbers))
+            if len(self._shapes) < _CACHE_SIZE:
+                self._shapes[shape] = learned
+        if learned is None:
+            return self._block(self._fill(block, slots, escaped=True))
+        values = [slots.values[number][0] for number in numbers]
+
+        def value(slot: re.Match[str]) -> str:
+            return values[int(slot.group(1))]
+
+        return _SLOT.sub(value, learned[0]), _SLOT.sub(value, learned[1])
+
+    def _learn(self, shape: str, count: int) -> tuple[str, str] | None:
+        if "<" in shape or "`" in shape:  # raw HTML, autolinks, code: there text is not text
+            return None
+        for slot in _SLOT.finditer(shape):
+            left = shape[slot.start() - 1 : slot.start()]
+            right = shape[slot.end() : slot.end() + 1]
+            if left not in _LEFT or right not in _RIGHT:
+                return None
+        piece = self._block(shape)
+        if piece is None:
+            return None
+        for number in range(count):
+            mark = f"{_MARK}{number}{_END}"
+            if piece[0].count(mark) != 1 or piece[1].count(mark) != 1:
+                return None
+        return piece
 
     def render_whole(self, source: str, /) -> Rendered:
         """Render Markdown as one document: the reference for ``render``'s block cache."""
@@ -198,6 +314,18 @@ class Letter:
         return line
 
 
+class _Renumber:
+    """Number a block's slots from 0, in order: the block's shape, whatever came before it."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def __call__(self, _slot: re.Match[str]) -> str:
+        number = self._next
+        self._next += 1
+        return f"{_MARK}{number}{_END}"
+
+
 def markdown_to_text(tokens: list[Token]) -> str:  # noqa: C901 - one branch per token type
     """Turn parsed Markdown into plain text: one paragraph per block, hard breaks kept."""
     blocks: list[str] = []
@@ -239,8 +367,8 @@ def _inline_text(children: list[Token]) -> str:  # noqa: C901 - one branch per t
         elif child.type == "html_inline":
             if re.fullmatch(r"<br\s*/?>", child.content, flags=re.IGNORECASE):
                 parts.append("\n")
-        elif child.type == "image":
-            parts.append(child.content)
+        elif child.type == "image":  # its description, as the HTML's alt text has it
+            parts.append(_inline_text(child.children or []))
         elif child.type == "link_open":
             links.append((str(child.attrGet("href") or ""), len(parts)))
         elif child.type == "link_close":

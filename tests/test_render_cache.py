@@ -5,9 +5,12 @@ import tempfile
 from pathlib import Path
 
 import email_validator
+import pytest
+from helpers import REPO, SHIPPED_CONTACTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from outreach.contacts import load_contacts
 from outreach.message import _quoted_printable, _text_body, flow
 from outreach.model import Contact
 from outreach.render import Letter
@@ -38,6 +41,76 @@ def test_block_cache_matches_whole_document_rendering(source: str) -> None:
     whole = letter.render_whole(letter.source(CONTACT))
     assert letter.render(CONTACT) == whole
     assert letter.render(CONTACT) == whole  # the second time from the cache
+
+
+# Where a value may stand in a letter, including places where Markdown would read it otherwise.
+SLOTTED = [
+    "{{ a }}", "Dear {{ a }},", "{{ a }} {{ b }}\\", "{{ a }}\\\n{{ b }}", "**{{ a }}**",
+    "*{{ a }}*", "_{{ a }}_", "__{{ b }}__", "({{ a }})", "[{{ a }}](https://x.example/{{ b }})",
+    "<{{ a }}>", "</{{ a }}>", "&{{ a }};", "`{{ a }}`", "{{ a }}. item", "{{ a }}) x",
+    "# {{ a }}", "{{ a }}\n===", "{{ a }}\n---", "> {{ a }}", "- {{ a }}", "1. {{ b }}",
+    "<b>{{ a }}</b>", "![{{ a }}](i.png)", "{{ a }}{{ b }}", "x{{ a }}y", "{{ a }}'s", "{{ b }}:",
+    "http://{{ a }}.example", "<https://{{ a }}.example>", "    {{ a }}", "{{ a }}  \nnext",
+    "{% if a %}{{ a }}{% endif %}", "{{ a|upper }}", "{{ a ~ '.' }}", "{{ b }}!", "{{ a }}*",
+    "*{{ a }}", "_{{ a }}", "{{ a }}_x", "[{{ a }}]", "[{{ a }}]: https://r.example",
+    "{{ a }}\\", "{{ a }} {{ a }}", "2 {{ a }}", "{{ a }}1", "{{ a }}\n\n{{ b }}",
+    "<a {{ a }} x>", "` {{ a }} `", "[x]({{ a }})", "[x]( {{ a }} )", "![ {{ a }} ](i.png)",
+    '[x](/u "t {{ a }} t")', "{% filter upper %}{{ a }}{% endfilter %}",
+    "{% set t %}{{ a }}{% endset %}{{ t|upper }}",
+    "{% macro m(x) %}{{ x }}{% endmacro %}{{ m(a)|upper }}",
+]  # fmt: skip
+VALUES = [
+    "Li Baodong", "Ertuğrul Apakan", "H.E. Mr.", "1", "12", "1. a", "div", "amp", "a b",
+    "O'Brien", "Jean-Pierre", "x_y", "A*B", "\ue0000\ue001", "\ue000", "a  b", "Number 0",
+    "www", "http", "e\u0301", "ß", "ǅ", "Ⅻ", "²", "١٢", "b.", "Mr. X", "x-", "q'", "A,B", "z",
+    "Sir Mark Lyall Grant", "10th", "a\nb", " lead", "trail ", "<i>", "&amp;", "#1", "a\\",
+    "a<b>c", "a&amp;b", "a`b`c", "x*y*z", "a_b_c", "a[b]c", "a&b", "a<b", "a>b", 'a"b',
+    "a\tb", "a\u00a0b", "a\u2028b",
+]  # fmt: skip
+values = st.sampled_from(VALUES) | st.text(max_size=12)
+
+
+def letter_of(template: str) -> Letter:
+    """Compile a letter template written to a file of its own."""
+    path = Path(tempfile.mkdtemp()) / "letter.md.j2"
+    path.write_text(template, encoding="utf-8")
+    return Letter(path, subject="S")
+
+
+@pytest.mark.parametrize("place", SLOTTED)
+def test_every_value_in_every_place_renders_as_the_whole_letter_does(place: str) -> None:
+    """Each value, in each place, twice (the second time from the caches): as the reference."""
+    letter = letter_of(f"Before.\n\n{place}\nx {{{{ a }}}}\n\nAfter.\n")
+    for _ in range(2):
+        for a in VALUES:
+            for b in ("Li Baodong", "1", "div", a):
+                contact = Contact(id="x", email="x@y.example", data={"a": a, "b": b})
+                assert letter.render(contact) == letter.render_whole(letter.source(contact)), (
+                    a,
+                    b,
+                )
+
+
+templates = st.lists(
+    st.tuples(
+        st.sampled_from(SLOTTED + FRAGMENTS[:12]),
+        st.sampled_from(["\n", "\n\n", " ", "\\\n"]),
+    ),
+    min_size=1,
+    max_size=8,
+).map(lambda parts: "".join(text + sep for text, sep in parts))
+
+
+@settings(max_examples=600, deadline=None)
+@given(template=templates, people=st.lists(st.tuples(values, values), min_size=1, max_size=4))
+def test_values_in_slots_render_as_the_whole_letter_does(
+    template: str, people: list[tuple[str, str]]
+) -> None:
+    """Rendering with values in slots, for one contact after another, equals the reference."""
+    letter = letter_of(template + "end")
+    for a, b in people * 2:  # the second round from the caches
+        contact = Contact(id="x", email="x@y.example", name="N", data={"a": a, "b": b})
+        assert letter.render(contact) == letter.render_whole(letter.source(contact))
 
 
 @settings(max_examples=300, deadline=None)
@@ -98,3 +171,13 @@ def test_address_fast_path_agrees_with_email_validator(value: str) -> None:
     """The per-domain cache and the plain-local-part rule give what email-validator gives."""
     assert validate_address(value) == library_verdict(value)
     assert validate_address(value) == library_verdict(value)  # the second time from the cache
+
+
+def test_the_shipped_letter_renders_from_the_caches_as_whole() -> None:
+    """Every delegation's copy of the shipped letter, through slots and caches, twice."""
+    letter = Letter(REPO / "templates" / "kyrgyzstan-2010-06-24.md.j2", subject="S")
+    contacts = load_contacts(SHIPPED_CONTACTS)
+    for contact in contacts * 2:
+        assert letter.render(contact) == letter.render_whole(letter.source(contact))
+    shapes = letter._shapes.values()
+    assert any(shape is not None for shape in shapes)
