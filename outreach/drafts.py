@@ -6,6 +6,7 @@ import email
 import email.policy
 import hashlib
 import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -89,11 +90,18 @@ class Drafter:
 
 
 _worker_drafter: Drafter | None = None
+RENDER_NICENESS = 10  # added to the rendering process's niceness: it yields the processor
 
 
 def _start_worker(campaign: Campaign) -> None:
-    """Compile the campaign's letter once in a rendering process."""
+    """Compile the campaign's letter once in a rendering process, which yields to the sender.
+
+    The process renders a few chunks ahead, so it can wait; the sending process answers the
+    server and commits the log, where every delay holds a connection up. On a busy machine
+    it gets the processor first.
+    """
     global _worker_drafter  # noqa: PLW0603 - one Drafter per worker process, by design
+    os.nice(RENDER_NICENESS)
     _worker_drafter = Drafter(campaign)
 
 

@@ -1,4 +1,6 @@
 import email.utils
+import multiprocessing
+import os
 import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -9,7 +11,7 @@ from helpers import REPO, SEED, run_cli
 
 from outreach.campaign import load_campaign
 from outreach.contacts import load_contacts
-from outreach.drafts import Drafter
+from outreach.drafts import RENDER_NICENESS, Drafter, DraftPool
 from outreach.message import MessageBuilder
 from outreach.model import Contact, Rendered, Sender
 
@@ -252,3 +254,23 @@ def test_display_names_parse_back_exactly(tmp_path: Path, name: str) -> None:
     (to,) = parsed["To"].addresses
     assert (to.display_name, to.addr_spec) == (name, "x@y.example")
     assert b"\r\nBcc" not in data
+
+
+def test_the_rendering_process_renders_alike_and_yields_the_processor() -> None:
+    """A pool renders what the sender would, in a process niced by RENDER_NICENESS."""
+    campaign = load_campaign(REPO / "campaign.toml")
+    contacts = load_contacts(campaign.contacts)
+    ids = {contact.id: f"<{contact.id}@test.example>" for contact in contacts}
+    drafter = Drafter(campaign)
+    with DraftPool(campaign) as pool:
+        pooled = [draft for chunk in pool.drafts(contacts, ids) for draft in chunk.result()]
+        (child,) = multiprocessing.active_children()
+        stat = Path(f"/proc/{child.pid}/stat").read_text(encoding="ascii")
+        niceness = int(stat.rsplit(")", 1)[1].split()[16])
+    assert niceness == min(19, os.nice(0) + RENDER_NICENESS)
+    for draft in pooled:
+        again = drafter.draft(draft.contact, message_id=draft.message_id)
+        # The same bytes but for the Date header, stamped at rendering time.
+        assert re.sub(rb"Date: [^\r]*", b"", draft.data) == re.sub(
+            rb"Date: [^\r]*", b"", again.data
+        )
