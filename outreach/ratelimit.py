@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from outreach.errors import ConfigError
 
@@ -41,12 +42,28 @@ def parse_rate(text: str, /) -> Rate:
     return Rate(count=int(match.group(1)), period=_UNITS[match.group(2)])
 
 
+@dataclass(slots=True)
+class _Window:
+    """A sliding window: at most ``count`` sends in any ``period`` seconds."""
+
+    count: int
+    period: float
+    ends: deque[float] = field(default_factory=deque)
+
+    def forget(self, now: float) -> None:
+        """Drop the sends that no longer fall in the window ending ``now``."""
+        while self.ends and self.ends[0] + self.period <= now:
+            self.ends.popleft()
+
+
 class RateLimiter:
     """Pace sends evenly, and never let more than ``count`` fall in any ``period``.
 
     The server sees a message somewhere between the start and the end of its send, so a send
     holds its place in the window from its start until ``period`` after its end: then no window
     of that length, measured anywhere between us and the server, holds more than ``count``.
+    For a rate per minute or hour the same holds for every second, at the rate's share of a
+    second rounded up (600/min: 10 in any second), however unevenly the sends take their time.
     """
 
     def __init__(self, rate: Rate, /, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -56,7 +73,9 @@ class RateLimiter:
         self._interval = rate.period / rate.count
         self._next = 0.0
         self._in_flight = 0
-        self._ends: deque[float] = deque()
+        self._windows = [_Window(rate.count, rate.period)]
+        if rate.period > 1.0:
+            self._windows.append(_Window(math.ceil(rate.count / rate.period), 1.0))
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
 
@@ -65,23 +84,28 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = self._clock()
-                while self._ends and self._ends[0] + self.rate.period <= now:
-                    self._ends.popleft()
-                if self._in_flight + len(self._ends) < self.rate.count:
+                full = [w for w in self._windows if self._full(w, now)]
+                if not full:
                     delay = self._next - now
                     if delay <= 0:
                         break
                     await asyncio.sleep(delay)
-                elif self._ends:
-                    await asyncio.sleep(self._ends[0] + self.rate.period - now)
-                else:
+                elif any(w.ends for w in full):
+                    await asyncio.sleep(min(w.ends[0] + w.period - now for w in full if w.ends))
+                else:  # only sends still in flight fill it: wait for one to end
                     self._changed.clear()
                     await self._changed.wait()
             self._in_flight += 1
             self._next = max(now, self._next) + self._interval
 
+    def _full(self, window: _Window, now: float) -> bool:
+        window.forget(now)
+        return self._in_flight + len(window.ends) >= window.count
+
     def release(self) -> None:
         """Say that a message acquired earlier has finished sending."""
         self._in_flight -= 1
-        self._ends.append(self._clock())
+        end = self._clock()
+        for window in self._windows:
+            window.ends.append(end)
         self._changed.set()

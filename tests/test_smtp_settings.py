@@ -1,7 +1,11 @@
+import asyncio
+import random
+import time
+
 import pytest
 
 from outreach.errors import ConfigError
-from outreach.ratelimit import Rate, parse_rate
+from outreach.ratelimit import Rate, RateLimiter, parse_rate
 from outreach.transport import is_loopback, parse_smtp_url
 
 
@@ -83,3 +87,33 @@ def test_bad_rates_are_refused(text: str) -> None:
     """A rate that is zero, negative or in an unknown unit is refused."""
     with pytest.raises(ConfigError, match="expected messages per unit"):
         parse_rate(text)
+
+
+def most_in_any_window(times: list[float], length: float) -> int:
+    """Return the most of ``times`` that fall in any window of ``length`` seconds."""
+    times = sorted(times)
+    return max(sum(1 for t in times[i:] if t - start < length) for i, start in enumerate(times))
+
+
+async def test_uneven_sends_stay_under_the_rate_in_its_period_and_in_every_second() -> None:
+    """40 per 2 s, sends lasting 0 to 60 ms: at most 40 in any 2 s and 20 in any second."""
+    limiter = RateLimiter(Rate(40, 2.0))
+    rng = random.Random(7)
+    starts: list[float] = []
+    ends: list[float] = []
+
+    async def send(durations: list[float]) -> None:
+        for duration in durations:
+            await limiter.acquire()
+            starts.append(time.monotonic())
+            await asyncio.sleep(duration)
+            ends.append(time.monotonic())
+            limiter.release()
+
+    durations = [rng.choice([0.0, 0.001, 0.06]) for _ in range(64)]
+    await asyncio.gather(*(send(durations[n::4]) for n in range(4)))
+    for seen in (starts, ends):  # the server sees each message between the two
+        assert most_in_any_window(seen, 2.0) <= 40
+        assert most_in_any_window(seen, 1.0) <= 20
+    achieved = (len(ends) - 1) / (max(ends) - min(starts))
+    assert achieved >= 0.9 * 20
