@@ -424,7 +424,7 @@ class _SmtpConnection:
     """Run mail transactions over a connection that aiosmtplib opened and logged in.
 
     With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go in one write and their replies are
-    read together: two round trips a message instead of three or more.
+    read together: two round trips a message instead of one per command and one for the data.
     """
 
     def __init__(self, client: aiosmtplib.SMTP, *, timeout: float) -> None:
@@ -519,7 +519,8 @@ class _SmtpConnection:
             # DATA was accepted although the transaction failed (RFC 2920 3.1). Ending the data
             # would deliver an empty message to any recipient accepted; hanging up delivers none.
             self._replies.close()
-            outcome = Outcome.TRANSIENT if failure.code < 500 else Outcome.PERMANENT  # noqa: PLR2004
+            permanent = 500 <= failure.code < 600  # noqa: PLR2004 - else 4xx, or not SMTP at all
+            outcome = Outcome.PERMANENT if permanent else Outcome.TRANSIENT
             return Delivery(outcome, failure.code, failure.message, reconnect=True)
         return await self._refused(failure.code, failure.message)
 
