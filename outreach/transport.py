@@ -346,13 +346,15 @@ class _Replies(asyncio.Protocol):
         self._transport.write(data)
 
     async def read(self) -> aiosmtplib.SMTPResponse:
-        """Return the next reply, waiting at most the timeout for it."""
+        """Return the next reply, waiting at most the timeout for the whole of it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout  # a server that trickles bytes gains no time
         while not self._ready:
             if self._error is not None:
                 raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = loop.create_future()
             try:
-                await asyncio.wait_for(self._waiter, self._timeout)
+                await asyncio.wait_for(self._waiter, max(0.0, deadline - loop.time()))
             except TimeoutError:
                 msg = "Timed out waiting for server response"
                 raise aiosmtplib.SMTPReadTimeoutError(msg) from None

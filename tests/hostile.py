@@ -1,7 +1,8 @@
 """A scripted SMTP server that misbehaves on purpose: garbage, huge lines, silence, broken TLS.
 
 aiosmtpd speaks SMTP too well for these; this one answers each command from a table, where a
-reply may be bytes to send, ``CLOSE`` to hang up or ``HANG`` to say nothing ever again.
+reply may be bytes to send, ``CLOSE`` to hang up, ``HANG`` to say nothing ever again or
+``TRICKLE`` to send a reply a byte at a time, never ending it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 CLOSE = b"<close>"
 HANG = b"<hang>"
+TRICKLE = b"<trickle>"  # one byte of a reply every 0.3 s, never finishing it
 GOOD = {
     "GREETING": b"220 hostile.test ESMTP\r\n",
     "EHLO": b"250-hostile.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n",
@@ -63,6 +65,12 @@ def _serve(conn: socket.socket, replies: dict[str, bytes], server: Hostile) -> N
             return False
         if reply == HANG:
             threading.Event().wait(30)
+            conn.close()
+            return False
+        if reply == TRICKLE:
+            for _ in range(100):
+                conn.sendall(b"2")
+                threading.Event().wait(0.3)
             conn.close()
             return False
         conn.sendall(reply)

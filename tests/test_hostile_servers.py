@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from helpers import contacts_yaml, write_campaign
-from hostile import CLOSE, HANG, hostile_server
+from hostile import CLOSE, HANG, TRICKLE, hostile_server
 
 from outreach import drafts
 from outreach.batch import Batch, SendOptions, Summary, choose
@@ -109,6 +109,8 @@ async def test_no_starttls_when_tls_is_required_sends_no_password(tmp_path: Path
         pytest.param({"END": b"garbage after the message\r\n"}, "uncertain", id="garbage-at-end"),
         pytest.param({"END": b"999 nonsense\r\n"}, "uncertain", id="nonsense-code-at-end"),
         pytest.param({"END": HANG}, "uncertain", id="silent-at-end"),
+        pytest.param({"MAIL": TRICKLE}, "failed", id="trickling-at-mail"),
+        pytest.param({"END": TRICKLE}, "uncertain", id="trickling-at-end"),
         pytest.param({"END": CLOSE}, "uncertain", id="closes-at-end"),
     ],
 )
