@@ -193,19 +193,18 @@ class Letter:
             in_slots = shaping and _MARK in block
             piece = self._shaped(block, slots) if in_slots else self._block(block)
             if piece is None:
-                return self.render_whole(self._fill(source, slots, escaped=True))
+                return self.render_whole(self._fill(source, slots))
             pieces.append(piece)
         body = "".join(piece[0] for piece in pieces)
         text = "\n\n".join(piece[1] for piece in pieces if piece[1])
         return self._page(body, text + "\n")
 
     @staticmethod
-    def _fill(markdown: str, slots: _Slots, *, escaped: bool) -> str:
-        """Put the values back in their slots: escaped in Markdown, as they are in output."""
+    def _fill(markdown: str, slots: _Slots) -> str:
+        """Put the values back in their slots, escaped: the Markdown ``source`` would give."""
         if not slots.values:
             return markdown
-        form = 1 if escaped else 0
-        return _SLOT.sub(lambda slot: slots.values[int(slot.group(1))][form], markdown)
+        return _SLOT.sub(lambda slot: slots.values[int(slot.group(1))][1], markdown)
 
     def _shaped(self, block: str, slots: _Slots) -> tuple[str, str] | None:
         """Render a block with values in slots, parsing each shape of block once.
@@ -224,7 +223,7 @@ class Letter:
             if len(self._shapes) < _CACHE_SIZE:
                 self._shapes[shape] = learned
         if learned is None:
-            return self._block(self._fill(block, slots, escaped=True))
+            return self._block(self._fill(block, slots))
         values = [slots.values[number][0] for number in numbers]
 
         def value(slot: re.Match[str]) -> str:
@@ -240,7 +239,7 @@ class Letter:
             right = shape[slot.end() : slot.end() + 1]
             if left not in _LEFT or right not in _RIGHT:
                 return None
-        piece = self._block(shape)
+        piece = self._parse_block(shape)  # kept in _shapes, not in the cache of blocks
         if piece is None:
             return None
         for number in range(count):
@@ -268,18 +267,22 @@ class Letter:
         """
         if block in self._cache:
             return self._cache[block]
+        piece = self._parse_block(block)
+        if len(self._cache) < _CACHE_SIZE:
+            self._cache[block] = piece
+        return piece
+
+    def _parse_block(self, block: str) -> tuple[str, str] | None:
+        """Render one block alone: its HTML and text, or None if it is not a simple block."""
         env: dict[str, Any] = {}
         tokens = self._md.parse(block, env)
         simple = not env.get("references") and all(
             token.type in _SIMPLE_BLOCKS for token in tokens if token.level == 0
         )
-        piece = None
-        if simple:
-            html_part = self._md.renderer.render(tokens, self._md.options, env)
-            piece = (html_part, markdown_to_text(tokens).removesuffix("\n"))
-        if len(self._cache) < _CACHE_SIZE:
-            self._cache[block] = piece
-        return piece
+        if not simple:
+            return None
+        html_part = self._md.renderer.render(tokens, self._md.options, env)
+        return html_part, markdown_to_text(tokens).removesuffix("\n")
 
     def source(self, contact: Contact, /) -> str:
         """Run the template for ``contact``, giving Markdown; this is the step that can fail."""
