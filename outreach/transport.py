@@ -481,43 +481,26 @@ class _SmtpConnection:
             replies.append(reply)
             if reply.code == _CLOSING:
                 break  # the server hangs up: no more replies will come
-            if not self._pipelining and not self._goes_on(index, reply.code, len(commands)):
+            if not self._pipelining and _ends(index, reply.code, len(commands)):
                 break  # the first refusal ends the transaction
         return await self._judge(envelope, replies)
-
-    @staticmethod
-    def _goes_on(index: int, code: int, count: int) -> bool:
-        """Tell whether a transaction goes on after this reply to its command number ``index``."""
-        if index == 0:
-            return code == aiosmtplib.SMTPStatus.completed
-        if index == count - 1:
-            return code == aiosmtplib.SMTPStatus.start_input
-        return code in _RCPT_OK or index > 1  # a refused Cc is noted; the mail goes on
 
     async def _judge(
         self, envelope: Envelope, replies: list[aiosmtplib.SMTPResponse]
     ) -> Delivery | dict[str, str]:
         """Find the first refusal among the replies, or list the refused Cc addresses."""
         count = len(envelope.recipients) + 2
-        in_data = len(replies) == count and replies[-1].code == aiosmtplib.SMTPStatus.start_input
-        failure: aiosmtplib.SMTPResponse | None = None
-        refused: dict[str, str] = {}
-        if replies[0].code != aiosmtplib.SMTPStatus.completed:
-            failure = replies[0]
-        else:
-            for index, reply in enumerate(replies[1 : count - 1]):
-                if reply.code in _RCPT_OK:
-                    continue
-                if index == 0 or reply.code == _CLOSING:
-                    failure = reply
-                    break
-                refused[envelope.recipients[index]] = f"{reply.code} {reply.message}"
-            else:
-                if not in_data:
-                    failure = replies[-1]
-        if failure is None:
-            return refused
-        if in_data:
+        failure = next(
+            (reply for index, reply in enumerate(replies) if _ends(index, reply.code, count)),
+            None,
+        )
+        if failure is None:  # every reply is here, DATA's a 354
+            return {
+                address: f"{reply.code} {reply.message}"
+                for address, reply in zip(envelope.recipients, replies[1:], strict=False)
+                if reply.code not in _RCPT_OK
+            }
+        if len(replies) == count and replies[-1].code == aiosmtplib.SMTPStatus.start_input:
             # DATA was accepted although the transaction failed (RFC 2920 3.1). Ending the data
             # would deliver an empty message to any recipient accepted; hanging up delivers none.
             self._replies.close()
@@ -565,6 +548,18 @@ class _SmtpConnection:
         finally:
             self._replies.close()
             self._client.close()
+
+
+def _ends(index: int, code: int, count: int) -> bool:
+    """Tell whether this reply, to command ``index`` of MAIL, the RCPTs and DATA, is a refusal.
+
+    A refused Cc is noted and the mail goes on; a refused first recipient, or a 421, ends it.
+    """
+    if index == 0:
+        return code != aiosmtplib.SMTPStatus.completed
+    if index == count - 1:
+        return code != aiosmtplib.SMTPStatus.start_input
+    return code not in _RCPT_OK and (index == 1 or code == _CLOSING)
 
 
 def _stuffed(data: bytes) -> bytes:
