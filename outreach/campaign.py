@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import re
 import tomllib
 from email.headerregistry import Address
 from pathlib import Path
@@ -10,6 +11,17 @@ from pathlib import Path
 from outreach.errors import ConfigError
 from outreach.model import CAMPAIGN_FILE, Campaign, Sender
 from outreach.validate import control_character, validate_address
+
+# The name names the send log file: letters, digits, dots, dashes and underscores, no "..".
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+KNOWN_FIELDS = {"name", "subject", "template", "contacts", "from", "reply_to"}
+_EXAMPLES = {
+    "name": 'name = "spring-appeal"',
+    "subject": 'subject = "An open letter"',
+    "template": 'template = "letter.md.j2"',
+    "contacts": 'contacts = "contacts.yaml"',
+    "from": 'from = "Your Name <you@your-organization.example>"',
+}
 
 
 def parse_sender(value: str, *, where: str) -> Sender:
@@ -29,6 +41,39 @@ def parse_sender(value: str, *, where: str) -> Sender:
     return Sender(address=normalized, name=addresses[0].display_name)
 
 
+def check_name(name: str) -> str | None:
+    """Say what is wrong with a campaign name, which names the send log file; None if fine."""
+    if NAME_PATTERN.fullmatch(name) and ".." not in name:
+        return None
+    return (
+        f"{name!r} cannot name the send log file: use letters, digits, '.', '-' and '_' "
+        "(at most 100, starting with a letter or digit, no '..')"
+    )
+
+
+def _read(path: Path) -> dict[str, object]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        msg = (
+            f"{path}: no campaign file here. Run outreach in the campaign's folder "
+            f"(the one holding {CAMPAIGN_FILE}), pass --campaign PATH, "
+            "or start one with 'outreach init'."
+        )
+        raise ConfigError(msg) from None
+    except OSError as exc:
+        msg_0 = f"{path}: cannot be read: {exc.strerror}"
+        raise ConfigError(msg_0) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        msg_0 = f"{path}: is not UTF-8; save the file as UTF-8"
+        raise ConfigError(msg_0) from None
+    except tomllib.TOMLDecodeError as exc:
+        msg_0 = f"{path}: TOML error: {exc}"
+        raise ConfigError(msg_0) from None
+
+
 def load_campaign(  # noqa: C901 - one check per field, in file order
     path: Path,
     /,
@@ -37,61 +82,63 @@ def load_campaign(  # noqa: C901 - one check per field, in file order
     contacts: Path | None = None,
     sender: str | None = None,
 ) -> Campaign:
-    """Load the campaign file at ``path`` and apply the command line's overrides."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        msg = (
-            f"{path}: no campaign file here. Run outreach in the campaign's folder "
-            f"(the one holding {CAMPAIGN_FILE}) or pass --campaign PATH."
-        )
-        raise ConfigError(msg) from None
-    except OSError as exc:
-        msg_0 = f"{path}: cannot be read: {exc.strerror}"
-        raise ConfigError(msg_0) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        msg_0 = f"{path}: is not UTF-8; save the file as UTF-8"
-        raise ConfigError(msg_0) from None
-    except tomllib.TOMLDecodeError as exc:
-        msg_0 = f"{path}: TOML error: {exc}"
-        raise ConfigError(msg_0) from None
+    """Load the campaign file at ``path``, apply the command line's overrides, check it all.
+
+    Every problem of the file is found in one pass and reported together.
+    """
+    data = _read(path)
+    problems: list[str] = []
 
     def text(key: str, *, required: bool = True) -> str | None:
         value = data.get(key)
-        if value is None and not required:
+        if value is None:
+            if required:
+                problems.append(f"field {key!r} is missing; add a line such as {_EXAMPLES[key]}")
             return None
         if not isinstance(value, str) or not value.strip():
-            msg_0 = f"{path}: field {key!r} must be non-empty text"
-            raise ConfigError(msg_0)
+            problems.append(f"field {key!r} must be non-empty text")
+            return None
         if bad := control_character(value):
-            msg_0 = f"{path}: field {key!r}: {bad} is not allowed"
-            raise ConfigError(msg_0)
+            problems.append(f"field {key!r}: {bad} is not allowed")
+            return None
         return value
 
-    known = {"name", "subject", "template", "contacts", "from", "reply_to"}
-    if unknown := sorted(set(data) - known):
-        msg_0 = f"{path}: unknown fields {unknown}; known: {sorted(known)}"
-        raise ConfigError(msg_0)
+    if unknown := sorted(set(data) - KNOWN_FIELDS):
+        problems.append(f"unknown fields {unknown}; known: {sorted(KNOWN_FIELDS)}")
     folder = path.parent
     name = text("name") or ""
+    if name and (bad_name := check_name(name)):
+        problems.append(f"field 'name': {bad_name}")
     subject = text("subject") or ""
-    from_value = sender if sender is not None else text("from") or ""
-    from_where = "--from" if sender is not None else f"{path}: field 'from'"
+    template_value = text("template", required=template is None)
+    contacts_value = text("contacts", required=contacts is None)
+    from_value = sender if sender is not None else text("from")
+    parsed_sender: Sender | None = None
+    if from_value is not None:
+        from_where = "--from (on the command line)" if sender is not None else "field 'from'"
+        try:
+            parsed_sender = parse_sender(from_value, where=from_where)
+        except ConfigError as exc:
+            problems.append(str(exc))
     reply_to_value = text("reply_to", required=False)
     reply_to = None
     if reply_to_value is not None:
         reply_to, bad = validate_address(reply_to_value)
         if bad:
-            msg_0 = f"{path}: field 'reply_to': {bad}"
-            raise ConfigError(msg_0)
+            problems.append(f"field 'reply_to': {bad}")
+    if problems or parsed_sender is None:
+        if len(problems) == 1:
+            msg = f"{path}: {problems[0]}"
+        else:
+            lines = "".join(f"\n  {problem}" for problem in problems)
+            msg = f"{path}: {len(problems)} problems:{lines}"
+        raise ConfigError(msg)
     return Campaign(
         name=name,
         subject=subject,
-        template=template if template is not None else folder / (text("template") or ""),
-        contacts=contacts if contacts is not None else folder / (text("contacts") or ""),
-        sender=parse_sender(from_value, where=from_where),
+        template=template if template is not None else folder / (template_value or ""),
+        contacts=contacts if contacts is not None else folder / (contacts_value or ""),
+        sender=parsed_sender,
         folder=folder,
         reply_to=reply_to,
     )

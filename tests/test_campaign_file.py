@@ -1,0 +1,38 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import contacts_yaml, run_cli, write_campaign
+
+
+def test_check_names_every_missing_field_at_once(tmp_path: Path) -> None:
+    """With both 'contacts' and 'from' missing, check names both in one run."""
+    (tmp_path / "campaign.toml").write_text(
+        'name = "trial"\nsubject = "A letter"\ntemplate = "letter.md.j2"\n', encoding="utf-8"
+    )
+    done = run_cli("check", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == textwrap.dedent(
+        """\
+        error: campaign.toml: 2 problems:
+          field 'contacts' is missing; add a line such as contacts = "contacts.yaml"
+          field 'from' is missing; add a line such as from = "Your Name <you@your-organization.example>"
+        """
+    )
+
+
+@pytest.mark.parametrize("name", ["a/b", "../escape", "two..dots", "a b", "c:d", "-dash", "é"])
+def test_a_name_that_cannot_name_a_file_is_refused(tmp_path: Path, name: str) -> None:
+    """A campaign name with a slash, '..' or unsafe characters is refused before any file is made."""
+    campaign = write_campaign(tmp_path, contacts=contacts_yaml(1))
+    text = campaign.read_text(encoding="utf-8").replace('"test-campaign"', f'"{name}"')
+    campaign.write_text(text, encoding="utf-8")
+    done = run_cli("send", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: campaign.toml: field 'name': {name!r} cannot name the send log file: use "
+        "letters, digits, '.', '-' and '_' (at most 100, starting with a letter or digit, "
+        "no '..')\n"
+    )
+    assert not (tmp_path / "logs").exists()
+    assert not (tmp_path / "outbox").exists()
