@@ -1,0 +1,28 @@
+"""Deliver messages: over SMTP with aiosmtplib, or into a local Maildir."""
+
+from outreach.transport.base import (
+    SMTP_PORT,
+    SMTPS_PORT,
+    Connection,
+    Delivery,
+    Envelope,
+    Outcome,
+    Transport,
+)
+from outreach.transport.maildir import MaildirTransport
+from outreach.transport.smtp import SmtpSettings, SmtpTransport, is_loopback, parse_smtp_url
+
+__all__ = [
+    "SMTPS_PORT",
+    "SMTP_PORT",
+    "Connection",
+    "Delivery",
+    "Envelope",
+    "MaildirTransport",
+    "Outcome",
+    "SmtpSettings",
+    "SmtpTransport",
+    "Transport",
+    "is_loopback",
+    "parse_smtp_url",
+]

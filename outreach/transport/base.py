@@ -1,0 +1,75 @@
+"""The vocabulary every transport shares: what a message is, how its delivery ended.
+
+Each ``send`` returns a ``Delivery`` that classifies what happened to one message: ``sent``,
+``transient`` (try again later), ``permanent`` (do not try again) or ``uncertain`` (the
+connection was lost after the message was handed over, so it may have been delivered).
+Conditions that would fail every message (login refused, TLS failure, no server) raise
+``TransportError`` and stop the batch.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+SMTP_PORT = 587
+SMTPS_PORT = 465
+
+
+class Outcome(enum.StrEnum):
+    """Classify what happened to one message."""
+
+    SENT = "sent"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    UNCERTAIN = "uncertain"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Say who a message is from and to, apart from its headers, and hold its bytes."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Report the fate of one message: its outcome and the server's reply."""
+
+    outcome: Outcome
+    code: int | None
+    text: str
+    refused: dict[str, str] = field(default_factory=dict)
+    reconnect: bool = False
+
+
+class Connection(Protocol):
+    """Send messages one after another over one open connection."""
+
+    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
+        """Send one message and say what happened.
+
+        The message itself is not handed over until ``claimed`` is done: the send log's record
+        of it is then on disk. Until then only the envelope goes ahead, which delivers nothing,
+        so the disk and the server work at the same time. If ``claimed`` fails, the message is
+        not handed over and its exception is raised.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Close the connection politely."""
+        ...
+
+
+class Transport(Protocol):
+    """Open connections to wherever messages go."""
+
+    description: str
+
+    async def connect(self) -> Connection:
+        """Open one connection; raise ``TransportError`` when no connection can be had."""
+        ...

@@ -1,0 +1,45 @@
+"""Deliver into a local Maildir: the default, where nothing leaves the machine."""
+
+from __future__ import annotations
+
+import mailbox
+from collections.abc import Awaitable
+from pathlib import Path
+
+from outreach.errors import TransportError
+from outreach.transport.base import Connection, Delivery, Envelope, Outcome
+
+
+class MaildirTransport:
+    """Deliver into a Maildir folder that any mail client can read: nothing leaves the machine."""
+
+    def __init__(self, path: Path, /) -> None:
+        """Deliver into the Maildir at ``path``, created when missing."""
+        self.path = path
+        self.description = f"maildir:{path}"
+
+    async def connect(self) -> Connection:
+        """Open the Maildir."""
+        try:
+            box = mailbox.Maildir(self.path, factory=None, create=True)
+        except OSError as exc:
+            msg = f"{self.path}: cannot open the outbox: {exc.strerror}"
+            raise TransportError(msg) from exc
+        return _MaildirConnection(box)
+
+
+class _MaildirConnection:
+    def __init__(self, box: mailbox.Maildir) -> None:
+        self._box = box
+
+    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
+        await claimed
+        try:
+            key = self._box.add(envelope.data)
+        except OSError as exc:
+            msg = f"{self._box._path}: cannot write to the outbox: {exc.strerror}"  # noqa: SLF001
+            raise TransportError(msg) from exc
+        return Delivery(Outcome.SENT, None, f"stored in the outbox as new/{key}")
+
+    async def close(self) -> None:
+        self._box.close()
