@@ -24,6 +24,16 @@ from typing import IO, Any, Self, TypeVar
 
 from outreach.errors import LogLockedError, SendLogError
 from outreach.model import Contact
+from outreach.tracking import (
+    DELIVERY_STRENGTH,
+    Delivery,
+    Kind,
+    Sighting,
+    TrackCounts,
+    TrackingIndex,
+    normalize_address,
+    normalize_message_id,
+)
 
 T = TypeVar("T")
 
@@ -86,6 +96,44 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX attempts_contact ON attempts (contact_id);
     """,
+    # 2: what came back after the hand-over ('outreach track'). Until now an address changed only
+    # while pending, so every earlier attempt went to the recipient's current address.
+    """
+    ALTER TABLE recipients ADD COLUMN delivery TEXT NOT NULL DEFAULT 'unknown';
+    ALTER TABLE recipients ADD COLUMN replied_at TEXT;
+    ALTER TABLE recipients ADD COLUMN auto_replied_at TEXT;
+    ALTER TABLE attempts ADD COLUMN email TEXT;
+    UPDATE attempts SET email = (
+        SELECT r.email FROM recipients AS r WHERE r.contact_id = attempts.contact_id
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        contact_id TEXT NOT NULL REFERENCES recipients (contact_id),
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        evidence TEXT NOT NULL,
+        address TEXT NOT NULL DEFAULT '',
+        sent_to TEXT,
+        status_code TEXT NOT NULL DEFAULT '',
+        diagnostic TEXT NOT NULL DEFAULT '',
+        sender TEXT NOT NULL DEFAULT '',
+        excerpt TEXT NOT NULL DEFAULT '',
+        original_id TEXT NOT NULL DEFAULT '',
+        matched_by TEXT NOT NULL DEFAULT '',
+        UNIQUE (contact_id, kind, evidence, address)
+    );
+    CREATE INDEX events_contact ON events (contact_id);
+    CREATE TABLE folders (
+        name TEXT PRIMARY KEY,
+        uidvalidity INTEGER NOT NULL,
+        last_uid INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -110,6 +158,9 @@ class Recipient:
     reply_text: str | None
     refused: str | None
     updated_at: str
+    delivery: str = Delivery.UNKNOWN
+    replied_at: str | None = None
+    auto_replied_at: str | None = None
 
     @property
     def reply(self) -> str:
@@ -134,12 +185,48 @@ class Attempt:
     refused: str | None
     message_id: str
     content_hash: str
+    email: str | None = None  # the address it went to
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """One event recorded from the mailbox: a bounce, a delay, a delivery, a reply."""
+
+    contact_id: str
+    kind: str
+    at: str
+    recorded_at: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    evidence: str
+    address: str
+    status_code: str
+    diagnostic: str
+    sender: str
+    excerpt: str
+    original_id: str
+    matched_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A bounced recipient whose address the contact list now corrects: sent again, once."""
+
+    contact_id: str
+    old: str
+    new: str
 
 
 _RECIPIENT_COLUMNS = (
     "contact_id, email, cc, status, attempts, message_id, content_hash, reply_code, "
-    "reply_text, refused, updated_at"
+    "reply_text, refused, updated_at, delivery, replied_at, auto_replied_at"
 )
+_EVENT_COLUMNS = (
+    "contact_id, kind, at, recorded_at, folder, uidvalidity, uid, evidence, address, "
+    "status_code, diagnostic, sender, excerpt, original_id, matched_by"
+)
+_DELIVERY_KINDS = (Kind.BOUNCED, Kind.DELAYED, Kind.DELIVERED)
 
 
 class SendLog:
@@ -221,15 +308,23 @@ class SendLog:
             raise SendLogError(msg)
         if version == SCHEMA_VERSION:
             return
-        if not write:
-            msg = f"{self.path}: schema version {version}; run 'outreach send' to upgrade it"
-            raise SendLogError(msg)
-        with self.transaction():
-            for number in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # Migrations only add tables and columns, so a reader may upgrade the file too: reading
+        # an older log never needs a send first.
+        try:
+            with self.transaction():
+                for number in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[number].split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except SendLogError as exc:
+            verb = "" if write else "read it, or "
+            msg = (
+                f"{self.path}: schema version {version} must be upgraded to {SCHEMA_VERSION} "
+                f"before it can be used, and that failed ({exc.__cause__ or exc}). Nothing was "
+                f"changed; make the file writable to {verb}upgrade it."
+            )
+            raise SendLogError(msg) from exc
 
     def _check_campaign(self, campaign: str | None, *, write: bool) -> str:
         row = self._db.execute("SELECT name FROM campaign").fetchone()
@@ -326,16 +421,32 @@ class SendLog:
             )
         return ids
 
-    def register(self, contacts: Iterable[Contact], /) -> None:
-        """Add contacts not yet in the log as ``pending``."""
+    def register(self, contacts: Iterable[Contact], /) -> list[Correction]:
+        """Add contacts not yet in the log as ``pending``; return the corrected bounced ones.
+
+        A pending recipient takes the contact list's current address; one already served keeps
+        the address its letter went to. Except a bounced one whose address the list now
+        corrects: it becomes pending again for the new address, with a new Message-ID, and its
+        attempts and events keep the old address's history.
+        """
         stamp = now()
+        contacts = list(contacts)
         start = int(self._db.execute("SELECT COUNT(*) FROM recipients").fetchone()[0])
+        bounced = dict(
+            self._db.execute(
+                "SELECT contact_id, email FROM recipients WHERE delivery = ? AND status != ?",
+                (Delivery.BOUNCED, Status.PENDING),
+            ).fetchall()
+        )
+        corrected = [
+            (Correction(c.id, bounced[c.id], c.email), c)
+            for c in contacts
+            if c.id in bounced and normalize_address(c.email) != normalize_address(bounced[c.id])
+        ]
         rows = (
             (c.id, start + i, c.email, " ".join(c.cc), Status.PENDING, stamp, stamp)
             for i, c in enumerate(contacts)
         )
-        # A pending recipient takes the contact list's current address; one already served keeps
-        # the address its letter went to.
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO recipients "
@@ -345,6 +456,16 @@ class SendLog:
                 "WHERE status = 'pending'",
                 rows,
             )
+            self._db.executemany(
+                "UPDATE recipients SET email = ?, cc = ?, status = ?, delivery = ?, "
+                "message_id = NULL, content_hash = NULL, reply_code = NULL, reply_text = NULL, "
+                "refused = NULL, updated_at = ? WHERE contact_id = ?",
+                (
+                    (c.email, " ".join(c.cc), Status.PENDING, Delivery.UNKNOWN, stamp, c.id)
+                    for _, c in corrected
+                ),
+            )
+        return [correction for correction, _ in corrected]
 
     def start_run(self, transport: str, /) -> int:
         """Record the start of a run and return its number."""
@@ -370,7 +491,7 @@ class SendLog:
         with self.transaction():
             row = self._db.execute(
                 "UPDATE recipients SET status = ?, attempts = attempts + 1, message_id = ?, "
-                "content_hash = ?, updated_at = ? WHERE contact_id = ? RETURNING attempts",
+                "content_hash = ?, updated_at = ? WHERE contact_id = ? RETURNING attempts, email",
                 (Status.SENDING, message_id, content_hash, stamp, contact_id),
             ).fetchone()
             if row is None:
@@ -379,8 +500,8 @@ class SendLog:
             number = int(row[0])
             self._db.execute(
                 "INSERT INTO attempts (contact_id, run_id, number, started_at, message_id, "
-                "content_hash) VALUES (?, ?, ?, ?, ?, ?)",
-                (contact_id, self._run_id, number, stamp, message_id, content_hash),
+                "content_hash, email) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (contact_id, self._run_id, number, stamp, message_id, content_hash, row[1]),
             )
         return number
 
@@ -445,10 +566,169 @@ class SendLog:
         """Return every attempt made for one recipient, oldest first."""
         rows = self._db.execute(
             "SELECT number, run_id, started_at, finished_at, outcome, reply_code, reply_text, "
-            "refused, message_id, content_hash FROM attempts WHERE contact_id = ? ORDER BY id",
+            "refused, message_id, content_hash, email FROM attempts WHERE contact_id = ? "
+            "ORDER BY id",
             (contact_id,),
         ).fetchall()
         return [Attempt(*row) for row in rows]
+
+    def events(self, contact_id: str | None = None, /) -> list[TrackEvent]:
+        """Return the events recorded from the mailbox, for one recipient or all, oldest first."""
+        query = f"SELECT {_EVENT_COLUMNS} FROM events"  # noqa: S608 - constant columns
+        args: tuple[str, ...] = ()
+        if contact_id is not None:
+            query += " WHERE contact_id = ?"
+            args = (contact_id,)
+        rows = self._db.execute(query + " ORDER BY at, id", args).fetchall()
+        return [TrackEvent(*row) for row in rows]
+
+    # Tracking what came back, for 'track' ------------------------------------------------
+
+    def folder_cursor(self, folder: str, /) -> tuple[int, int] | None:
+        """Return ``(uidvalidity, last_uid)`` recorded for a folder, or None if never read."""
+        row = self._db.execute(
+            "SELECT uidvalidity, last_uid FROM folders WHERE name = ?", (folder,)
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def tracking_index(self) -> TrackingIndex:
+        """Return every Message-ID ever sent and every address used, by contact."""
+        message_ids: dict[str, str] = {}
+        addresses: dict[str, set[str]] = {}
+
+        def add_address(address: str, contact_id: str) -> None:
+            if address.strip():
+                addresses.setdefault(normalize_address(address), set()).add(contact_id)
+
+        for contact_id, message_id, email, cc in self._db.execute(
+            "SELECT contact_id, message_id, email, cc FROM recipients"
+        ):
+            if message_id:
+                message_ids[normalize_message_id(message_id)] = contact_id
+            add_address(email, contact_id)
+            for address in cc.split():
+                add_address(address, contact_id)
+        for contact_id, message_id, email in self._db.execute(
+            "SELECT contact_id, message_id, email FROM attempts"
+        ):
+            message_ids[normalize_message_id(message_id)] = contact_id
+            add_address(email or "", contact_id)
+        return TrackingIndex(
+            message_ids=message_ids,
+            addresses={address: frozenset(ids) for address, ids in addresses.items()},
+        )
+
+    def record_track(
+        self, sightings: Iterable[Sighting], /, *, folder: str, uidvalidity: int, last_uid: int
+    ) -> TrackCounts:
+        """Store the new events of one folder's messages and move its cursor, in one transaction.
+
+        A crash before the commit leaves neither the events nor the cursor, so the next run
+        reads the same messages again; an event already stored (a rerun after UIDVALIDITY
+        changed, the same mail in another folder) is counted as ``already`` and not stored twice.
+        Sightings with no contact are counted as unmatched and not stored.
+        """
+        counts = TrackCounts()
+        stamp = now()
+        touched: set[str] = set()
+        with self.transaction():
+            for sighting in sightings:
+                contact_id = sighting.contact_id
+                known = contact_id is not None and self.recipient(contact_id) is not None
+                if contact_id is None or not known:
+                    counts.unmatched += 1
+                    continue
+                inserted = self._db.execute(
+                    f"INSERT INTO events ({_EVENT_COLUMNS}, sent_to) "  # noqa: S608 - constant
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (contact_id, kind, evidence, address) DO NOTHING",
+                    (
+                        contact_id,
+                        sighting.kind,
+                        sighting.at,
+                        stamp,
+                        folder,
+                        uidvalidity,
+                        sighting.uid,
+                        sighting.evidence,
+                        normalize_address(sighting.address),
+                        sighting.status_code,
+                        sighting.diagnostic,
+                        sighting.sender,
+                        sighting.excerpt,
+                        sighting.original_ids[0] if sighting.original_ids else "",
+                        sighting.matched_by,
+                        self._sent_to(contact_id, sighting),
+                    ),
+                ).rowcount
+                if not inserted:
+                    counts.already += 1
+                    continue
+                setattr(counts, sighting.kind.value, getattr(counts, sighting.kind.value) + 1)
+                touched.add(contact_id)
+            for contact_id in touched:
+                self._refresh(contact_id)
+            self._db.execute(
+                "INSERT INTO folders (name, uidvalidity, last_uid, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "last_uid = CASE WHEN folders.uidvalidity = excluded.uidvalidity "
+                "THEN MAX(folders.last_uid, excluded.last_uid) ELSE excluded.last_uid END, "
+                "uidvalidity = excluded.uidvalidity, updated_at = excluded.updated_at",
+                (folder, uidvalidity, last_uid, stamp),
+            )
+        return counts
+
+    def _sent_to(self, contact_id: str, sighting: Sighting) -> str | None:
+        """Say which address of the recipient's letters an event is about.
+
+        None is an event about a Cc address, or about no address the log can name: it does not
+        move the recipient's delivery state.
+        """
+        row = self._db.execute(
+            "SELECT email, cc FROM recipients WHERE contact_id = ?", (contact_id,)
+        ).fetchone()
+        email = normalize_address(row[0])
+        cc = {normalize_address(a) for a in str(row[1]).split()}
+        sent = {
+            normalize_message_id(message_id): normalize_address(to or "")
+            for message_id, to in self._db.execute(
+                "SELECT message_id, email FROM attempts WHERE contact_id = ?", (contact_id,)
+            )
+        }
+        address = normalize_address(sighting.address)
+        if address and (address == email or address in sent.values()):
+            return address
+        if address in cc:
+            return None
+        # The report names an address the log never used (a forward, an alias): the letter it
+        # quotes says which address it was sent to.
+        for original in sighting.original_ids:
+            if sent.get(original):
+                return sent[original]
+        return None
+
+    def _refresh(self, contact_id: str) -> None:
+        """Recompute a recipient's delivery state and reply times from its events."""
+        email = self._db.execute(
+            "SELECT email FROM recipients WHERE contact_id = ?", (contact_id,)
+        ).fetchone()[0]
+        delivery = str(Delivery.UNKNOWN)
+        replied: list[str] = []
+        auto_replied: list[str] = []
+        for kind, at, sent_to in self._db.execute(
+            "SELECT kind, at, sent_to FROM events WHERE contact_id = ?", (contact_id,)
+        ):
+            if kind == Kind.REPLIED:
+                replied.append(at)
+            elif kind == Kind.AUTO_REPLIED:
+                auto_replied.append(at)
+            elif kind in _DELIVERY_KINDS and sent_to == normalize_address(email):
+                delivery = max(delivery, kind, key=DELIVERY_STRENGTH.__getitem__)
+        self._db.execute(
+            "UPDATE recipients SET delivery = ?, replied_at = ?, auto_replied_at = ? "
+            "WHERE contact_id = ?",
+            (delivery, min(replied, default=None), min(auto_replied, default=None), contact_id),
+        )
 
 
 class Journal:
