@@ -11,6 +11,9 @@ import trustme
 from helpers import contacts_yaml, write_campaign
 from mailserver import Server, start_server
 
+# Fixtures of real servers that live in modules of their own.
+pytest_plugins = ("imapserver", "mta")
+
 
 @pytest.fixture(scope="session")
 def ca() -> trustme.CA:
