@@ -51,3 +51,7 @@ class LogLockedError(SendLogError):
 
 class TransportError(OutreachError):
     """Raise on a condition that stops a whole batch: login refused, TLS failure, no server."""
+
+
+class MailboxError(OutreachError):
+    """Raise when the mailbox cannot be reached, logged in to, or read."""

@@ -144,6 +144,11 @@ class Dovecot:
         for path in [self.home, *self.home.rglob("*")]:
             os.lchown(path, uid, gid)
 
+    def log(self) -> str:
+        """Return Dovecot's log so far."""
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def doveadm(self, *args: str) -> str:
         """Run ``doveadm`` against this server's configuration and return its output."""
         done = subprocess.run(

@@ -1,0 +1,441 @@
+r"""Read the sender's mailbox over IMAP without changing it: what came back after the sending.
+
+Only this module imports the IMAP client library, IMAPClient: it parses FETCH responses
+(literals, BODYSTRUCTURE, the select response) into Python values, handles STARTTLS with our
+own TLS context, and logs in with a password or with ``AUTHENTICATE XOAUTH2``. It is blocking,
+which suits a reader that goes through folders one after another.
+
+The mailbox is never changed: folders are opened with ``EXAMINE`` (read-only), messages are read
+with ``BODY.PEEK`` (which does not set ``\Seen``), and no flag is stored, nothing is copied,
+moved or expunged. Reading is incremental: a ``Cursor`` (UIDVALIDITY and the last UID read) says
+where the previous run stopped; only UIDs above it are fetched. Headers, size and structure are
+fetched first for every new message, in batches; whole messages only for those the caller asks
+for, in batches bounded in bytes, and never one larger than the size bound.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote, unquote, urlsplit
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from outreach.errors import ConfigError, MailboxError
+
+IMAP_PORT = 143
+IMAPS_PORT = 993
+DEFAULT_TIMEOUT = 60.0
+MAX_MESSAGE_SIZE = 50 * 1024 * 1024  # a message larger than this is skipped, never loaded
+HEAD_BATCH = 500  # messages whose headers one FETCH asks for
+BODY_BATCH = 100  # messages one FETCH of whole messages asks for at most
+BODY_BATCH_BYTES = 16 * 1024 * 1024  # and their total size at most
+URL_HINT = "use imaps://user@host[:port] (TLS, port 993) or imap://user@host[:port] (STARTTLS)"
+
+
+class Auth(enum.StrEnum):
+    """Name the ways of logging in."""
+
+    PASSWORD = "password"  # noqa: S105 - a method's name, not a password
+    XOAUTH2 = "xoauth2"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Say how to log in: the method, and a callable that gives the secret when it is needed.
+
+    The secret (a password, or an OAuth2 access token for ``XOAUTH2``) is asked for only at
+    login, so a token source can hand out a fresh token, and nothing keeps it afterwards.
+    """
+
+    method: Auth
+    secret: Callable[[], str] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    """Say how to reach an IMAP server and whom to log in as."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str
+    verify: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+    require_tls: bool = False
+
+    @property
+    def tls_required(self) -> bool:
+        """Tell whether clear text is refused: always away from this machine, or when asked."""
+        return self.require_tls or not is_loopback(self.host)
+
+    @property
+    def url(self) -> str:
+        """Return the URL (it never holds a password), for messages and the log."""
+        scheme = "imaps" if self.implicit_tls else "imap"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{quote(self.username, safe='')}@{host}:{self.port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether ``host`` names this machine's loopback interface."""
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_imap_url(url: str, /, *, where: str = "--imap") -> ImapSettings:
+    """Parse ``imaps://user@host[:port]`` or ``imap://user@host[:port]``."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"imap", "imaps"}:
+        msg = f"{where} {url!r}: unknown scheme {parts.scheme!r}; {URL_HINT}"
+        raise ConfigError(msg)
+    if parts.password is not None:
+        msg = (
+            f"{where}: do not put the password in the URL (it would show in process lists); "
+            f"use OUTREACH_IMAP_PASSWORD, --password-command or the prompt; {URL_HINT}"
+        )
+        raise ConfigError(msg)
+    if parts.path not in {"", "/"} or parts.query or parts.fragment:
+        msg = f"{where} {url!r}: a URL with a path or query is not understood; {URL_HINT}"
+        raise ConfigError(msg)
+    try:
+        port = parts.port
+    except ValueError:
+        msg = f"{where} {url!r}: the port is not a number from 1 to 65535"
+        raise ConfigError(msg) from None
+    if not parts.hostname:
+        msg = f"{where} {url!r}: no host; {URL_HINT}"
+        raise ConfigError(msg)
+    if not parts.username:
+        msg = f"{where} {url!r}: no user to log in as; {URL_HINT}"
+        raise ConfigError(msg)
+    implicit = parts.scheme == "imaps"
+    return ImapSettings(
+        host=parts.hostname,
+        port=port or (IMAPS_PORT if implicit else IMAP_PORT),
+        implicit_tls=implicit,
+        username=unquote(parts.username),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Say where the previous run stopped in a folder: its UIDVALIDITY and the last UID read."""
+
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """Describe an examined folder and the messages that are new in it."""
+
+    name: str
+    uidvalidity: int
+    uids: tuple[int, ...]  # new since the cursor, ascending
+    reset: bool = False  # the cursor's UIDVALIDITY no longer holds: every message is new again
+
+    @property
+    def cursor(self) -> Cursor:
+        """Return the cursor after every new message is read."""
+        return Cursor(self.uidvalidity, self.uids[-1] if self.uids else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Hold what is known of a message before its body is read."""
+
+    folder: str
+    uid: int
+    size: int
+    header: bytes  # the message's header section, as sent by the server
+    structure: tuple[str, ...]  # content types of its MIME parts, depth first
+
+    def too_large(self, limit: int = MAX_MESSAGE_SIZE) -> bool:
+        """Tell whether the message is larger than ``limit`` bytes, and so must not be loaded."""
+        return self.size > limit
+
+
+class Mailbox:
+    """Read one IMAP account, folder by folder, without changing anything in it."""
+
+    def __init__(
+        self,
+        settings: ImapSettings,
+        /,
+        *,
+        credentials: Credentials,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Prepare to connect; the TLS context defaults to the system's trust store."""
+        self.settings = settings
+        self._credentials = credentials
+        self._tls_context = tls_context or self._default_context()
+        self._client: IMAPClient | None = None
+        self._folder: str | None = None
+
+    def _default_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()  # honours SSL_CERT_FILE and SSL_CERT_DIR
+        if not self.settings.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def __enter__(self) -> Self:
+        """Connect, secure the connection and log in."""
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Log out, or drop the connection if it is already broken."""
+        self.close()
+
+    def connect(self) -> None:
+        """Connect, secure the connection (TLS or STARTTLS) and log in."""
+        s = self.settings
+        try:
+            client = IMAPClient(
+                s.host,
+                port=s.port,
+                ssl=s.implicit_tls,
+                ssl_context=self._tls_context,
+                timeout=s.timeout,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise self._certificate_error(exc) from None
+        except (OSError, IMAPClientError) as exc:
+            msg = f"{s.url}: cannot connect: {_reason(exc)}; check the host and port"
+            raise MailboxError(msg) from None
+        self._client = client
+        try:
+            if not s.implicit_tls:
+                self._starttls(client)
+            self._login(client)
+        except BaseException:
+            self.close()
+            raise
+
+    def _certificate_error(self, exc: ssl.SSLCertVerificationError) -> MailboxError:
+        msg = (
+            f"{self.settings.url}: the server's certificate is not trusted "
+            f"({exc.verify_message or exc.reason}); point SSL_CERT_FILE at the CA that signed it, "
+            "or pass --insecure-tls to skip the check (not advised)"
+        )
+        return MailboxError(msg)
+
+    def _starttls(self, client: IMAPClient) -> None:
+        s = self.settings
+        try:
+            offered = b"STARTTLS" in client.capabilities()
+            if offered:
+                client.starttls(self._tls_context)
+        except ssl.SSLCertVerificationError as exc:
+            raise self._certificate_error(exc) from None
+        except (OSError, IMAPClientError) as exc:
+            msg = f"{s.url}: STARTTLS failed: {_reason(exc)}"
+            raise MailboxError(msg) from None
+        if not offered and s.tls_required:
+            msg = (
+                f"{s.url}: the server does not offer STARTTLS, and the password must not "
+                "travel in clear; use imaps:// if the server offers TLS on port 993"
+            )
+            raise MailboxError(msg)
+
+    def _login(self, client: IMAPClient) -> None:
+        s = self.settings
+        method = self._credentials.method
+        try:
+            if method is Auth.XOAUTH2:
+                client.oauth2_login(s.username, self._credentials.secret())
+            else:
+                client.login(s.username, self._credentials.secret())
+        except LoginError as exc:
+            # The server's reason only: the secret is never part of a message.
+            msg = (
+                f"{s.url}: login refused ({method}): {_reason(exc)}; check the user name and "
+                "the password (OUTREACH_IMAP_PASSWORD or --password-command)"
+            )
+            raise MailboxError(msg) from None
+        except (OSError, IMAPClientError) as exc:
+            msg = f"{s.url}: the connection failed during login: {_reason(exc)}"
+            raise MailboxError(msg) from None
+
+    def close(self) -> None:
+        """Log out politely; drop the connection if that fails."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except (OSError, IMAPClientError):
+            try:
+                client.shutdown()
+            except (OSError, IMAPClientError):
+                return
+
+    @property
+    def client(self) -> IMAPClient:
+        """Return the logged-in client."""
+        if self._client is None:
+            msg = f"{self.settings.url}: not connected"
+            raise MailboxError(msg)
+        return self._client
+
+    def _failed(self, action: str, exc: BaseException) -> MailboxError:
+        where = (
+            f"{self.settings.url}, folder {self._folder!r}" if self._folder else self.settings.url
+        )
+        msg = (
+            f"{where}: {action} failed: {_reason(exc)}. Nothing was changed in the mailbox; "
+            "what was read before is kept, and the next run goes on from there"
+        )
+        return MailboxError(msg)
+
+    def examine(self, name: str, /, *, cursor: Cursor | None) -> Folder:
+        """Open ``name`` read-only and list the UIDs that are new since ``cursor``."""
+        client = self.client
+        self._folder = name
+        try:
+            if not client.folder_exists(name):
+                folders = sorted(str(entry[2]) for entry in client.list_folders())
+                msg = (
+                    f"{self.settings.url}: no folder {name!r}; the folders are: "
+                    f"{', '.join(folders)}. Pass one of them with --folder"
+                )
+                raise MailboxError(msg)
+            response = client.select_folder(name, readonly=True)
+            uidvalidity = int(response[b"UIDVALIDITY"])
+            exists = int(response.get(b"EXISTS", 0))
+            uidnext = response.get(b"UIDNEXT")
+            reset = cursor is not None and cursor.uidvalidity != uidvalidity
+            last = cursor.last_uid if cursor is not None and not reset else 0
+            if exists == 0 or (uidnext is not None and int(uidnext) <= last + 1):
+                return Folder(name, uidvalidity, (), reset=reset)
+            # "n:*" always includes the highest UID, even when it is below n: filter.
+            found = client.search(["UID", f"{last + 1}:*"])
+        except (OSError, IMAPClientError) as exc:
+            raise self._failed("EXAMINE", exc) from None
+        except KeyError:
+            msg = f"{self.settings.url}, folder {name!r}: the server sent no UIDVALIDITY"
+            raise MailboxError(msg) from None
+        uids = tuple(sorted(uid for uid in (int(u) for u in found) if uid > last))
+        return Folder(name, uidvalidity, uids, reset=reset)
+
+    def heads(self, folder: Folder, /, *, batch: int = HEAD_BATCH) -> Iterator[list[Head]]:
+        """Yield the headers, size and structure of the folder's new messages, batch by batch."""
+        client = self.client
+        for start in range(0, len(folder.uids), batch):
+            chunk = folder.uids[start : start + batch]
+            try:
+                fetched = client.fetch(chunk, ["RFC822.SIZE", "BODYSTRUCTURE", "BODY.PEEK[HEADER]"])
+            except (OSError, IMAPClientError) as exc:
+                raise self._failed("FETCH of headers", exc) from None
+            heads = []
+            for uid in chunk:
+                item = fetched.get(uid)
+                if item is None:  # expunged meanwhile by another client
+                    continue
+                heads.append(
+                    Head(
+                        folder=folder.name,
+                        uid=uid,
+                        size=int(item.get(b"RFC822.SIZE", 0)),
+                        header=bytes(item.get(b"BODY[HEADER]") or b""),
+                        structure=tuple(_content_types(item.get(b"BODYSTRUCTURE"))),
+                    )
+                )
+            yield heads
+
+    def bodies(
+        self,
+        heads: Sequence[Head],
+        /,
+        *,
+        limit: int = MAX_MESSAGE_SIZE,
+        batch: int = BODY_BATCH,
+        batch_bytes: int = BODY_BATCH_BYTES,
+    ) -> Iterator[tuple[Head, bytes]]:
+        """Yield whole messages of the open folder, in batches bounded in count and bytes.
+
+        A message larger than ``limit`` is never fetched: its head is not yielded, and the
+        caller, which can see its size, notes it as skipped.
+        """
+        client = self.client
+        wanted = [head for head in heads if not head.too_large(limit)]
+        index = 0
+        while index < len(wanted):
+            group = [wanted[index]]
+            size = wanted[index].size
+            index += 1
+            while (
+                index < len(wanted)
+                and len(group) < batch
+                and size + wanted[index].size <= batch_bytes
+            ):
+                group.append(wanted[index])
+                size += wanted[index].size
+                index += 1
+            try:
+                fetched = client.fetch([head.uid for head in group], ["BODY.PEEK[]"])
+            except (OSError, IMAPClientError) as exc:
+                raise self._failed("FETCH of messages", exc) from None
+            for head in group:
+                item = fetched.get(head.uid)
+                if item is not None and item.get(b"BODY[]") is not None:
+                    yield head, bytes(item[b"BODY[]"])
+
+
+def _content_types(structure: Any) -> Iterator[str]:
+    """Yield the content types in a parsed BODYSTRUCTURE, depth first.
+
+    A returned message inside a report (``message/rfc822``) is named but not entered: its own
+    parts are the original letter's, not the report's.
+    """
+    if not isinstance(structure, tuple | list) or not structure:
+        return
+    if isinstance(structure[0], list):  # multipart: the parts, then the subtype
+        subtype = structure[1] if len(structure) > 1 else b"mixed"
+        yield f"multipart/{_text(subtype)}"
+        for part in structure[0]:
+            yield from _content_types(part)
+        return
+    if len(structure) > 1:
+        yield f"{_text(structure[0])}/{_text(structure[1])}"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").lower()
+    return str(value).lower()
+
+
+def _reason(exc: BaseException) -> str:
+    """Say why an operation failed, in words a user can act on."""
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "the server did not answer in time"
+    if isinstance(exc, IMAPClientAbortError):
+        return f"the connection was lost ({exc or 'closed by the server'})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    text = str(exc)
+    if text.startswith(("b'", 'b"')):
+        text = text[2:-1]
+    return text or type(exc).__name__
