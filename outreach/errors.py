@@ -55,3 +55,7 @@ class TransportError(OutreachError):
 
 class MailboxError(OutreachError):
     """Raise when the mailbox cannot be reached, logged in to, or read."""
+
+
+class AuthError(OutreachError):
+    """Raise when signing in fails: a refused login, a token that cannot be had or refreshed."""
