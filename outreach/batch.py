@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import random
 from collections import Counter
@@ -27,6 +28,9 @@ from outreach.transport import Connection, Delivery, Envelope, Outcome, Transpor
 MAX_BACKOFF = 300.0
 PARALLEL_RENDER_FROM = 500  # below this, starting a rendering process costs more than it saves
 LIMITED = "over --limit"  # left for a later run by --limit: not selected, so not a failure
+DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
+DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
+THROTTLED = frozenset({421, 450, 454})  # with 4.7.0: the provider asks to slow down
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class SendOptions:
     only: tuple[str, ...] = ()
     allow_reserved: bool = False
     parallel_render: bool | None = None  # None: render in another process for large batches
+    daily_limit: int | None = None  # recipients in any 24 hours, counted from the send log
 
 
 @dataclass(slots=True)
@@ -51,6 +56,7 @@ class Plan:
 
     todo: list[Contact]
     left_out: Counter[str] = field(default_factory=Counter)
+    resume_at: dt.datetime | None = None  # when the daily limit lets more go
 
 
 @dataclass(slots=True)
@@ -65,6 +71,7 @@ class Summary:
     left_out: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     fatal: str | None = None
+    resume_at: dt.datetime | None = None  # when the daily limit lets the rest go
 
     @property
     def ok(self) -> bool:
@@ -73,7 +80,7 @@ class Summary:
             self.fatal is None
             and not self.interrupted
             and self.failed == self.uncertain == self.not_sent == 0
-            and not (set(self.left_out) - {Status.SENT, LIMITED})
+            and not (set(self.left_out) - {Status.SENT, LIMITED, DAILY})
         )
 
 
@@ -87,8 +94,38 @@ class Event:
     attempt: int
 
 
-def choose(contacts: list[Contact], statuses: dict[str, str], options: SendOptions) -> Plan:
-    """Pick the recipients to send to from the contacts and their statuses in the log."""
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """Say how many recipients the daily limit still lets go, and when it lets more."""
+
+    remaining: int
+    more_at: dt.datetime | None
+
+
+def daily_allowance(log: SendLog, limit: int, /) -> Allowance:
+    """Count what the log says went out in the last 24 hours against ``limit`` recipients."""
+    now = log.clock()
+    delivered = log.delivered_since(now - DAY)
+    used = sum(count for _, count in delivered)
+    return Allowance(
+        remaining=max(0, limit - used),
+        more_at=delivered[0][0] + DAY if delivered else None,
+    )
+
+
+def choose(
+    contacts: list[Contact],
+    statuses: dict[str, str],
+    options: SendOptions,
+    *,
+    allowance: Allowance | None = None,
+) -> Plan:
+    """Pick the recipients to send to from the contacts and their statuses in the log.
+
+    With an ``allowance`` (see ``daily_allowance``), no more recipients than it has left are
+    chosen; the others are left for the day the limit lets them go.
+    """
+    room = allowance.remaining if allowance is not None else None
     wanted = {Status.PENDING}
     if options.retry_failed:
         wanted.add(Status.FAILED)
@@ -101,8 +138,15 @@ def choose(contacts: list[Contact], statuses: dict[str, str], options: SendOptio
             plan.left_out[status] += 1
         elif options.limit is not None and len(plan.todo) >= options.limit:
             plan.left_out[LIMITED] += 1
+        elif room is not None and len(contact.recipients) > room:
+            plan.left_out[DAILY] += 1
+            room = 0  # in list order: a later, smaller letter does not jump the queue
         else:
             plan.todo.append(contact)
+            if room is not None:
+                room -= len(contact.recipients)
+    if plan.left_out[DAILY] and allowance is not None:
+        plan.resume_at = allowance.more_at
     return plan
 
 
@@ -158,6 +202,9 @@ class Batch:
         self._fatal: OutreachError | None = None
         self._journal: Journal
         self._write_error: BaseException | None = None
+        self._first_login = asyncio.Lock()
+        self._logged_in = False
+        self._login_error: OutreachError | None = None
 
     def stop(self) -> None:
         """Take no new recipients; those in flight are settled and recorded."""
@@ -183,6 +230,9 @@ class Batch:
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
             await asyncio.to_thread(self._journal.close)
+        if plan.left_out[DAILY] and self._options.daily_limit is not None:
+            # The run's own sends count now: the rest can go once the oldest are a day old.
+            summary.resume_at = daily_allowance(self._log, self._options.daily_limit).more_at
         if self._write_error is not None and self._fatal is None:
             self._fatal = SendLogError(str(self._write_error))
         summary.not_sent = len(plan.todo) - summary.sent - summary.failed - summary.uncertain
@@ -268,7 +318,7 @@ class Batch:
         tries = 0
         while True:
             if connection is None:
-                connection = await self._transport.connect()
+                connection = await self._connect()
             if self._limiter is not None and not await self._acquire(self._limiter):
                 return connection
             claim = functools.partial(
@@ -309,6 +359,26 @@ class Batch:
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
             if self._stop.is_set():
                 return connection
+
+    async def _connect(self) -> Connection:
+        """Open a connection; the first logs in alone, and the others only once it succeeded.
+
+        A wrong password then costs one failed login, not one per connection: servers ban an
+        address after a few (fail2ban's default is five).
+        """
+        if not self._logged_in:
+            async with self._first_login:
+                if self._login_error is not None:
+                    raise self._login_error
+                if not self._logged_in:
+                    try:
+                        connection = await self._transport.connect()
+                    except OutreachError as exc:
+                        self._login_error = exc
+                        raise
+                    self._logged_in = True
+                    return connection
+        return await self._transport.connect()
 
     async def _acquire(self, limiter: RateLimiter) -> bool:
         """Wait for the rate limiter, or for a stop; return whether a slot was taken."""
@@ -362,7 +432,12 @@ class Batch:
         elif delivery.outcome is Outcome.UNCERTAIN:
             status = Status.UNCERTAIN
             self._summary.uncertain += 1
-        elif retry or (delivery.outcome is Outcome.TRANSIENT and self._stop.is_set()):
+        elif (
+            retry
+            or (delivery.outcome is Outcome.TRANSIENT and self._stop.is_set())
+            or throttled(delivery)
+        ):
+            # A provider that asks to slow down has nothing against the recipient: left pending.
             status = Status.PENDING
         else:
             status = Status.FAILED
@@ -378,6 +453,14 @@ class Batch:
             refused=refused,
         )
         return status
+
+
+def throttled(delivery: Delivery, /) -> bool:
+    """Tell whether a refusal is the provider asking to slow down (421, 450, 454 4.7.0)."""
+    if delivery.outcome is not Outcome.TRANSIENT or delivery.code not in THROTTLED:
+        return False
+    text = delivery.text.lstrip().lower()
+    return text.startswith("4.7.0") or "throttl" in text
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -232,9 +232,21 @@ _DELIVERY_KINDS = (Kind.BOUNCED, Kind.DELAYED, Kind.DELIVERED)
 class SendLog:
     """Open a send log file; as a writer, hold its lock for as long as it is open."""
 
-    def __init__(self, path: Path, /, *, campaign: str | None, write: bool) -> None:
-        """Open ``path``; create it when writing, check its schema and its campaign."""
+    def __init__(
+        self,
+        path: Path,
+        /,
+        *,
+        campaign: str | None,
+        write: bool,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        """Open ``path``; create it when writing, check its schema and its campaign.
+
+        ``clock`` gives the current time (aware, UTC) for the log's stamps and the daily limit.
+        """
         self.path = path
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._lock: IO[bytes] | None = None
         self._run_id: int | None = None
         self._in_transaction = False
@@ -335,7 +347,7 @@ class SendLog:
             with self.transaction():
                 self._db.execute(
                     "INSERT INTO campaign (id, name, created_at) VALUES (1, ?, ?)",
-                    (campaign, now()),
+                    (campaign, self.now()),
                 )
             return campaign
         name = str(row[0])
@@ -380,6 +392,10 @@ class SendLog:
         finally:
             self._in_transaction = False
 
+    def now(self) -> str:
+        """Return the log's current time, ISO 8601 in UTC, to the millisecond."""
+        return self.clock().astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
     def close(self) -> None:
         """Close the database and release the lock."""
         self._db.close()
@@ -397,7 +413,7 @@ class SendLog:
 
     def recover(self) -> list[str]:
         """Turn recipients left ``sending`` by a run that died into ``uncertain``."""
-        stamp = now()
+        stamp = self.now()
         reply = "the run ended while this message was in flight; it may have been delivered"
         with self.transaction():
             rows = self._db.execute(
@@ -429,7 +445,7 @@ class SendLog:
         corrects: it becomes pending again for the new address, with a new Message-ID, and its
         attempts and events keep the old address's history.
         """
-        stamp = now()
+        stamp = self.now()
         contacts = list(contacts)
         start = int(self._db.execute("SELECT COUNT(*) FROM recipients").fetchone()[0])
         bounced = dict(
@@ -472,7 +488,7 @@ class SendLog:
         with self.transaction():
             cursor = self._db.execute(
                 "INSERT INTO runs (started_at, transport, pid) VALUES (?, ?, ?)",
-                (now(), transport, os.getpid()),
+                (self.now(), transport, os.getpid()),
             )
         self._run_id = int(cursor.lastrowid or 0)
         return self._run_id
@@ -482,12 +498,12 @@ class SendLog:
         with self.transaction():
             self._db.execute(
                 "UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?",
-                (now(), outcome, self._run_id),
+                (self.now(), outcome, self._run_id),
             )
 
     def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
         """Mark a recipient ``sending`` and open an attempt; on disk before the message leaves."""
-        stamp = now()
+        stamp = self.now()
         with self.transaction():
             row = self._db.execute(
                 "UPDATE recipients SET status = ?, attempts = attempts + 1, message_id = ?, "
@@ -517,7 +533,7 @@ class SendLog:
         refused: str | None = None,
     ) -> None:
         """Close the open attempt with the server's reply and set the recipient's status."""
-        stamp = now()
+        stamp = self.now()
         with self.transaction():
             self._db.execute(
                 "UPDATE attempts SET finished_at = ?, outcome = ?, reply_code = ?, "
@@ -629,7 +645,7 @@ class SendLog:
         Sightings with no contact are counted as unmatched and not stored.
         """
         counts = TrackCounts()
-        stamp = now()
+        stamp = self.now()
         touched: set[str] = set()
         with self.transaction():
             for sighting in sightings:
@@ -729,6 +745,22 @@ class SendLog:
             "WHERE contact_id = ?",
             (delivery, min(replied, default=None), min(auto_replied, default=None), contact_id),
         )
+
+    def delivered_since(self, since: dt.datetime, /) -> list[tuple[dt.datetime, int]]:
+        """Return when each attempt after ``since`` that may have delivered began, and to how many.
+
+        Sent, uncertain and unfinished attempts count: a server may have taken them. Each counts
+        its recipient and the Cc addresses; oldest first.
+        """
+        stamp = since.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+        rows = self._db.execute(
+            "SELECT attempts.started_at, recipients.cc FROM attempts "
+            "JOIN recipients USING (contact_id) WHERE attempts.started_at > ? "
+            "AND (attempts.outcome IS NULL OR attempts.outcome IN (?, ?)) "
+            "ORDER BY attempts.started_at",
+            (stamp, Status.SENT, Status.UNCERTAIN),
+        ).fetchall()
+        return [(dt.datetime.fromisoformat(started), 1 + len(cc.split())) for started, cc in rows]
 
 
 class Journal:

@@ -77,6 +77,8 @@ class RecordingHandler:
         self.faults = Faults()
         self.commands: list[str] = []
         self.logins = 0
+        self.auth_attempts: list[str] = []  # the mechanism of every AUTH the server judged
+        self.basic_auth_reply: str | None = None  # refuse every password login with this reply
         self.lock = threading.Lock()
 
     def _take(self, table: dict[str, list[str]], address: str) -> str | None:
@@ -153,6 +155,9 @@ class RecordingHandler:
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
         """Accept only the test user with the sentinel password, counting logins."""
+        self.auth_attempts.append(mechanism)
+        if self.basic_auth_reply is not None:
+            return AuthResult(success=False, handled=False, message=self.basic_auth_reply)
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login == USERNAME.encode()
@@ -220,12 +225,18 @@ def start_server(
     auth: bool = True,
     timeout: float = 300,
     pipelining: bool = False,
+    handler: RecordingHandler | None = None,
+    auth_exclude: tuple[str, ...] = (),
 ) -> Server:
-    """Start a server with STARTTLS (or implicit TLS) and AUTH as asked."""
-    handler = RecordingHandler(pipelining=pipelining)
+    """Start a server with STARTTLS (or implicit TLS) and AUTH as asked.
+
+    ``handler`` replaces the recording handler (one with more AUTH mechanisms, say);
+    ``auth_exclude`` names mechanisms not to offer.
+    """
+    handler = handler or RecordingHandler(pipelining=pipelining)
     port = free_port()
     kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port, "server_hostname": "localhost"}
-    smtp_kwargs: dict[str, Any] = {"timeout": timeout}
+    smtp_kwargs: dict[str, Any] = {"timeout": timeout, "auth_exclude_mechanism": auth_exclude}
     if implicit_tls:
         kwargs["ssl_context"] = tls_context
     elif tls_context is not None:
