@@ -7,15 +7,17 @@ opens are ``outreach.transport.transaction``'s.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from outreach.errors import ConfigError, TransportError
+from outreach.errors import ConfigError, OutreachError, TransportError
 from outreach.model import DEFAULT_TIMEOUT
 from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection
 from outreach.transport.transaction import SmtpConnection
@@ -33,6 +35,8 @@ class SmtpSettings:
     verify: bool = True
     timeout: float = DEFAULT_TIMEOUT
     require_tls: bool = False
+    # OAuth2: a coroutine function giving an access token valid now, called for each login.
+    token: Callable[[], Awaitable[str]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def tls_required(self) -> bool:
@@ -138,7 +142,7 @@ class SmtpTransport:
                 except aiosmtplib.SMTPHeloError:
                     await client.helo()
             return SmtpConnection(client, timeout=s.timeout)
-        except TransportError:
+        except OutreachError:  # a refused login, or a token that could not be had
             client.close()
             raise
         except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
@@ -146,22 +150,129 @@ class SmtpTransport:
             raise _connect_error(s, exc) from exc
 
     async def _login(self, client: aiosmtplib.SMTP) -> None:
+        """Log in once, with one mechanism: the best the server offers for the credential.
+
+        aiosmtplib's ``login`` tries every mechanism in turn with the same password, so a wrong
+        one counts as several failures against the server's ban limit; here the first refusal
+        is the last.
+        """
         s = self.settings
         encrypted = client.get_transport_info("sslcontext") is not None
+        secret = "the access token" if s.token is not None else "the password"
         if not encrypted and s.tls_required:
-            msg = f"{s.url}: refusing to send the password without TLS"
+            msg = f"{s.url}: refusing to send {secret} without TLS"
+            raise TransportError(msg)
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        offered = client.server_auth_methods
+        if not client.supports_extension("auth") or not offered:
+            msg = f"{s.url}: the server offers no login (AUTH); send without a user in --smtp"
             raise TransportError(msg)
         try:
-            await client.login(s.username or "", s.password or "")
+            if s.token is not None:
+                await self._login_oauth(client, offered)
+            else:
+                await self._login_password(client, offered)
         except aiosmtplib.SMTPAuthenticationError as exc:
-            msg = (
-                f"{s.url}: the server refused the login ({exc.code} {exc.message}). Check the "
-                "user name in --smtp and the password; nothing was sent."
+            raise _refused(s, exc.code, exc.message) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _refused(s, exc.code, exc.message) from None
+
+    async def _login_password(self, client: aiosmtplib.SMTP, offered: list[str]) -> None:
+        s = self.settings
+        user, password = s.username or "", s.password or ""
+        mechanisms = {
+            "cram-md5": client.auth_crammd5,
+            "plain": client.auth_plain,
+            "login": client.auth_login,
+        }
+        # aiosmtplib's order of preference, among those the server offers.
+        usable = [name for name in client.supported_auth_methods if name in mechanisms]
+        if not usable:
+            oauth = {"xoauth2", "oauthbearer"} & set(offered)
+            hint = (
+                "; it takes OAuth2 only: pass --auth xoauth2 (see 'outreach login --help')"
+                if oauth
+                else ""
             )
-            raise TransportError(msg) from None
-        except aiosmtplib.SMTPException as exc:
-            msg = f"{s.url}: cannot log in: {exc}. Nothing was sent."
-            raise TransportError(msg) from None
+            msg = f"{s.url}: the server offers no password login ({' '.join(offered)}){hint}"
+            raise TransportError(msg)
+        await mechanisms[usable[0]](user, password)
+
+    async def _login_oauth(self, client: aiosmtplib.SMTP, offered: list[str]) -> None:
+        s = self.settings
+        assert s.token is not None  # noqa: S101 - the caller checked
+        user = s.username or ""
+        if "oauthbearer" not in offered and "xoauth2" not in offered:
+            msg = (
+                f"{s.url}: the server offers no OAuth2 login (it offers {' '.join(offered)}); "
+                "drop --auth xoauth2 and log in with a password"
+            )
+            raise TransportError(msg)
+        token = await s.token()
+        if "oauthbearer" in offered:  # the standard one (RFC 7628) where the server has it
+            await _auth_oauthbearer(client, user, token, host=s.host, port=s.port)
+        else:
+            await client.auth_xoauth2(user, token)
+
+
+async def _auth_oauthbearer(
+    client: aiosmtplib.SMTP, user: str, token: str, *, host: str, port: int
+) -> None:
+    """Log in with OAUTHBEARER (RFC 7628 3.1), through aiosmtplib's ``execute_command``."""
+    # The GS2 header names the user; a comma or '=' in it is escaped (RFC 5801 4).
+    name = user.replace("=", "=3D").replace(",", "=2C")
+    message = f"n,a={name},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01"
+    response = await client.execute_command(
+        b"AUTH", b"OAUTHBEARER", base64.b64encode(message.encode("utf-8"))
+    )
+    if response.code == aiosmtplib.SMTPStatus.auth_continue:
+        # The server's error, as a challenge; the client answers %x01 to end (RFC 7628 3.2.3).
+        response = await client.execute_command(base64.b64encode(b"\x01"))
+    if response.code != aiosmtplib.SMTPStatus.auth_successful:
+        raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
+
+
+def _refused(settings: SmtpSettings, code: int, text: str) -> TransportError:
+    """Explain a refused login, with the next step for the refusals providers are known for."""
+    url = settings.url
+    user = settings.username or "USER"
+    said = f"{code} {' '.join(text.split())[:200]}"
+    lowered = text.lower()
+    if "5.7.139" in text or "5.7.30" in text or "basic authentication" in lowered:
+        msg = (
+            f"{url}: the server has password logins (basic authentication) switched off "
+            f"({said}). Sign in with OAuth2 instead: run 'outreach login microsoft365 --user "
+            f"{user} --client-id ID --tenant TENANT' once, then send with --auth xoauth2 (or "
+            "--provider microsoft365); or pass --oauth-token-command. Nothing was sent."
+        )
+        return TransportError(msg)
+    if "5.7.9" in text or "application-specific password" in lowered:
+        msg = (
+            f"{url}: Google wants an app password or OAuth2 here ({said}). Sign in with "
+            f"OAuth2: run 'outreach login google --user {user} --client-secrets FILE' once, "
+            "then send with --auth xoauth2 (or --provider gmail); or create an app password "
+            "in the Google account's security settings. Nothing was sent."
+        )
+        return TransportError(msg)
+    if code in {421, 450, 454} and "4.7.0" in text:
+        msg = (
+            f"{url}: the server asks to slow down and refused the login for now ({said}); "
+            "nothing was sent. Run again later."
+        )
+        return TransportError(msg)
+    if settings.token is not None:
+        msg = (
+            f"{url}: the server refused the OAuth2 token ({said}). Check that the user in "
+            "--smtp is the account that signed in and that the app may send mail (SMTP.Send); "
+            "run 'outreach login' again if it persists. Nothing was sent."
+        )
+        return TransportError(msg)
+    msg = (
+        f"{url}: the server refused the login ({said}). Check the user name in --smtp and "
+        "the password; nothing was sent."
+    )
+    return TransportError(msg)
 
 
 def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError:  # noqa: PLR0911 - one per cause
