@@ -10,11 +10,23 @@ from pathlib import Path
 
 from outreach.errors import ConfigError
 from outreach.model import CAMPAIGN_FILE, Campaign, Sender
+from outreach.providers import PROVIDERS
 from outreach.validate import control_character, validate_address
 
 # The name names the send log file: letters, digits, dots, dashes and underscores, no "..".
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-KNOWN_FIELDS = {"name", "subject", "template", "contacts", "from", "reply_to"}
+KNOWN_FIELDS = {
+    "name",
+    "subject",
+    "template",
+    "contacts",
+    "from",
+    "reply_to",
+    "provider",
+    "auth",
+    "daily_limit",
+}
+AUTH_METHODS = ("password", "xoauth2")
 _EXAMPLES = {
     "name": 'name = "spring-appeal"',
     "subject": 'subject = "An open letter"',
@@ -74,7 +86,7 @@ def _read(path: Path) -> dict[str, object]:
         raise ConfigError(msg_0) from None
 
 
-def load_campaign(  # noqa: C901 - one check per field, in file order
+def load_campaign(  # noqa: C901, PLR0915 - one check per field, in file order
     path: Path,
     /,
     *,
@@ -126,6 +138,18 @@ def load_campaign(  # noqa: C901 - one check per field, in file order
         reply_to, bad = validate_address(reply_to_value)
         if bad:
             problems.append(f"field 'reply_to': {bad}")
+    provider = text("provider", required=False)
+    if provider is not None and provider.strip().lower() not in PROVIDERS:
+        problems.append(f"field 'provider': {provider!r} is not one of {', '.join(PROVIDERS)}")
+    auth = text("auth", required=False)
+    if auth is not None and auth not in AUTH_METHODS:
+        problems.append(f"field 'auth': {auth!r} is not one of {', '.join(AUTH_METHODS)}")
+    daily_limit = data.get("daily_limit")
+    if daily_limit is not None and (
+        isinstance(daily_limit, bool) or not isinstance(daily_limit, int) or daily_limit < 1
+    ):
+        problems.append("field 'daily_limit' must be a whole number of recipients, 1 or more")
+        daily_limit = None
     if problems or parsed_sender is None:
         if len(problems) == 1:
             msg = f"{path}: {problems[0]}"
@@ -141,4 +165,7 @@ def load_campaign(  # noqa: C901 - one check per field, in file order
         sender=parsed_sender,
         folder=folder,
         reply_to=reply_to,
+        provider=provider.strip().lower() if provider else None,
+        auth=auth,
+        daily_limit=daily_limit if isinstance(daily_limit, int) else None,
     )

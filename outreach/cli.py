@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from outreach.batch import Event, Plan, SendOptions, Summary
     from outreach.drafts import Draft, Drafter, DraftPool
     from outreach.model import Campaign, Contact
+    from outreach.providers import Provider
     from outreach.transport import SmtpSettings, Transport
 
 T = TypeVar("T")
@@ -188,6 +189,59 @@ def _password(settings: SmtpSettings, command: str | None) -> str | None:
     raise ConfigError(msg)
 
 
+def _sign_in_method(
+    campaign: Campaign,
+    campaign_file: Path,
+    provider: str | None,
+    auth: str | None,
+    command: str | None,
+) -> tuple[Provider | None, str]:
+    """Return the provider profile, if any, and how to log in: "password" or "xoauth2"."""
+    from outreach.providers import get_provider
+
+    name = provider or campaign.provider
+    where = "--provider" if provider else f"{campaign_file}: field 'provider'"
+    profile = get_provider(name, where=where) if name else None
+    method = auth or campaign.auth or ("xoauth2" if profile or command else "password")
+    if method not in {"password", "xoauth2"}:
+        msg = f"--auth {method!r}: use password or xoauth2"
+        raise ConfigError(msg)
+    return profile, method
+
+
+def _credentials(
+    settings: SmtpSettings,
+    method: str,
+    profile: Provider | None,
+    token_command: str | None,
+    password_command: str | None,
+) -> SmtpSettings:
+    """Add the password, or the source of OAuth2 tokens, to the settings."""
+    if method == "xoauth2":
+        return _with_token(settings, profile, token_command)
+    return dataclasses.replace(settings, password=_password(settings, password_command))
+
+
+def _with_token(
+    settings: SmtpSettings, profile: Provider | None, command: str | None
+) -> SmtpSettings:
+    """Log in with OAuth2: tokens from the command, or from the user's kept sign-in."""
+    from outreach import oauth
+
+    user = settings.username
+    if user is None:
+        msg = f"--auth xoauth2 needs the mailbox's address as the user: smtp://USER@{settings.host}"
+        raise ConfigError(msg)
+    source: oauth.TokenSource
+    if command:
+        source = oauth.CommandTokenSource(command, timeout=settings.timeout)
+    else:
+        store = oauth.default_store()
+        sign_in = profile.sign_in if profile is not None else None
+        source = oauth.token_source(user, provider=sign_in, store=store, timeout=settings.timeout)
+    return dataclasses.replace(settings, token=source.token)
+
+
 def _smtp_settings(
     url: str | None, *, verify: bool, timeout: float, require_tls: bool
 ) -> SmtpSettings | None:
@@ -300,7 +354,7 @@ def _report_event(event: Event) -> None:
 
 
 def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None:
-    from outreach.batch import LIMITED
+    from outreach.batch import DAILY, LIMITED
 
     left_out = ", ".join(f"{n} {s}" for s, n in sorted(summary.left_out.items()))
     typer.echo(
@@ -321,6 +375,17 @@ def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None
             "uncertain messages may have arrived: check with the server's operator, then "
             "'outreach send --resend-uncertain' sends them again"
         )
+    if summary.left_out.get(DAILY):
+        when = (
+            f"from {summary.resume_at:%Y-%m-%d %H:%M} UTC"
+            if summary.resume_at is not None
+            else "once a day has passed since the first of today's"
+        )
+        typer.echo(
+            f"Daily limit reached: {summary.left_out[DAILY]} recipients left for later. "
+            f"The next can go {when}."
+        )
+        steps.append(f"run 'outreach send' again {when} to send the rest; none is sent twice")
     if summary.not_sent or summary.left_out.get(LIMITED):
         steps.append("run 'outreach send' again to continue")
     if not live and outbox is not None and summary.sent:
@@ -401,18 +466,62 @@ def send(
     template: TemplateOption = None,
     contacts: ContactsOption = None,
     sender: FromOption = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="microsoft365, gmail or google-workspace: its server, OAuth2 sign-in and "
+            "published limits as defaults (also 'provider =' in campaign.toml).",
+        ),
+    ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            "--auth", help="password (the default) or xoauth2 (OAuth2; see 'outreach login')."
+        ),
+    ] = None,
+    oauth_token_command: Annotated[
+        str | None,
+        typer.Option(
+            "--oauth-token-command",
+            envvar="OUTREACH_OAUTH_TOKEN_COMMAND",
+            help="A command that prints an OAuth2 access token; run for each login.",
+        ),
+    ] = None,
+    daily_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--daily-limit",
+            min=1,
+            help="Recipients in any 24 hours, counted from the send log across runs.",
+        ),
+    ] = None,
 ) -> None:
     """Send each selected contact its letter once, recording every step in the send log."""
     from outreach import drafts
-    from outreach.batch import SendOptions, check_reserved, choose, renders_apart
+    from outreach.batch import (
+        SendOptions,
+        check_reserved,
+        choose,
+        daily_allowance,
+        renders_apart,
+    )
     from outreach.ratelimit import parse_rate
     from outreach.transport import MaildirTransport, SmtpTransport
 
     try:
         campaign = _campaign(campaign_file, template, contacts, sender)
+        profile, method = _sign_in_method(
+            campaign, campaign_file, provider, auth, oauth_token_command
+        )
+        if smtp is None and profile is not None:
+            smtp = profile.smtp_url(campaign.sender.address)
         options = SendOptions(
+            daily_limit=daily_limit
+            or campaign.daily_limit
+            or (profile.daily_limit if profile else None),
             concurrency=concurrency,
-            rate=parse_rate(rate) if rate else None,
+            rate=parse_rate(rate) if rate else (profile.rate if profile else None),
             max_attempts=max_attempts,
             backoff=retry_backoff,
             retry_failed=retry_failed,
@@ -435,7 +544,8 @@ def send(
                 msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
                 typer.echo(msg, err=True)
             log.register(everyone)
-            plan = choose(chosen, log.statuses(), options)
+            allowance = daily_allowance(log, options.daily_limit) if options.daily_limit else None
+            plan = choose(chosen, log.statuses(), options, allowance=allowance)
             # A large batch renders in a process of its own, which starts up during the checks.
             pool = drafts.DraftPool(campaign) if renders_apart(plan, options) else None
             with pool or contextlib.nullcontext():
@@ -447,8 +557,9 @@ def send(
                         check_reserved(plan)
                     if plan.todo:
                         _confirm(plan, campaign, settings.url, yes)
-                        password = _password(settings, password_command)
-                        settings = dataclasses.replace(settings, password=password)
+                        settings = _credentials(
+                            settings, method, profile, oauth_token_command, password_command
+                        )
                     transport = SmtpTransport(settings)
                 else:
                     transport = MaildirTransport(outbox or campaign.default_outbox)
@@ -629,6 +740,112 @@ def sink(
         _run(main())
     except OutreachError as exc:
         raise _fail(exc) from None
+
+
+@app.command()
+def login(
+    provider: Annotated[str, typer.Argument(help="microsoft365 or google.")],
+    user: Annotated[str, typer.Option("--user", help="The mailbox's address, as it signs in.")],
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--client-id",
+            envvar="OUTREACH_MS_CLIENT_ID",
+            help="microsoft365: the Application (client) ID of your app registration.",
+        ),
+    ] = None,
+    tenant: Annotated[
+        str,
+        typer.Option(
+            "--tenant",
+            envvar="OUTREACH_MS_TENANT",
+            help="microsoft365: the Directory (tenant) ID or the organization's domain.",
+        ),
+    ] = "organizations",
+    authority: Annotated[
+        str | None,
+        typer.Option(
+            "--authority",
+            help="microsoft365: the sign-in service, for national clouds. "
+            "[default: https://login.microsoftonline.com/TENANT]",
+        ),
+    ] = None,
+    client_secrets: Annotated[
+        Path | None,
+        typer.Option(
+            "--client-secrets", help="google: the OAuth client file (Desktop app) you downloaded."
+        ),
+    ] = None,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="google: only print the address to open.")
+    ] = False,
+) -> None:
+    """Sign in once with OAuth2, for sending with --auth xoauth2; the sign-in is kept privately."""
+    from outreach import oauth
+
+    def show(text: str) -> None:
+        typer.echo(text)
+
+    try:
+        store = oauth.default_store()
+        if provider == oauth.MICROSOFT:
+            if not client_id:
+                msg = (
+                    "login microsoft365: pass --client-id with the Application (client) ID of "
+                    "your app registration in Microsoft Entra ID (see the README)"
+                )
+                raise ConfigError(msg)
+            oauth.login_microsoft(
+                user,
+                client_id=client_id,
+                tenant=tenant,
+                authority=authority,
+                store=store,
+                show=show,
+            )
+        elif provider == oauth.GOOGLE:
+            if client_secrets is None:
+                msg = (
+                    "login google: pass --client-secrets with the OAuth client file of a "
+                    "Desktop app, downloaded from Google Cloud console (see the README)"
+                )
+                raise ConfigError(msg)
+            oauth.login_google(
+                user,
+                client_secrets=client_secrets,
+                store=store,
+                show=show,
+                open_browser=not no_browser,
+                timeout=600,
+            )
+        else:
+            msg = f"login {provider!r}: use microsoft365 or google"
+            raise ConfigError(msg)
+    except OutreachError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"Signed in as {user}; kept in {store.description}.")
+    typer.echo(f"next: outreach send --auth xoauth2 --smtp smtp://{user}@SERVER (or --provider)")
+
+
+@app.command()
+def logout(
+    provider: Annotated[
+        str | None, typer.Argument(help="microsoft365 or google; all when none.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only this mailbox's sign-in.")] = None,
+) -> None:
+    """Forget kept OAuth2 sign-ins: their access and refresh tokens are removed."""
+    from outreach import oauth
+
+    try:
+        store = oauth.default_store()
+        gone = oauth.logout(store, provider=provider, user=user)
+    except OutreachError as exc:
+        raise _fail(exc) from None
+    for name in gone:
+        typer.echo(f"signed out: {name}")
+    if not gone:
+        typer.echo("No sign-in kept here to forget.")
 
 
 def main() -> None:

@@ -35,6 +35,9 @@ class Campaign:
     sender: Sender
     folder: Path
     reply_to: str | None = None
+    provider: str | None = None  # a profile of outreach.providers: hosts and limits
+    auth: str | None = None  # "password" or "xoauth2"
+    daily_limit: int | None = None  # recipients in any 24 hours
 
     @property
     def default_log(self) -> Path:
