@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Coroutine
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -20,7 +21,7 @@ import typer
 
 from outreach.errors import ConfigError, OutreachError
 from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT
-from outreach.sendlog import Recipient, SendLog, Status
+from outreach.sendlog import Recipient, SendLog, Status, TrackEvent
 
 # The rest is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
@@ -594,7 +595,87 @@ LOG_FIELDS = (
     "refused",
     "content_hash",
     "updated_at",
+    "delivery",
+    "replied_at",
+    "auto_replied_at",
 )
+NO_NEWS = "no news"
+# How the totals and --status name what is known of a sent letter, the most telling first.
+OUTCOMES = ("replied", "bounced", "auto-replied", "delivered", "delayed", NO_NEWS)
+
+
+class Shown(StrEnum):
+    """Name the recipients 'outreach log --status' shows: a send status, a delivery, a reply."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    NO_NEWS = "no-news"
+    DELIVERED = "delivered"
+    DELAYED = "delayed"
+    BOUNCED = "bounced"
+    REPLIED = "replied"
+    AUTO_REPLIED = "auto-replied"
+
+
+def _outcome(row: Recipient) -> str:
+    """Say what is known of a recipient's letter: replied, bounced, ... or no news."""
+    if row.replied_at:
+        return "replied"
+    if row.delivery == "bounced":
+        return "bounced"
+    if row.auto_replied_at:
+        return "auto-replied"
+    if row.delivery in {"delivered", "delayed"}:
+        return row.delivery
+    return NO_NEWS
+
+
+def _shows(row: Recipient, shown: Shown) -> bool:
+    if shown.value in set(Status):
+        return row.status == shown.value
+    if shown is Shown.REPLIED:
+        return row.replied_at is not None
+    if shown is Shown.AUTO_REPLIED:
+        return row.auto_replied_at is not None
+    if shown is Shown.NO_NEWS:
+        return row.status == Status.SENT and _outcome(row) == NO_NEWS
+    return row.delivery == shown.value
+
+
+def _totals(rows: list[Recipient]) -> str:
+    """Return e.g. ``15 sent: 12 no news, 1 bounced, 2 replied; 3 pending``."""
+    if not rows:
+        return "no recipients yet"
+    outcomes = Counter(_outcome(row) for row in rows if row.status == Status.SENT)
+    statuses = Counter(row.status for row in rows if row.status != Status.SENT)
+    parts = []
+    if outcomes:
+        known = ", ".join(f"{outcomes[o]} {o}" for o in reversed(OUTCOMES) if outcomes.get(o))
+        parts.append(f"{sum(outcomes.values())} sent: {known}")
+    others = ", ".join(f"{statuses[s]} {s}" for s in Status if statuses.get(s))
+    return "; ".join([*parts, others] if others else parts)
+
+
+def _event_dict(event: TrackEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "at": event.at,
+        "address": event.address,
+        "status_code": event.status_code,
+        "diagnostic": event.diagnostic,
+        "sender": event.sender,
+        "excerpt": event.excerpt,
+        "original_message_id": event.original_id,
+        "matched_by": event.matched_by,
+        "evidence": event.evidence,
+        "folder": event.folder,
+        "uidvalidity": event.uidvalidity,
+        "uid": event.uid,
+        "recorded_at": event.recorded_at,
+    }
 
 
 def _as_dict(row: Recipient) -> dict[str, Any]:
@@ -611,6 +692,9 @@ def _as_dict(row: Recipient) -> dict[str, Any]:
         "refused": row.refused,
         "content_hash": row.content_hash,
         "updated_at": row.updated_at,
+        "delivery": row.delivery,
+        "replied_at": row.replied_at,
+        "auto_replied_at": row.auto_replied_at,
     }
 
 
@@ -620,53 +704,152 @@ def show_log(
         str | None, typer.Argument(help="Show this recipient's whole history.")
     ] = None,
     status: Annotated[
-        Status | None, typer.Option("--status", help="Only recipients with this status.")
+        Shown | None,
+        typer.Option(
+            "--status",
+            help="Only recipients in this state: a send status, what came back "
+            "(no-news, delivered, delayed, bounced), replied or auto-replied.",
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one per recipient.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON Lines, one per recipient, with its events.")
+    ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per recipient.")] = False,
     log_path: LogOption = None,
     campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
 ) -> None:
-    """Show what happened to every recipient: status, attempts, last reply, time, Message-ID."""
+    """Show what happened to every recipient: status, delivery, replies, last server reply."""
+    if as_json and as_csv:
+        typer.echo("error: --json and --csv cannot be used together; choose one", err=True)
+        raise typer.Exit(code=2)
     try:
         path = log_path or _campaign(campaign_file, None, None, None).default_log
         with SendLog(path, campaign=None, write=False) as log:
             if contact_id is not None:
                 _show_history(log, contact_id, as_json=as_json)
                 return
-            rows = log.recipients(status=status.value if status else None)
-            totals = Counter(row.status for row in log.recipients())
+            everyone = log.recipients()
+            events: dict[str, list[TrackEvent]] = {}
+            if as_json:
+                for event in log.events():
+                    events.setdefault(event.contact_id, []).append(event)
     except OutreachError as exc:
         raise _fail(exc) from None
-    if as_json:
-        for row in rows:
-            typer.echo(json.dumps(_as_dict(row), ensure_ascii=False))
+    rows = [row for row in everyone if status is None or _shows(row, status)]
+    if as_json or as_csv:
+        _print_records(rows, events if as_json else None)
         return
-    if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=LOG_FIELDS, lineterminator="\n")
-        writer.writeheader()
+    if rows:
+        _print_table(rows)
+    if status is not None and rows:
+        typer.echo(f"{len(rows)} of {len(everyone)} match --status {status.value}")
+    elif status is not None:
+        typer.echo(f"no recipient matches --status {status.value} ({len(everyone)} in the log)")
+    typer.echo(_totals(everyone))
+
+
+def _print_records(rows: list[Recipient], events: dict[str, list[TrackEvent]] | None) -> None:
+    """Print JSON Lines with each recipient's events, or CSV when ``events`` is None."""
+    if events is not None:
         for row in rows:
             record = _as_dict(row)
-            record["cc"] = " ".join(record["cc"])
-            writer.writerow(record)
+            record["events"] = [_event_dict(e) for e in events.get(row.id, [])]
+            typer.echo(json.dumps(record, ensure_ascii=False))
         return
-    table = [("ID", "STATUS", "TRIES", "UPDATED (UTC)", "LAST REPLY", "MESSAGE-ID")]
-    table.extend(
-        (
-            row.id,
-            row.status,
-            str(row.attempts),
-            row.updated_at[:19].replace("T", " "),
-            _clip(row.reply, 48),
-            row.message_id or "",
+    writer = csv.DictWriter(sys.stdout, fieldnames=LOG_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        record = _as_dict(row)
+        record["cc"] = " ".join(record["cc"])
+        writer.writerow(record)
+
+
+def _when(stamp: str | None) -> str:
+    """Return an ISO time as ``YYYY-MM-DD HH:MM``, or an empty string."""
+    return (stamp or "")[:16].replace("T", " ")
+
+
+# Columns of 'outreach log', in order; those that go first when the terminal is narrow last.
+_COLUMNS = (
+    "ID",
+    "STATUS",
+    "TRIES",
+    "DELIVERY",
+    "REPLIED",
+    "UPDATED (UTC)",
+    "LAST REPLY",
+    "MESSAGE-ID",
+)
+_DROPPED_FIRST = ("MESSAGE-ID", "TRIES", "UPDATED (UTC)", "LAST REPLY", "REPLIED")
+_SHRINKING = {"ID": 20, "LAST REPLY": 16, "MESSAGE-ID": 20}  # their narrowest
+_GAP = 2
+
+
+def _widths(cells: list[dict[str, str]], width: int) -> dict[str, int]:
+    """Choose the columns that fit ``width`` and their widths; some shrink, none wraps."""
+    natural = {name: max(len(name), *(len(c[name]) for c in cells)) for name in _COLUMNS}
+    least = {name: min(natural[name], _SHRINKING.get(name, natural[name])) for name in _COLUMNS}
+    shown = list(_COLUMNS)
+
+    def needed(names: list[str]) -> int:
+        return sum(least[n] for n in names) + _GAP * (len(names) - 1)
+
+    for name in _DROPPED_FIRST:
+        if needed(shown) <= width:
+            break
+        shown.remove(name)
+    widths = {name: least[name] for name in shown}
+    room = width - needed(shown)
+    # Room left goes to the ids up to a readable length, the server's reply, then the rest.
+    for name, upto in (("ID", 24), ("LAST REPLY", 80), ("ID", 64), ("MESSAGE-ID", 80)):
+        if name in widths and room > 0:
+            grow = max(0, min(room, min(natural[name], upto) - widths[name]))
+            widths[name] += grow
+            room -= grow
+    return widths
+
+
+def _print_table(rows: list[Recipient]) -> None:
+    """Draw the recipients to fit the terminal: columns shrink or go, rows never wrap."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = []
+    for row in rows:
+        delivery = NO_NEWS if row.delivery == "unknown" else row.delivery
+        if row.status not in {Status.SENT, Status.UNCERTAIN} and row.delivery == "unknown":
+            delivery = ""
+        replied = _when(row.replied_at)[5:]
+        if not replied and row.auto_replied_at:
+            replied = f"auto {_when(row.auto_replied_at)[5:10]}"
+        cells.append(
+            {
+                "ID": row.id,
+                "STATUS": row.status,
+                "TRIES": str(row.attempts),
+                "DELIVERY": delivery,
+                "REPLIED": replied,
+                "UPDATED (UTC)": _when(row.updated_at),
+                "LAST REPLY": " ".join(row.reply.split()),
+                "MESSAGE-ID": row.message_id or "",
+            }
         )
-        for row in rows
+    console = Console(highlight=False, soft_wrap=False)
+    widths = _widths(cells, console.width)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, _GAP // 2),
+        collapse_padding=True,
     )
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    for line in table:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    parts = ", ".join(f"{totals[s]} {s}" for s in Status if totals.get(s))
-    typer.echo(f"total {sum(totals.values())}: {parts or 'no recipients yet'}")
+    for name, size in widths.items():
+        table.add_column(name, width=size, no_wrap=True, overflow="ellipsis")
+    for line in cells:
+        table.add_row(*(Text(line[name]) for name in widths))
+    console.print(table)
 
 
 def _clip(text: str, width: int) -> str:
@@ -680,6 +863,7 @@ def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
         msg = f"{log.path}: no recipient {contact_id!r} in this send log"
         raise OutreachError(msg)
     attempts = log.history(contact_id)
+    events = log.events(contact_id)
     if as_json:
         record = _as_dict(row)
         record["history"] = [
@@ -694,22 +878,40 @@ def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
                 "refused": a.refused,
                 "message_id": a.message_id,
                 "content_hash": a.content_hash,
+                "email": a.email,
             }
             for a in attempts
         ]
+        record["events"] = [_event_dict(e) for e in events]
         typer.echo(json.dumps(record, ensure_ascii=False))
         return
     cc = f" (cc {row.cc})" if row.cc else ""
-    typer.echo(f"{row.id} <{row.email}>{cc}: {row.status} after {row.attempts} attempts")
+    tries = "attempt" if row.attempts == 1 else "attempts"
+    typer.echo(f"{row.id} <{row.email}>{cc}: {row.status} after {row.attempts} {tries}")
+    delivery = NO_NEWS if row.delivery == "unknown" else row.delivery
+    typer.echo(
+        f"delivery: {delivery}; replied: {_when(row.replied_at) or 'no'}; "
+        f"auto-replied: {_when(row.auto_replied_at) or 'no'}"
+    )
     typer.echo(f"Message-ID: {row.message_id or '-'}   content SHA-256: {row.content_hash or '-'}")
     for a in attempts:
         reply = " ".join(f"{a.reply_code or ''} {a.reply_text or ''}".split())
+        to = f" to {a.email}" if a.email and a.email != row.email else ""
         typer.echo(
-            f"  attempt {a.number} (run {a.run_id}) {a.started_at} -> {a.finished_at or '?'}: "
-            f"{a.outcome or 'in flight'}: {reply}"
+            f"  attempt {a.number} (run {a.run_id}){to} {a.started_at} -> "
+            f"{a.finished_at or '?'}: {a.outcome or 'in flight'}: {reply}"
         )
         if a.refused:
             typer.echo(f"    refused: {a.refused}")
+    for e in events:
+        where = f"({e.folder}, UID {e.uid}, {e.evidence})"
+        if e.kind in {"replied", "auto_replied"}:
+            typer.echo(f"  {e.kind.replace('_', '-')} {_when(e.at)} from {e.sender} {where}")
+            for line in e.excerpt.splitlines():
+                typer.echo(f"    | {line}")
+        else:
+            detail = " ".join(part for part in (e.status_code, e.diagnostic) if part)
+            typer.echo(f"  {e.kind} {_when(e.at)} {e.address or '(no address)'}: {detail} {where}")
 
 
 @app.command()

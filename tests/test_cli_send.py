@@ -155,7 +155,7 @@ def test_log_lists_json_csv_and_history(campaign_dir: Path) -> None:
     run_cli("send", cwd=campaign_dir)
     table = run_cli("log", cwd=campaign_dir)
     assert table.returncode == 0, table.stderr
-    assert "total 5: 5 sent" in table.stdout
+    assert table.stdout.endswith("\n5 sent: 5 no news\n")
     lines = run_cli("log", "--json", cwd=campaign_dir).stdout.splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["id"] for r in records] == [f"c{n:05d}" for n in range(1, 6)]
@@ -164,7 +164,7 @@ def test_log_lists_json_csv_and_history(campaign_dir: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(run_cli("log", "--csv", cwd=campaign_dir).stdout)))
     assert [r["message_id"] for r in rows] == [r["message_id"] for r in records]
     history = run_cli("log", "c00002", cwd=campaign_dir)
-    assert "c00002 <c00002@mission.example>: sent after 1 attempts" in history.stdout
+    assert "c00002 <c00002@mission.example>: sent after 1 attempt\n" in history.stdout
     assert "attempt 1 (run 1)" in history.stdout
     none = run_cli("log", "--status", "failed", "--json", cwd=campaign_dir)
     assert none.stdout == ""
