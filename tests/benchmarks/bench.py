@@ -39,6 +39,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def postfix_tool(name: str) -> Path | None:
+    """Find one of Postfix's test tools: installed, or unpacked from Debian's package."""
+    installed = shutil.which(name) or shutil.which(name, path="/usr/sbin")
+    if installed:
+        return Path(installed)
+    if smtp_sink_binary() is None:
+        return None
+    binary = CACHE / "postfix" / "usr" / "sbin" / name
+    return binary if binary.exists() else None
+
+
 def smtp_sink_binary() -> Path | None:
     """Unpack Postfix's smtp-sink from Debian's package into the cache; None if unavailable."""
     root = CACHE / "postfix"
@@ -85,7 +96,7 @@ AIOSMTPD_SINK = textwrap.dedent(
 def sink(*, record_times: Path | None = None) -> Iterator[tuple[int, str]]:
     """Run an SMTP sink on loopback; yield its port and its name."""
     port = free_port()
-    binary = None if record_times else smtp_sink_binary()
+    binary = None if record_times else postfix_tool("smtp-sink")
     if binary is not None:
         env = {**os.environ, "LD_LIBRARY_PATH": str(binary.parents[2] / "usr" / "lib" / "postfix")}
         args = [str(binary), "-u", "nobody", f"127.0.0.1:{port}", "1024"]

@@ -1,0 +1,93 @@
+"""Measure sending to a distant server: round trips, not the processor, bound the batch.
+
+Run from the repository root, in the project's virtual environment:
+
+    python tests/benchmarks/bench_distance.py            # N = 1,000 at 10, 50 and 150 ms
+    python tests/benchmarks/bench_distance.py --quick    # N = 200, for a first look
+
+The server is Postfix's C ``smtp-sink`` on loopback (see ``bench.py``), reached through
+``delayproxy.py``, which delays every chunk by half the round trip each way (these machines
+have no netem). Through the same proxy and in the same run: ``outreach send`` (the whole
+process, the real letter), the bare-aiosmtplib limit of ``bench.py`` (prebuilt messages of the
+same size, no rendering, no log) and the peer, mailmerge 2.3. Each sends over 4 connections,
+except mailmerge, which opens one per message; its rate does not depend on N, so it sends
+fewer (``--peer-count``) to keep the run short. The ceiling printed beside each figure is
+connections / round trip: one round trip a message on each connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench import CONCURRENCY, free_port, message_size, run_limit, run_ours, run_peer, sink
+
+PROXY = Path(__file__).with_name("delayproxy.py")
+
+
+@contextmanager
+def delayed(upstream: int, round_trip: float) -> Iterator[int]:
+    """Run the delay proxy in a process of its own in front of ``upstream``; yield its port."""
+    port = free_port()
+    args = [sys.executable, str(PROXY), str(port), str(upstream), str(round_trip / 2)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    process.stdout.readline()
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def main() -> None:
+    """Measure ours, the limit and the peer at each distance; print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 200, for a first look")
+    parser.add_argument("--count", type=int, help="messages per run (default 1,000)")
+    parser.add_argument("--peer-count", type=int, help="messages for mailmerge (default 100)")
+    parser.add_argument(
+        "--rtt", type=float, action="append", help="round trip in ms (repeatable; 10, 50, 150)"
+    )
+    parser.add_argument("--skip-peer", action="store_true", help="leave mailmerge out")
+    options = parser.parse_args()
+    count = options.count or (200 if options.quick else 1_000)
+    peer_count = options.peer_count or (30 if options.quick else 100)
+    round_trips = options.rtt or [10.0, 50.0, 150.0]
+
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {load()}")
+    size = message_size()
+    print(f"message: the real letter, text + HTML, {size:,} bytes")
+    with sink() as (port, name):
+        print(f"server: {name} behind the delay proxy; {CONCURRENCY} connections")
+        for rtt in round_trips:
+            ceiling = CONCURRENCY / (rtt / 1000)
+            print(f"\nround trip {rtt:g} ms; one round trip a message: {ceiling:,.0f} msg/s")
+            with delayed(port, rtt / 1000) as proxy:
+                ours = count / run_ours(count, proxy)[0]
+                print(f"  ours   outreach send, N={count:,}: {ours:7,.1f} msg/s, "
+                      f"{ours / ceiling:.0%} of the ceiling")  # fmt: skip
+                limit = count / run_limit(count, proxy, size)
+                print(f"  limit  aiosmtplib, prebuilt, N={count:,}: {limit:7,.1f} msg/s, "
+                      f"{limit / ceiling:.0%} of the ceiling")  # fmt: skip
+                line = f"  ratio  ours / limit {ours / limit:.2f}x"
+                if not options.skip_peer:
+                    peer = peer_count / run_peer(peer_count, proxy)
+                    print(f"  peer   mailmerge 2.3, N={peer_count:,}: {peer:7,.1f} msg/s")
+                    line += f"; ours / peer {ours / peer:.1f}x"
+                print(line)
+    print(f"\nload at the end: {load()}")
+
+
+def load() -> str:
+    """Return the machine's load averages: other work shares these two cores."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+if __name__ == "__main__":
+    main()
