@@ -3,6 +3,13 @@
 Drafts are rendered into a short queue (in a second process for large batches), so memory does
 not grow with the list; ``concurrency`` workers each hold one connection and take the next
 draft when free; the send log is written by a ``Journal`` thread in group commits.
+
+Over a connection that carries two messages at once (SMTP with PIPELINING), a worker has two
+lanes, each taking one recipient at a time through its claim, send, record and retries. They
+take turns: once a lane's message data is written, the other claims the next recipient and
+hands its envelope over, before the first message's reply: one round trip a message. So at
+most two recipients a connection are claimed and not yet settled. Over other connections a
+worker has one lane, and each recipient is recorded before the next is claimed.
 """
 
 from __future__ import annotations
@@ -13,10 +20,10 @@ import datetime as dt
 import functools
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from outreach.drafts import Draft, Drafter, DraftPool
 from outreach.errors import ConfigError, OutreachError, SendLogError, TransportError
@@ -31,6 +38,7 @@ LIMITED = "over --limit"  # left for a later run by --limit: not selected, so no
 DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
 DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
 THROTTLED = frozenset({421, 450, 454})  # with 4.7.0: the provider asks to slow down
+LANES = 2  # recipients a connection carries at once: one awaiting its reply, one going out
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +284,7 @@ class Batch:
         except Exception as exc:  # noqa: BLE001 - e.g. the rendering process died: stop, do not hang
             self._fatal = self._fatal or OutreachError(f"rendering the drafts failed: {exc!r}")
             self._stop.set()
-        for _ in range(workers):
+        for _ in range(workers * LANES):
             await queue.put(None)
 
     async def _produce_in_pool(
@@ -293,72 +301,94 @@ class Batch:
                 await queue.put(draft)
 
     async def _work(self, queue: asyncio.Queue[Draft | None]) -> None:
-        connection: Connection | None = None
+        if self._stop.is_set():
+            return
+        link = _Link(self._connect)
+        try:
+            try:
+                lanes = min((await link.open()).depth, LANES)
+            except OutreachError as exc:  # cannot connect: the batch stops
+                if self._fatal is None:
+                    self._fatal = exc
+                self._stop.set()
+                return
+            ended = await asyncio.gather(
+                *(self._lane(queue, link) for _ in range(lanes)), return_exceptions=True
+            )
+        finally:
+            await link.close()
+        for result in ended:  # not a project error: a fault, raised once both lanes are done
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _lane(self, queue: asyncio.Queue[Draft | None], link: _Link) -> None:
         try:
             while not self._stop.is_set():
                 draft = await queue.get()
                 if draft is None or self._stop.is_set():
                     break
-                connection = await self._deliver(draft, connection)
+                await self._deliver(draft, link)
         except OutreachError as exc:  # the transport or the log can no longer be trusted
             if self._fatal is None:
                 self._fatal = exc
             self._stop.set()
-        finally:
-            if connection is not None:
-                await connection.close()
 
-    async def _deliver(self, draft: Draft, connection: Connection | None) -> Connection | None:
-        """Send one draft, retrying transient failures; return the connection to reuse."""
+    async def _deliver(self, draft: Draft, link: _Link) -> None:
+        """Send one draft over the link's connection, retrying transient failures."""
         contact = draft.contact
-        data = draft.data
-        envelope = Envelope(self._drafter.campaign.sender.address, contact.recipients, data)
-        digest = draft.content_hash
-        message_id = draft.message_id
+        envelope = Envelope(self._drafter.campaign.sender.address, contact.recipients, draft.data)
         tries = 0
         while True:
-            if connection is None:
-                connection = await self._connect()
-            if self._limiter is not None and not await self._acquire(self._limiter):
-                return connection
-            claim = functools.partial(
-                self._log.claim,
-                contact.id,
-                message_id=message_id,
-                content_hash=digest,
-            )
-            # On disk before the message leaves (the connection waits for it before the body):
-            # this is what makes a crash safe. The envelope goes ahead while the disk works.
-            claimed = asyncio.wrap_future(self._journal.submit(claim))
-            claimed.add_done_callback(_retrieve)
-            tries += 1
-            try:
-                delivery = await connection.send(envelope, claimed)
-            except TransportError as exc:
-                self._settle(contact, Status.PENDING, outcome="error", code=None, text=str(exc))
-                raise
-            finally:
-                if self._limiter is not None:
-                    self._limiter.release()
-            number = await claimed
-            if delivery.reconnect:
-                await connection.close()
-                connection = None
-            retry = (
-                delivery.outcome is Outcome.TRANSIENT
-                and tries < self._options.max_attempts
-                and not self._stop.is_set()
-            )
-            status = self._record(contact, delivery, retry=retry, tries=tries)
+            async with link.turn() as turn:
+                if self._stop.is_set():
+                    return
+                connection = await link.open()
+                if self._limiter is not None and not await self._acquire(self._limiter):
+                    return
+                claim = functools.partial(
+                    self._log.claim,
+                    contact.id,
+                    message_id=draft.message_id,
+                    content_hash=draft.content_hash,
+                )
+                # On disk before the message leaves (the connection waits for it before the
+                # body): this is what makes a crash safe. The envelope goes ahead meanwhile.
+                claimed = asyncio.wrap_future(self._journal.submit(claim))
+                claimed.add_done_callback(_retrieve)
+                tries += 1
+                try:
+                    pending = await connection.send(envelope, claimed)
+                    if not pending.done():
+                        # The data is out: the next message may follow it before its reply.
+                        turn.release()
+                    delivery = await pending
+                except TransportError as exc:
+                    text = str(exc)
+                    self._settle(contact, Status.PENDING, outcome="error", code=None, text=text)
+                    raise
+                finally:
+                    if self._limiter is not None:
+                        self._limiter.release()
+                number = await claimed
+                if delivery.reconnect:
+                    await link.drop(connection)
+                retry = (
+                    delivery.outcome is Outcome.TRANSIENT
+                    and tries < self._options.max_attempts
+                    and not self._stop.is_set()
+                )
+                # Recorded before the turn passes on, unless it passed at the hand-over: the
+                # next claim then never reaches the disk before this settle.
+                status = self._record(contact, delivery, retry=retry, tries=tries)
             self._on_event(Event(contact, status, delivery, number))
             if not retry:
-                return connection
+                return
             delay = min(self._options.backoff * 2 ** (tries - 1), MAX_BACKOFF)
             delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
             if self._stop.is_set():
-                return connection
+                return
 
     async def _connect(self) -> Connection:
         """Open a connection; the first logs in alone, and the others only once it succeeded.
@@ -461,6 +491,59 @@ def throttled(delivery: Delivery, /) -> bool:
         return False
     text = delivery.text.lstrip().lower()
     return text.startswith("4.7.0") or "throttl" in text
+
+
+class _Turn:
+    """One lane's turn to hand a message to the connection; released once, early or at the end."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+        self._held = False
+
+    async def __aenter__(self) -> Self:
+        await self._lock.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Let the other lane hand over its message."""
+        if self._held:
+            self._held = False
+            self._lock.release()
+
+
+class _Link:
+    """The connection a worker's lanes share, opened when first needed and after a loss."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Connection]]) -> None:
+        self._connect = connect
+        self._connection: Connection | None = None
+        self._lock = asyncio.Lock()  # fair: the lanes take turns in the order they asked
+
+    def turn(self) -> _Turn:
+        """Wait for this lane's turn to claim a recipient and hand its message over."""
+        return _Turn(self._lock)
+
+    async def open(self) -> Connection:
+        """Return the open connection, connecting first if there is none."""
+        if self._connection is None:
+            self._connection = await self._connect()
+        return self._connection
+
+    async def drop(self, connection: Connection) -> None:
+        """Close a connection found broken; the next turn opens a new one."""
+        if self._connection is connection:
+            self._connection = None
+        await connection.close()
+
+    async def close(self) -> None:
+        """Close the connection at the end of the batch."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.close()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -816,21 +816,16 @@ class Journal:
                     future.set_result(result)
 
     def _write_alone(self, group: list[tuple[Callable[[], Any], Future[Any]]]) -> None:
-        """Commit a failed group's writes one by one, up to the first that fails again.
+        """Commit a failed group's writes one by one; each that fails again takes its error.
 
-        What came before the failing write (a settle of a message already sent, say) is kept;
-        it and what follows fail with its error, without waiting on a log that is failing.
+        A write that can be kept is kept wherever it stands: over a pipelined connection the
+        settle of a message already sent may follow the failed claim of the next.
         """
-        error: BaseException | None = None
         for write, future in group:
-            if error is not None:
-                future.set_exception(error)
-                continue
             try:
                 with self._log.transaction():
                     result = write()
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting writers
-                error = exc
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting writer
                 future.set_exception(exc)
             else:
                 future.set_result(result)

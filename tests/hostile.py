@@ -2,7 +2,8 @@
 
 aiosmtpd speaks SMTP too well for these; this one answers each command from a table, where a
 reply may be bytes to send, ``CLOSE`` to hang up, ``HANG`` to say nothing ever again or
-``TRICKLE`` to send a reply a byte at a time, never ending it.
+``TRICKLE`` to send a reply a byte at a time, never ending it; ``SLOW`` before a reply sends it
+half a second late. A list of replies is used one per command, in order, then the good one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 CLOSE = b"<close>"
 HANG = b"<hang>"
 TRICKLE = b"<trickle>"  # one byte of a reply every 0.3 s, never finishing it
+SLOW = b"<slow>"  # a prefix: wait 0.5 s, then do what follows
+Reply = bytes | list[bytes]
 GOOD = {
     "GREETING": b"220 hostile.test ESMTP\r\n",
     "EHLO": b"250-hostile.test\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n",
@@ -41,24 +44,49 @@ class Hostile:
     early: list[str] = field(default_factory=list)
 
 
-def _lines(conn: socket.socket) -> Iterator[tuple[bytes, bool]]:
-    """Yield each line received, and whether it came before the previous line was answered."""
-    buffer = b""
-    while True:
-        # What is buffered now came before the reply just sent (or the greeting).
-        waiting = buffer.count(b"\n")
-        while b"\n" not in buffer:
-            chunk = conn.recv(65536)
+class _Lines:
+    """Read a connection line by line, knowing which lines came before the last reply went."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+        self._buffer = b""
+        self._ahead = 0  # lines that had come when the last reply was about to go
+
+    def before_reply(self) -> None:
+        """Take in what has come so far: those lines were sent without waiting for this reply."""
+        while True:
+            try:
+                chunk = self._conn.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
             if not chunk:
-                return
-            buffer += chunk
-        line, buffer = buffer.split(b"\n", 1)
-        yield line + b"\n", waiting > 0
+                break
+            self._buffer += chunk
+        self._ahead = self._buffer.count(b"\n")
+
+    def __iter__(self) -> Iterator[tuple[bytes, bool]]:
+        """Yield each line, and whether it came before the previous line was answered."""
+        while True:
+            while b"\n" not in self._buffer:
+                chunk = self._conn.recv(65536)
+                if not chunk:
+                    return
+                self._buffer += chunk
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            early = self._ahead > 0
+            self._ahead = max(0, self._ahead - 1)
+            yield line + b"\n", early
 
 
-def _serve(conn: socket.socket, replies: dict[str, bytes], server: Hostile) -> None:  # noqa: C901
+def _serve(conn: socket.socket, replies: dict[str, Reply], server: Hostile) -> None:  # noqa: C901
     def say(key: str) -> bool:
-        reply = replies.get(key, GOOD.get(key, b"500 what\r\n"))
+        good = GOOD.get(key, b"500 what\r\n")
+        reply = replies.get(key, good)
+        if isinstance(reply, list):
+            reply = reply.pop(0) if reply else good
+        if reply.startswith(SLOW):
+            threading.Event().wait(0.5)
+            reply = reply.removeprefix(SLOW)
         if reply.endswith(CLOSE):  # say what comes before, then hang up
             conn.sendall(reply.removesuffix(CLOSE))
             conn.close()
@@ -73,14 +101,20 @@ def _serve(conn: socket.socket, replies: dict[str, bytes], server: Hostile) -> N
                 threading.Event().wait(0.3)
             conn.close()
             return False
+        lines.before_reply()
         conn.sendall(reply)
+        nonlocal said
+        said = reply
         return True
+
+    said = b""  # the last reply sent
+    lines = _Lines(conn)
 
     with conn, contextlib.suppress(OSError):  # the client may hang up first: that is fine
         if not say("GREETING"):
             return
         in_data = False
-        for raw, early in _lines(conn):
+        for raw, early in lines:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if in_data:
                 if line == ".":
@@ -97,14 +131,14 @@ def _serve(conn: socket.socket, replies: dict[str, bytes], server: Hostile) -> N
                 server.early.append(verb)
             if not say(verb):
                 return
-            if verb == "DATA" and replies.get("DATA", GOOD["DATA"]).startswith(b"354"):
+            if verb == "DATA" and said.startswith(b"354"):
                 in_data = True
             if verb == "QUIT":
                 return
 
 
 @contextmanager
-def hostile_server(**replies: bytes) -> Iterator[Hostile]:
+def hostile_server(**replies: Reply) -> Iterator[Hostile]:
     """Serve on a free loopback port, answering from ``replies`` over the good defaults."""
     listener = socket.create_server(("127.0.0.1", 0))
     server = Hostile(port=listener.getsockname()[1])

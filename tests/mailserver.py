@@ -57,7 +57,7 @@ class Faults:
     drop_at_data: dict[str, int] = field(default_factory=dict)  # close before the 354, N times
     drop_after_data: dict[str, int] = field(default_factory=dict)  # store, then close silently
     hang_after_data: set[str] = field(default_factory=set)  # store, then never answer
-    data_delay: float = 0.0  # seconds before answering every DATA, stored first
+    data_delay: float = 0.0  # seconds before answering every end of data (after storing it)
 
 
 async def _refuse(server: SMTP, reply: str) -> str:
@@ -129,6 +129,8 @@ class RecordingHandler:
         first = envelope.rcpt_tos[0]
         reply = self._take(self.faults.data, first)
         if reply:
+            if self.faults.data_delay:
+                await asyncio.sleep(self.faults.data_delay)
             return await _refuse(server, reply)
         record = Received(
             mail_from=str(envelope.mail_from),

@@ -142,7 +142,11 @@ async def test_commands_are_pipelined_only_when_the_server_offers_it(
     assert summary.ok
     assert set(statuses.values()) == {"sent"}
     assert server.heard.count("MAIL") == server.messages == 2
-    assert server.early == (["RCPT", "DATA"] * 2 if pipelining else [])
+    if pipelining:  # the second MAIL may also come before the first message's reply
+        assert server.early[:2] == ["RCPT", "DATA"]
+        assert server.early[2:] in (["RCPT", "DATA"], ["MAIL", "RCPT", "DATA"])
+    else:
+        assert server.early == []
 
 
 @pytest.mark.parametrize(

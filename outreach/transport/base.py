@@ -1,6 +1,6 @@
 """The vocabulary every transport shares: what a message is, how its delivery ended.
 
-Each ``send`` returns a ``Delivery`` that classifies what happened to one message: ``sent``,
+Each ``send`` ends in a ``Delivery`` that classifies what happened to one message: ``sent``,
 ``transient`` (try again later), ``permanent`` (do not try again) or ``uncertain`` (the
 connection was lost after the message was handed over, so it may have been delivered).
 Conditions that would fail every message (login refused, TLS failure, no server) raise
@@ -9,6 +9,7 @@ Conditions that would fail every message (login refused, TLS failure, no server)
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -50,13 +51,23 @@ class Delivery:
 class Connection(Protocol):
     """Send messages one after another over one open connection."""
 
-    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
-        """Send one message and say what happened.
+    # How many messages it carries at once: 2 when the next may go out behind one whose reply
+    # has not come yet (SMTP with PIPELINING), else 1.
+    depth: int
+
+    async def send(
+        self, envelope: Envelope, claimed: Awaitable[object], /
+    ) -> asyncio.Future[Delivery]:
+        """Hand one message over; return, once the next may follow it, what will say its fate.
 
         The message itself is not handed over until ``claimed`` is done: the send log's record
         of it is then on disk. Until then only the envelope goes ahead, which delivers nothing,
         so the disk and the server work at the same time. If ``claimed`` fails, the message is
         not handed over and its exception is raised.
+
+        The future returned is done when the message's fate is known. A connection that lets
+        the next message's envelope follow this one's data before the reply to it (SMTP with
+        PIPELINING) returns as soon as the data is written; others return once it is done.
         """
         ...
 

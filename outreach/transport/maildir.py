@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
 from collections.abc import Awaitable
 from pathlib import Path
@@ -29,17 +30,23 @@ class MaildirTransport:
 
 
 class _MaildirConnection:
+    depth = 1
+
     def __init__(self, box: mailbox.Maildir) -> None:
         self._box = box
 
-    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
+    async def send(
+        self, envelope: Envelope, claimed: Awaitable[object], /
+    ) -> asyncio.Future[Delivery]:
         await claimed
         try:
             key = self._box.add(envelope.data)
         except OSError as exc:
             msg = f"{self._box._path}: cannot write to the outbox: {exc.strerror}"  # noqa: SLF001
             raise TransportError(msg) from exc
-        return Delivery(Outcome.SENT, None, f"stored in the outbox as new/{key}")
+        stored = asyncio.get_running_loop().create_future()
+        stored.set_result(Delivery(Outcome.SENT, None, f"stored in the outbox as new/{key}"))
+        return stored
 
     async def close(self) -> None:
         self._box.close()

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable
-from typing import cast
+from typing import TypeVar, cast
 
 import aiosmtplib
 
 from outreach.transport.base import Delivery, Envelope, Outcome
+
+T = TypeVar("T")
 
 _RCPT_OK = frozenset({250, 251})
 _CLOSING = aiosmtplib.SMTPStatus.domain_unavailable  # 421: the server is closing the connection
@@ -147,7 +149,10 @@ class SmtpConnection:
     """Run mail transactions over a connection that aiosmtplib opened and logged in.
 
     With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go in one write and their replies are
-    read together: two round trips a message instead of one per command and one for the data.
+    read together, and the next message's envelope follows a message's end of data without
+    waiting for its reply: one round trip a message. The replies come back in order, so each
+    message is judged from its own: the end of data's reply, then the next envelope's.
+    Without PIPELINING every command waits for its reply, and a message for the one before.
     """
 
     def __init__(self, client: aiosmtplib.SMTP, /, *, timeout: float) -> None:
@@ -156,15 +161,33 @@ class SmtpConnection:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         self._client = client
         self._pipelining = client.supports_extension("pipelining")
+        self.depth = 2 if self._pipelining else 1
         self._replies = _Replies(cast("asyncio.Transport", client.transport), timeout=timeout)
+        # The last message handed to the connection: its data has been written (or its
+        # transaction is over), and its last reply has been read.
+        self._written: asyncio.Future[None] = _resolved(None)
+        self._read: asyncio.Future[None] = _resolved(None)
 
-    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Delivery:
-        """Send one message; its data goes only once ``claimed`` is done (see ``Connection``)."""
-        handed_over = False
+    async def send(
+        self, envelope: Envelope, claimed: Awaitable[object], /
+    ) -> asyncio.Future[Delivery]:
+        """Hand one message over; its data goes only once ``claimed`` is done (see ``Connection``).
+
+        With PIPELINING this returns once the data is written, and the message's reply is
+        awaited in the future returned; without it, once the transaction is over.
+        """
+        loop = asyncio.get_running_loop()
+        before_written, before_read = self._written, self._read
+        written = self._written = loop.create_future()
+        read = self._read = loop.create_future()
+        handed_over = written_out = False
         try:
-            refused = await self._begin(envelope)
+            # Behind a message whose data is out, the next envelope may go (RFC 2920 3.1);
+            # without PIPELINING, only once its transaction is over.
+            await (before_written if self._pipelining else before_read)
+            refused = await self._begin(envelope, before_read)
             if isinstance(refused, Delivery):
-                return refused
+                return _resolved(refused)
             try:
                 await claimed
             except BaseException:
@@ -175,20 +198,49 @@ class SmtpConnection:
             # From here on the server may accept the message before we hear its answer.
             handed_over = True
             self._replies.write(_stuffed(envelope.data))
+            written_out = True
+        except aiosmtplib.SMTPResponseException as exc:
+            # Only a reply that is not SMTP at all escapes the refusals handled in _begin.
+            reason = f"unreadable reply ({exc.message})"
+            return _resolved(self._lost(reason, handed_over=handed_over))
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            reason = str(exc) or type(exc).__name__
+            return _resolved(self._lost(reason, handed_over=handed_over))
+        except aiosmtplib.SMTPException as exc:  # anything else the client can raise mid-session
+            reason = f"{type(exc).__name__}: {exc}"
+            return _resolved(self._lost(reason, handed_over=handed_over))
+        finally:
+            _resolve(written)
+            if not written_out:  # else the reply to the data is read by _finish
+                _resolve(read)
+        finishing = loop.create_task(self._finish(refused, read))
+        if not self._pipelining:
+            await finishing
+        return finishing
+
+    async def _finish(self, refused: dict[str, str], read: asyncio.Future[None]) -> Delivery:
+        """Read the reply to the end of a message's data, and judge the message by it."""
+        try:
             reply = await self._replies.read()
             if reply.code == aiosmtplib.SMTPStatus.completed:
                 return Delivery(Outcome.SENT, reply.code, reply.message, refused)
             return await self._refused(reply.code, reply.message, after_data=True)
         except aiosmtplib.SMTPResponseException as exc:
-            # Only a reply that is not SMTP at all escapes the refusals handled above.
-            return self._lost(f"unreadable reply ({exc.message})", handed_over=handed_over)
+            return self._lost(f"unreadable reply ({exc.message})", handed_over=True)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            return self._lost(str(exc) or type(exc).__name__, handed_over=handed_over)
-        except aiosmtplib.SMTPException as exc:  # anything else the client can raise mid-session
-            return self._lost(f"{type(exc).__name__}: {exc}", handed_over=handed_over)
+            return self._lost(str(exc) or type(exc).__name__, handed_over=True)
+        except aiosmtplib.SMTPException as exc:
+            return self._lost(f"{type(exc).__name__}: {exc}", handed_over=True)
+        finally:
+            _resolve(read)
 
-    async def _begin(self, envelope: Envelope) -> Delivery | dict[str, str]:
-        """Send MAIL, RCPT and DATA; return the Cc addresses refused, or the refusal."""
+    async def _begin(
+        self, envelope: Envelope, before: Awaitable[None]
+    ) -> Delivery | dict[str, str]:
+        """Send MAIL, RCPT and DATA; return the Cc addresses refused, or the refusal.
+
+        Their replies are read once ``before`` is done: the previous message's have been read.
+        """
         # The addresses were validated (plain ASCII, no quoting needed), so the commands are
         # written directly.
         commands = [b"MAIL " + _path("FROM", envelope.sender) + b"\r\n"]
@@ -197,6 +249,7 @@ class SmtpConnection:
         replies: list[aiosmtplib.SMTPResponse] = []
         if self._pipelining:
             self._replies.write(b"".join(commands))
+        await before
         for index, command in enumerate(commands):
             if not self._pipelining:
                 self._replies.write(command)
@@ -262,8 +315,9 @@ class SmtpConnection:
         return Delivery(outcome, code, text, reconnect=reconnect)
 
     async def close(self) -> None:
-        """Say QUIT if the connection is still usable, then close it."""
+        """Say QUIT once the last message's reply is in, if the connection is still usable."""
         try:
+            await self._read
             if self._replies.is_open:
                 self._replies.write(b"QUIT\r\n")
                 await self._replies.read()
@@ -295,3 +349,16 @@ def _stuffed(data: bytes) -> bytes:
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     return stuffed + b".\r\n"
+
+
+def _resolved(value: T) -> asyncio.Future[T]:
+    """Return a future that is already done with ``value``."""
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    """Mark a step done, once."""
+    if not future.done():
+        future.set_result(None)
