@@ -61,6 +61,10 @@ _QUOTED_MESSAGE_ID = re.compile(
 )
 _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 _SMTP_REPLY = re.compile(r"\b[45]\d\d\b")
+# "address: 550 5.1.1 ..." on a line of its own, as OpenSMTPD and others list the failures.
+_FAILED_LINE = re.compile(
+    r"^[ \t]*<?([^\s<>@:]+@[^\s<>:]+?)>?:?[ \t]+.*?\b[45]\d\d\b", re.MULTILINE
+)
 _DAEMONS = ("mailer-daemon", "mailer_daemon", "mail-daemon", "postmaster", "mdaemon")
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|delivery status notification|delivery (has )?fail|"
@@ -427,6 +431,12 @@ def _other_bounce(message: Message, *, named_only: bool = False) -> list[Finding
     failed = _header(message, "X-Failed-Recipients")  # Exim names them in a header
     permanent += [a for a in (_address(x) for x in failed.split(",")) if a and a not in permanent]
     text = _body_text(message)
+    if not temporary and not permanent:
+        listed = dict.fromkeys(_FAILED_LINE.findall(text))
+        if _DELAY_SUBJECT.search(_header(message, "Subject")):
+            temporary = list(listed)
+        else:
+            permanent = list(listed)
     findings = []
     for kind, addresses in ((Kind.BOUNCED, permanent), (Kind.DELAYED, temporary)):
         for address in addresses:

@@ -101,6 +101,13 @@ def index(**owners: str) -> TrackingIndex:
             "4.4.0",
             "000000000000000@list.example.jp",
         ),
+        (
+            "sisimai-lhost-opensmtpd-01.eml",
+            Kind.BOUNCED,
+            "apdugoaidugoaidugoaeiudggadi@gmail.com",
+            "5.1.1",
+            None,
+        ),
         ("flufl-postfix_01.eml", Kind.BOUNCED, "xxxxx@local.ie", "5.1.1", None),
         (
             "flufl-exim_01.eml",
