@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from imapserver import USER
+from mta import BOUNCE_DOMAIN, DEFER_DOMAIN
 
 from outreach.reports import classify, is_candidate, match, sightings
 from outreach.tracking import Kind, TrackingIndex
@@ -500,3 +502,44 @@ def test_broken_reports_are_classified_without_raising(body: str, boundary: str,
         f"--{boundary}\nContent-Type: {part}\n\n{body}\n--{boundary}--\n"
     ).encode("utf-8", "surrogatepass")
     assert isinstance(classify(raw), list)
+
+
+# Bounces made during the test by a real MTA -----------------------------------------------------
+
+
+def submit(postfix, recipient: str, message_id: str) -> None:
+    """Hand one letter to the test Postfix, as the sender's server would get it."""
+    import smtplib  # noqa: PLC0415 - only these tests submit mail
+
+    letter = (
+        f"From: {USER}\r\nTo: {recipient}\r\nSubject: Invitation\r\n"
+        f"Message-ID: <{message_id}>\r\n\r\nDear Mission,\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as client:
+        client.sendmail(USER, [recipient], letter)
+
+
+def test_bounce_from_a_real_postfix_is_attributed(postfix) -> None:
+    """A bounce Postfix makes from a 550 is bounced, for the recipient and the letter sent."""
+    submit(postfix, f"nobody@{BOUNCE_DOMAIN}", "b-1@outreach.example")
+    (path,) = postfix.wait_for_mail(1)
+    (finding,) = classify(path.read_bytes())
+    assert (finding.kind, finding.addresses, finding.status_code) == (
+        Kind.BOUNCED,
+        (f"nobody@{BOUNCE_DOMAIN}",),
+        "5.1.1",
+    )
+    assert finding.original_ids == ("b-1@outreach.example",)
+    assert "550 5.1.1" in finding.diagnostic
+    campaign = index(c1=f"b-1@outreach.example nobody@{BOUNCE_DOMAIN}")
+    assert [s.contact_id for s in sightings(path.read_bytes(), campaign, uid=1)] == ["c1"]
+
+
+def test_delay_notice_from_a_real_postfix_is_a_delay(postfix) -> None:
+    """Postfix's warning about a letter still queued after a 450 is delayed, never bounced."""
+    submit(postfix, f"later@{DEFER_DOMAIN}", "d-1@outreach.example")
+    (path,) = postfix.wait_for_mail(1, timeout=120)
+    (finding,) = classify(path.read_bytes())
+    assert (finding.kind, finding.addresses) == (Kind.DELAYED, (f"later@{DEFER_DOMAIN}",))
+    assert finding.status_code.startswith("4.")
+    assert finding.original_ids == ("d-1@outreach.example",)
