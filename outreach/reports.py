@@ -215,11 +215,22 @@ def _null_sender(message: Message) -> bool:
     return _header(message, "Return-Path").replace(" ", "") == "<>"
 
 
+def _report_type(message: Message) -> str:
+    """Return a multipart/report's report-type (RFC 6522), or an empty string."""
+    if message.get_content_type() != "multipart/report":
+        return ""
+    try:
+        value = message.get_param("report-type")
+    except (ValueError, TypeError, LookupError):
+        return ""
+    return email.utils.collapse_rfc2231_value(value or "").strip().casefold()
+
+
 def _bounce_like(message: Message) -> bool:
     return (
         _is_daemon(message)
         or bool(_header(message, "X-Failed-Recipients"))
-        or message.get_content_type() == "multipart/report"
+        or _report_type(message) == "delivery-status"
         or bool(_BOUNCE_SUBJECT.search(_header(message, "Subject")))
     )
 
@@ -392,6 +403,24 @@ def _dsn(message: Message) -> list[Finding]:
     return findings
 
 
+def _read_receipt(message: Message) -> list[Finding]:
+    """Read an RFC 8098 disposition notification: the letter reached the recipient."""
+    findings: list[Finding] = []
+    for part in _parts(message):
+        if part.get_content_type() != "message/disposition-notification":
+            continue
+        for block in _status_blocks(part):
+            recipients = [
+                _typed(_header(block, name)).strip("<>")
+                for name in ("Original-Recipient", "Final-Recipient")
+            ]
+            ids = _ids(_header(block, "Original-Message-ID"))
+            if any(recipients) or ids:
+                found = tuple(dict.fromkeys(r for r in recipients if r))
+                findings.append(Finding(Kind.DELIVERED, found, original_ids=tuple(ids)))
+    return findings
+
+
 # Other bounces -------------------------------------------------------------------------------
 
 
@@ -503,8 +532,15 @@ def _classify(raw: bytes) -> list[Finding]:
         "date": _date(message),
         "sender": _header(message, "From"),
     }
+    report = _report_type(message)
     if any(part.get_content_type() in _STATUS_PARTS for part in _parts(message)):
         findings = _dsn(message) or _other_bounce(message)
+    elif report == "disposition-notification":
+        findings = _read_receipt(message)
+        if not findings:
+            return []
+    elif report == "feedback-report":
+        return []  # a complaint sent to the sender's provider (RFC 5965), not about delivery
     elif _bounce_like(message):
         findings = _other_bounce(message)
     elif _auto_replied(message):
@@ -537,7 +573,7 @@ def _classify(raw: bytes) -> list[Finding]:
             f.addresses,
             status_code=f.status_code,
             diagnostic=f.diagnostic,
-            original_ids=ids,
+            original_ids=f.original_ids or ids,
             **common,
         )
         for f in findings

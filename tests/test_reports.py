@@ -316,6 +316,57 @@ def test_list_mail_is_nothing() -> None:
     assert classify(raw) == []
 
 
+def test_read_receipt_is_a_delivery() -> None:
+    """A read receipt (RFC 8098) proves delivery of the letter it names; it is never a bounce."""
+    raw = message("""
+        From: registry@unoda.example
+        Subject: Read: Invitation
+        Message-ID: <mdn-1@unoda.example>
+        Content-Type: multipart/report; report-type=disposition-notification; boundary="R"
+
+        --R
+        Content-Type: text/plain
+
+        Your message was displayed.
+        --R
+        Content-Type: message/disposition-notification
+
+        Reporting-UA: mail.unoda.example; Mail Client
+        Final-Recipient: rfc822; registry@unoda.example
+        Original-Message-ID: <a1@ngo.example>
+        Disposition: manual-action/MDN-sent-manually; displayed
+
+        --R--
+    """)
+    (finding,) = classify(raw)
+    assert (finding.kind, finding.addresses, finding.original_ids) == (
+        Kind.DELIVERED,
+        ("registry@unoda.example",),
+        ("a1@ngo.example",),
+    )
+
+
+def test_spam_feedback_report_is_nothing() -> None:
+    """A feedback report (RFC 5965) about a letter is neither a bounce nor a reply."""
+    raw = message("""
+        From: staff@provider.example
+        Subject: complaint about message
+        Content-Type: multipart/report; report-type=feedback-report; boundary="F"
+
+        --F
+        Content-Type: message/feedback-report
+
+        Feedback-Type: abuse
+        --F
+        Content-Type: text/rfc822-headers
+
+        Message-ID: <a1@ngo.example>
+
+        --F--
+    """)
+    assert classify(raw) == []
+
+
 # Matching ------------------------------------------------------------------------------------
 
 CAMPAIGN = index(
