@@ -1,8 +1,11 @@
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from random import Random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from outreach.model import Contact
 from outreach.sendlog import SCHEMA_VERSION, SendLog, Status
@@ -253,3 +256,44 @@ def test_late_bounce_of_the_old_address_leaves_the_new_letter_alone(tmp_path: Pa
     assert counts.bounced == 1
     assert row is not None
     assert (row.status, row.delivery) == ("sent", "unknown")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from([Kind.BOUNCED, Kind.DELAYED, Kind.DELIVERED, Kind.REPLIED]),
+            st.integers(0, 5),
+        ),
+        max_size=8,
+    ),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_order_and_any_rereading_give_the_same_state(
+    tmp_path_factory: pytest.TempPathFactory, events: list[tuple[Kind, int]], order: Random
+) -> None:
+    """Reading the same reports in any order, some twice, leaves the same state and events."""
+    states = []
+    for shuffled in (events, order.sample(events * 2, len(events) * 2)):
+        with sent_log(tmp_path_factory.mktemp("log")) as log:
+            for uid, (kind, day) in enumerate(shuffled, start=1):
+                sighting = seen(
+                    kind,
+                    "unoda",
+                    uid=uid,
+                    evidence=f"<{kind}-{day}@mx.example>",
+                    at=f"2026-11-2{day}",
+                )
+                log.record_track([sighting], folder="INBOX", uidvalidity=1, last_uid=uid)
+            row = log.recipient("unoda")
+            stored = sorted((e.kind, e.evidence) for e in log.events("unoda"))
+            states.append((row, stored))
+    (first, first_events), (second, second_events) = states
+    assert first is not None
+    assert second is not None
+    assert (first.delivery, first.replied_at) == (second.delivery, second.replied_at)
+    assert (
+        first_events
+        == second_events
+        == sorted({(k.value, f"<{k}-{d}@mx.example>") for k, d in events})
+    )
