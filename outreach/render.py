@@ -188,7 +188,7 @@ class Letter:
             slots.values.clear()
         pieces: list[tuple[str, str]] = []
         for block in _BLANK_LINES.split(source):
-            if not block.strip():
+            if not block.strip(" \t\n"):  # str.strip() would also drop U+001C to U+001F
                 continue
             in_slots = shaping and _MARK in block
             piece = self._shaped(block, slots) if in_slots else self._block(block)
@@ -255,7 +255,8 @@ class Letter:
         return self._page(body, markdown_to_text(tokens))
 
     def _page(self, body: str, text: str) -> Rendered:
-        return Rendered(text=text, html=_PAGE.format(title=html.escape(self.subject), body=body))
+        page = _PAGE.format(title=html.escape(self.subject), body=body)
+        return Rendered(text=text, html=page, body=body)
 
     def _block(self, block: str) -> tuple[str, str] | None:
         """Render one block between blank lines, from the cache when it was seen before.
