@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from outreach.attachments import message_size
 from outreach.drafts import Draft, Drafter, DraftPool
 from outreach.errors import ConfigError, OutreachError, SendLogError, TransportError
 from outreach.model import Contact, is_reserved
@@ -226,13 +227,27 @@ class Batch:
         summary.left_out = plan.left_out
         workers = max(1, min(self._options.concurrency, len(plan.todo)))
         queue: asyncio.Queue[Draft | None] = asyncio.Queue(maxsize=2 * workers)
+        first: Connection | None = None
+        if plan.todo and self._drafter.attaches:
+            try:
+                first = await self._connect()
+                if first.max_size is not None:
+                    self._check_sizes(plan, first.max_size)
+            except OutreachError as exc:
+                if first is not None:
+                    await first.close()
+                summary.fatal = str(exc)
+                summary.not_sent = len(plan.todo)
+                return summary
         self._log.start_run(self._transport.description)
         # A resend keeps the Message-ID the recipient may already have seen.
         message_ids = self._log.message_ids()
         self._journal = Journal(self._log)
         producer = asyncio.create_task(self._produce(plan, queue, workers, message_ids))
         try:
-            await asyncio.gather(*(self._work(queue) for _ in range(workers)))
+            await asyncio.gather(
+                *(self._work(queue, first if number == 0 else None) for number in range(workers))
+            )
         finally:
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -294,16 +309,44 @@ class Batch:
         queue: asyncio.Queue[Draft | None],
         message_ids: dict[str, str],
     ) -> None:
-        for chunk in pool.drafts(plan.todo, message_ids):
+        files = self._drafter.attachments.loaded()
+        for chunk in pool.drafts(plan.todo, message_ids, files=files):
             for draft in await asyncio.wrap_future(chunk):
                 if self._stop.is_set():
                     return
                 await queue.put(draft)
 
-    async def _work(self, queue: asyncio.Queue[Draft | None]) -> None:
+    def _check_sizes(self, plan: Plan, limit: int) -> None:
+        """Refuse the batch if any message would be larger than the server takes.
+
+        Attachments make the size: the first letter is built whole (its PDF too), and each
+        contact's size is that letter's with its own files in place of the first one's.
+        """
+        files = self._drafter.attachments
+        sample = self._drafter.draft(plan.todo[0])
+        base = len(sample.data) - message_size(0, files.for_contact(plan.todo[0]))
+        too_big = [
+            (contact, size)
+            for contact in plan.todo
+            if (size := message_size(base, files.for_contact(contact))) > limit
+        ]
+        if too_big:
+            shown = ", ".join(f"{c.id} ({size / 2**20:.1f} MiB)" for c, size in too_big[:5])
+            more = f" and {len(too_big) - 5} more" if len(too_big) > 5 else ""  # noqa: PLR2004
+            msg = (
+                f"{len(too_big)} messages are larger than the server accepts ({limit} bytes, "
+                f"{limit / 2**20:.1f} MiB, its SIZE): {shown}{more}. Nothing was sent. Make "
+                "the attachments smaller or fewer, or share them by a link."
+            )
+            raise ConfigError(msg)
+
+    async def _work(
+        self, queue: asyncio.Queue[Draft | None], connection: Connection | None = None
+    ) -> None:
+        link = _Link(self._connect, connection)
         if self._stop.is_set():
+            await link.close()
             return
-        link = _Link(self._connect)
         try:
             try:
                 lanes = min((await link.open()).depth, LANES)
@@ -343,7 +386,9 @@ class Batch:
                 if self._stop.is_set():
                     return
                 connection = await link.open()
-                if self._limiter is not None and not await self._acquire(self._limiter):
+                if self._too_large(draft, connection.max_size, tries=tries) or (
+                    self._limiter is not None and not await self._acquire(self._limiter)
+                ):
                     return
                 claim = functools.partial(
                     self._log.claim,
@@ -389,6 +434,19 @@ class Batch:
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
             if self._stop.is_set():
                 return
+
+    def _too_large(self, draft: Draft, limit: int | None, *, tries: int) -> bool:
+        """Fail a message larger than the server takes, without sending it; say if it was."""
+        if limit is None or len(draft.data) <= limit:
+            return False
+        text = (
+            f"not sent: the message is {len(draft.data)} bytes, over the {limit} the server "
+            "accepts (its SIZE)"
+        )
+        delivery = Delivery(Outcome.PERMANENT, None, text)
+        status = self._record(draft.contact, delivery, retry=False, tries=tries)
+        self._on_event(Event(draft.contact, status, delivery, tries))
+        return True
 
     async def _connect(self) -> Connection:
         """Open a connection; the first logs in alone, and the others only once it succeeded.
@@ -518,9 +576,11 @@ class _Turn:
 class _Link:
     """The connection a worker's lanes share, opened when first needed and after a loss."""
 
-    def __init__(self, connect: Callable[[], Awaitable[Connection]]) -> None:
+    def __init__(
+        self, connect: Callable[[], Awaitable[Connection]], connection: Connection | None = None
+    ) -> None:
         self._connect = connect
-        self._connection: Connection | None = None
+        self._connection = connection  # one already open, e.g. for the size check
         self._lock = asyncio.Lock()  # fair: the lanes take turns in the order they asked
 
     def turn(self) -> _Turn:

@@ -7,14 +7,24 @@ import re
 import tomllib
 from email.headerregistry import Address
 from pathlib import Path
+from typing import Any
 
 from outreach.errors import ConfigError
-from outreach.model import CAMPAIGN_FILE, Campaign, Sender
+from outreach.model import CAMPAIGN_FILE, Campaign, Letterhead, Sender
 from outreach.providers import PROVIDERS
 from outreach.validate import control_character, validate_address
 
 # The name names the send log file: letters, digits, dots, dashes and underscores, no "..".
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+ATTACHMENT_FIELDS = {
+    "attachments",
+    "attachment_folders",
+    "pdf",
+    "letterhead",
+    "organization",
+    "organization_address",
+    "pdf_name",
+}
 KNOWN_FIELDS = {
     "name",
     "subject",
@@ -25,8 +35,12 @@ KNOWN_FIELDS = {
     "provider",
     "auth",
     "daily_limit",
+    *ATTACHMENT_FIELDS,
 }
 AUTH_METHODS = ("password", "xoauth2")
+DEFAULT_LETTERHEAD = "templates/letterhead.html.j2"
+# No postal address is known for the shipped campaign: this stands in the PDF until one is set.
+PLACEHOLDER_ADDRESS = ("[postal address: set organization_address in campaign.toml]",)
 _EXAMPLES = {
     "name": 'name = "spring-appeal"',
     "subject": 'subject = "An open letter"',
@@ -150,6 +164,8 @@ def load_campaign(  # noqa: C901, PLR0915 - one check per field, in file order
     ):
         problems.append("field 'daily_limit' must be a whole number of recipients, 1 or more")
         daily_limit = None
+    files = _attachment_fields(data, folder=folder, name=name, sender=parsed_sender)
+    problems.extend(files.pop("problems"))
     if problems or parsed_sender is None:
         if len(problems) == 1:
             msg = f"{path}: {problems[0]}"
@@ -168,4 +184,71 @@ def load_campaign(  # noqa: C901, PLR0915 - one check per field, in file order
         provider=provider.strip().lower() if provider else None,
         auth=auth,
         daily_limit=daily_limit if isinstance(daily_limit, int) else None,
+        **files,
     )
+
+
+def _attachment_fields(
+    data: dict[str, object], *, folder: Path, name: str, sender: Sender | None
+) -> dict[str, Any]:
+    """Read the fields of attachments and of the letter as a PDF; collect their problems."""
+    problems: list[str] = []
+    pdf = data.get("pdf", False)
+    if not isinstance(pdf, bool):
+        problems.append("field 'pdf' must be true or false")
+    texts = _lines(data, ("letterhead", "organization", "pdf_name"), problems)
+    address = data.get("organization_address", list(PLACEHOLDER_ADDRESS))
+    if isinstance(address, str):
+        address = [address]
+    if not isinstance(address, list) or not all(
+        isinstance(line, str) and not control_character(line) for line in address
+    ):
+        problems.append("field 'organization_address' must be a list of lines of text")
+        address = []
+    stem = texts.get("pdf_name", name)
+    if "pdf_name" in texts and (bad_name := check_name(stem)):
+        problems.append(f"field 'pdf_name': {bad_name}")
+    letterhead = None
+    if pdf is True and sender is not None:
+        letterhead = Letterhead(
+            template=folder / texts.get("letterhead", DEFAULT_LETTERHEAD),
+            organization=texts.get("organization", sender.name or sender.domain),
+            address=tuple(address),
+            file_stem=stem,
+        )
+    return {
+        "attachments": _paths(data, "attachments", folder, problems),
+        "attachment_folders": _paths(data, "attachment_folders", folder, problems),
+        "letterhead": letterhead,
+        "problems": problems,
+    }
+
+
+def _lines(data: dict[str, object], keys: tuple[str, ...], problems: list[str]) -> dict[str, str]:
+    """Return the optional one-line text fields that are given and well formed."""
+    texts: dict[str, str] = {}
+    for key in keys:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip() or control_character(value):
+            problems.append(f"field {key!r} must be one line of non-empty text")
+            continue
+        texts[key] = value
+    return texts
+
+
+def _paths(
+    data: dict[str, object], key: str, folder: Path, problems: list[str]
+) -> tuple[Path, ...]:
+    """Return a list of paths, relative to the campaign file, or note what is wrong."""
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        problems.append(f'field {key!r} must be a list of paths, e.g. {key} = ["annex.pdf"]')
+        return ()
+    problems.extend(
+        f"field {key!r}: {bad} is not allowed in {item!r}"
+        for item in value
+        if (bad := control_character(item))
+    )
+    return tuple(folder / item for item in value)

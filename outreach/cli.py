@@ -25,6 +25,7 @@ from outreach.sendlog import Recipient, SendLog, Status, TrackEvent
 
 # The rest is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
+    from outreach.attachments import Attachment
     from outreach.batch import Event, Plan, SendOptions, Summary
     from outreach.drafts import Draft, Drafter, DraftPool
     from outreach.model import Campaign, Contact
@@ -78,7 +79,10 @@ def preview(
     ids: Annotated[list[str] | None, typer.Argument(help="Contact ids; all when none.")] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write <id>.eml and <id>.html for each draft into DIR."),
+        typer.Option(
+            "--out",
+            help="Write <id>.eml and <id>.html (and <id>.pdf with pdf = true) for each draft.",
+        ),
     ] = None,
     campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
     template: TemplateOption = None,
@@ -102,10 +106,14 @@ def preview(
             html_part = draft.message.get_body(("html",))
             html = html_part.get_content() if html_part is not None else ""
             (out / f"{draft.contact.id}.html").write_text(html, encoding="utf-8")
+            if draft.pdf is not None:
+                (out / f"{draft.contact.id}.pdf").write_bytes(draft.pdf)
+        _record_attachments(campaign, drafter.attachments.loaded(), by="preview")
     except OutreachError as exc:
         raise _fail(exc) from None
     if out is not None:
-        typer.echo(f"wrote {len(chosen)} drafts (.eml and .html) to {out}")
+        kinds = ".eml, .html and .pdf" if campaign.letterhead else ".eml and .html"
+        typer.echo(f"wrote {len(chosen)} drafts ({kinds}) to {out}")
 
 
 def _show(draft: Draft) -> str:
@@ -115,10 +123,37 @@ def _show(draft: Draft) -> str:
         value = message.get(header)
         if value is not None:
             lines.append(f"{header}: {value}")
+    lines.extend(
+        f"Attachment: {part.get_filename()} ({part.get_content_type()}, "
+        f"{len(part.get_payload(decode=True) or b'')} bytes)"
+        for part in message.iter_attachments()
+    )
     text_part = message.get_body(("plain",))
     lines.append("")
     lines.append(text_part.get_content() if text_part is not None else "")
     return "\n".join(lines)
+
+
+def _record_attachments(campaign: Campaign, files: list[Attachment], *, by: str) -> None:
+    """Note the attached files' SHA-256 in the send log: 'send' refuses them if they change."""
+    if not files:
+        return
+    from outreach.errors import LogLockedError
+
+    try:
+        with SendLog(campaign.default_log, campaign=campaign.name, write=True) as log:
+            changed = log.record_attachments(
+                [(str(f.path), f.sha256, f.size) for f in files], by=by
+            )
+    except LogLockedError:
+        typer.echo("warning: a send is running; the attachments' hashes were not noted", err=True)
+        return
+    for path, (before, when) in changed.items():
+        typer.echo(
+            f"warning: {path} changed since {when} (SHA-256 {before[:12]}...); this version is "
+            "now the one 'send' accepts. Recipients already sent got the earlier one.",
+            err=True,
+        )
 
 
 @app.command()
@@ -136,6 +171,11 @@ def check(
     from outreach import drafts
 
     report = drafts.check(campaign)
+    if not report.problems:
+        try:
+            _record_attachments(campaign, report.attachments, by="check")
+        except OutreachError as exc:
+            raise _fail(exc) from None
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     for problem in report.problems:
@@ -266,6 +306,7 @@ def _dry_run(
     if log_file.exists():
         with SendLog(log_file, campaign=drafter.campaign.name, write=False) as log:
             statuses = log.statuses()
+            drafter.attachments.expect(log.attachment_hashes())
     from outreach.batch import check_reserved, choose, dry_run
 
     plan = choose(chosen, statuses, options)
@@ -546,12 +587,18 @@ def send(
                 typer.echo(msg, err=True)
             log.register(everyone)
             allowance = daily_allowance(log, options.daily_limit) if options.daily_limit else None
+            # A file attached since 'check' (or an earlier send) must not have changed since.
+            drafter.attachments.expect(log.attachment_hashes())
             plan = choose(chosen, log.statuses(), options, allowance=allowance)
             # A large batch renders in a process of its own, which starts up during the checks.
             pool = drafts.DraftPool(campaign) if renders_apart(plan, options) else None
             with pool or contextlib.nullcontext():
                 # Only those about to be sent are checked: a resume does not re-render the served.
                 drafter.validate(plan.todo)
+                log.record_attachments(
+                    [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()],
+                    by="send",
+                )
                 transport: Transport
                 if settings is not None:
                     if not options.allow_reserved:

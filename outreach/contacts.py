@@ -361,9 +361,12 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
             elif address is not None:
                 cc.append(address)
 
+    attachments, attachment_problems = _attachment_paths(entry.get("attachments", []))
+    problems.extend(Problem(where("attachments"), message) for message in attachment_problems)
+
     data: dict[str, Any] = {}
     for key, value in entry.items():
-        if key in {"id", "email", "name", "cc"}:
+        if key in {"id", "email", "name", "cc", "attachments"}:
             continue
         if not isinstance(key, str) or not FIELD_PATTERN.fullmatch(key):
             msg = "a field name must be letters, digits and underscores, to be usable in a template"
@@ -384,8 +387,32 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
 
     if problems or email is None or not isinstance(contact_id, str):
         return None, problems
-    contact = Contact(id=contact_id, email=email, name=name, cc=tuple(cc), data=data, line=line)
+    contact = Contact(
+        id=contact_id,
+        email=email,
+        name=name,
+        cc=tuple(cc),
+        data=data,
+        line=line,
+        attachments=attachments,
+    )
     return contact, []
+
+
+def _attachment_paths(value: object) -> tuple[tuple[str, ...], list[str]]:
+    """Check a contact's ``attachments``: a list of paths, as text; the files are checked later."""
+    if not isinstance(value, list):
+        return (), [f"must be a list of file paths, not {describe(value)}"]
+    paths: list[str] = []
+    problems: list[str] = []
+    for position, item in enumerate(value, start=1):
+        if not isinstance(item, str) or not item.strip():
+            problems.append(f"item {position}: must be a file path, not {describe(item)}")
+        elif bad := control_character(item):
+            problems.append(f"item {position}: {bad} is not allowed in a file path")
+        else:
+            paths.append(item)
+    return tuple(paths), problems
 
 
 def _duplicates(path: Path, contacts: list[Contact]) -> list[Problem]:

@@ -11,13 +11,17 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
+from outreach.attachments import ADVISED_MESSAGE_SIZE, Attachment, Attachments, mime_part
 from outreach.contacts import load_contacts, read_contacts
 from outreach.errors import InputError, OutreachError, Problem
 from outreach.message import MessageBuilder, new_message_id
 from outreach.model import Campaign, Contact, is_reserved
 from outreach.render import Letter
+
+if TYPE_CHECKING:
+    from outreach.pdf import LetterPdf
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,8 @@ class Draft:
     message_id: str
     data: bytes
     content_hash: str
+    pdf: bytes | None = None  # the letter on letterhead, when the campaign says pdf = true
+    pdf_name: str | None = None
 
     @property
     def message(self) -> EmailMessage:
@@ -45,6 +51,7 @@ class CheckReport:
     rendered: int = 0
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)  # every file read, once each
 
 
 class Drafter:
@@ -57,16 +64,45 @@ class Drafter:
         self._builder = MessageBuilder(
             sender=campaign.sender, subject=campaign.subject, reply_to=campaign.reply_to
         )
+        self.attachments = Attachments(campaign)
+        self._contacts_attach = False  # set by validate when a contact names files of its own
+        self._pdf: LetterPdf | None = None
+        if campaign.letterhead is not None:
+            from outreach.pdf import LetterPdf  # noqa: PLC0415 - WeasyPrint is optional
+
+            self._pdf = LetterPdf(campaign.letterhead, subject=campaign.subject)
+
+    @property
+    def attaches(self) -> bool:
+        """Tell whether letters carry files: the campaign's, contacts' or the letter as a PDF."""
+        return bool(self.campaign.attachments or self._pdf or self._contacts_attach)
 
     def draft(
         self, contact: Contact, /, *, message_id: str | None = None, date: str | None = None
     ) -> Draft:
         """Render and build the message for one contact; Date and Message-ID are made if absent."""
         rendered = self.letter.render(contact)
+        parts = [attachment.part for attachment in self.attachments.for_contact(contact)]
+        pdf = pdf_name = None
+        if self._pdf is not None and self.campaign.letterhead is not None:
+            from outreach.pdf import pdf_filename  # noqa: PLC0415 - WeasyPrint is optional
+
+            pdf = self._pdf.render(rendered)
+            pdf_name = pdf_filename(self.campaign.letterhead, contact)
+            parts.insert(0, mime_part(pdf, filename=pdf_name, content_type="application/pdf"))
         message_id = message_id or new_message_id(self.campaign.sender)
-        data = self._builder.build(contact, rendered, message_id=message_id, date=date)
+        data = self._builder.build(
+            contact, rendered, message_id=message_id, date=date, attachments=parts
+        )
         digest = hashlib.sha256(data).hexdigest()
-        return Draft(contact=contact, message_id=message_id, data=data, content_hash=digest)
+        return Draft(
+            contact=contact,
+            message_id=message_id,
+            data=data,
+            content_hash=digest,
+            pdf=pdf,
+            pdf_name=pdf_name,
+        )
 
     def validate(self, contacts: Iterable[Contact], /) -> None:
         """Run the template for every contact; raise ``InputError`` listing every failure.
@@ -80,8 +116,14 @@ class Drafter:
                 self.letter.source(contact)
             except InputError as exc:
                 problems.extend(exc.problems)
+            if contact.attachments:
+                self._contacts_attach = True
+            try:
+                self.attachments.for_contact(contact)
+            except InputError as exc:
+                problems.extend(exc.problems)
         if problems:
-            raise InputError(problems)
+            raise InputError(list(dict.fromkeys(problems)))  # a campaign's file: named once
 
     def drafts(self, contacts: Iterable[Contact], /) -> Iterator[Draft]:
         """Yield one draft per contact, rendered one at a time."""
@@ -109,9 +151,16 @@ def _ready() -> None:
     """Do nothing: submitted first, it makes the pool start its process at once."""
 
 
-def _draft_chunk(work: list[tuple[Contact, str | None]]) -> list[tuple[str, bytes, str]]:
-    """Render a chunk of drafts in a rendering process; return Message-IDs, bytes, hashes."""
+def _draft_chunk(
+    work: list[tuple[Contact, str | None]], files: list[Attachment]
+) -> list[tuple[str, bytes, str]]:
+    """Render a chunk of drafts in a rendering process; return Message-IDs, bytes, hashes.
+
+    ``files`` are the attachments the sending process read and checked, sent with the first
+    chunk: the rendering process uses them rather than read the files again.
+    """
     assert _worker_drafter is not None  # noqa: S101 - set by the pool's initializer
+    _worker_drafter.attachments.preload(files)
     drafts = [_worker_drafter.draft(contact, message_id=mid) for contact, mid in work]
     return [(draft.message_id, draft.data, draft.content_hash) for draft in drafts]
 
@@ -143,14 +192,23 @@ class DraftPool:
         self.close()
 
     def drafts(
-        self, contacts: list[Contact], message_ids: dict[str, str], /
+        self,
+        contacts: list[Contact],
+        message_ids: dict[str, str],
+        /,
+        *,
+        files: list[Attachment] | None = None,
     ) -> Iterator[Future[list[Draft]]]:
-        """Yield futures of drafts, chunk by chunk, keeping a few chunks rendering ahead."""
+        """Yield futures of drafts, chunk by chunk, keeping a few chunks rendering ahead.
+
+        ``files``, the attachments already read and checked, go to the rendering process once.
+        """
         pending: list[tuple[list[Contact], Future[list[tuple[str, bytes, str]]]]] = []
         for start in range(0, len(contacts), self.CHUNK):
             chunk = contacts[start : start + self.CHUNK]
             work = [(contact, message_ids.get(contact.id)) for contact in chunk]
-            pending.append((chunk, self._executor.submit(_draft_chunk, work)))
+            given = (files or []) if start == 0 else []
+            pending.append((chunk, self._executor.submit(_draft_chunk, work, given)))
             if len(pending) > self.AHEAD:
                 yield self._wrap(*pending.pop(0))
         for item in pending:
@@ -215,14 +273,25 @@ def check(campaign: Campaign, /) -> CheckReport:
     except InputError as exc:
         report.problems.extend(exc.problems)
         return report
+    except OutreachError as exc:
+        report.problems.append(Problem(str(campaign.folder / "campaign.toml"), str(exc)))
+        return report
     placeholders: list[str] = []
     for contact in contacts:
         try:
-            drafter.draft(contact)
+            draft = drafter.draft(contact)
         except InputError as exc:
             report.problems.extend(exc.problems)
             continue
         report.rendered += 1
+        if len(draft.data) > ADVISED_MESSAGE_SIZE:
+            where = f"{campaign.contacts}:{contact.line}: contact {contact.id!r}"
+            msg = (
+                f"the message is {len(draft.data) / 2**20:.1f} MiB with its attachments, over "
+                f"the {ADVISED_MESSAGE_SIZE // 2**20} MiB many servers accept; 'send' refuses "
+                "it if the server says so, before sending any"
+            )
+            report.warnings.append(Problem(where, msg))
         if any(is_reserved(address) for address in contact.recipients):
             placeholders.append(contact.id)
     if placeholders:
@@ -235,4 +304,6 @@ def check(campaign: Campaign, /) -> CheckReport:
     if is_reserved(campaign.sender.address):
         msg = f"the sender {campaign.sender.address} is a placeholder; set --from or 'from'"
         report.warnings.append(Problem("campaign", msg))
+    report.attachments = drafter.attachments.loaded()
+    report.problems = list(dict.fromkeys(report.problems))  # a campaign's file: named once
     return report

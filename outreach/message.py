@@ -15,6 +15,7 @@ import email.utils
 import functools
 import hashlib
 import textwrap
+from collections.abc import Sequence
 from email.charset import Charset
 from email.headerregistry import Address
 
@@ -150,12 +151,19 @@ class MessageBuilder:
         *,
         message_id: str,
         date: str | None = None,
+        attachments: Sequence[bytes] = (),
     ) -> bytes:
-        """Return the message for ``contact``: headers from data, a text and an HTML part."""
+        """Return the message for ``contact``: headers from data, a text and an HTML part.
+
+        With ``attachments`` (MIME parts built by ``attachments.mime_part``), the two bodies
+        are the first part of a ``multipart/mixed`` and the files follow.
+        """
         to = _address(contact.name, contact.email)
         # Derived from the Message-ID, so the same draft always serializes to the same bytes; "=_"
-        # never occurs in quoted-printable text, so the boundary cannot clash with a body.
-        boundary = b"=_" + hashlib.sha256(message_id.encode()).hexdigest()[:32].encode()
+        # never occurs in quoted-printable or base64 text, so a boundary cannot clash with a body.
+        digest = hashlib.sha256(message_id.encode()).hexdigest()[:32].encode()
+        boundary = b"=_" + digest
+        mixed = b"=_m" + digest
         parts = [
             self._from,
             b"To: " + to.encode("ascii") + CRLF,
@@ -164,6 +172,13 @@ class MessageBuilder:
             _one_line("Date", date or email.utils.formatdate(localtime=True)),
             _one_line("Message-ID", message_id),
             b"MIME-Version: 1.0\r\n",
+        ]
+        if attachments:
+            parts += [
+                b'Content-Type: multipart/mixed; boundary="' + mixed + b'"\r\n\r\n',
+                b"--" + mixed + CRLF,
+            ]
+        parts += [
             b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n',
             b"--" + boundary + CRLF,
             _TEXT_PART,
@@ -173,4 +188,8 @@ class MessageBuilder:
             _quoted_printable(rendered.html),
             CRLF + b"--" + boundary + b"--" + CRLF,
         ]
+        for part in attachments:
+            parts += [CRLF + b"--" + mixed + CRLF, part]
+        if attachments:
+            parts.append(CRLF + b"--" + mixed + b"--" + CRLF)
         return b"".join(parts)

@@ -38,6 +38,9 @@ class Campaign:
     provider: str | None = None  # a profile of outreach.providers: hosts and limits
     auth: str | None = None  # "password" or "xoauth2"
     daily_limit: int | None = None  # recipients in any 24 hours
+    attachments: tuple[Path, ...] = ()  # sent with every letter; the campaign author's choice
+    attachment_folders: tuple[Path, ...] = ()  # besides ``folder``, where contacts' may point
+    letterhead: Letterhead | None = None  # set when the letter goes as a PDF too
 
     @property
     def default_log(self) -> Path:
@@ -51,6 +54,16 @@ class Campaign:
 
 
 @dataclass(frozen=True, slots=True)
+class Letterhead:
+    """Say how the letter is laid out as a PDF: the template, who it is from, the file name."""
+
+    template: Path
+    organization: str
+    address: tuple[str, ...]
+    file_stem: str  # the PDF is attached as ``<file_stem>-<contact id>.pdf``
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
     """Hold one validated entry of a contact list."""
 
@@ -60,6 +73,7 @@ class Contact:
     cc: tuple[str, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)
     line: int = 0
+    attachments: tuple[str, ...] = ()  # paths as written, relative to the contact list
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -73,6 +87,7 @@ class Rendered:
 
     text: str
     html: str
+    body: str = ""  # the HTML of the letter alone, without the page around it
 
 
 def is_reserved(address: str) -> bool:

@@ -134,6 +134,29 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 3: attached files as last checked or sent, so that one changed since is caught; test
+    # sends, which are no recipient's delivery and touch no status.
+    """
+    CREATE TABLE attachment_files (
+        path TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        recorded_at TEXT NOT NULL,
+        recorded_by TEXT NOT NULL
+    );
+    CREATE TABLE test_sends (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER REFERENCES runs (id),
+        contact_id TEXT NOT NULL,
+        address TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reply_code INTEGER,
+        reply_text TEXT
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -545,6 +568,33 @@ class SendLog:
                 "updated_at = ? WHERE contact_id = ?",
                 (status, code, text, refused, stamp, contact_id),
             )
+
+    def record_attachments(
+        self, files: Iterable[tuple[str, str, int]], /, *, by: str
+    ) -> dict[str, tuple[str, str]]:
+        """Note each attached file's SHA-256 and size; return those that differ from before."""
+        changed: dict[str, tuple[str, str]] = {}
+        before = self.attachment_hashes()
+        stamp = now()
+        with self.transaction():
+            for path, sha256, size in files:
+                if path in before and before[path][0] != sha256:
+                    changed[path] = before[path]
+                self._db.execute(
+                    "INSERT INTO attachment_files (path, sha256, size, recorded_at, recorded_by) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET sha256 = excluded"
+                    ".sha256, size = excluded.size, recorded_at = excluded.recorded_at, "
+                    "recorded_by = excluded.recorded_by",
+                    (path, sha256, size, stamp, by),
+                )
+        return changed
+
+    def attachment_hashes(self) -> dict[str, tuple[str, str]]:
+        """Return each attached file's last noted SHA-256, and when and by what it was noted."""
+        rows = self._db.execute(
+            "SELECT path, sha256, recorded_at, recorded_by FROM attachment_files"
+        )
+        return {str(path): (str(sha), f"{at} ({by})") for path, sha, at, by in rows}
 
     # Reading, for 'send' and 'log' --------------------------------------------------------
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -98,3 +101,22 @@ def missing(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI must provide it (see .ci/run)", pytrace=False)
     pytest.skip(reason)
+
+
+def need_program(name: str, /, *, package: str) -> str:
+    """Return the path of program ``name``; without it, ``missing`` names the package."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} is not installed (Debian package {package})")
+    return path
+
+
+def need_module(name: str, /, *, install: str) -> ModuleType:
+    """Import module ``name``; without it, ``missing`` says how to install it.
+
+    An ``OSError`` counts as missing too: WeasyPrint imports but cannot load Pango without it.
+    """
+    try:
+        return importlib.import_module(name)
+    except (ImportError, OSError) as exc:
+        missing(f"{name} cannot be imported ({exc}); {install}")

@@ -229,16 +229,20 @@ def start_server(
     pipelining: bool = False,
     handler: RecordingHandler | None = None,
     auth_exclude: tuple[str, ...] = (),
+    size_limit: int | None = None,
 ) -> Server:
     """Start a server with STARTTLS (or implicit TLS) and AUTH as asked.
 
     ``handler`` replaces the recording handler (one with more AUTH mechanisms, say);
-    ``auth_exclude`` names mechanisms not to offer.
+    ``auth_exclude`` names mechanisms not to offer; ``size_limit`` is the SIZE it advertises
+    (RFC 1870), aiosmtpd's own default otherwise.
     """
     handler = handler or RecordingHandler(pipelining=pipelining)
     port = free_port()
     kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port, "server_hostname": "localhost"}
     smtp_kwargs: dict[str, Any] = {"timeout": timeout, "auth_exclude_mechanism": auth_exclude}
+    if size_limit is not None:
+        smtp_kwargs["data_size_limit"] = size_limit
     if implicit_tls:
         kwargs["ssl_context"] = tls_context
     elif tls_context is not None:

@@ -51,6 +51,8 @@ class Delivery:
 class Connection(Protocol):
     """Send messages one after another over one open connection."""
 
+    # The largest message the other end takes (the SIZE extension, RFC 1870); None: no limit.
+    max_size: int | None
     # How many messages it carries at once: 2 when the next may go out behind one whose reply
     # has not come yet (SMTP with PIPELINING), else 1.
     depth: int

@@ -34,6 +34,7 @@ class _MaildirConnection:
 
     def __init__(self, box: mailbox.Maildir) -> None:
         self._box = box
+        self.max_size: int | None = None
 
     async def send(
         self, envelope: Envelope, claimed: Awaitable[object], /

@@ -162,6 +162,7 @@ class SmtpConnection:
         self._client = client
         self._pipelining = client.supports_extension("pipelining")
         self.depth = 2 if self._pipelining else 1
+        self.max_size = _size_limit(client.esmtp_extensions.get("size", ""))
         self._replies = _Replies(cast("asyncio.Transport", client.transport), timeout=timeout)
         # The last message handed to the connection: its data has been written (or its
         # transaction is over), and its last reply has been read.
@@ -326,6 +327,14 @@ class SmtpConnection:
         finally:
             self._replies.close()
             self._client.close()
+
+
+def _size_limit(value: str) -> int | None:
+    """Read the SIZE extension's parameter: a number of bytes; none or 0 means no limit."""
+    limit = value.strip()
+    if not limit.isdigit() or int(limit) == 0:
+        return None
+    return int(limit)
 
 
 def _ends(index: int, code: int, count: int) -> bool:
