@@ -267,10 +267,15 @@ class Mailbox:
                 client.login(s.username, self._credentials.secret())
         except LoginError as exc:
             # The server's reason only: the secret is never part of a message.
-            msg = (
-                f"{s.url}: login refused ({method}): {_reason(exc)}; check the user name and "
-                "the password (OUTREACH_IMAP_PASSWORD or --password-command)"
-            )
+            check = "the password (OUTREACH_IMAP_PASSWORD or --password-command)"
+            if method is Auth.XOAUTH2:
+                check = (
+                    "that it is the account that signed in and that the app may read mail "
+                    "(IMAP.AccessAsUser.All, or https://mail.google.com/); run 'outreach login' "
+                    "again if it persists"
+                )
+            msg = f"{s.url}: login refused ({method}): {_reason(exc)}; check the user name and "
+            msg += check
             raise MailboxError(msg) from None
         except (OSError, IMAPClientError) as exc:
             msg = f"{s.url}: the connection failed during login: {_reason(exc)}"

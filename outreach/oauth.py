@@ -61,6 +61,15 @@ class TokenSource(Protocol):
         ...
 
 
+def blocking_token(source: TokenSource, /) -> Callable[[], str]:
+    """Return a plain function giving ``source``'s token, for a blocking client (IMAP)."""
+
+    def token() -> str:
+        return asyncio.run(source.token())
+
+    return token
+
+
 # Running a command ---------------------------------------------------------------------------
 
 

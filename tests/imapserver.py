@@ -172,8 +172,14 @@ class Dovecot:
                 self.process.wait(timeout=15)
 
 
-def start_dovecot(root: Path, *, ca: trustme.CA) -> Dovecot:
-    """Start Dovecot under ``root`` with one user, TLS and a password; skip if it is missing."""
+def start_dovecot(
+    root: Path, *, ca: trustme.CA, oauth2_introspection: str | None = None
+) -> Dovecot:
+    """Start Dovecot under ``root`` with one user, TLS and a password; skip if it is missing.
+
+    With ``oauth2_introspection`` (an RFC 7662 endpoint's URL) it also takes ``XOAUTH2`` and
+    ``OAUTHBEARER`` logins, and asks that endpoint whether each token is active and whose.
+    """
     if not Path(DOVECOT).exists() or not Path(DOVEADM).exists():
         missing("Dovecot is not installed (Debian: dovecot-core dovecot-imapd)")
     owner = mail_owner()
@@ -193,6 +199,29 @@ def start_dovecot(root: Path, *, ca: trustme.CA) -> Dovecot:
     else:
         internal_user = login_user = pwd.getpwuid(os.getuid()).pw_name
     imap_port, imaps_port = free_port(), free_port()
+    mechanisms = "plain login"
+    oauth2_passdb = ""
+    if oauth2_introspection is not None:
+        mechanisms += " xoauth2 oauthbearer"
+        (root / "oauth2.conf.ext").write_text(
+            textwrap.dedent(
+                f"""\
+                introspection_mode = post
+                introspection_url = {oauth2_introspection}
+                username_attribute = username
+                active_attribute = active
+                active_value = true
+                tls_ca_cert_file = {root}/ca.pem
+                """
+            ),
+            encoding="utf-8",
+        )
+        # Indented as the lines of the configuration it is put into, which are dedented whole.
+        pad = " " * 12
+        oauth2_passdb = (
+            f"passdb {{\n{pad}  driver = oauth2\n{pad}  mechanisms = xoauth2 oauthbearer\n"
+            f"{pad}  args = {root}/oauth2.conf.ext\n{pad}}}\n{pad}"
+        )
     config = root / "dovecot.conf"
     config.write_text(
         textwrap.dedent(
@@ -206,14 +235,14 @@ def start_dovecot(root: Path, *, ca: trustme.CA) -> Dovecot:
             ssl = required
             ssl_cert = <{root}/cert.pem
             ssl_key = <{root}/key.pem
-            auth_mechanisms = plain login
+            auth_mechanisms = {mechanisms}
             auth_failure_delay = 0
             default_internal_user = {internal_user}
             default_login_user = {login_user}
             first_valid_uid = 1
             first_valid_gid = 1
             mail_location = maildir:~/Maildir
-            passdb {{
+            {oauth2_passdb}passdb {{
               driver = passwd-file
               args = scheme=PLAIN username_format=%u {root}/passwd
             }}

@@ -150,6 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if path == "/introspect":
+            with grants.lock:
+                grants.requests["introspect"] += 1
             user = grants.check(form.get("token", ""))
             self._json(200, {"active": True, "username": user} if user else {"active": False})
             return
