@@ -27,18 +27,30 @@ from typing import Any, Self
 
 from outreach.attachments import message_size
 from outreach.drafts import Draft, Drafter, DraftPool
-from outreach.errors import ConfigError, OutreachError, SendLogError, TransportError
+from outreach.errors import (
+    ConfigError,
+    OutreachError,
+    SendLogError,
+    ThrottledError,
+    TransportError,
+)
 from outreach.model import Contact, is_reserved
 from outreach.ratelimit import Rate, RateLimiter
 from outreach.sendlog import Journal, SendLog, Status
-from outreach.transport import Connection, Delivery, Envelope, Outcome, Transport
+from outreach.transport import (
+    Connection,
+    Delivery,
+    Envelope,
+    Outcome,
+    Transport,
+    is_throttling,
+)
 
 MAX_BACKOFF = 300.0
 PARALLEL_RENDER_FROM = 500  # below this, starting a rendering process costs more than it saves
 LIMITED = "over --limit"  # left for a later run by --limit: not selected, so not a failure
 DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
 DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
-THROTTLED = frozenset({421, 450, 454})  # with 4.7.0: the provider asks to slow down
 LANES = 2  # recipients a connection carries at once: one awaiting its reply, one going out
 
 
@@ -460,13 +472,28 @@ class Batch:
                     raise self._login_error
                 if not self._logged_in:
                     try:
-                        connection = await self._transport.connect()
+                        connection = await self._connect_patiently()
                     except OutreachError as exc:
                         self._login_error = exc
                         raise
                     self._logged_in = True
                     return connection
-        return await self._transport.connect()
+        return await self._connect_patiently()
+
+    async def _connect_patiently(self) -> Connection:
+        """Connect; when the server asks to slow down, wait with backoff and try again."""
+        tries = 0
+        while True:
+            try:
+                return await self._transport.connect()
+            except ThrottledError as exc:
+                tries += 1
+                if tries >= self._options.max_attempts or self._stop.is_set():
+                    msg = f"{exc} ({tries} attempts); nothing more was sent. Run again later."
+                    raise ThrottledError(msg) from None
+            delay = min(self._options.backoff * 2 ** (tries - 1), MAX_BACKOFF)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
 
     async def _acquire(self, limiter: RateLimiter) -> bool:
         """Wait for the rate limiter, or for a stop; return whether a slot was taken."""
@@ -545,10 +572,7 @@ class Batch:
 
 def throttled(delivery: Delivery, /) -> bool:
     """Tell whether a refusal is the provider asking to slow down (421, 450, 454 4.7.0)."""
-    if delivery.outcome is not Outcome.TRANSIENT or delivery.code not in THROTTLED:
-        return False
-    text = delivery.text.lstrip().lower()
-    return text.startswith("4.7.0") or "throttl" in text
+    return delivery.outcome is Outcome.TRANSIENT and is_throttling(delivery.code, delivery.text)
 
 
 class _Turn:

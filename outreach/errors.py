@@ -53,6 +53,10 @@ class TransportError(OutreachError):
     """Raise on a condition that stops a whole batch: login refused, TLS failure, no server."""
 
 
+class ThrottledError(TransportError):
+    """Raise when the server asks to slow down (421, 450, 454 4.7.0) before taking any mail."""
+
+
 class MailboxError(OutreachError):
     """Raise when the mailbox cannot be reached, logged in to, or read."""
 

@@ -79,6 +79,7 @@ class RecordingHandler:
         self.logins = 0
         self.auth_attempts: list[str] = []  # the mechanism of every AUTH the server judged
         self.basic_auth_reply: str | None = None  # refuse every password login with this reply
+        self.auth_faults: list[str] = []  # refuse the next logins with these replies, in order
         self.lock = threading.Lock()
 
     def _take(self, table: dict[str, list[str]], address: str) -> str | None:
@@ -160,6 +161,8 @@ class RecordingHandler:
         self.auth_attempts.append(mechanism)
         if self.basic_auth_reply is not None:
             return AuthResult(success=False, handled=False, message=self.basic_auth_reply)
+        if self.auth_faults:
+            return AuthResult(success=False, handled=False, message=self.auth_faults.pop(0))
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login == USERNAME.encode()

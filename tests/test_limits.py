@@ -93,3 +93,29 @@ async def test_throttling_leaves_the_recipient_pending_not_failed(
         statuses = log.statuses()
     assert (summary.sent, summary.failed, summary.not_sent) == (4, 0, 1)
     assert statuses["c00002"] == Status.PENDING
+
+
+async def test_throttled_login_is_retried_with_backoff(
+    campaign_dir: Path, make_server, client_tls: ssl.SSLContext
+) -> None:
+    """A login refused with 454 4.7.0 (slow down) is tried again after a pause, and the batch goes."""
+    server: Server = make_server()
+    server.handler.auth_faults = ["454 4.7.0 Temporary authentication failure, slow down"]
+    campaign = load_campaign(campaign_dir / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    options = SendOptions(max_attempts=3, backoff=0.01)
+    with SendLog(campaign_dir / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), options)
+        settings = SmtpSettings(
+            host="127.0.0.1",
+            port=server.port,
+            implicit_tls=False,
+            username=USERNAME,
+            password=PASSWORD,
+        )
+        summary = await Batch(
+            drafter, log, SmtpTransport(settings, tls_context=client_tls), options=options
+        ).run(plan)
+    assert (summary.sent, summary.fatal) == (5, None)
+    assert server.handler.auth_attempts == ["PLAIN", "PLAIN"]

@@ -11,11 +11,13 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import keyring
 import pytest
-from tokenserver import CLIENT_ID, TENANT, TokenServer
+from filekeyring import FileKeyring
+from tokenserver import CLIENT_ID, REFRESH_PREFIX, TENANT, TokenServer
 
 from outreach import oauth
-from outreach.errors import AuthError
+from outreach.errors import AuthError, ConfigError
 
 USER = "sender@outreach.example"
 
@@ -148,3 +150,34 @@ def test_google_installed_app_login_and_refresh(token_server, client_tls, tmp_pa
     assert second != first
     assert token_server.grants.requests["authorization_code"] == 1
     assert token_server.grants.requests["refresh_token"] >= 1
+
+
+def test_login_without_the_extra_says_what_to_install(monkeypatch, tmp_path):
+    """Without MSAL installed, 'outreach login microsoft365' names the extra to install."""
+    monkeypatch.setitem(sys.modules, "msal", None)  # as if the package were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'outreach\[oauth\]'"):
+        oauth.login_microsoft(
+            USER, client_id=CLIENT_ID, tenant=TENANT, store=oauth.FileStore(tmp_path), show=print
+        )
+
+
+def test_sign_in_goes_to_the_keyring_where_one_works(token_server, monkeypatch, tmp_path):
+    """With a working keyring backend the sign-in is kept there, and no file holds a token."""
+    monkeypatch.delenv(oauth.STORE_ENV)
+    backend = FileKeyring(tmp_path / "keyring.json")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        store = oauth.default_store()
+        assert isinstance(store, oauth.KeyringStore)
+        microsoft_login(token_server, store)
+        source = oauth.token_source(USER, provider=None, store=store)
+        assert token_server.grants.check(asyncio.run(source.token()), USER) == USER
+        config_files = [p for p in oauth.config_folder().rglob("*") if p.is_file()]
+        for path in config_files:
+            assert REFRESH_PREFIX not in path.read_text(encoding="utf-8")
+        assert REFRESH_PREFIX in (tmp_path / "keyring.json").read_text(encoding="utf-8")
+        assert oauth.logout(store, provider=None, user=None) == [f"microsoft365 {USER}"]
+        assert REFRESH_PREFIX not in (tmp_path / "keyring.json").read_text(encoding="utf-8")
+    finally:
+        keyring.set_keyring(previous)

@@ -8,6 +8,7 @@ from outreach.transport.base import (
     Envelope,
     Outcome,
     Transport,
+    is_throttling,
 )
 from outreach.transport.maildir import MaildirTransport
 from outreach.transport.smtp import SmtpSettings, SmtpTransport, is_loopback, parse_smtp_url
@@ -24,5 +25,6 @@ __all__ = [
     "SmtpTransport",
     "Transport",
     "is_loopback",
+    "is_throttling",
     "parse_smtp_url",
 ]

@@ -17,6 +17,16 @@ from typing import Protocol
 
 SMTP_PORT = 587
 SMTPS_PORT = 465
+THROTTLING_CODES = frozenset({421, 450, 454})
+
+
+def is_throttling(code: int | None, text: str, /) -> bool:
+    """Tell whether a reply is a provider asking to slow down: 421, 450 or 454 with 4.7.0.
+
+    Such a reply says nothing against the recipient or the login: try again later.
+    """
+    lowered = text.lstrip().lower()
+    return code in THROTTLING_CODES and (lowered.startswith("4.7.0") or "throttl" in lowered)
 
 
 class Outcome(enum.StrEnum):

@@ -17,9 +17,9 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from outreach.errors import ConfigError, OutreachError, TransportError
+from outreach.errors import ConfigError, OutreachError, ThrottledError, TransportError
 from outreach.model import DEFAULT_TIMEOUT
-from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection
+from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection, is_throttling
 from outreach.transport.transaction import SmtpConnection
 
 
@@ -130,10 +130,13 @@ class SmtpTransport:
             timeout=s.timeout,
             local_hostname=self._local_hostname,
         )
+        # The token first: a refresh or a token command takes its time, during which an open
+        # connection would sit idle, and a failure then costs the server nothing.
+        token = await s.token() if s.token is not None and s.username is not None else None
         try:
             await client.connect()
             if s.username is not None:
-                await self._login(client)
+                await self._login(client, token)
             if client.is_ehlo_or_helo_needed:
                 # After STARTTLS, or over implicit TLS, with no login yet to prompt it: the
                 # server is greeted (again, RFC 3207 4.2) before the first MAIL.
@@ -149,7 +152,7 @@ class SmtpTransport:
             client.close()
             raise _connect_error(s, exc) from exc
 
-    async def _login(self, client: aiosmtplib.SMTP) -> None:
+    async def _login(self, client: aiosmtplib.SMTP, token: str | None) -> None:
         """Log in once, with one mechanism: the best the server offers for the credential.
 
         aiosmtplib's ``login`` tries every mechanism in turn with the same password, so a wrong
@@ -158,7 +161,7 @@ class SmtpTransport:
         """
         s = self.settings
         encrypted = client.get_transport_info("sslcontext") is not None
-        secret = "the access token" if s.token is not None else "the password"
+        secret = "the access token" if token is not None else "the password"
         if not encrypted and s.tls_required:
             msg = f"{s.url}: refusing to send {secret} without TLS"
             raise TransportError(msg)
@@ -169,8 +172,8 @@ class SmtpTransport:
             msg = f"{s.url}: the server offers no login (AUTH); send without a user in --smtp"
             raise TransportError(msg)
         try:
-            if s.token is not None:
-                await self._login_oauth(client, offered)
+            if token is not None:
+                await self._login_oauth(client, offered, token)
             else:
                 await self._login_password(client, offered)
         except aiosmtplib.SMTPAuthenticationError as exc:
@@ -199,9 +202,8 @@ class SmtpTransport:
             raise TransportError(msg)
         await mechanisms[usable[0]](user, password)
 
-    async def _login_oauth(self, client: aiosmtplib.SMTP, offered: list[str]) -> None:
+    async def _login_oauth(self, client: aiosmtplib.SMTP, offered: list[str], token: str) -> None:
         s = self.settings
-        assert s.token is not None  # noqa: S101 - the caller checked
         user = s.username or ""
         if "oauthbearer" not in offered and "xoauth2" not in offered:
             msg = (
@@ -209,7 +211,6 @@ class SmtpTransport:
                 "drop --auth xoauth2 and log in with a password"
             )
             raise TransportError(msg)
-        token = await s.token()
         if "oauthbearer" in offered:  # the standard one (RFC 7628) where the server has it
             await _auth_oauthbearer(client, user, token, host=s.host, port=s.port)
         else:
@@ -255,12 +256,9 @@ def _refused(settings: SmtpSettings, code: int, text: str) -> TransportError:
             "in the Google account's security settings. Nothing was sent."
         )
         return TransportError(msg)
-    if code in {421, 450, 454} and "4.7.0" in text:
-        msg = (
-            f"{url}: the server asks to slow down and refused the login for now ({said}); "
-            "nothing was sent. Run again later."
-        )
-        return TransportError(msg)
+    if is_throttling(code, text):
+        msg = f"{url}: the server asks to slow down and refused the login for now ({said})"
+        return ThrottledError(msg)
     if settings.token is not None:
         msg = (
             f"{url}: the server refused the OAuth2 token ({said}). Check that the user in "
@@ -290,6 +288,8 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
         cause = cause.__cause__
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         text = " ".join(exc.message.split())[:200]
+        if is_throttling(exc.code, exc.message):
+            return ThrottledError(f"{url}: the server asks to slow down: {exc.code} {text}")
         if exc.code == aiosmtplib.SMTPStatus.invalid_response:
             return TransportError(f"{url}: the server's answer is not SMTP: {text}")
         return TransportError(f"{url}: the server refused the connection: {exc.code} {text}")
