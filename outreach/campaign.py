@@ -36,6 +36,7 @@ KNOWN_FIELDS = {
     "auth",
     "daily_limit",
     *ATTACHMENT_FIELDS,
+    "imap",
 }
 AUTH_METHODS = ("password", "xoauth2")
 DEFAULT_LETTERHEAD = "templates/letterhead.html.j2"
@@ -166,6 +167,8 @@ def load_campaign(  # noqa: C901, PLR0915 - one check per field, in file order
         daily_limit = None
     files = _attachment_fields(data, folder=folder, name=name, sender=parsed_sender)
     problems.extend(files.pop("problems"))
+    # The mailbox 'track' reads; its URL is parsed where it is used.
+    imap = text("imap", required=False)
     if problems or parsed_sender is None:
         if len(problems) == 1:
             msg = f"{path}: {problems[0]}"
@@ -185,6 +188,7 @@ def load_campaign(  # noqa: C901, PLR0915 - one check per field, in file order
         auth=auth,
         daily_limit=daily_limit if isinstance(daily_limit, int) else None,
         **files,
+        imap=imap,
     )
 
 

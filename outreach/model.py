@@ -41,6 +41,7 @@ class Campaign:
     attachments: tuple[Path, ...] = ()  # sent with every letter; the campaign author's choice
     attachment_folders: tuple[Path, ...] = ()  # besides ``folder``, where contacts' may point
     letterhead: Letterhead | None = None  # set when the letter goes as a PDF too
+    imap: str | None = None  # imaps://user@host: the mailbox where bounces and replies arrive
 
     @property
     def default_log(self) -> Path:

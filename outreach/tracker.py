@@ -1,0 +1,175 @@
+"""Draft of the track orchestration (moves into api.py)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+from outreach import reports
+from outreach.errors import ConfigError
+from outreach.mailbox import (
+    HEAD_BATCH,
+    MAX_MESSAGE_SIZE,
+    Credentials,
+    Cursor,
+    Folder,
+    Head,
+    ImapSettings,
+    Mailbox,
+    parse_imap_url,
+)
+from outreach.model import DEFAULT_TIMEOUT, Campaign
+from outreach.sendlog import SendLog
+from outreach.tracking import Sighting, TrackCounts
+
+DEFAULT_FOLDERS = ("INBOX",)
+_REPORT_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
+
+
+@dataclass(slots=True)
+class TrackSummary:
+    """Count what one ``track`` run examined and what it found."""
+
+    examined: int = 0
+    read: int = 0  # messages read whole, because their headers made them candidates
+    counts: TrackCounts = field(default_factory=TrackCounts)
+    skipped: list[str] = field(default_factory=list)  # one note per message left unread
+    reset: list[str] = field(default_factory=list)  # folders read again: UIDVALIDITY changed
+
+
+def imap_settings(
+    url: str | None,
+    /,
+    *,
+    campaign: Campaign | None = None,
+    verify: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    require_tls: bool = False,
+) -> ImapSettings:
+    """Parse the mailbox's URL: ``url`` if given, else the campaign file's ``imap`` field."""
+    if url:
+        settings = parse_imap_url(url)
+    elif campaign is not None and campaign.imap:
+        where = f"{campaign.folder / 'campaign.toml'}: field 'imap'"
+        settings = parse_imap_url(campaign.imap, where=where)
+    else:
+        msg = (
+            "no mailbox to read: pass --imap imaps://user@host, set OUTREACH_IMAP_URL, or add "
+            'a line such as imap = "imaps://you@mail.your-organization.example" to campaign.toml'
+        )
+        raise ConfigError(msg)
+    return ImapSettings(
+        host=settings.host,
+        port=settings.port,
+        implicit_tls=settings.implicit_tls,
+        username=settings.username,
+        verify=verify,
+        timeout=timeout,
+        require_tls=require_tls,
+    )
+
+
+def track(
+    campaign: Campaign,
+    /,
+    *,
+    imap: ImapSettings,
+    credentials: Credentials,
+    folders: Sequence[str] = DEFAULT_FOLDERS,
+    log: Path | None = None,
+    max_size: int = MAX_MESSAGE_SIZE,
+    batch: int = HEAD_BATCH,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> TrackSummary:
+    """Read what came back to the mailbox since the last run and record it in the send log.
+
+    For each folder: the log's cursor says where the last run stopped; the new messages'
+    headers are read in batches, whole messages only for candidates; what they report is
+    recorded with the cursor, batch by batch, in one transaction each. A run that stops
+    half-way (a dropped connection) keeps what it recorded; the next goes on from there. The
+    mailbox is never changed. ``on_progress(folder, done, total)`` follows the messages examined.
+    """
+    summary = TrackSummary()
+    path = log or campaign.default_log
+    # Not the sender's lock: 'track' may run (from cron) while a batch is being sent; SQLite
+    # orders the two writers' transactions.
+    with (
+        SendLog(path, campaign=campaign.name, write=False) as sendlog,
+        Mailbox(imap, credentials=credentials, tls_context=tls_context) as box,
+    ):
+        reader = _Reader(box, sendlog, summary, max_size=max_size, batch=batch)
+        for name in dict.fromkeys(folders):
+            reader.folder(name, on_progress)
+    return summary
+
+
+class _Reader:
+    """Read one folder after another into the send log, adding to one summary."""
+
+    def __init__(
+        self, box: Mailbox, sendlog: SendLog, summary: TrackSummary, *, max_size: int, batch: int
+    ) -> None:
+        self.box = box
+        self.sendlog = sendlog
+        self.summary = summary
+        self.max_size = max_size
+        self.batch = batch
+        self.index = sendlog.tracking_index()
+        self.parser = BytesHeaderParser()
+
+    def folder(self, name: str, on_progress: Callable[[str, int, int], None] | None) -> None:
+        remembered = self.sendlog.folder_cursor(name)
+        folder = self.box.examine(name, cursor=Cursor(*remembered) if remembered else None)
+        if folder.reset:
+            self.summary.reset.append(name)
+        if not folder.uids and (remembered is None or folder.reset):
+            # Remember the folder's UIDVALIDITY even when it is empty.
+            self._record(folder, [], last_uid=0)
+        done = 0
+        if on_progress is not None:
+            on_progress(name, done, len(folder.uids))
+        for heads in self.box.heads(folder, batch=self.batch):
+            sightings: list[Sighting] = []
+            for head, raw in self.box.bodies(self._wanted(heads), limit=self.max_size):
+                self.summary.read += 1
+                sightings.extend(reports.sightings(raw, self.index, uid=head.uid))
+            if heads:
+                self._record(folder, sightings, last_uid=heads[-1].uid)
+            done += len(heads)
+            self.summary.examined += len(heads)
+            if on_progress is not None:
+                on_progress(name, done, len(folder.uids))
+
+    def _record(self, folder: Folder, sightings: list[Sighting], *, last_uid: int) -> None:
+        """Store a batch's events and move the folder's cursor past it, in one transaction."""
+        counts = self.sendlog.record_track(
+            sightings, folder=folder.name, uidvalidity=folder.uidvalidity, last_uid=last_uid
+        )
+        self.summary.counts.add(counts)
+
+    def _wanted(self, heads: list[Head]) -> list[Head]:
+        """Return the messages to read whole; note those too large to read."""
+        wanted = []
+        for head in heads:
+            if head.too_large(self.max_size):
+                self.summary.skipped.append(
+                    f"{head.folder}, UID {head.uid}: {head.size / 1_048_576:.1f} MB, over the "
+                    f"{self.max_size / 1_048_576:.0f} MB bound; not read (look at it in a mail "
+                    "client)"
+                )
+            elif self._candidate(head):
+                wanted.append(head)
+        return wanted
+
+    def _candidate(self, head: Head) -> bool:
+        """Tell from a message's headers and structure whether it should be read whole."""
+        if _REPORT_PARTS.intersection(head.structure):
+            return True
+        headers = self.parser.parsebytes(head.header)
+        return reports.is_candidate(
+            headers, known_ids=self.index.message_ids, known_addresses=self.index.addresses
+        )

@@ -1,0 +1,269 @@
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import contacts_yaml, run_cli, write_campaign
+from imapserver import PASSWORD, USER, CuttingProxy, Dovecot
+from test_mailbox import snapshot
+
+from outreach.campaign import load_campaign
+from outreach.errors import MailboxError
+from outreach.mailbox import Auth, Credentials
+from outreach.sendlog import SendLog
+from outreach.tracker import imap_settings, track
+
+
+def crlf(text: str) -> bytes:
+    """Return dedented text with CRLF line ends, as a message on the wire."""
+    return textwrap.dedent(text).replace("\n", "\r\n").encode()
+
+
+def dsn(recipient: str, original_id: str, number: int, *, action: str = "failed") -> bytes:
+    """Return an RFC 3464 report about one recipient of the letter ``original_id``."""
+    status = "5.1.1" if action == "failed" else "4.2.2"
+    return crlf(
+        f"""\
+        From: Mail Delivery System <MAILER-DAEMON@mx.mission.example>
+        To: {USER}
+        Subject: Undelivered Mail Returned to Sender
+        Message-ID: <report{number}@mx.mission.example>
+        Date: Mon, 28 Jun 2010 10:00:00 +0000
+        MIME-Version: 1.0
+        Content-Type: multipart/report; report-type=delivery-status; boundary="R{number}"
+
+        --R{number}
+        Content-Type: text/plain
+
+        Your message could not be delivered.
+        --R{number}
+        Content-Type: message/delivery-status
+
+        Reporting-MTA: dns; mx.mission.example
+
+        Final-Recipient: rfc822; {recipient}
+        Action: {action}
+        Status: {status}
+        Diagnostic-Code: smtp; 550 {status} <{recipient}>: no such user here
+
+        --R{number}
+        Content-Type: text/rfc822-headers
+
+        From: Sender Name <sender@outreach.example>
+        To: {recipient}
+        Message-ID: {original_id}
+        Subject: A test letter
+
+        --R{number}--
+        """
+    )
+
+
+def reply(sender: str, original_id: str, number: int, *, auto: bool = False) -> bytes:
+    """Return a reply (or an automatic one) to the letter ``original_id``."""
+    extra = "Auto-Submitted: auto-replied\n        " if auto else ""
+    subject = "Automatic reply: A test letter" if auto else "Re: A test letter"
+    return crlf(
+        f"""\
+        From: Someone <{sender}>
+        To: {USER}
+        Subject: {subject}
+        Message-ID: <reply{number}@mission.example>
+        In-Reply-To: {original_id}
+        References: {original_id}
+        Date: Tue, 29 Jun 2010 09:30:00 +0000
+        {extra}Content-Type: text/plain; charset=utf-8
+
+        Thank you for your letter; we will answer next week.
+
+        > Dear Contact,
+        """
+    )
+
+
+def unrelated(number: int) -> bytes:
+    """Return a message that concerns no campaign."""
+    return crlf(
+        f"""\
+        From: Newsletter <news@elsewhere.example>
+        To: {USER}
+        Subject: News number {number}
+        Message-ID: <news{number}@elsewhere.example>
+
+        Nothing to do with the letter.
+        """
+    )
+
+
+@pytest.fixture
+def sent(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A campaign of five contacts, sent into its Maildir outbox; its folder and Message-IDs."""
+    folder = tmp_path / "campaign"
+    write_campaign(folder, contacts=contacts_yaml(5))
+    done = run_cli("send", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    with SendLog(folder / "logs" / "test-campaign.sqlite3", campaign=None, write=False) as log:
+        ids = log.message_ids()
+    assert len(ids) == 5
+    return folder, ids
+
+
+def run_track(folder: Path, dovecot: Dovecot, *, url: str | None = None, **options):
+    """Run ``track`` through the API against the test server."""
+    campaign = load_campaign(folder / "campaign.toml")
+    return track(
+        campaign,
+        imap=imap_settings(url or dovecot.url()),
+        credentials=Credentials(Auth.PASSWORD, lambda: PASSWORD),
+        tls_context=dovecot.tls_context(),
+        **options,
+    )
+
+
+def events(folder: Path) -> list:
+    """Return every event in the campaign's log."""
+    with SendLog(folder / "logs" / "test-campaign.sqlite3", campaign=None, write=False) as log:
+        return log.events()
+
+
+def recipients(folder: Path) -> dict:
+    """Return the log's recipients by id."""
+    with SendLog(folder / "logs" / "test-campaign.sqlite3", campaign=None, write=False) as log:
+        return {row.id: row for row in log.recipients()}
+
+
+def fill(dovecot: Dovecot, ids: dict[str, str]) -> None:
+    """Put a bounce, a delay, a reply, an auto-reply, a forged bounce and news in the INBOX."""
+    dovecot.append(
+        dsn("c00001@mission.example", ids["c00001"], 1),
+        unrelated(1),
+        dsn("c00002@mission.example", ids["c00002"], 2, action="delayed"),
+        reply("c00003@mission.example", ids["c00003"], 3),
+        reply("c00004@mission.example", ids["c00004"], 4, auto=True),
+        dsn("someone@other-campaign.example", "<letter@other-campaign.example>", 5),
+        unrelated(2),
+    )
+
+
+def test_track_records_what_came_back(sent, dovecot):
+    """Bounces, delays, replies and automatic replies are recorded; strangers are unmatched."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    summary = run_track(folder, dovecot)
+    assert summary.examined == 7
+    counts = summary.counts
+    assert (counts.bounced, counts.delayed, counts.replied, counts.auto_replied) == (1, 1, 1, 1)
+    assert counts.unmatched == 1
+    rows = recipients(folder)
+    assert rows["c00001"].delivery == "bounced"
+    assert rows["c00002"].delivery == "delayed"
+    assert rows["c00003"].replied_at is not None
+    assert rows["c00004"].auto_replied_at is not None
+    assert rows["c00004"].replied_at is None
+    assert rows["c00005"].delivery == "unknown"
+
+
+def test_track_leaves_the_mailbox_unchanged(sent, dovecot):
+    """After a run, every message's flags and contents and every Maildir file are as before."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    dovecot.append(unrelated(3), flags=("\\Flagged",))
+    before = snapshot(dovecot)
+    run_track(folder, dovecot)
+    assert snapshot(dovecot) == before
+
+
+def test_a_second_run_reads_only_new_mail(sent, dovecot):
+    """A second run examines nothing when nothing came, then only the mail that came since."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    run_track(folder, dovecot)
+    assert run_track(folder, dovecot).examined == 0
+    dovecot.append(reply("c00005@mission.example", ids["c00005"], 6))
+    again = run_track(folder, dovecot)
+    assert again.examined == 1
+    assert again.counts.replied == 1
+    assert len(events(folder)) == 5
+
+
+def test_a_changed_uidvalidity_reads_again_and_records_nothing_twice(sent, dovecot):
+    """When UIDVALIDITY changes the folder is read again, and no event is recorded twice."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    run_track(folder, dovecot)
+    before = events(folder)
+    with dovecot.client(readonly=True) as client:
+        validity = client.folder_status("INBOX", ["UIDVALIDITY"])[b"UIDVALIDITY"]
+    dovecot.doveadm("mailbox", "update", "-u", USER, "--uid-validity", str(validity + 1), "INBOX")
+    again = run_track(folder, dovecot)
+    assert again.reset == ["INBOX"]
+    assert again.examined == 7
+    assert again.counts.already == 4
+    assert len(events(folder)) == len(before) == 4
+    assert run_track(folder, dovecot).examined == 0
+
+
+def test_a_connection_cut_mid_fetch_resumes_without_doubles(sent, dovecot):
+    """A run cut off in the middle keeps what it recorded; the rerun reads only the rest."""
+    folder, ids = sent
+    messages = []
+    for number in range(40):
+        contact = f"c{number % 5 + 1:05d}"
+        if number % 2:
+            messages.append(unrelated(number))
+        else:
+            messages.append(reply(f"{contact}@mission.example", ids[contact], 100 + number))
+    dovecot.append(*messages)
+    proxy = CuttingProxy(dovecot.imaps_port, limit=None)
+    try:
+        url = dovecot.url(port=proxy.port)
+        # Measure a whole run through the proxy on a copy of the log, then cut the next one
+        # half-way through what the server sends.
+        proxy.limit = 25_000
+        with pytest.raises(MailboxError, match=r"connection was lost|TLS error"):
+            run_track(folder, dovecot, url=url, batch=4)
+        assert proxy.cuts == 1
+        first = events(folder)
+        proxy.limit = None
+        rest = run_track(folder, dovecot, url=url, batch=4)
+    finally:
+        proxy.close()
+    assert 0 < len(first) < 20
+    assert 0 < rest.examined < 40
+    assert rest.counts.already == 0
+    assert len(events(folder)) == 20
+    assert len({(e.contact_id, e.evidence) for e in events(folder)}) == 20
+
+
+def test_a_message_over_the_size_bound_is_skipped_with_a_note(sent, dovecot):
+    """A message over the bound is noted and never read; the others are read as usual."""
+    folder, ids = sent
+    dovecot.deliver(unrelated(1) + b"x" * (51 * 1024 * 1024))
+    dovecot.append(dsn("c00001@mission.example", ids["c00001"], 1))
+    summary = run_track(folder, dovecot)
+    assert summary.examined == 2
+    assert summary.counts.bounced == 1
+    assert len(summary.skipped) == 1
+    assert "over the 50 MB bound; not read" in summary.skipped[0]
+
+
+def test_a_real_bounce_from_postfix_reaches_the_log(tmp_path, postfix, dovecot):
+    """A letter Postfix accepts and then bounces is found by track and shown by outreach log."""
+    folder = tmp_path / "campaign"
+    contacts = contacts_yaml(2, domain="bounce.example").replace(
+        "c00002@bounce.example", "c00002@defer.example"
+    )
+    write_campaign(folder, contacts=contacts)
+    done = run_cli("send", "--smtp", postfix.url, "--allow-reserved-domains", "--yes", cwd=folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    postfix.wait_for_mail(2)
+    summary = run_track(folder, dovecot)
+    assert (summary.counts.bounced, summary.counts.delayed) == (1, 1)
+    shown = run_cli("log", "--json", cwd=folder)
+    assert shown.returncode == 0, shown.stderr
+    rows = {row["id"]: row for row in map(json.loads, shown.stdout.splitlines())}
+    assert rows["c00001"]["delivery"] == "bounced"
+    assert rows["c00002"]["delivery"] == "delayed"
+    history = run_cli("log", "c00001", cwd=folder)
+    assert "5.1.1" in history.stdout
+    assert "User unknown" in history.stdout
