@@ -1097,6 +1097,144 @@ def logout(
         typer.echo("No sign-in kept here to forget.")
 
 
+IMAP_PASSWORD_ENV = "OUTREACH_IMAP_PASSWORD"  # noqa: S105 - the variable's name, not a password
+
+
+def _imap_password(url: str, command: str | None) -> str:
+    """Find the IMAP password: environment, then a password command, then a prompt."""
+    if IMAP_PASSWORD_ENV in os.environ:
+        return os.environ[IMAP_PASSWORD_ENV]
+    if command:
+        try:
+            done = subprocess.run(
+                shlex.split(command), capture_output=True, text=True, check=False, timeout=60
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            msg = f"--password-command failed to run: {exc}"
+            raise ConfigError(msg) from None
+        if done.returncode != 0:
+            msg = f"--password-command exited with status {done.returncode}; nothing was read"
+            raise ConfigError(msg)
+        return done.stdout.rstrip("\r\n").split("\n")[0]
+    if sys.stdin.isatty():
+        return str(typer.prompt(f"Password for {url}", hide_input=True))
+    msg = (
+        f"{url}: no password was given: set {IMAP_PASSWORD_ENV}, pass --password-command, "
+        "or run on a terminal to be asked"
+    )
+    raise ConfigError(msg)
+
+
+@app.command()
+def track(
+    imap: Annotated[
+        str | None,
+        typer.Option(
+            "--imap",
+            envvar="OUTREACH_IMAP_URL",
+            help="imaps://user@host[:port] (TLS) or imap://user@host[:port] (STARTTLS). "
+            "[default: the campaign file's imap]",
+        ),
+    ] = None,
+    folders: Annotated[
+        list[str] | None,
+        typer.Option("--folder", help="A folder to read (repeat). [default: INBOX]"),
+    ] = None,
+    password_command: Annotated[
+        str | None,
+        typer.Option(
+            "--password-command",
+            envvar="OUTREACH_IMAP_PASSWORD_COMMAND",
+            help="A command that prints the IMAP password.",
+        ),
+    ] = None,
+    require_tls: Annotated[
+        bool,
+        typer.Option("--require-tls", help="Refuse clear text even to this machine's loopback."),
+    ] = False,
+    insecure_tls: Annotated[
+        bool, typer.Option("--insecure-tls", help="Do not verify the server's certificate.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
+    ] = 60.0,
+    log_path: LogOption = None,
+    campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
+) -> None:
+    """Read bounces, delays and replies from the mailbox into the send log; change nothing there."""
+    from outreach import tracker
+    from outreach.mailbox import Auth, Credentials
+
+    try:
+        campaign = _campaign(campaign_file, None, None, None)
+        settings = tracker.imap_settings(
+            imap,
+            campaign=campaign,
+            verify=not insecure_tls,
+            timeout=timeout,
+            require_tls=require_tls,
+        )
+        password = _imap_password(settings.url, password_command)
+        credentials = Credentials(Auth.PASSWORD, lambda: password)
+        summary = _track(campaign, settings, credentials, folders or ["INBOX"], log_path)
+    except OutreachError as exc:
+        raise _fail(exc) from None
+    _print_track_summary(summary, folders or ["INBOX"])
+
+
+def _track(campaign, settings, credentials, folders, log_path):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from outreach import tracker
+
+    totals: dict[str, int] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        disable=not sys.stdout.isatty(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("examining", total=None)
+
+        def on_progress(folder: str, done: int, total: int) -> None:
+            totals[folder] = total
+            examined = sum(totals.values()) - total + done
+            progress.update(
+                task,
+                description=f"examining {folder}",
+                total=sum(totals.values()),
+                completed=examined,
+            )
+
+        return tracker.track(
+            campaign,
+            imap=settings,
+            credentials=credentials,
+            folders=folders,
+            log=log_path,
+            on_progress=on_progress,
+        )
+
+
+def _print_track_summary(summary, folders) -> None:  # type: ignore[no-untyped-def]
+    for folder in summary.reset:
+        typer.echo(
+            f"{folder}: its UIDVALIDITY changed, so it was read again from the start; "
+            "nothing already recorded was recorded twice",
+            err=True,
+        )
+    for note in summary.skipped:
+        typer.echo(f"skipped {note}", err=True)
+    c = summary.counts
+    typer.echo(
+        f"examined {summary.examined} messages in {', '.join(folders)}: {c.bounced} bounces, "
+        f"{c.delayed} delays, {c.delivered} delivered, {c.replied} replies, "
+        f"{c.auto_replied} auto-replies, {c.unmatched} unmatched"
+        + (f" ({c.already} already recorded)" if c.already else "")
+    )
+
+
 def main() -> None:
     """Run the command line."""
     app(prog_name="outreach")
