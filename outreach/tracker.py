@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from outreach.mailbox import (
 )
 from outreach.model import DEFAULT_TIMEOUT, Campaign
 from outreach.sendlog import SendLog
-from outreach.tracking import Sighting, TrackCounts
+from outreach.tracking import Sighting, TrackCounts, TrackingIndex
 
 DEFAULT_FOLDERS = ("INBOX",)
 _REPORT_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -118,8 +119,12 @@ class _Reader:
         self.summary = summary
         self.max_size = max_size
         self.batch = batch
-        self.index = sendlog.tracking_index()
         self.parser = BytesHeaderParser()
+
+    @functools.cached_property
+    def index(self) -> TrackingIndex:
+        # Built when a folder has new mail: a run with nothing new does not pay for it.
+        return self.sendlog.tracking_index()
 
     def folder(self, name: str, on_progress: Callable[[str, int, int], None] | None) -> None:
         remembered = self.sendlog.folder_cursor(name)
