@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from outreach.attachments import Attachment
     from outreach.batch import Event, Plan, SendOptions, Summary
     from outreach.drafts import Draft, Drafter, DraftPool
+    from outreach.mailbox import Credentials, ImapSettings
     from outreach.model import Campaign, Contact
     from outreach.providers import Provider
+    from outreach.tracker import TrackSummary
     from outreach.transport import SmtpSettings, Transport
 
 T = TypeVar("T")
@@ -1182,7 +1184,13 @@ def track(
     _print_track_summary(summary, folders or ["INBOX"])
 
 
-def _track(campaign, settings, credentials, folders, log_path):  # type: ignore[no-untyped-def]
+def _track(
+    campaign: Campaign,
+    settings: ImapSettings,
+    credentials: Credentials,
+    folders: list[str],
+    log_path: Path | None,
+) -> TrackSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from outreach import tracker
@@ -1217,7 +1225,7 @@ def _track(campaign, settings, credentials, folders, log_path):  # type: ignore[
         )
 
 
-def _print_track_summary(summary, folders) -> None:  # type: ignore[no-untyped-def]
+def _print_track_summary(summary: TrackSummary, folders: list[str]) -> None:
     for folder in summary.reset:
         typer.echo(
             f"{folder}: its UIDVALIDITY changed, so it was read again from the start; "

@@ -1,4 +1,3 @@
-import json
 import textwrap
 from pathlib import Path
 
@@ -259,11 +258,72 @@ def test_a_real_bounce_from_postfix_reaches_the_log(tmp_path, postfix, dovecot):
     postfix.wait_for_mail(2)
     summary = run_track(folder, dovecot)
     assert (summary.counts.bounced, summary.counts.delayed) == (1, 1)
-    shown = run_cli("log", "--json", cwd=folder)
-    assert shown.returncode == 0, shown.stderr
-    rows = {row["id"]: row for row in map(json.loads, shown.stdout.splitlines())}
-    assert rows["c00001"]["delivery"] == "bounced"
-    assert rows["c00002"]["delivery"] == "delayed"
-    history = run_cli("log", "c00001", cwd=folder)
-    assert "5.1.1" in history.stdout
-    assert "User unknown" in history.stdout
+    rows = recipients(folder)
+    assert rows["c00001"].delivery == "bounced"
+    assert rows["c00002"].delivery == "delayed"
+    bounce = next(e for e in events(folder) if e.contact_id == "c00001")
+    assert bounce.status_code == "5.1.1"
+    assert "User unknown" in bounce.diagnostic
+
+
+def cli_track(folder: Path, dovecot: Dovecot, *args: str, password: str = PASSWORD, ca=True):
+    """Run ``outreach track`` as a user would, with the password in the environment."""
+    env = {"OUTREACH_IMAP_PASSWORD": password}
+    if ca:
+        env["SSL_CERT_FILE"] = str(dovecot.ca_file)
+    return run_cli("track", *args, cwd=folder, env=env)
+
+
+def test_the_command_prints_a_summary_and_notes(sent, dovecot):
+    """The command says what it examined and found, and names each message it did not read."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    dovecot.deliver(unrelated(9) + b"x" * (51 * 1024 * 1024))
+    done = cli_track(folder, dovecot, "--imap", dovecot.url())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "examined 8 messages in INBOX: 1 bounces, 1 delays, 0 delivered, 1 replies, "
+        "1 auto-replies, 1 unmatched"
+    )
+    assert "over the 50 MB bound; not read" in done.stderr
+
+
+def test_the_campaign_file_may_name_the_mailbox(sent, dovecot):
+    """Without --imap, the URL comes from the campaign file's imap field."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    with (folder / "campaign.toml").open("a", encoding="utf-8") as out:
+        out.write(f'imap = "{dovecot.url()}"\n')
+    done = cli_track(folder, dovecot, "--folder", "INBOX")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("examined 7 messages in INBOX")
+
+
+def test_a_wrong_password_stops_with_a_clear_error(sent, dovecot):
+    """A refused login ends with exit 1 and the server's reason; the password is never shown."""
+    folder, _ = sent
+    wrong = "wr0ng-s3ntinel-imap-51"
+    done = cli_track(folder, dovecot, "--imap", dovecot.url(), password=wrong)
+    assert done.returncode == 1
+    assert "login refused" in done.stderr
+    assert "Traceback" not in done.stderr
+    for secret in (wrong, PASSWORD):
+        assert secret not in done.stdout + done.stderr
+    assert events(folder) == []
+
+
+def test_an_untrusted_certificate_stops_with_a_clear_error(sent, dovecot):
+    """A server whose certificate the trust store does not know is refused, with what to do."""
+    folder, _ = sent
+    done = cli_track(folder, dovecot, "--imap", dovecot.url(), ca=False)
+    assert done.returncode == 1
+    assert "certificate is not trusted" in done.stderr
+    assert "SSL_CERT_FILE" in done.stderr
+
+
+def test_no_mailbox_named_is_a_clear_error(sent):
+    """Without --imap, OUTREACH_IMAP_URL or an imap field, the error says how to name one."""
+    folder, _ = sent
+    done = run_cli("track", cwd=folder)
+    assert done.returncode == 1
+    assert "no mailbox to read: pass --imap" in done.stderr
