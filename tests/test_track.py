@@ -1,3 +1,4 @@
+import json
 import textwrap
 from pathlib import Path
 
@@ -261,9 +262,14 @@ def test_a_real_bounce_from_postfix_reaches_the_log(tmp_path, postfix, dovecot):
     rows = recipients(folder)
     assert rows["c00001"].delivery == "bounced"
     assert rows["c00002"].delivery == "delayed"
-    bounce = next(e for e in events(folder) if e.contact_id == "c00001")
-    assert bounce.status_code == "5.1.1"
-    assert "User unknown" in bounce.diagnostic
+    shown = run_cli("log", "--json", cwd=folder)
+    assert shown.returncode == 0, shown.stderr
+    rows = {row["id"]: row for row in map(json.loads, shown.stdout.splitlines())}
+    assert rows["c00001"]["delivery"] == "bounced"
+    assert rows["c00002"]["delivery"] == "delayed"
+    history = run_cli("log", "c00001", cwd=folder)
+    assert "5.1.1" in history.stdout
+    assert "User unknown" in history.stdout
 
 
 def cli_track(folder: Path, dovecot: Dovecot, *args: str, password: str = PASSWORD, ca=True):
