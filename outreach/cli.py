@@ -71,6 +71,16 @@ def _campaign(
     return load_campaign(path, template=template, contacts=contacts, sender=sender)
 
 
+def _noun(count: int, singular: str) -> str:
+    """Return the noun for ``count`` things: 'draft' for one, 'drafts' for the rest."""
+    return singular if count == 1 else f"{singular}s"
+
+
+def _count(count: int, singular: str) -> str:
+    """Return '1 draft', '2 drafts', '0 drafts'."""
+    return f"{count} {_noun(count, singular)}"
+
+
 def _fail(exc: OutreachError) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(code=1)
@@ -182,9 +192,11 @@ def check(
         typer.echo(f"warning: {warning}", err=True)
     for problem in report.problems:
         typer.echo(f"error: {problem}", err=True)
+    valid = f"{report.contacts} of {report.entries}" if report.problems else report.contacts
     summary = (
-        f"{report.contacts} contacts valid, {report.rendered} drafts rendered, "
-        f"{len(report.problems)} problems, {len(report.warnings)} warnings"
+        f"{valid} {_noun(report.entries, 'contact')} valid, "
+        f"{_count(report.rendered, 'draft')} rendered, "
+        f"{_count(len(report.problems), 'problem')}, {_count(len(report.warnings), 'warning')}"
     )
     if report.problems:
         typer.echo(f"check failed: {summary}", err=True)

@@ -1,10 +1,12 @@
-"""Read a contact list (YAML) and validate every entry, reporting every problem at once."""
+"""Read a contact list (YAML or CSV) and validate every entry, reporting every problem at once."""
 
 from __future__ import annotations
 
-import datetime as dt
+import csv
+import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,13 @@ _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ID_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_FIELDS = frozenset({"campaign", "contact"})
-SCALARS = (str, int, float, bool, dt.date)
 MAX_NAME = 256
 _UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '([^']*)'")
 # A contact list is shallow; libyaml itself stops at 1,000 levels.
 MAX_DEPTH = 32
 MAX_BYTES = 256 * 1024 * 1024
+
+Fields = dict[str, tuple[int, str]]  # field name: its line, and how a message names it
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
@@ -58,6 +61,10 @@ def _read_text(path: Path) -> str:
 _MAP_TAGS = frozenset({None, "!", "tag:yaml.org,2002:map"})
 _SEQ_TAGS = frozenset({None, "!", "tag:yaml.org,2002:seq"})
 _MERGE = "<<"
+# Core scalar tags are allowed and ignored: the value is the text written, whatever the tag.
+_SCALAR_TAGS = frozenset(
+    {None, "!"} | {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null")}
+)
 
 
 class _EventReader:
@@ -67,7 +74,7 @@ class _EventReader:
     of 100,000 contacts costs more time and memory than the contacts themselves. Here each
     entry is built from the events as they come, and handed on with its line numbers; an alias
     is a reference to the value built for its anchor, never a copy, so an alias bomb costs no
-    more than its text. Scalars are resolved and built by PyYAML's safe constructor.
+    more than its text. Every scalar is kept as the text written.
     """
 
     def __init__(self, text: str) -> None:
@@ -75,12 +82,6 @@ class _EventReader:
         self._anchors: dict[str, Any] = {}
         self.next = self._loader.get_event
         self.peek = self._loader.peek_event
-        # A plain scalar can resolve to something other than text (a number, a date, null,
-        # true) only if it starts with one of these; nor can a quoted one, without a tag.
-        resolvers = self._loader.yaml_implicit_resolvers
-        self._typed_starts = None if None in resolvers else frozenset(resolvers)
-        if self._loader.yaml_path_resolvers:
-            self._typed_starts = None
 
     def close(self) -> None:
         self._loader.dispose()
@@ -145,21 +146,24 @@ class _EventReader:
                         seen.add(key)
                         yield key, 0, item
 
-    def _scalar(self, event: Any) -> Any:
-        tag = event.tag
-        starts = self._typed_starts
-        if (
-            tag is None
-            and starts is not None
-            and (not event.implicit[0] or event.value[:1] not in starts)
-        ):
-            return event.value  # the common case: text, as the resolver would say
-        if tag is None or tag == "!":
-            tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-        if tag in {"tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"}:
-            return event.value
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-        return self._loader.construct_object(node, deep=True)
+    @staticmethod
+    def _scalar(event: Any) -> str | None:
+        """Return the text as written; an empty plain value is no value.
+
+        YAML's resolver would read ``01234`` as 668, ``NO`` as false, ``1.10`` as 1.1 and the
+        key ``on`` as true: in a contact list every scalar is the text written, and a template
+        that wants a number asks for one (``{{ zip|int }}``).
+        """
+        if event.tag not in _SCALAR_TAGS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"could not determine a constructor for the tag {event.tag!r}",
+                event.start_mark,
+            )
+        if event.value == "" and event.implicit[0]:
+            return None
+        return str(event.value)
 
     def remember(self, anchor: str | None, value: Any) -> None:
         """Record the value built for an anchor, for the aliases that follow."""
@@ -180,8 +184,8 @@ class _EventReader:
 
 def _read_entries(  # noqa: C901, PLR0915 - the document's shape, checked in reading order
     path: Path, text: str
-) -> Iterator[tuple[int, int, dict[str, int], Any]]:
-    """Yield each entry of the contact list with its number, line and its fields' lines.
+) -> Iterator[tuple[int, int, Fields, Any]]:
+    """Yield each entry of the contact list with its number, line and where its fields are.
 
     Problems with the document's shape are raised as ``InputError``; YAML errors too, with
     the line and column where they were found.
@@ -246,9 +250,7 @@ def _read_entries(  # noqa: C901, PLR0915 - the document's shape, checked in rea
         reader.close()
 
 
-def _entries(
-    reader: _EventReader, path: Path, line: int
-) -> Iterator[tuple[int, int, dict[str, int], Any]]:
+def _entries(reader: _EventReader, path: Path, line: int) -> Iterator[tuple[int, int, Fields, Any]]:
     """Yield the entries of the 'contacts' list, each as soon as it is read."""
     number = 0
     while not isinstance(reader.peek(), yaml.SequenceEndEvent):
@@ -259,14 +261,15 @@ def _entries(
             yield number, entry_line, {}, reader.value(2)
             continue
         reader.check_tag(reader.next(), _MAP_TAGS)
-        fields: dict[str, int] = {}
+        fields: Fields = {}
         entry: dict[Any, Any] = {}
         for key, key_line, item in reader.items(3):
             if key in entry:
-                msg = f"entry {number}: the field {key!r} is given twice (also line {fields[key]})"
+                also = fields[key][0]
+                msg = f"entry {number}: the field {key!r} is given twice (also line {also})"
                 raise InputError([Problem(f"{path}:{key_line}", msg)])
             entry[key] = item
-            fields.setdefault(str(key), key_line or entry_line)
+            fields.setdefault(str(key), (key_line or entry_line, f"field {key!r}"))
         reader.remember(entry_event.anchor, entry)
         yield number, entry_line, fields, entry
     reader.next()
@@ -274,24 +277,184 @@ def _entries(
         yield 0, line, {}, None  # tells the caller the list was empty
 
 
+# A header row names fields, so it holds nothing but names, quotes, blanks and the separator.
+_HEADER_NAME = re.compile(r'\s*"?\s*[A-Za-z_][A-Za-z0-9_]*\s*"?\s*')
+CSV_DELIMITERS = (",", ";", "\t")
+CSV_SUFFIXES = frozenset({".csv", ".tsv"})
+_DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab"}
+
+
+def _header_delimiter(header: str, *, names_only: bool = False) -> str | None:
+    """Return the one separator a header row uses, or None if there is not exactly one.
+
+    With ``names_only``, also None unless every cell of the header is a field name.
+    """
+    used = [mark for mark in CSV_DELIMITERS if mark in header]
+    if len(used) != 1:
+        return None
+    if names_only and not all(_HEADER_NAME.fullmatch(cell) for cell in header.split(used[0])):
+        return None
+    return used[0]
+
+
+def _first_line(text: str) -> tuple[int, str]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            return number, line
+    return 0, ""
+
+
+def _csv_entries(path: Path, text: str) -> Iterator[tuple[int, int, Fields, Any]]:
+    """Yield each row of a CSV contact list as an entry, with where each of its cells is.
+
+    The separator is found in the header row, which must name the fields: of ',', ';' and tab
+    exactly one may occur there. A guess from the data rows (the csv module's Sniffer) can pick
+    a letter or a space in a small file; a header of field names leaves no doubt.
+    """
+    header_line, header = _first_line(text)
+    if not header:
+        raise InputError([Problem(str(path), "the contact list is empty; expected a header row")])
+    delimiter = _header_delimiter(header)
+    if delimiter is None:
+        used = [_DELIMITER_NAMES[mark] for mark in CSV_DELIMITERS if mark in header]
+        if len(used) > 1:
+            msg = f"the header row mixes {' and '.join(used)}; separate the field names with one"
+        else:
+            msg = (
+                "the first row must name the fields (letters, digits, underscores), "
+                "separated by ',', ';' or tab, e.g. id,email,name"
+            )
+        raise InputError([Problem(f"{path}:{header_line}", msg)])
+    rows = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    names: list[str] = []
+    end = 0
+    number = 0
+    try:
+        for row in rows:
+            start, end = end + 1, rows.line_num
+            if not any(cell.strip() for cell in row):
+                continue  # blank lines, before the header or between rows
+            if not names:
+                names = [cell.strip() for cell in row]
+                _check_header(path, start, names)
+                continue
+            number += 1
+            if len(row) != len(names):
+                msg = (
+                    f"entry {number}: the row has {len(row)} cells and the header {len(names)}; "
+                    f"a cell holding {_DELIMITER_NAMES[delimiter]} must be in double quotes"
+                )
+                yield number, start, {}, _RowError(msg)
+                continue
+            yield number, start, *_csv_row(names, row, start)
+    except csv.Error as exc:
+        where = f"{path}:{rows.line_num}"
+        raise InputError([Problem(where, f"CSV error: {exc}")]) from None
+    if number == 0:
+        yield 0, header_line, {}, None
+
+
+def _csv_row(names: list[str], row: list[str], line: int) -> tuple[Fields, dict[str, Any]]:
+    """Turn a row into an entry: an empty cell is no value; ';' separates cc and attachments."""
+    fields: Fields = {}
+    entry: dict[str, Any] = {}
+    for column, (name, cell) in enumerate(zip(names, row, strict=True), start=1):
+        fields[name] = (line, f"column {column} {name!r}")
+        value = cell.strip()
+        if not value:
+            continue
+        if name in {"cc", "attachments"}:
+            entry[name] = [part.strip() for part in value.split(";") if part.strip()]
+        else:
+            entry[name] = value
+    return fields, entry
+
+
+def _check_header(path: Path, line: int, names: list[str]) -> None:
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for column, name in enumerate(names, start=1):
+        if not FIELD_PATTERN.fullmatch(name):
+            msg = f"column {column}: {name!r} cannot name a field: use letters, digits, underscores"
+            problems.append(Problem(f"{path}:{line}", msg))
+        elif name in seen:
+            msg = f"column {column}: the field {name!r} is given twice (also column {seen[name]})"
+            problems.append(Problem(f"{path}:{line}", msg))
+        seen.setdefault(name, column)
+    problems.extend(
+        Problem(f"{path}:{line}", f"the header row has no {required!r} column")
+        for required in ("id", "email")
+        if required not in seen
+    )
+    if problems:
+        raise InputError(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class _RowError:
+    """Stand for a row that could not become an entry, with what is wrong with it."""
+
+    message: str
+
+
+def _csv_hint(path: Path, text: str) -> Problem | None:
+    """Say so when a file read as YAML is a CSV file, whose first row no YAML list starts with."""
+    line, first = _first_line(text)
+    if not first or _header_delimiter(first.lstrip("\ufeff"), names_only=True) is None:
+        return None
+    msg = (
+        f"this is a CSV file, not YAML (the first row reads {first.strip()!r}); "
+        f"name it {path.with_suffix('.csv').name!r} so that it is read as CSV"
+    )
+    return Problem(f"{path}:{line}", msg)
+
+
+@dataclass(slots=True)
+class ContactList:
+    """Hold what reading a contact list found: valid contacts, problems, entries read."""
+
+    contacts: list[Contact] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    entries: int = 0
+
+
+def read_contact_list(path: Path) -> ContactList:
+    """Read ``path`` (YAML, or CSV when it ends in .csv or .tsv); collect every problem."""
+    text = _read_text(path)
+    result = ContactList()
+    is_csv = path.suffix.lower() in CSV_SUFFIXES
+    if not is_csv and (hint := _csv_hint(path, text)):
+        result.problems.append(hint)
+        return result
+    entries = _csv_entries(path, text.removeprefix("\ufeff")) if is_csv else None
+    ids: dict[str, int] = {}
+    emails: dict[str, tuple[str, int]] = {}
+    try:
+        for number, line, fields, entry in entries or _read_entries(path, text):
+            if number == 0:
+                empty = (
+                    "has a header row and no contacts" if is_csv else "'contacts' is an empty list"
+                )
+                result.problems.append(Problem(str(path), empty))
+                continue
+            result.entries += 1
+            if isinstance(entry, _RowError):
+                result.problems.append(Problem(f"{path}:{line}", entry.message))
+                continue
+            checked = _validate_entry(path, number, line, fields, entry)
+            checked.problems.extend(_duplicates(line, checked, ids, emails))
+            result.problems.extend(checked.problems)
+            if checked.contact is not None and not checked.problems:
+                result.contacts.append(checked.contact)
+    except InputError as exc:
+        result.problems.extend(exc.problems)
+    return result
+
+
 def read_contacts(path: Path) -> tuple[list[Contact], list[Problem]]:
     """Load every valid contact of ``path`` and list the problems of the others."""
-    text = _read_text(path)
-    problems: list[Problem] = []
-    contacts: list[Contact] = []
-    try:
-        for number, line, fields, entry in _read_entries(path, text):
-            if number == 0:
-                problems.append(Problem(str(path), "'contacts' is an empty list"))
-                continue
-            contact, entry_problems = _validate_entry(path, number, line, fields, entry)
-            problems.extend(entry_problems)
-            if contact is not None:
-                contacts.append(contact)
-    except InputError as exc:
-        return contacts, problems + exc.problems
-    problems.extend(_duplicates(path, contacts))
-    return contacts, problems
+    result = read_contact_list(path)
+    return result.contacts, result.problems
 
 
 def load_contacts(path: Path) -> list[Contact]:
@@ -302,42 +465,61 @@ def load_contacts(path: Path) -> list[Contact]:
     return contacts
 
 
+@dataclass(slots=True)
+class _Checked:
+    """Hold an entry's contact if valid, its problems, and its id and address if usable."""
+
+    contact: Contact | None
+    problems: list[Problem]
+    id: str | None = None
+    email: str | None = None
+    where: Callable[[str], str] = str  # names a field of the entry in a message
+
+
 def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fields reads best
     path: Path,
     number: int,
     line: int,
-    field_lines: dict[str, int],
+    fields: Fields,
     entry: object,
-) -> tuple[Contact | None, list[Problem]]:
+) -> _Checked:
     label = f"entry {number}"
     if isinstance(entry, dict) and isinstance(entry.get("id"), str):
         label += f" (id {entry['id']!r})"
 
-    def where(field: str | None = None) -> str:
-        at = field_lines.get(field, line) if field else line
-        return f"{path}:{at}: {label}" + (f", field {field!r}" if field else "")
+    def where(name: str | None = None) -> str:
+        if name is None:
+            return f"{path}:{line}: {label}"
+        at, said = fields.get(name, (line, f"field {name!r}"))
+        return f"{path}:{at}: {label}, {said}"
 
     if not isinstance(entry, dict):
-        return None, [Problem(where(), f"must be a mapping of fields, not {describe(entry)}")]
+        return _Checked(
+            None, [Problem(where(), f"must be a mapping of fields, not {describe(entry)}")]
+        )
     problems: list[Problem] = []
     problems.extend(
         Problem(where(), f"the required field {required!r} is missing")
         for required in ("id", "email")
-        if required not in entry
+        if entry.get(required) is None
     )
 
     contact_id = entry.get("id")
-    if "id" in entry and not (isinstance(contact_id, str) and ID_PATTERN.fullmatch(contact_id)):
-        msg = f"must be lowercase letters, digits and single dashes, not {describe(contact_id)}"
-        problems.append(Problem(where("id"), msg))
+    good_id: str | None = None
+    if contact_id is not None:
+        if isinstance(contact_id, str) and ID_PATTERN.fullmatch(contact_id):
+            good_id = contact_id
+        else:
+            msg = f"must be lowercase letters, digits and single dashes, not {describe(contact_id)}"
+            problems.append(Problem(where("id"), msg))
 
     email: str | None = None
-    if "email" in entry:
+    if entry.get("email") is not None:
         email, bad = validate_address(entry["email"])
         if bad:
             problems.append(Problem(where("email"), bad))
 
-    name = entry.get("name", "")
+    name = entry.get("name") or ""
     if not isinstance(name, str):
         problems.append(Problem(where("name"), f"must be text, not {describe(name)}"))
     elif bad := control_character(name):
@@ -349,19 +531,21 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
         name = " ".join(name.split())  # a display name's spacing does not survive a header
 
     cc: list[str] = []
-    raw_cc = entry.get("cc", [])
-    if raw_cc is None or isinstance(raw_cc, str) or not isinstance(raw_cc, list):
-        msg = f"must be a list of email addresses, not {describe(raw_cc)}"
+    raw_cc = entry.get("cc")
+    if isinstance(raw_cc, str):
+        raw_cc = [raw_cc]  # one address needs no list
+    if raw_cc is not None and not isinstance(raw_cc, list):
+        msg = f"must be an email address or a list of them, not {describe(raw_cc)}"
         problems.append(Problem(where("cc"), msg))
     else:
-        for position, item in enumerate(raw_cc, start=1):
+        for position, item in enumerate(raw_cc or [], start=1):
             address, bad = validate_address(item)
             if bad:
                 problems.append(Problem(where("cc"), f"item {position}: {bad}"))
             elif address is not None:
                 cc.append(address)
 
-    attachments, attachment_problems = _attachment_paths(entry.get("attachments", []))
+    attachments, attachment_problems = _attachment_paths(entry.get("attachments") or [])
     problems.extend(Problem(where("attachments"), message) for message in attachment_problems)
 
     data: dict[str, Any] = {}
@@ -377,18 +561,19 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
             continue
         if value is None:
             continue
-        if not isinstance(value, SCALARS):
-            problems.append(Problem(where(key), f"must be text or a number, not {describe(value)}"))
+        if not isinstance(value, str):
+            problems.append(Problem(where(key), f"must be text, not {describe(value)}"))
             continue
-        if isinstance(value, str) and (bad := control_character(value, allow_newline=True)):
+        if bad := control_character(value, allow_newline=True):
             problems.append(Problem(where(key), f"{bad} is not allowed"))
             continue
         data[key] = value
 
-    if problems or email is None or not isinstance(contact_id, str):
-        return None, problems
-    contact = Contact(
-        id=contact_id,
+    checked = _Checked(None, problems, good_id, email, where)
+    if problems or email is None or good_id is None:
+        return checked
+    checked.contact = Contact(
+        id=good_id,
         email=email,
         name=name,
         cc=tuple(cc),
@@ -396,7 +581,7 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
         line=line,
         attachments=attachments,
     )
-    return contact, []
+    return checked
 
 
 def _attachment_paths(value: object) -> tuple[tuple[str, ...], list[str]]:
@@ -415,19 +600,26 @@ def _attachment_paths(value: object) -> tuple[tuple[str, ...], list[str]]:
     return tuple(paths), problems
 
 
-def _duplicates(path: Path, contacts: list[Contact]) -> list[Problem]:
+def _duplicates(
+    line: int,
+    checked: _Checked,
+    ids: dict[str, int],
+    emails: dict[str, tuple[str, int]],
+) -> list[Problem]:
+    """Name an id or address used by an earlier entry, whether or not either entry is valid."""
     problems: list[Problem] = []
-    ids: dict[str, Contact] = {}
-    emails: dict[str, Contact] = {}
-    for contact in contacts:
-        first = ids.setdefault(contact.id, contact)
-        if first is not contact:
-            msg = f"duplicate id {contact.id!r}; first used on line {first.line}"
-            problems.append(Problem(f"{path}:{contact.line}: field 'id'", msg))
-        key = contact.email.lower()
-        first = emails.setdefault(key, contact)
-        if first is not contact:
-            msg = f"duplicate email {contact.email!r}; also used by {first.id!r}, line {first.line}"
-            where = f"{path}:{contact.line}: entry (id {contact.id!r}), field 'email'"
-            problems.append(Problem(where, msg))
+    if checked.id is not None:
+        first_line = ids.setdefault(checked.id, line)
+        if first_line != line:
+            msg = f"duplicate id {checked.id!r}; first used on line {first_line}"
+            problems.append(Problem(checked.where("id"), msg))
+    if checked.email is not None:
+        owner = checked.id or "?"
+        first_id, first_email_line = emails.setdefault(checked.email.lower(), (owner, line))
+        if first_email_line != line:
+            msg = (
+                f"duplicate email {checked.email!r}; also used by {first_id!r}, "
+                f"line {first_email_line}"
+            )
+            problems.append(Problem(checked.where("email"), msg))
     return problems

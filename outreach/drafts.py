@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Self
 
 from outreach.attachments import ADVISED_MESSAGE_SIZE, Attachment, Attachments, mime_part
-from outreach.contacts import load_contacts, read_contacts
+from outreach.contacts import ContactList, load_contacts, read_contact_list
 from outreach.errors import InputError, OutreachError, Problem
 from outreach.message import MessageBuilder, new_message_id
 from outreach.model import Campaign, Contact, is_reserved
@@ -47,7 +47,8 @@ class Draft:
 class CheckReport:
     """Collect what ``check`` found: problems fail the check, warnings do not."""
 
-    contacts: int = 0
+    contacts: int = 0  # valid ones
+    entries: int = 0  # read, valid or not
     rendered: int = 0
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -263,11 +264,13 @@ def check(campaign: Campaign, /) -> CheckReport:
     """Validate every contact and render every draft, collecting every problem found."""
     report = CheckReport()
     try:
-        contacts, problems = read_contacts(campaign.contacts)
+        found = read_contact_list(campaign.contacts)
     except InputError as exc:
-        contacts, problems = [], exc.problems
+        found = ContactList(problems=exc.problems)
+    contacts = found.contacts
     report.contacts = len(contacts)
-    report.problems.extend(problems)
+    report.entries = found.entries
+    report.problems.extend(found.problems)
     try:
         drafter = Drafter(campaign)
     except InputError as exc:
@@ -296,8 +299,9 @@ def check(campaign: Campaign, /) -> CheckReport:
             placeholders.append(contact.id)
     if placeholders:
         shown = ", ".join(placeholders[:10]) + (", ..." if len(placeholders) > 10 else "")  # noqa: PLR2004
+        have = "1 contact has" if len(placeholders) == 1 else f"{len(placeholders)} contacts have"
         msg = (
-            f"{len(placeholders)} contacts have placeholder addresses on reserved domains "
+            f"{have} placeholder addresses on reserved domains "
             f"(.example, .invalid, .test, .localhost), which cannot receive mail: {shown}"
         )
         report.warnings.append(Problem(str(campaign.contacts), msg))

@@ -150,7 +150,7 @@ def test_check_reports_every_problem_and_fails(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "field 'email': 'not-an-address' is not a valid email address" in result.stderr
     assert "contact 'nocountry': undefined variable: 'country' is undefined" in result.stderr
-    assert "check failed: 2 contacts valid, 1 drafts rendered, 2 problems" in result.stderr
+    assert "check failed: 2 of 3 contacts valid, 1 draft rendered, 2 problems" in result.stderr
 
 
 def test_check_passes_on_the_shipped_campaign_with_placeholder_warnings() -> None:

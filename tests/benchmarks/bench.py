@@ -14,6 +14,7 @@ in the same cache folder. Every figure is measured in this run, on this machine.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import socket
@@ -143,6 +144,35 @@ def write_workload(folder: Path, count: int) -> Path:
                 f"    mission: Permanent Mission of Country {n} to the United Nations\n"
             )
     return folder
+
+
+def contact_loading(count: int) -> tuple[float, float]:
+    """Return the median seconds to load ``count`` contacts from YAML and from the same in CSV."""
+    from outreach.contacts import load_contacts  # noqa: PLC0415 - only this figure needs it
+
+    def median(path: Path) -> float:
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            loaded = load_contacts(path)
+            runs.append(time.perf_counter() - started)
+            assert len(loaded) == count
+        return statistics.median(runs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_workload(Path(tmp) / "w", count)
+        fields = ("id", "email", "name", "country", "honorific", "salutation", "title", "mission")
+        with (folder / "contacts.csv").open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(fields)
+            for n in range(count):
+                writer.writerow((
+                    f"member-{n}", f"member-{n}@missions.example", f"Ambassador Number {n}",
+                    f"Country {n}", "H.E. Mr.", f"Dear Ambassador {n}",
+                    f"Permanent Representative of Country {n} to the United Nations",
+                    f"Permanent Mission of Country {n} to the United Nations",
+                ))  # fmt: skip
+        return median(folder / "contacts.yaml"), median(folder / "contacts.csv")
 
 
 def outreach(*args: str, cwd: Path) -> tuple[float, float, str]:
@@ -341,6 +371,12 @@ def main() -> None:
                 f"  N={count:>7,}: {seconds:7.1f} s, {count / seconds:6,.0f} msg/s, "
                 f"{seconds / count * 1e3:.2f} ms/msg, peak RSS {rss:,.0f} MiB"
             )
+    load_count = scaling[-1]
+    yaml_s, csv_s = contact_loading(load_count)
+    print(
+        f"\nload   N={load_count:,} contacts, median of 3: YAML {yaml_s:.2f} s "
+        f"({load_count / yaml_s:,.0f}/s), CSV {csv_s:.2f} s ({load_count / csv_s:,.0f}/s)"
+    )
     achieved, most_60, most_1 = rate_accuracy(300, "600/min")
     print(
         f"\nrate   --rate 600/min, 300 messages: achieved {achieved:.1f}/min "
