@@ -85,6 +85,23 @@ def _address(name: str, address: str) -> str:
     return f"{_UTF8.header_encode(name)} <{address}>"
 
 
+def _from_header(sender: Sender) -> bytes:
+    """Fold ``From: Name <address>`` at its spaces, the first line never empty.
+
+    The header registry folds a long From with nothing after ``From:``: legal, but naive
+    parsers and some filters read that as an empty sender. Here the line breaks before the
+    address, or between words of the name, which unfolding gives back exactly.
+    """
+    words = _address(sender.name, sender.address).split(" ")
+    lines = [f"From: {words[0]}"]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) > MAX_LINE:
+            lines.append(f" {word}")
+        else:
+            lines[-1] += f" {word}"
+    return "\r\n".join(lines).encode("ascii") + CRLF
+
+
 def _address_list(name: str, addresses: tuple[str, ...]) -> bytes:
     """Fold a list of bare addresses at the commas, keeping lines under the limit."""
     lines = [f"{name}: {addresses[0]}"]
@@ -135,9 +152,7 @@ class MessageBuilder:
 
     def __init__(self, *, sender: Sender, subject: str, reply_to: str | None = None) -> None:
         """Fold the headers every message of the campaign shares, once."""
-        self._from = _registry_header(
-            "From", Address(display_name=sender.name, addr_spec=sender.address)
-        )
+        self._from = _from_header(sender)
         shared = b""
         if reply_to:
             shared += _registry_header("Reply-To", Address(addr_spec=reply_to))
