@@ -87,6 +87,27 @@ def _fail(exc: OutreachError) -> typer.Exit:
 
 
 @app.command()
+def init(
+    folder: Annotated[
+        Path, typer.Argument(help="The folder to start the campaign in; made if missing.")
+    ] = Path(),
+) -> None:
+    """Start a campaign: campaign.toml, a letter, two example contacts; never over a file."""
+    from outreach.starter import start
+
+    try:
+        started = start(folder)
+    except OutreachError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {', '.join(started.files)} into {started.folder}")
+    go = "" if started.folder == Path() else f"cd {shlex.quote(str(started.folder))} && "
+    typer.echo(
+        f"next: {go}outreach check, then outreach send: the letters go into the Maildir "
+        "outbox/ and nothing leaves this machine"
+    )
+
+
+@app.command()
 def preview(
     ids: Annotated[list[str] | None, typer.Argument(help="Contact ids; all when none.")] = None,
     out: Annotated[

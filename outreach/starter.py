@@ -1,0 +1,128 @@
+"""Write a small working campaign into a folder: the files a first run needs, never overwritten."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from outreach.errors import ConfigError
+from outreach.model import CAMPAIGN_FILE
+
+CONTACTS_FILE = "contacts.yaml"
+TEMPLATE_FILE = "letter.md.j2"
+DEFAULT_NAME = "first-campaign"
+
+_CAMPAIGN = """\
+# The campaign: one letter, one contact list, one sender. Paths are relative to this file.
+# Every outreach command reads campaign.toml in the current folder (--campaign PATH for another).
+
+name = "{name}"                 # names the send log, logs/{name}.sqlite3
+subject = "A first letter"
+template = "{template}"
+contacts = "{contacts}"         # YAML, or a .csv file with a header row
+# A placeholder on the reserved .example domain: put your own address here before sending for real.
+from = "Your Name <you@your-organization.example>"
+# reply_to = "replies@your-organization.example"
+
+# Without --smtp, `outreach send` delivers into the Maildir outbox/ and nothing leaves this
+# machine. To send for real, give a server with --smtp URL (or OUTREACH_SMTP_URL=URL); the
+# password comes from OUTREACH_SMTP_PASSWORD, --password-command or a prompt, never from a file.
+#
+# A plain server, your organization's or your provider's:
+#   --smtp smtp://user@mail.your-organization.example    STARTTLS on port 587
+#   --smtp smtps://user@mail.your-organization.example   TLS from the start, port 465
+#
+# Gmail or Google Workspace: with 2-Step Verification on, create an app password
+# (Google Account, Security, App passwords) and give it as the password:
+#   --smtp smtp://you%40your-domain.example@smtp.gmail.com:587
+#
+# Microsoft 365 (Exchange Online): the mailbox needs "Authenticated SMTP" allowed by its
+# administrator; where the tenant has switched basic authentication off, Microsoft refuses
+# every password (535 5.7.139) and only an OAuth2 token is accepted:
+#   --smtp smtp://you%40your-domain.example@smtp.office365.com:587
+"""
+
+_TEMPLATE = """\
+{#-
+  The letter: Markdown with Jinja2. Every {{ value }} is a field of the contact, shown as
+  written. A field that not every contact has is used inside {% if field is defined %}.
+  A line ending in a backslash keeps its line break; a blank line starts a paragraph.
+-#}
+Dear {{ name }},
+
+This is a first letter for {{ organization }}. Edit letter.md.j2 to say what you mean,
+and contacts.yaml to say to whom.
+
+{% if note is defined %}
+{{ note }}
+
+{% endif %}
+With best regards,\\
+Your Name
+"""
+
+_CONTACTS = """\
+# The contact list: one entry per recipient. 'id' and 'email' are required; every other field
+# is passed to the letter as text, exactly as written ('01234' stays 01234).
+# These addresses are placeholders on the reserved .example domain: replace them.
+contacts:
+  - id: ada-example
+    email: ada@partner-one.example
+    name: Ada Example
+    organization: Partner One
+    note: We met at the spring meeting.
+  - id: grace-example
+    email: grace@partner-two.example
+    name: Grace Example
+    organization: Partner Two
+    cc: office@partner-two.example
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Say what ``start`` wrote: the folder and the files in it."""
+
+    folder: Path
+    files: tuple[str, ...]
+    name: str
+
+
+def campaign_name(folder: Path) -> str:
+    """Derive a campaign name from the folder's name: letters, digits, '.', '-' and '_'."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.resolve().name)
+    name = re.sub(r"\.{2,}", ".", name).strip("-._")[:100]
+    return name or DEFAULT_NAME
+
+
+def start(folder: Path, /) -> Started:
+    """Write a campaign, its letter and a contact list of two into ``folder``.
+
+    Nothing is written if any of the three files exists already.
+    """
+    if folder.exists() and not folder.is_dir():
+        msg = f"{folder}: is a file, not a folder; give a folder for the new campaign"
+        raise ConfigError(msg)
+    files = {CAMPAIGN_FILE: "", TEMPLATE_FILE: _TEMPLATE, CONTACTS_FILE: _CONTACTS}
+    if existing := [name for name in files if (folder / name).exists()]:
+        listed = ", ".join(existing)
+        here = "this folder" if folder == Path() else str(folder)
+        msg = (
+            f"{here} already holds {listed}; nothing was written. "
+            "Choose an empty folder: outreach init NEW-FOLDER"
+        )
+        raise ConfigError(msg)
+    name = campaign_name(folder)
+    files[CAMPAIGN_FILE] = _CAMPAIGN.format(
+        name=name, template=TEMPLATE_FILE, contacts=CONTACTS_FILE
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for file_name, text in files.items():
+            with (folder / file_name).open("x", encoding="utf-8") as out:
+                out.write(text)
+    except OSError as exc:
+        msg = f"{exc.filename or folder}: cannot be written: {exc.strerror}"
+        raise ConfigError(msg) from None
+    return Started(folder=folder, files=tuple(files), name=name)

@@ -1,0 +1,56 @@
+import mailbox
+from pathlib import Path
+
+from helpers import run_cli
+
+
+def test_init_writes_a_campaign_that_checks_and_sends_into_the_outbox(tmp_path: Path) -> None:
+    """'outreach init DIR' writes a campaign whose check passes with placeholder warnings and whose send fills the outbox."""
+    done = run_cli("init", "spring-appeal", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "wrote campaign.toml, letter.md.j2, contacts.yaml into spring-appeal\n"
+        "next: cd spring-appeal && outreach check, then outreach send: the letters go into the "
+        "Maildir outbox/ and nothing leaves this machine\n"
+    )
+    folder = tmp_path / "spring-appeal"
+    assert 'name = "spring-appeal"' in (folder / "campaign.toml").read_text(encoding="utf-8")
+    checked = run_cli("check", cwd=folder)
+    assert checked.returncode == 0, checked.stderr
+    assert (
+        checked.stdout
+        == "check passed: 2 contacts valid, 2 drafts rendered, 0 problems, 2 warnings\n"
+    )
+    assert checked.stderr == (
+        "warning: contacts.yaml: 2 contacts have placeholder addresses on reserved domains "
+        "(.example, .invalid, .test, .localhost), which cannot receive mail: ada-example, grace-example\n"
+        "warning: campaign: the sender you@your-organization.example is a placeholder; set --from or 'from'\n"
+    )
+    sent = run_cli("send", cwd=folder)
+    assert sent.returncode == 0, sent.stderr
+    letters = [message for _, message in mailbox.Maildir(folder / "outbox", create=False).items()]
+    assert sorted(str(message["To"]) for message in letters) == [
+        "Ada Example <ada@partner-one.example>",
+        "Grace Example <grace@partner-two.example>",
+    ]
+
+
+def test_init_never_overwrites_a_file(tmp_path: Path) -> None:
+    """'outreach init' in a folder that holds a campaign file writes nothing and says why."""
+    (tmp_path / "campaign.toml").write_text("# mine\n", encoding="utf-8")
+    done = run_cli("init", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: this folder already holds campaign.toml; nothing was written. "
+        "Choose an empty folder: outreach init NEW-FOLDER\n"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["campaign.toml"]
+    assert (tmp_path / "campaign.toml").read_text(encoding="utf-8") == "# mine\n"
+
+
+def test_init_names_the_campaign_safely_after_an_odd_folder(tmp_path: Path) -> None:
+    """A folder name with spaces and accents gives a campaign name that can name the send log."""
+    done = run_cli("init", "Lettre d'été 2026", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "Lettre d'été 2026" / "campaign.toml").read_text(encoding="utf-8")
+    assert 'name = "Lettre-d-t-2026"' in text
