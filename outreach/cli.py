@@ -1003,11 +1003,31 @@ def sink(
     maildir: Annotated[
         Path, typer.Option("--maildir", help="Maildir to store messages in.")
     ] = Path("sink"),
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            "--auth",
+            metavar="USER:PASSWORD",
+            help="Require a login: this user and password, or 'any' to accept any login.",
+        ),
+    ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Require STARTTLS with a throwaway certificate; its authority's file is printed.",
+        ),
+    ] = False,
 ) -> None:
     """Run a local SMTP server that stores every message it receives in a Maildir."""
     import asyncio
 
-    from outreach.sink import serve
+    from outreach.sink import Login, serve
+
+    try:
+        login = Login.parse(auth) if auth is not None else None
+    except OutreachError as exc:
+        raise _fail(exc) from None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -1018,7 +1038,7 @@ def sink(
         def report(line: str) -> None:
             typer.echo(line)
 
-        await serve(maildir, host=host, port=port, report=report, stop=stop)
+        await serve(maildir, host=host, port=port, report=report, stop=stop, login=login, tls=tls)
 
     try:
         _run(main())

@@ -1,18 +1,59 @@
-"""A local SMTP server that keeps every message it receives in a Maildir, for trying things out."""
+"""A local SMTP server that keeps every message it receives in a Maildir, for trying things out.
+
+It can ask for a login (``--auth``) and offer STARTTLS with a throwaway certificate (``--tls``),
+so the password and TLS paths of ``outreach send`` can be tried on one machine.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.parser
 import email.policy
+import hmac
 import mailbox
-from collections.abc import Callable
+import ssl
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from outreach.errors import ConfigError
+
+ANY_LOGIN = "any"
+# The first bytes of a TLS handshake record (ClientHello): content type 22, version 3.x.
+_TLS_RECORD = b"\x16\x03"
+TLS_EXTRA = "sink-tls"
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Say which login the sink accepts: one user and password, or any at all."""
+
+    user: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, value: str, /) -> Login:
+        """Parse ``--auth``: ``user:password``, or ``any`` for any login."""
+        if value == ANY_LOGIN:
+            return cls()
+        user, colon, password = value.partition(":")
+        if not colon or not user or not password:
+            msg = f"--auth: expected user:password, or {ANY_LOGIN!r} to accept any login"
+            raise ConfigError(msg)
+        return cls(user=user, password=password)
+
+    def accepts(self, user: bytes, password: bytes) -> bool:
+        """Tell whether this user and password may log in."""
+        if self.user is None or self.password is None:
+            return True
+        same_user = hmac.compare_digest(user, self.user.encode())
+        return hmac.compare_digest(password, self.password.encode()) and same_user
 
 
 class MaildirSink:
@@ -40,21 +81,119 @@ class MaildirSink:
         return "250 Message accepted for delivery"
 
 
+class _SinkSMTP(SMTP):
+    """aiosmtpd's SMTP, which first looks at a connection's first bytes.
+
+    A client that starts TLS on connect (smtps://) sends a TLS handshake where SMTP expects a
+    command; answering it as a command would echo binary back. It is reported and hung up on.
+    """
+
+    def __init__(self, *args: Any, report: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._report_line = report
+        self._first = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._first and self._original_transport is None:
+            self._first = False
+            if data.startswith(_TLS_RECORD):
+                peer = self.transport.get_extra_info("peername") if self.transport else None
+                who = f"{peer[0]}:{peer[1]}" if peer else "a client"
+                self._report_line(
+                    f"{who} started TLS on connect (smtps://), but this sink speaks plain SMTP "
+                    f"first: use smtp://, which upgrades with STARTTLS when the sink offers it; "
+                    "connection closed"
+                )
+                if self.transport is not None:
+                    self.transport.close()
+                return
+        super().data_received(data)
+
+
+@contextlib.contextmanager
+def throwaway_tls() -> Iterator[tuple[ssl.SSLContext, Path]]:
+    """Make a certificate authority and a certificate for 127.0.0.1 and localhost, for one run.
+
+    The authority's certificate is written to a temporary file, removed when the sink stops.
+    """
+    try:
+        import trustme  # noqa: PLC0415 - an optional extra, needed only with --tls
+    except ImportError:
+        msg = f"--tls needs the {TLS_EXTRA!r} extra: pip install 'outreach[{TLS_EXTRA}]'"
+        raise ConfigError(msg) from None
+    authority = trustme.CA(organization_name="outreach sink (throwaway)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1", "localhost", "::1").configure_cert(context)
+    with tempfile.TemporaryDirectory(prefix="outreach-sink-") as folder:
+        ca_file = Path(folder) / "ca.pem"
+        authority.cert_pem.write_to_path(str(ca_file))
+        yield context, ca_file
+
+
 async def serve(
-    path: Path, /, *, host: str, port: int, report: Callable[[str], None], stop: asyncio.Event
+    path: Path,
+    /,
+    *,
+    host: str,
+    port: int,
+    report: Callable[[str], None],
+    stop: asyncio.Event,
+    login: Login | None = None,
+    tls: bool = False,
 ) -> None:
     """Serve SMTP on ``host:port`` until ``stop`` is set."""
     handler = MaildirSink(path, report=report)
     loop = asyncio.get_running_loop()
+    # aiosmtpd warns about its own use of a deprecated attribute, and about a login without
+    # TLS, which this trial server allows on purpose and says so in its own words.
+    warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
+    warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+    with contextlib.ExitStack() as stack:
+        tls_context, ca_file = stack.enter_context(throwaway_tls()) if tls else (None, None)
 
-    def factory() -> Any:
-        return SMTP(handler, hostname="outreach-sink", ident="outreach sink")
+        def authenticate(
+            _server: SMTP, _session: Session, _envelope: Envelope, mechanism: str, data: Any
+        ) -> AuthResult:
+            if not isinstance(data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            if login is None:  # offered only after STARTTLS: any login, as none is asked for
+                report(f"login {data.login.decode(errors='replace')!r} accepted (no --auth)")
+                return AuthResult(success=True)
+            if login.accepts(data.login, data.password):
+                report(f"login {data.login.decode(errors='replace')!r} accepted ({mechanism})")
+                return AuthResult(success=True)
+            report(f"login {data.login.decode(errors='replace')!r} refused: wrong user or password")
+            return AuthResult(success=False, handled=False)
 
-    try:
-        server = await loop.create_server(factory, host=host, port=port)
-    except OSError as exc:
-        msg = f"cannot listen on {host}:{port}: {exc.strerror}"
-        raise ConfigError(msg) from exc
-    report(f"listening on smtp://{host}:{port}, storing into {path}; Ctrl-C stops")
-    async with server:
-        await stop.wait()
+        def factory() -> Any:
+            return _SinkSMTP(
+                handler,
+                report=report,
+                hostname="outreach-sink",
+                ident="outreach sink",
+                tls_context=tls_context,
+                require_starttls=tls,
+                authenticator=authenticate,
+                auth_required=login is not None,
+                # Without --auth no login is offered in clear text: the sink is a server
+                # that takes mail without one.
+                auth_require_tls=tls or login is None,
+            )
+
+        try:
+            server = await loop.create_server(factory, host=host, port=port)
+        except OSError as exc:
+            msg = f"cannot listen on {host}:{port}: {exc.strerror}"
+            raise ConfigError(msg) from exc
+        report(f"listening on smtp://{host}:{port}, storing into {path}; Ctrl-C stops")
+        if ca_file is not None:
+            report(
+                "STARTTLS required, with a throwaway certificate for 127.0.0.1 and localhost; "
+                f"its authority: {ca_file} (SSL_CERT_FILE={ca_file} outreach send ...)"
+            )
+        if login is not None:
+            who = "any user and password" if login.user is None else f"user {login.user!r}"
+            clear = "" if tls else ", in clear text (add --tls to try it over TLS)"
+            report(f"login required: {who}{clear}")
+        async with server:
+            await stop.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import ipaddress
 import socket
 import ssl
@@ -169,7 +170,13 @@ class SmtpTransport:
             await client.ehlo()
         offered = client.server_auth_methods
         if not client.supports_extension("auth") or not offered:
-            msg = f"{s.url}: the server offers no login (AUTH); send without a user in --smtp"
+            anonymous = SmtpSettings(host=s.host, port=s.port, implicit_tls=s.implicit_tls)
+            msg = (
+                f"{s.url}: this server offers no login (its EHLO answer lists no AUTH), so the "
+                f"user name in --smtp cannot be used. If it takes mail without a login, give "
+                f"--smtp {anonymous.url}; otherwise check that --smtp names your provider's "
+                "submission server. Nothing was sent."
+            )
             raise TransportError(msg)
         try:
             if token is not None:
@@ -273,6 +280,11 @@ def _refused(settings: SmtpSettings, code: int, text: str) -> TransportError:
     return TransportError(msg)
 
 
+def _plain_answer(error: ssl.SSLError) -> bool:
+    """Tell whether a TLS handshake failed because the server answered in clear text."""
+    return error.reason in {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"}
+
+
 def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError:  # noqa: PLR0911 - one per cause
     url = settings.url
     cause: BaseException | None = exc
@@ -282,6 +294,11 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
                 f"{url}: the server's TLS certificate is not trusted ({cause.verify_message}). "
                 "Point SSL_CERT_FILE at the right CA bundle; --insecure-tls turns checking off."
             )
+            return TransportError(msg)
+        if isinstance(cause, ssl.SSLError) and settings.implicit_tls and _plain_answer(cause):
+            plain = dataclasses.replace(settings, implicit_tls=False).url
+            msg = f"{url}: this server does not speak TLS on connect; try smtp:// (STARTTLS): "
+            msg += plain
             return TransportError(msg)
         if isinstance(cause, ssl.SSLError):
             return TransportError(f"{url}: TLS failed: {cause}")

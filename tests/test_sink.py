@@ -1,0 +1,165 @@
+import mailbox
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import contacts_yaml, run_cli, write_campaign
+from mailserver import free_port
+
+PASSWORD = "sink-trial-secret"
+
+
+class Sink:
+    """An `outreach sink` process and the lines it has printed."""
+
+    def __init__(self, folder: Path, *args: str) -> None:
+        self.port = free_port()
+        self.maildir = folder / "sink"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "outreach", "sink", "--port", str(self.port), "--maildir", str(self.maildir), *args],
+            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self.wait_for("listening on ")
+
+    def wait_for(self, start: str) -> str:
+        """Read printed lines until one starts with ``start``; return it."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith(start):
+                return line.rstrip("\n")
+        pytest.fail(f"the sink ended without printing {start!r}: {self.lines}")
+
+    def stop(self) -> None:
+        """Stop the sink as Ctrl-C does, and keep the rest of what it printed."""
+        self.process.send_signal(signal.SIGINT)
+        out, _ = self.process.communicate(timeout=30)
+        self.lines.extend(out.splitlines())
+
+
+@pytest.fixture
+def start_sink(tmp_path: Path) -> Iterator[object]:
+    """Start sinks with the given options; all are stopped after the test."""
+    sinks: list[Sink] = []
+
+    def start(*args: str) -> Sink:
+        sink = Sink(tmp_path, *args)
+        sinks.append(sink)
+        return sink
+
+    yield start
+    for sink in sinks:
+        if sink.process.poll() is None:
+            sink.stop()
+
+
+def send(folder: Path, url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Send the campaign in ``folder`` to ``url`` with the given environment."""
+    return run_cli("send", "--smtp", url, "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+
+
+def test_sink_with_tls_and_auth_takes_a_campaign_over_starttls(tmp_path: Path, start_sink) -> None:
+    """'sink --tls --auth user:password' prints its CA file; send trusts it, logs in and delivers."""
+    write_campaign(tmp_path / "c", contacts=contacts_yaml(2))
+    sink = start_sink("--tls", "--auth", f"trial:{PASSWORD}")
+    tls_line = sink.wait_for("STARTTLS required")
+    ca_file = re.search(r"its authority: (\S+) ", tls_line).group(1)
+    assert tls_line == (
+        "STARTTLS required, with a throwaway certificate for 127.0.0.1 and localhost; "
+        f"its authority: {ca_file} (SSL_CERT_FILE={ca_file} outreach send ...)"
+    )
+    assert sink.wait_for("login required") == "login required: user 'trial'"
+    done = send(
+        tmp_path / "c",
+        f"smtp://trial@127.0.0.1:{sink.port}",
+        SSL_CERT_FILE=ca_file,
+        OUTREACH_SMTP_PASSWORD=PASSWORD,
+    )
+    assert done.returncode == 0, done.stderr
+    sink.stop()
+    assert "login 'trial' accepted (PLAIN)" in sink.lines
+    assert len(mailbox.Maildir(sink.maildir, create=False)) == 2
+    assert not any(PASSWORD in line for line in sink.lines)
+    assert not Path(ca_file).exists()
+
+
+def test_sink_refuses_a_wrong_password(tmp_path: Path, start_sink) -> None:
+    """A wrong password is refused by the sink, which says so, and the send stops with the reply."""
+    write_campaign(tmp_path / "c", contacts=contacts_yaml(1))
+    sink = start_sink("--auth", f"trial:{PASSWORD}")
+    assert (
+        sink.wait_for("login required")
+        == "login required: user 'trial', in clear text (add --tls to try it over TLS)"
+    )
+    url = f"smtp://trial@127.0.0.1:{sink.port}"
+    done = send(tmp_path / "c", url, OUTREACH_SMTP_PASSWORD="wrong")
+    assert done.returncode == 1
+    assert (
+        f"error: {url}: the server refused the login (535 5.7.8 Authentication credentials invalid). Check the user name in --smtp and the password; nothing was sent.\n"
+        in done.stderr
+    )
+    sink.stop()
+    assert "login 'trial' refused: wrong user or password" in sink.lines
+
+
+def test_sink_auth_any_accepts_any_login(tmp_path: Path, start_sink) -> None:
+    """'sink --auth any' accepts whatever user and password the client gives."""
+    write_campaign(tmp_path / "c", contacts=contacts_yaml(1))
+    sink = start_sink("--auth", "any")
+    assert (
+        sink.wait_for("login required")
+        == "login required: any user and password, in clear text (add --tls to try it over TLS)"
+    )
+    done = send(
+        tmp_path / "c", f"smtp://whoever@127.0.0.1:{sink.port}", OUTREACH_SMTP_PASSWORD="anything"
+    )
+    assert done.returncode == 0, done.stderr
+    sink.stop()
+    assert "login 'whoever' accepted (PLAIN)" in sink.lines
+
+
+def test_sink_auth_needs_user_and_password(tmp_path: Path) -> None:
+    """'sink --auth' with neither 'user:password' nor 'any' is refused with the form to use."""
+    done = run_cli("sink", "--auth", "trial", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == "error: --auth: expected user:password, or 'any' to accept any login\n"
+
+
+def test_smtps_to_a_plain_server_says_to_try_starttls(tmp_path: Path, start_sink) -> None:
+    """smtps:// to a server that speaks plain SMTP: the client says so, and the sink reports TLS bytes without echoing them."""
+    write_campaign(tmp_path / "c", contacts=contacts_yaml(1))
+    sink = start_sink()
+    done = send(tmp_path / "c", f"smtps://127.0.0.1:{sink.port}")
+    assert done.returncode == 1
+    assert (
+        f"error: smtps://127.0.0.1:{sink.port}: this server does not speak TLS on connect; "
+        f"try smtp:// (STARTTLS): smtp://127.0.0.1:{sink.port}\n"
+    ) in done.stderr
+    line = sink.wait_for("127.0.0.1:")
+    assert re.fullmatch(
+        r"127\.0\.0\.1:\d+ started TLS on connect \(smtps://\), but this sink speaks plain SMTP "
+        r"first: use smtp://, which upgrades with STARTTLS when the sink offers it; connection closed",
+        line,
+    )
+
+
+def test_a_login_to_a_server_without_auth_says_it_offers_none(tmp_path: Path, start_sink) -> None:
+    """A user name given to a server whose EHLO lists no AUTH gets that said, and the URL without it."""
+    write_campaign(tmp_path / "c", contacts=contacts_yaml(1))
+    sink = start_sink()
+    url = f"smtp://trial@127.0.0.1:{sink.port}"
+    done = send(tmp_path / "c", url, OUTREACH_SMTP_PASSWORD="x")
+    assert done.returncode == 1
+    assert (
+        f"error: {url}: this server offers no login (its EHLO answer lists no AUTH), so the user "
+        f"name in --smtp cannot be used. If it takes mail without a login, give --smtp "
+        f"smtp://127.0.0.1:{sink.port}; otherwise check that --smtp names your provider's "
+        "submission server. Nothing was sent.\n"
+    ) in done.stderr
