@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -41,7 +42,8 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     help="Send a personalized letter to every contact on a list, once each, with a send log.",
-    no_args_is_help=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: rendering it with rich costs more than the rest
@@ -1007,7 +1009,6 @@ def sink(
         str | None,
         typer.Option(
             "--auth",
-            metavar="USER:PASSWORD",
             help="Require a login: this user and password, or 'any' to accept any login.",
         ),
     ] = None,
@@ -1296,9 +1297,108 @@ def _print_track_summary(summary: TrackSummary, folders: list[str]) -> None:
     )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"outreach {version('outreach')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Send a personalized letter to every contact on a list, once each, with a send log."""
+
+
+# The option parser's validation speaks of its own types; these say it in plain words.
+_PLAIN_WORDS = (
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Input should be a valid integer.*"), "must be a whole number"),
+    (re.compile(r"Input should be a valid number.*"), "must be a number"),
+    (re.compile(r"Value error, "), ""),
+    (re.compile(r"Input should be "), "must be "),
+)
+
+
+def _plain(message: str) -> str:
+    """Reword a validation message of the option parser in plain words, ending in one period."""
+    for pattern, words in _PLAIN_WORDS:
+        message = pattern.sub(words, message)
+    return message.rstrip(".") + "."
+
+
+# What each option's value is, in the help: the parser would say `<int range>`, `<list[str]>`.
+METAVARS = {
+    "--smtp": "URL",
+    "--outbox": "DIR",
+    "--out": "DIR",
+    "--maildir": "DIR",
+    "--log": "FILE",
+    "--campaign": "FILE",
+    "--template": "FILE",
+    "--contacts": "FILE",
+    "--from": "'NAME <ADDRESS>'",
+    "--rate": "RATE",
+    "--concurrency": "N",
+    "--limit": "N",
+    "--max-attempts": "N",
+    "--only": "ID",
+    "--password-command": "COMMAND",
+    "--retry-backoff": "SECONDS",
+    "--timeout": "SECONDS",
+    "--host": "ADDRESS",
+    "--port": "PORT",
+    "--auth": "USER:PASSWORD",
+    "--status": "STATUS",
+}
+
+
+def _name_values(command: Any) -> None:
+    """Give every option that takes a value a plain name for it in the help."""
+    for sub in getattr(command, "commands", {}).values():
+        _name_values(sub)
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.name.upper()
+            param.display_type_rich = lambda **_: None  # the name says it: no `<list[str]>`
+        elif not param.is_flag:
+            param.metavar = next((METAVARS[o] for o in param.opts if o in METAVARS), "VALUE")
+
+
 def main() -> None:
-    """Run the command line."""
-    app(prog_name="outreach")
+    """Run the command line; errors in options are said in plain words."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+    _name_values(command)
+    try:
+        # Alone, `outreach` shows its help, on stdout and with success, as --help does.
+        args = sys.argv[1:] or ["--help"]
+        code = command.main(args=args, prog_name="outreach", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    except typer.TyperException as exc:  # a usage error: shown with the usage line, exit 2
+        if isinstance(exc, typer.BadParameter):
+            exc.message = _plain(exc.message)
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"Error: {exc}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
