@@ -178,13 +178,22 @@ def renders_apart(plan: Plan, options: SendOptions, /) -> bool:
     return len(plan.todo) >= PARALLEL_RENDER_FROM
 
 
-def check_reserved(plan: Plan, /) -> None:
-    """Refuse recipients on reserved domains, which no live server can deliver to."""
+def check_reserved(plan: Plan, /, *, sender: str | None = None) -> None:
+    """Refuse recipients, and a sender, on reserved domains, which no live server delivers to."""
+    if sender is not None and plan.todo and is_reserved(sender):
+        msg = (
+            f"the sender {sender} is a placeholder on a reserved domain (.example, .invalid, "
+            ".test, .localhost): no reply could reach it. Set 'from' in the campaign file or "
+            "pass --from 'Name <you@your-domain>', or pass --allow-reserved-domains to send "
+            "anyway (a test server). Nothing was sent."
+        )
+        raise ConfigError(msg)
     reserved = [c for c in plan.todo if any(is_reserved(a) for a in c.recipients)]
     if reserved:
         names = ", ".join(c.id for c in reserved[:5]) + (" ..." if len(reserved) > 5 else "")  # noqa: PLR2004
         msg = (
-            f"{len(reserved)} recipients have placeholder addresses on reserved domains "
+            f"{'1 recipient has' if len(reserved) == 1 else f'{len(reserved)} recipients have'}"
+            " placeholder addresses on reserved domains "
             f"(.example, .invalid, .test, .localhost): {names}. Put real addresses in the "
             "contact list, or pass --allow-reserved-domains to send to them anyway (a test "
             "server). Nothing was sent."
