@@ -179,26 +179,36 @@ def renders_apart(plan: Plan, options: SendOptions, /) -> bool:
 
 
 def check_reserved(plan: Plan, /, *, sender: str | None = None) -> None:
-    """Refuse recipients, and a sender, on reserved domains, which no live server delivers to."""
-    if sender is not None and plan.todo and is_reserved(sender):
-        msg = (
+    """Refuse recipients, and a sender, on reserved domains, which no live server delivers to.
+
+    Both are named in one error when both are placeholders.
+    """
+    if not plan.todo:
+        return
+    problems: list[str] = []
+    if sender is not None and is_reserved(sender):
+        problems.append(
             f"the sender {sender} is a placeholder on a reserved domain (.example, .invalid, "
             ".test, .localhost): no reply could reach it. Set 'from' in the campaign file or "
-            "pass --from 'Name <you@your-domain>', or pass --allow-reserved-domains to send "
-            "anyway (a test server). Nothing was sent."
+            "pass --from 'Name <you@your-domain>'"
         )
-        raise ConfigError(msg)
     reserved = [c for c in plan.todo if any(is_reserved(a) for a in c.recipients)]
     if reserved:
         names = ", ".join(c.id for c in reserved[:5]) + (" ..." if len(reserved) > 5 else "")  # noqa: PLR2004
-        msg = (
-            f"{'1 recipient has' if len(reserved) == 1 else f'{len(reserved)} recipients have'}"
-            " placeholder addresses on reserved domains "
-            f"(.example, .invalid, .test, .localhost): {names}. Put real addresses in the "
-            "contact list, or pass --allow-reserved-domains to send to them anyway (a test "
-            "server). Nothing was sent."
+        have = "1 recipient has" if len(reserved) == 1 else f"{len(reserved)} recipients have"
+        problems.append(
+            f"{have} placeholder addresses on reserved domains (.example, .invalid, .test, "
+            f".localhost): {names}. Put real addresses in the contact list"
         )
-        raise ConfigError(msg)
+    if not problems:
+        return
+    anyway = "pass --allow-reserved-domains to send anyway (a test server). Nothing was sent."
+    if len(problems) == 1:
+        msg = f"{problems[0]}, or {anyway}"
+    else:
+        msg = "".join(f"\n  {problem};" for problem in problems)
+        msg = f"2 problems:{msg}\nor {anyway}"
+    raise ConfigError(msg)
 
 
 class Batch:
