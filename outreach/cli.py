@@ -1009,6 +1009,7 @@ def sink(
         str | None,
         typer.Option(
             "--auth",
+            metavar="USER:PASSWORD",
             help="Require a login: this user and password, or 'any' to accept any login.",
         ),
     ] = None,
@@ -1357,8 +1358,16 @@ METAVARS = {
     "--timeout": "SECONDS",
     "--host": "ADDRESS",
     "--port": "PORT",
-    "--auth": "USER:PASSWORD",
     "--status": "STATUS",
+    "--provider": "PROVIDER",
+    "--auth": "MECHANISM",
+    "--oauth-token-command": "COMMAND",
+    "--daily-limit": "N",
+    "--user": "ADDRESS",
+    "--client-id": "ID",
+    "--tenant": "TENANT",
+    "--authority": "URL",
+    "--client-secrets": "FILE",
 }
 
 
