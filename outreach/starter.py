@@ -25,22 +25,25 @@ contacts = "{contacts}"         # YAML, or a .csv file with a header row
 from = "Your Name <you@your-organization.example>"
 # reply_to = "replies@your-organization.example"
 
-# Without --smtp, `outreach send` delivers into the Maildir outbox/ and nothing leaves this
-# machine. To send for real, give a server with --smtp URL (or OUTREACH_SMTP_URL=URL); the
-# password comes from OUTREACH_SMTP_PASSWORD, --password-command or a prompt, never from a file.
+# Without --smtp or a provider, `outreach send` delivers into the Maildir outbox/ and nothing
+# leaves this machine. To send for real, uncomment one of these (the README says more):
 #
-# A plain server, your organization's or your provider's:
-#   --smtp smtp://user@mail.your-organization.example    STARTTLS on port 587
+# Microsoft 365: passwords (basic authentication) are being switched off, so sign in with
+# OAuth2 once: pip install 'outreach[oauth]', then
+#   outreach login microsoft365 --user you@your-organization.example --client-id ID --tenant ID
+# and send as that user (the address in 'from'), 30 messages a minute, 10,000 recipients a day:
+# provider = "microsoft365"
+#
+# Gmail or Google Workspace: sign in with OAuth2 once (outreach login google --user ...
+# --client-secrets client_secret.json), then send as that user (the address in 'from'):
+# provider = "gmail"               # 500 recipients a day
+# provider = "google-workspace"    # 2,000 recipients a day
+#
+# A plain server, your organization's or your provider's: no line here; give it on the command
+# line, outreach send --smtp URL (or set OUTREACH_SMTP_URL=URL). The password comes from
+# OUTREACH_SMTP_PASSWORD, --password-command or a prompt, never from a file:
+#   --smtp smtp://user@mail.your-organization.example    STARTTLS, port 587
 #   --smtp smtps://user@mail.your-organization.example   TLS from the start, port 465
-#
-# Gmail or Google Workspace: with 2-Step Verification on, create an app password
-# (Google Account, Security, App passwords) and give it as the password:
-#   --smtp smtp://you%40your-domain.example@smtp.gmail.com:587
-#
-# Microsoft 365 (Exchange Online): the mailbox needs "Authenticated SMTP" allowed by its
-# administrator; where the tenant has switched basic authentication off, Microsoft refuses
-# every password (535 5.7.139) and only an OAuth2 token is accepted:
-#   --smtp smtp://you%40your-domain.example@smtp.office365.com:587
 """
 
 _TEMPLATE = """\

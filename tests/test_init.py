@@ -1,6 +1,7 @@
 import mailbox
 from pathlib import Path
 
+import pytest
 from helpers import run_cli
 
 
@@ -54,3 +55,35 @@ def test_init_names_the_campaign_safely_after_an_odd_folder(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "Lettre d'été 2026" / "campaign.toml").read_text(encoding="utf-8")
     assert 'name = "Lettre-d-t-2026"' in text
+
+
+@pytest.mark.parametrize("provider", ["microsoft365", "gmail", "google-workspace"])
+def test_each_commented_provider_example_is_a_working_line(tmp_path: Path, provider: str) -> None:
+    """Uncommenting a provider example of the written campaign.toml gives a campaign that loads and sends live."""
+    run_cli("init", cwd=tmp_path)
+    campaign = tmp_path / "campaign.toml"
+    text = campaign.read_text(encoding="utf-8")
+    line = f'# provider = "{provider}"'
+    assert line in text
+    campaign.write_text(text.replace(line, line[2:]), encoding="utf-8")
+    assert run_cli("check", cwd=tmp_path).returncode == 0
+    done = run_cli("send", "--dry-run", cwd=tmp_path)
+    assert done.returncode == 1  # a provider sends for real: placeholders are refused
+    assert "placeholder addresses on reserved domains" in done.stderr
+
+
+def test_the_commented_plain_server_examples_parse(tmp_path: Path) -> None:
+    """The plain-server --smtp examples in the written campaign.toml are URLs send accepts."""
+    run_cli("init", cwd=tmp_path)
+    text = (tmp_path / "campaign.toml").read_text(encoding="utf-8")
+    urls = [line.split()[2] for line in text.splitlines() if line.startswith("#   --smtp ")]
+    assert urls == [
+        "smtp://user@mail.your-organization.example",
+        "smtps://user@mail.your-organization.example",
+    ]
+    for url in urls:
+        done = run_cli("send", "--dry-run", "--smtp", url, "--allow-reserved-domains", cwd=tmp_path)
+        assert (done.returncode, done.stdout) == (
+            0,
+            "dry run: 2 drafts rendered and checked; nothing sent or logged\n",
+        )
