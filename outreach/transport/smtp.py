@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import errno
 import ipaddress
 import socket
 import ssl
@@ -285,6 +286,30 @@ def _plain_answer(error: ssl.SSLError) -> bool:
     return error.reason in {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"}
 
 
+def _network_error(settings: SmtpSettings, error: OSError) -> TransportError | None:
+    """Say what to check when the server's name or address cannot be reached; None otherwise."""
+    host, port = settings.host, settings.port
+    if isinstance(error, socket.gaierror):
+        msg = (
+            f"{settings.url}: the host {host!r} is not found ({error.strerror}). Check the host "
+            "name in --smtp, and that this machine can look names up (DNS)"
+        )
+        return TransportError(msg)
+    if isinstance(error, ConnectionRefusedError):
+        msg = (
+            f"{settings.url}: nothing answers on {host} port {port} (connection refused). Check "
+            "the host and port in --smtp: 587 for smtp:// (STARTTLS), 465 for smtps://"
+        )
+        return TransportError(msg)
+    if error.errno in {errno.ENETUNREACH, errno.EHOSTUNREACH}:
+        msg = (
+            f"{settings.url}: {host} cannot be reached ({error.strerror}). Check this "
+            "machine's network connection, and the host in --smtp"
+        )
+        return TransportError(msg)
+    return None
+
+
 def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError:  # noqa: PLR0911 - one per cause
     url = settings.url
     cause: BaseException | None = exc
@@ -301,7 +326,13 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
             msg += plain
             return TransportError(msg)
         if isinstance(cause, ssl.SSLError):
-            return TransportError(f"{url}: TLS failed: {cause}")
+            msg = (
+                f"{url}: TLS failed: {cause}. Check the scheme and the port: smtps:// speaks "
+                "TLS on connect (port 465), smtp:// starts it with STARTTLS (port 587)"
+            )
+            return TransportError(msg)
+        if isinstance(cause, OSError) and (found := _network_error(settings, cause)):
+            return found
         cause = cause.__cause__
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         text = " ".join(exc.message.split())[:200]
@@ -311,7 +342,11 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
             return TransportError(f"{url}: the server's answer is not SMTP: {text}")
         return TransportError(f"{url}: the server refused the connection: {exc.code} {text}")
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
-        return TransportError(f"{url}: the server did not answer in time ({exc})")
+        msg = (
+            f"{url}: the server did not answer in time ({exc}). Check the host and port in "
+            f"--smtp, and that no firewall holds port {settings.port} closed"
+        )
+        return TransportError(msg)
     if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
         msg = (
             f"{url}: the server does not offer STARTTLS, which is required away from this "
