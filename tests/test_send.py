@@ -289,7 +289,7 @@ async def test_unreachable_server_stops_the_batch(
     nobody = Server(handler=RecordingHandler(), controller=None, port=free_port())
     summary = await send_batch(campaign_dir, nobody, client_tls)
     assert summary.fatal is not None
-    assert "cannot connect" in summary.fatal
+    assert f"nothing answers on 127.0.0.1 port {nobody.port} (connection refused)" in summary.fatal
     assert {row[0] for row in log_rows(campaign_dir).values()} == {"pending"}
 
 
