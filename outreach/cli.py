@@ -148,7 +148,7 @@ def preview(
         raise _fail(exc) from None
     if out is not None:
         kinds = ".eml, .html and .pdf" if campaign.letterhead else ".eml and .html"
-        typer.echo(f"wrote {len(chosen)} drafts ({kinds}) to {out}")
+        typer.echo(f"wrote {_count(len(chosen), 'draft')} ({kinds}) to {out}")
 
 
 def _show(draft: Draft) -> str:
