@@ -2,7 +2,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import contacts_yaml, run_cli, write_campaign
 
 COMMANDS = ["init", "preview", "check", "send", "log", "sink"]
 
@@ -67,3 +67,11 @@ def test_a_choice_error_has_no_library_prefix(tmp_path: Path) -> None:
     assert "\nError: Invalid value for '--status': 'lost' is not one of 'pending', " in done.stderr
     assert "Value error" not in done.stderr
     assert done.stderr.endswith("'.\n")
+
+
+def test_one_draft_is_said_in_the_singular(tmp_path: Path) -> None:
+    """Preview of one contact into files says '1 draft', not '1 drafts'."""
+    write_campaign(tmp_path, contacts=contacts_yaml(2))
+    done = run_cli("preview", "c00001", "--out", "drafts", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "wrote 1 draft (.eml and .html) to drafts\n"
