@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, write_campaign
 
+from outreach.contacts import load_contacts
+
 TYPED = "Zip {{ zip }}, next {{ zip|int + 1 }}, code {{ code }}, ver {{ ver }} ({{ ver|float }}), on {{ on }}.\n"
 
 
@@ -162,3 +164,13 @@ def test_csv_values_are_kept_as_written(tmp_path: Path) -> None:
     done = run_cli("preview", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert body_of(done.stdout) == "Zip 01234, next 1235, code NO, ver 1.10 (1.1), on yes."
+
+
+def test_csv_attachments_cell_lists_files_separated_by_semicolons(tmp_path: Path) -> None:
+    """A CSV 'attachments' cell names several files, separated by ';', as a YAML list does."""
+    path = tmp_path / "contacts.csv"
+    path.write_text(
+        "id,email,attachments\na,a@b.example,report.pdf; annex 1.pdf\n", encoding="utf-8"
+    )
+    (contact,) = load_contacts(path)
+    assert contact.attachments == ("report.pdf", "annex 1.pdf")
