@@ -286,6 +286,25 @@ def _plain_answer(error: ssl.SSLError) -> bool:
     return error.reason in {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"}
 
 
+def _tls_error(settings: SmtpSettings, error: ssl.SSLError) -> TransportError:
+    """Say why TLS failed and what to change: the trust store, or the scheme and the port."""
+    url = settings.url
+    if isinstance(error, ssl.SSLCertVerificationError):
+        msg = (
+            f"{url}: the server's TLS certificate is not trusted ({error.verify_message}). "
+            "Point SSL_CERT_FILE at the right CA bundle; --insecure-tls turns checking off."
+        )
+    elif settings.implicit_tls and _plain_answer(error):
+        plain = dataclasses.replace(settings, implicit_tls=False).url
+        msg = f"{url}: this server does not speak TLS on connect; try smtp:// (STARTTLS): {plain}"
+    else:
+        msg = (
+            f"{url}: TLS failed: {error}. Check the scheme and the port: smtps:// speaks "
+            "TLS on connect (port 465), smtp:// starts it with STARTTLS (port 587)"
+        )
+    return TransportError(msg)
+
+
 def _network_error(settings: SmtpSettings, error: OSError) -> TransportError | None:
     """Say what to check when the server's name or address cannot be reached; None otherwise."""
     host, port = settings.host, settings.port
@@ -314,23 +333,8 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
     url = settings.url
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            msg = (
-                f"{url}: the server's TLS certificate is not trusted ({cause.verify_message}). "
-                "Point SSL_CERT_FILE at the right CA bundle; --insecure-tls turns checking off."
-            )
-            return TransportError(msg)
-        if isinstance(cause, ssl.SSLError) and settings.implicit_tls and _plain_answer(cause):
-            plain = dataclasses.replace(settings, implicit_tls=False).url
-            msg = f"{url}: this server does not speak TLS on connect; try smtp:// (STARTTLS): "
-            msg += plain
-            return TransportError(msg)
         if isinstance(cause, ssl.SSLError):
-            msg = (
-                f"{url}: TLS failed: {cause}. Check the scheme and the port: smtps:// speaks "
-                "TLS on connect (port 465), smtp:// starts it with STARTTLS (port 587)"
-            )
-            return TransportError(msg)
+            return _tls_error(settings, cause)
         if isinstance(cause, OSError) and (found := _network_error(settings, cause)):
             return found
         cause = cause.__cause__
