@@ -1368,6 +1368,8 @@ METAVARS = {
     "--tenant": "TENANT",
     "--authority": "URL",
     "--client-secrets": "FILE",
+    "--imap": "URL",
+    "--folder": "FOLDER",
 }
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from helpers import contacts_yaml, run_cli, write_campaign
 
-COMMANDS = ["init", "preview", "check", "send", "log", "sink"]
+COMMANDS = ["init", "preview", "check", "send", "log", "track", "sink", "login", "logout"]
 
 
 def test_outreach_alone_shows_the_help(tmp_path: Path) -> None:
@@ -34,7 +34,16 @@ def test_version(tmp_path: Path) -> None:
 def test_help_speaks_plain_words(tmp_path: Path, command: str) -> None:
     """No command's help shows the option parser's type names."""
     text = run_cli(command, "--help", cwd=tmp_path).stdout
-    for term in ("<int", "<float", "<list[", "<str>", "<path>", "Input should be", "Value error"):
+    for term in (
+        "<int",
+        "<float",
+        "<list[",
+        "<str>",
+        "<path>",
+        "Input should be",
+        "Value error",
+        " VALUE ",
+    ):
         assert term not in text
 
 
