@@ -22,7 +22,7 @@ import typer
 
 from outreach.errors import ConfigError, OutreachError
 from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT
-from outreach.sendlog import Recipient, SendLog, Status, TrackEvent
+from outreach.sendlog import Correction, Recipient, SendLog, Status, TrackEvent
 
 # The rest is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
@@ -354,7 +354,17 @@ def _dry_run(
     typer.echo(f"dry run: {count} drafts rendered and checked; nothing sent or logged")
 
 
-def _confirm(plan: Plan, campaign: Campaign, destination: str, yes: bool) -> None:
+def _corrected(plan: Plan, corrections: list[Correction]) -> None:
+    """List the bounced recipients this batch sends to again, at their corrected address."""
+    chosen = {contact.id for contact in plan.todo}
+    for c in corrections:
+        if c.contact_id in chosen:
+            typer.echo(f"corrected address: {c.contact_id} bounced at {c.old}; now sent to {c.new}")
+
+
+def _confirm(
+    plan: Plan, campaign: Campaign, destination: str, yes: bool, corrections: list[Correction]
+) -> None:
     """Show what will go where; ask before a live batch unless --yes."""
     count = len(plan.todo)
     typer.echo(
@@ -365,6 +375,7 @@ def _confirm(plan: Plan, campaign: Campaign, destination: str, yes: bool) -> Non
         typer.echo(f"  {contact.id}: {', '.join(contact.recipients)}")
     if count > 10:  # noqa: PLR2004
         typer.echo(f"  ... and {count - 10} more")
+    _corrected(plan, corrections)
     if yes:
         return
     if not sys.stdin.isatty():
@@ -622,7 +633,7 @@ def send(
             for contact_id in log.recover():
                 msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
                 typer.echo(msg, err=True)
-            log.register(everyone)
+            corrections = log.register(everyone)
             allowance = daily_allowance(log, options.daily_limit) if options.daily_limit else None
             # A file attached since 'check' (or an earlier send) must not have changed since.
             drafter.attachments.expect(log.attachment_hashes())
@@ -641,7 +652,7 @@ def send(
                     if not options.allow_reserved:
                         check_reserved(plan)
                     if plan.todo:
-                        _confirm(plan, campaign, settings.url, yes)
+                        _confirm(plan, campaign, settings.url, yes, corrections)
                         settings = _credentials(
                             settings, method, profile, oauth_token_command, password_command
                         )
@@ -652,6 +663,7 @@ def send(
                         f"No --smtp given: delivering into the Maildir {transport.path}; "
                         "nothing leaves this machine."
                     )
+                    _corrected(plan, corrections)
                 summary = _run(_send(drafter, log, transport, plan, options, pool))
     except OutreachError as exc:
         raise _fail(exc) from None
