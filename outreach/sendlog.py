@@ -4,6 +4,16 @@ A recipient is claimed (status ``sending``, committed to disk) before its messag
 the server, and marked ``sent`` only after the server's 250. A run that dies leaves at most its
 in-flight recipients in ``sending``; the next run turns them into ``uncertain``, which is never
 resent unless asked. One run at a time holds the log's lock file.
+
+What came back after the hand-over (schema 2) is kept as events, written by ``record_track``
+with the words of ``outreach.tracking``; this module imports nothing that classifies mail::
+
+    SendLog.folder_cursor(folder: str, /) -> tuple[int, int] | None   # (uidvalidity, last_uid)
+    SendLog.tracking_index() -> TrackingIndex   # every Message-ID sent, every address used
+    SendLog.record_track(sightings: Iterable[Sighting], /, *, folder: str, uidvalidity: int,
+                         last_uid: int) -> TrackCounts   # events and cursor in one transaction
+    SendLog.events(contact_id: str | None = None, /) -> list[TrackEvent]
+    SendLog.register(contacts, /) -> list[Correction]   # bounced, address corrected: pending
 """
 
 from __future__ import annotations
