@@ -841,7 +841,7 @@ def show_log(
         typer.echo(f"{len(rows)} of {len(everyone)} match --status {status.value}")
     elif status is not None:
         typer.echo(f"no recipient matches --status {status.value} ({len(everyone)} in the log)")
-    typer.echo(_totals(everyone))
+    _print_wrapped(_totals(everyone))
 
 
 def _print_records(rows: list[Recipient], events: dict[str, list[TrackEvent]] | None) -> None:
@@ -858,6 +858,14 @@ def _print_records(rows: list[Recipient], events: dict[str, list[TrackEvent]] | 
         record = _as_dict(row)
         record["cc"] = " ".join(record["cc"])
         writer.writerow(record)
+
+
+def _print_wrapped(line: str) -> None:
+    """Print a line of text folded at spaces to the terminal's width, as the table is."""
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(highlight=False).print(Text(line))
 
 
 def _when(stamp: str | None) -> str:

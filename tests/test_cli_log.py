@@ -97,13 +97,43 @@ def test_totals_say_what_came_back(tracked: Path) -> None:
 
 @pytest.mark.parametrize("columns", [60, 80, 100, 200])
 def test_table_never_wider_than_the_terminal(tracked: Path, columns: int) -> None:
-    """Every line of the table fits COLUMNS, and each recipient stays on one line."""
+    """Every line fits COLUMNS, and each recipient stays on one line that starts with its id."""
     lines = log_cli(tracked, columns=columns).stdout.splitlines()
-    table = [line for line in lines[2:] if not line[0].isdigit()]
-    assert max(len(line) for line in lines[:-1]) <= columns
-    assert [line.split()[0].rstrip("…") for line in table] == [
-        c.id[: len(line.split()[0].rstrip("…"))] for c, line in zip(CONTACTS, table, strict=True)
-    ]
+    assert max(len(line) for line in lines) <= columns
+    rows = lines[2 : 2 + len(CONTACTS)]
+    for contact, row in zip(CONTACTS, rows, strict=True):
+        shown = row.split()[0]
+        assert contact.id.startswith(shown.removesuffix("…"))
+        assert shown == contact.id or shown.endswith("…")
+    assert not lines[2 + len(CONTACTS)].startswith(" ")
+
+
+def test_long_totals_fold_at_the_terminal_width(tmp_path: Path) -> None:
+    """Totals longer than the terminal fold at spaces, never past the last column."""
+    path = tmp_path / "send.sqlite3"
+    contacts = [Contact(id=f"c{n}", email=f"c{n}@mission.example") for n in range(6)]
+    with SendLog(path, campaign="spring", write=True) as log:
+        log.register(contacts)
+        log.start_run("test")
+        outcomes = [Status.SENT, Status.FAILED, Status.UNCERTAIN, Status.SENT, Status.SENDING]
+        for contact, status in zip(contacts, outcomes, strict=False):
+            log.claim(contact.id, message_id=f"<{contact.id}@ngo.example>", content_hash="ab")
+            if status is not Status.SENDING:
+                log.settle(contact.id, status=status, outcome=status, code=250, text="ok")
+        delay = Sighting(
+            Kind.DELAYED,
+            uid=1,
+            evidence="<d@mx.example>",
+            at="2026-11-28T10:00:00.000+00:00",
+            contact_id="c3",
+            address="c3@mission.example",
+        )
+        log.record_track([delay], folder="INBOX", uidvalidity=1, last_uid=1)
+    lines = log_cli(path, columns=40).stdout.splitlines()
+    assert max(len(line) for line in lines) <= 40
+    assert " ".join(lines[-2:]) == (
+        "2 sent: 1 no news, 1 delayed; 1 pending, 1 sending, 1 failed, 1 uncertain"
+    )
 
 
 def test_table_columns_at_80(tracked: Path) -> None:
