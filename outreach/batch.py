@@ -410,7 +410,8 @@ class Batch:
     async def _deliver(self, draft: Draft, link: _Link) -> None:
         """Send one draft over the link's connection, retrying transient failures."""
         contact = draft.contact
-        envelope = Envelope(self._drafter.campaign.sender.address, contact.recipients, draft.data)
+        sender = self._drafter.campaign.envelope_sender(contact.id)
+        envelope = Envelope(sender, contact.recipients, draft.data)
         tries = 0
         while True:
             async with link.turn() as turn:

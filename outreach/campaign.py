@@ -37,7 +37,10 @@ KNOWN_FIELDS = {
     "daily_limit",
     *ATTACHMENT_FIELDS,
     "imap",
+    "return_path",
 }
+# In return_path, the contact's id: one envelope sender per recipient (VERP).
+RETURN_PATH_ID = "{id}"
 AUTH_METHODS = ("password", "xoauth2")
 DEFAULT_LETTERHEAD = "templates/letterhead.html.j2"
 # No postal address is known for the shipped campaign: this stands in the PDF until one is set.
@@ -66,6 +69,20 @@ def parse_sender(value: str, *, where: str) -> Sender:
         msg_0 = f"{where}: {bad}"
         raise ConfigError(msg_0)
     return Sender(address=normalized, name=addresses[0].display_name)
+
+
+def check_return_path(value: str) -> str | None:
+    """Say what is wrong with a per-recipient return path such as ``bounces+{id}@org``."""
+    example = 'return_path = "bounces+{id}@your-organization.example"'
+    local, at, _ = value.rpartition("@")
+    if value.count(RETURN_PATH_ID) != 1 or RETURN_PATH_ID not in local or not at:
+        return f"{value!r} must hold {RETURN_PATH_ID} once, before the @; e.g. {example}"
+    # A contact id is lowercase letters, digits and dashes: any of them makes a valid address
+    # when a sample one does.
+    _, bad = validate_address(value.replace(RETURN_PATH_ID, "contact-1"))
+    if bad:
+        return f"{value!r} does not make an address: {bad}"
+    return None
 
 
 def check_name(name: str) -> str | None:
@@ -101,7 +118,7 @@ def _read(path: Path) -> dict[str, object]:
         raise ConfigError(msg_0) from None
 
 
-def load_campaign(  # noqa: C901, PLR0915 - one check per field, in file order
+def load_campaign(  # noqa: C901, PLR0912, PLR0915 - one check per field, in file order
     path: Path,
     /,
     *,
@@ -169,6 +186,10 @@ def load_campaign(  # noqa: C901, PLR0915 - one check per field, in file order
     problems.extend(files.pop("problems"))
     # The mailbox 'track' reads; its URL is parsed where it is used.
     imap = text("imap", required=False)
+    return_path = text("return_path", required=False)
+    if return_path is not None and (bad_path := check_return_path(return_path)):
+        problems.append(f"field 'return_path': {bad_path}")
+        return_path = None
     if problems or parsed_sender is None:
         if len(problems) == 1:
             msg = f"{path}: {problems[0]}"
@@ -189,6 +210,7 @@ def load_campaign(  # noqa: C901, PLR0915 - one check per field, in file order
         daily_limit=daily_limit if isinstance(daily_limit, int) else None,
         **files,
         imap=imap,
+        return_path=return_path,
     )
 
 

@@ -42,6 +42,13 @@ class Campaign:
     attachment_folders: tuple[Path, ...] = ()  # besides ``folder``, where contacts' may point
     letterhead: Letterhead | None = None  # set when the letter goes as a PDF too
     imap: str | None = None  # imaps://user@host: the mailbox where bounces and replies arrive
+    return_path: str | None = None  # envelope sender with {id} for each contact's id (VERP)
+
+    def envelope_sender(self, contact_id: str) -> str:
+        """Return the envelope sender of one contact's letter: where its bounces go."""
+        if self.return_path is None:
+            return self.sender.address
+        return self.return_path.replace("{id}", contact_id)
 
     @property
     def default_log(self) -> Path:

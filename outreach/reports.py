@@ -90,6 +90,7 @@ _ACTIONS = {
     "expanded": Kind.DELIVERED,
 }
 _RETURNED = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers", "message/global")
+_DELIVERY_REPORTS = (Kind.BOUNCED, Kind.DELAYED, Kind.DELIVERED)
 _STATUS_PARTS = ("message/delivery-status", "message/global-delivery-status")
 
 
@@ -583,13 +584,18 @@ def _classify(raw: bytes) -> list[Finding]:
 # Matching -----------------------------------------------------------------------------------
 
 
-def match(finding: Finding, index: TrackingIndex, /, *, uid: int) -> Sighting | None:
+def match(
+    finding: Finding, index: TrackingIndex, /, *, uid: int, envelope_contact: str | None = None
+) -> Sighting | None:
     """Attribute a finding to a recipient: by the letter's Message-ID, then by the address.
 
     Returns None for a copy of one of the campaign's own letters (a Sent folder, a Bcc). A
     finding that quotes Message-IDs, none of them ours, is about another letter: unmatched,
     whatever address it names. Otherwise an address used by exactly one recipient matches it;
     none, or several, leave it unmatched.
+
+    ``envelope_contact`` is the recipient whose own return path (VERP) the message was
+    delivered to: a delivery report there is about that recipient's letter, whatever it quotes.
     """
     if index.contact_for_message_id(finding.message_id) is not None:
         return None
@@ -597,7 +603,12 @@ def match(finding: Finding, index: TrackingIndex, /, *, uid: int) -> Sighting | 
     contact_id: str | None = None
     matched_by = ""
     address = finding.addresses[0] if finding.addresses else ""
-    if ours:
+    if envelope_contact is not None and finding.kind in _DELIVERY_REPORTS:
+        contact_id, matched_by = envelope_contact, "verp"
+        ours = [i for i in ours if index.contact_for_message_id(i) == envelope_contact]
+        mine = [a for a in finding.addresses if index.contact_for_address(a) == contact_id]
+        address = mine[0] if mine else address
+    elif ours:
         contact_id = index.contact_for_message_id(ours[0])
         matched_by = "message-id"
         mine = [a for a in finding.addresses if index.contact_for_address(a) == contact_id]
@@ -624,7 +635,12 @@ def match(finding: Finding, index: TrackingIndex, /, *, uid: int) -> Sighting | 
     )
 
 
-def sightings(raw: bytes, index: TrackingIndex, /, *, uid: int) -> list[Sighting]:
+def sightings(
+    raw: bytes, index: TrackingIndex, /, *, uid: int, envelope_contact: str | None = None
+) -> list[Sighting]:
     """Classify one message and attribute each finding; unmatched ones have no contact."""
-    found = (match(finding, index, uid=uid) for finding in classify(raw))
+    found = (
+        match(finding, index, uid=uid, envelope_contact=envelope_contact)
+        for finding in classify(raw)
+    )
     return [sighting for sighting in found if sighting is not None]

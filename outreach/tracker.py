@@ -6,10 +6,13 @@ import functools
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from email.message import Message
 from email.parser import BytesHeaderParser
+from email.utils import getaddresses
 from pathlib import Path
 
 from outreach import reports
+from outreach.campaign import RETURN_PATH_ID
 from outreach.errors import ConfigError
 from outreach.mailbox import (
     HEAD_BATCH,
@@ -27,6 +30,8 @@ from outreach.sendlog import SendLog
 from outreach.tracking import Sighting, TrackCounts, TrackingIndex
 
 DEFAULT_FOLDERS = ("INBOX",)
+# Where a message says whom it was delivered to: the envelope recipient first.
+_DELIVERED_TO = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
 _REPORT_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
 
 
@@ -103,6 +108,7 @@ def track(
         Mailbox(imap, credentials=credentials, tls_context=tls_context) as box,
     ):
         reader = _Reader(box, sendlog, summary, max_size=max_size, batch=batch)
+        reader.return_path = campaign.return_path
         for name in dict.fromkeys(folders):
             reader.folder(name, on_progress)
     return summary
@@ -120,11 +126,21 @@ class _Reader:
         self.max_size = max_size
         self.batch = batch
         self.parser = BytesHeaderParser()
+        self.return_path: str | None = None
+        self._envelope: dict[int, str] = {}  # UID -> contact whose own return path it came to
 
     @functools.cached_property
     def index(self) -> TrackingIndex:
         # Built when a folder has new mail: a run with nothing new does not pay for it.
         return self.sendlog.tracking_index()
+
+    @functools.cached_property
+    def contacts(self) -> frozenset[str]:
+        """Return the id of every contact the log knows."""
+        ids = set(self.index.message_ids.values())
+        for owners in self.index.addresses.values():
+            ids.update(owners)
+        return frozenset(ids)
 
     def folder(self, name: str, on_progress: Callable[[str, int, int], None] | None) -> None:
         remembered = self.sendlog.folder_cursor(name)
@@ -141,7 +157,10 @@ class _Reader:
             sightings: list[Sighting] = []
             for head, raw in self.box.bodies(self._wanted(heads), limit=self.max_size):
                 self.summary.read += 1
-                sightings.extend(reports.sightings(raw, self.index, uid=head.uid))
+                envelope = self._envelope.pop(head.uid, None)
+                sightings.extend(
+                    reports.sightings(raw, self.index, uid=head.uid, envelope_contact=envelope)
+                )
             if heads:
                 self._record(folder, sightings, last_uid=heads[-1].uid)
             done += len(heads)
@@ -172,9 +191,28 @@ class _Reader:
 
     def _candidate(self, head: Head) -> bool:
         """Tell from a message's headers and structure whether it should be read whole."""
+        headers = self.parser.parsebytes(head.header)
+        if (contact := self._verp_contact(headers)) is not None:
+            self._envelope[head.uid] = contact
+            return True
         if _REPORT_PARTS.intersection(head.structure):
             return True
-        headers = self.parser.parsebytes(head.header)
         return reports.is_candidate(
             headers, known_ids=self.index.message_ids, known_addresses=self.index.addresses
         )
+
+    def _verp_contact(self, headers: Message) -> str | None:
+        """Return the contact whose own return path (``return_path`` with its id) got this."""
+        if self.return_path is None:
+            return None
+        prefix, _, suffix = self.return_path.casefold().partition(RETURN_PATH_ID)
+        for name in _DELIVERED_TO:
+            for value in headers.get_all(name, []):
+                for _, address in getaddresses([str(value)]):
+                    folded = address.casefold()
+                    if not (folded.startswith(prefix) and folded.endswith(suffix)):
+                        continue
+                    contact = folded[len(prefix) : len(folded) - len(suffix)]
+                    if contact in self.contacts:
+                        return contact
+        return None

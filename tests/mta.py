@@ -131,7 +131,11 @@ def start_postfix(root: Path, *, dovecot: Dovecot) -> Postfix:
         f"{DEFER_DOMAIN} 450 4.2.2 Mailbox full, try again later\n",
         encoding="utf-8",
     )
-    (root / "mailboxes").write_text(f"{USER} {USER}/Maildir/\n", encoding="utf-8")
+    # The user's mail, and the bounces sent back to per-recipient return paths
+    # (bounces+ID@...), which the "+" delimiter files under bounces@....
+    (root / "mailboxes").write_text(
+        f"{USER} {USER}/Maildir/\nbounces@{SENDER_DOMAIN} {USER}/Maildir/\n", encoding="utf-8"
+    )
     (etc / "main.cf").write_text(
         textwrap.dedent(
             f"""\
@@ -158,6 +162,7 @@ def start_postfix(root: Path, *, dovecot: Dovecot) -> Postfix:
             smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
             virtual_mailbox_base = {dovecot.home}
             virtual_mailbox_maps = texthash:{root}/mailboxes
+            recipient_delimiter = +
             virtual_uid_maps = static:{uid}
             virtual_gid_maps = static:{gid}
             disable_dns_lookups = yes

@@ -8,7 +8,7 @@ from imapserver import PASSWORD, USER, CuttingProxy, Dovecot
 from test_mailbox import snapshot
 
 from outreach.campaign import load_campaign
-from outreach.errors import MailboxError
+from outreach.errors import ConfigError, MailboxError
 from outreach.mailbox import Auth, Credentials
 from outreach.sendlog import SendLog
 from outreach.tracker import imap_settings, track
@@ -333,3 +333,87 @@ def test_no_mailbox_named_is_a_clear_error(sent):
     done = run_cli("track", cwd=folder)
     assert done.returncode == 1
     assert "no mailbox to read: pass --imap" in done.stderr
+
+
+VERP = 'return_path = "bounces+{id}@outreach.example"\n'
+
+
+def test_a_bounce_to_a_recipients_own_return_path_is_theirs(tmp_path, dovecot):
+    """With VERP, a bounce that quotes nothing and names an unknown address is still attributed."""
+    folder = tmp_path / "campaign"
+    write_campaign(folder, contacts=contacts_yaml(5))
+    with (folder / "campaign.toml").open("a", encoding="utf-8") as out:
+        out.write(VERP)
+    assert run_cli("send", cwd=folder).returncode == 0
+    bare = crlf(
+        """\
+        From: Mail Delivery System <MAILER-DAEMON@mx.mission.example>
+        To: bounces+c00003@outreach.example
+        Delivered-To: bounces+c00003@outreach.example
+        Subject: Undelivered Mail Returned to Sender
+        Message-ID: <bare@mx.mission.example>
+        MIME-Version: 1.0
+        Content-Type: multipart/report; report-type=delivery-status; boundary="R"
+
+        --R
+        Content-Type: message/delivery-status
+
+        Reporting-MTA: dns; mx.mission.example
+
+        Final-Recipient: rfc822; desk-forward@mission.example
+        Action: failed
+        Status: 5.2.2
+        --R--
+        """
+    )
+    dovecot.append(bare)
+    summary = run_track(folder, dovecot)
+    assert summary.counts.bounced == 1
+    (event,) = events(folder)
+    assert (event.contact_id, event.matched_by, event.status_code) == ("c00003", "verp", "5.2.2")
+
+
+def test_verp_sends_each_letter_with_its_own_return_path_and_postfix_bounces_there(
+    tmp_path, postfix, dovecot
+):
+    """Each letter leaves with bounces+ID as its envelope sender; Postfix's bounce comes back to it."""
+    folder = tmp_path / "campaign"
+    write_campaign(folder, contacts=contacts_yaml(2, domain="bounce.example"))
+    with (folder / "campaign.toml").open("a", encoding="utf-8") as out:
+        out.write(VERP)
+    done = run_cli("send", "--smtp", postfix.url, "--allow-reserved-domains", "--yes", cwd=folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = postfix.wait_for_mail(2)
+    delivered_to = sorted(
+        line.split(":", 1)[1].strip()
+        for path in files
+        for line in path.read_text().splitlines()
+        if line.startswith("Delivered-To:")
+    )
+    assert delivered_to == ["bounces+c00001@outreach.example", "bounces+c00002@outreach.example"]
+    summary = run_track(folder, dovecot)
+    assert summary.counts.bounced == 2
+    assert {(e.contact_id, e.matched_by) for e in events(folder)} == {
+        ("c00001", "verp"),
+        ("c00002", "verp"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("bounces@outreach.example", "must hold {id} once, before the @"),
+        ("bounces+{id}+{id}@outreach.example", "must hold {id} once"),
+        ("bounces@{id}.example", "before the @"),
+        ("bounces+{id}@", "does not make an address"),
+    ],
+)
+def test_a_return_path_without_one_id_is_refused(tmp_path, value, error):
+    """A return_path must hold {id} once before the @ and make an address with any contact id."""
+    folder = tmp_path / "campaign"
+    write_campaign(folder, contacts=contacts_yaml(1))
+    with (folder / "campaign.toml").open("a", encoding="utf-8") as out:
+        out.write(f'return_path = "{value}"\n')
+    with pytest.raises(ConfigError, match="field 'return_path'") as caught:
+        load_campaign(folder / "campaign.toml")
+    assert error in str(caught.value)
