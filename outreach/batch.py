@@ -34,9 +34,9 @@ from outreach.errors import (
     ThrottledError,
     TransportError,
 )
-from outreach.model import Contact, is_reserved
+from outreach.model import Contact, Status, is_reserved
 from outreach.ratelimit import Rate, RateLimiter
-from outreach.sendlog import Journal, SendLog, Status
+from outreach.sendlog import Journal, SendLog
 from outreach.transport import (
     Connection,
     Delivery,
@@ -47,7 +47,6 @@ from outreach.transport import (
 )
 
 MAX_BACKOFF = 300.0
-PARALLEL_RENDER_FROM = 500  # below this, starting a rendering process costs more than it saves
 LIMITED = "over --limit"  # left for a later run by --limit: not selected, so not a failure
 DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
 DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
@@ -67,7 +66,7 @@ class SendOptions:
     limit: int | None = None
     only: tuple[str, ...] = ()
     allow_reserved: bool = False
-    parallel_render: bool | None = None  # None: render in another process for large batches
+    parallel_render: bool | None = None  # None: in another process for large batches (see api)
     daily_limit: int | None = None  # recipients in any 24 hours, counted from the send log
 
 
@@ -171,13 +170,6 @@ def choose(
     return plan
 
 
-def renders_apart(plan: Plan, options: SendOptions, /) -> bool:
-    """Tell whether the plan's drafts are rendered in a process of their own."""
-    if options.parallel_render is not None:
-        return options.parallel_render and bool(plan.todo)
-    return len(plan.todo) >= PARALLEL_RENDER_FROM
-
-
 def check_reserved(plan: Plan, /, *, sender: str | None = None) -> None:
     """Refuse recipients, and a sender, on reserved domains, which no live server delivers to.
 
@@ -227,8 +219,7 @@ class Batch:
     ) -> None:
         """Prepare a batch; nothing is sent until ``run``.
 
-        A ``pool`` started early (see ``renders_apart``) renders the drafts; without one, the
-        batch starts its own when the plan is large.
+        With a ``pool`` the drafts are rendered in its process; without one, in this one.
         """
         self._drafter = drafter
         self._pool = pool
@@ -311,12 +302,6 @@ class Batch:
         try:
             if self._pool is not None:
                 await self._produce_in_pool(self._pool, plan, queue, message_ids)
-            elif renders_apart(plan, self._options):
-                pool = DraftPool(self._drafter.campaign)
-                try:
-                    await self._produce_in_pool(pool, plan, queue, message_ids)
-                finally:
-                    await asyncio.to_thread(pool.close)
             else:
                 for contact in plan.todo:
                     if self._stop.is_set():
@@ -654,10 +639,3 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a claim's failure seen: the batch stops on it, or on an earlier fatal error."""
     if not future.cancelled():
         future.exception()
-
-
-def dry_run(drafter: Drafter, plan: Plan, /) -> int:
-    """Render and build every draft of the plan without sending or logging; return the count."""
-    for contact in plan.todo:
-        drafter.draft(contact)
-    return len(plan.todo)

@@ -2,40 +2,49 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
+import functools
+import inspect
 import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from outreach.errors import ConfigError, OutreachError
-from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT
-from outreach.sendlog import Correction, Recipient, SendLog, Status, TrackEvent
+from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Status
 
-# The rest is imported by the commands that use it: `outreach --help` stays quick.
+# The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
-    from outreach.attachments import Attachment
-    from outreach.batch import Event, Plan, SendOptions, Summary
-    from outreach.drafts import Draft, Drafter, DraftPool
+    from outreach.api import (
+        Attachment,
+        Campaign,
+        Correction,
+        Draft,
+        Event,
+        Plan,
+        PreparedSend,
+        Recipient,
+        SendLog,
+        SmtpSettings,
+        Summary,
+        TrackEvent,
+        Transport,
+    )
     from outreach.mailbox import Credentials, ImapSettings
-    from outreach.model import Campaign, Contact
     from outreach.providers import Provider
     from outreach.tracker import TrackSummary
-    from outreach.transport import SmtpSettings, Transport
 
-T = TypeVar("T")
 PASSWORD_ENV = "OUTREACH_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 URL_ENV = "OUTREACH_SMTP_URL"
 EXIT_INTERRUPTED = 130
@@ -49,28 +58,86 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: rendering it with rich costs more than the rest
 )
 
-CampaignOption = Annotated[
-    Path,
-    typer.Option("--campaign", help="The campaign file.", show_default=True),
-]
-TemplateOption = Annotated[
-    Path | None, typer.Option("--template", help="Use this letter template instead.")
-]
-ContactsOption = Annotated[
-    Path | None, typer.Option("--contacts", help="Use this contact list instead.")
-]
-FromOption = Annotated[
-    str | None,
-    typer.Option("--from", help="Send as 'Name <address>' instead of the campaign's sender."),
+
+@dataclass(frozen=True, slots=True)
+class CampaignChoice:
+    """Say which campaign a command works on: the four options every command shares."""
+
+    path: Path = Path(CAMPAIGN_FILE)
+    template: Path | None = None
+    contacts: Path | None = None
+    sender: str | None = None
+
+    def load(self) -> Campaign:
+        """Load the campaign file with the overrides given."""
+        from outreach import api
+
+        return api.load_campaign(
+            self.path, template=self.template, contacts=self.contacts, sender=self.sender
+        )
+
+
+_CAMPAIGN_OPTIONS = [
+    inspect.Parameter(
+        "campaign_file",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=Path(CAMPAIGN_FILE),
+        annotation=Annotated[
+            Path, typer.Option("--campaign", help="The campaign file.", show_default=True)
+        ],
+    ),
+    inspect.Parameter(
+        "template",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None, typer.Option("--template", help="Use this letter template instead.")
+        ],
+    ),
+    inspect.Parameter(
+        "contacts",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None, typer.Option("--contacts", help="Use this contact list instead.")
+        ],
+    ),
+    inspect.Parameter(
+        "sender",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--from", help="Send as 'Name <address>' instead of the campaign's sender."
+            ),
+        ],
+    ),
 ]
 
 
-def _campaign(
-    path: Path, template: Path | None, contacts: Path | None, sender: str | None
-) -> Campaign:
-    from outreach.campaign import load_campaign
+def campaign_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the shared campaign options, passed to it as one ``choice`` argument.
 
-    return load_campaign(path, template=template, contacts=contacts, sender=sender)
+    The options are declared once, above; typer reads them from the signature made here.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    parameters = [p for p in signature.parameters.values() if p.name != "choice"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        choice = CampaignChoice(
+            path=kwargs.pop("campaign_file"),
+            template=kwargs.pop("template"),
+            contacts=kwargs.pop("contacts"),
+            sender=kwargs.pop("sender"),
+        )
+        command(choice=choice, **kwargs)
+
+    parameters += _CAMPAIGN_OPTIONS
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
 
 
 def _noun(count: int, singular: str) -> str:
@@ -110,6 +177,7 @@ def init(
 
 
 @app.command()
+@campaign_command
 def preview(
     ids: Annotated[list[str] | None, typer.Argument(help="Contact ids; all when none.")] = None,
     out: Annotated[
@@ -119,21 +187,18 @@ def preview(
             help="Write <id>.eml and <id>.html (and <id>.pdf with pdf = true) for each draft.",
         ),
     ] = None,
-    campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
-    template: TemplateOption = None,
-    contacts: ContactsOption = None,
-    sender: FromOption = None,
+    *,
+    choice: CampaignChoice,
 ) -> None:
     """Show each draft as it would be sent; with --out, write the exact bytes to files."""
-    from outreach import drafts
+    from outreach import api
 
     try:
-        campaign = _campaign(campaign_file, template, contacts, sender)
-        drafter, everyone = drafts.load(campaign)
-        chosen = drafts.select(everyone, ids or [], source=str(campaign.contacts))
+        campaign = choice.load()
+        drafts = api.preview(campaign, ids or [])
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-        for draft in drafter.drafts(chosen):
+        for draft in drafts:
             if out is None:
                 typer.echo(_show(draft))
                 continue
@@ -143,12 +208,12 @@ def preview(
             (out / f"{draft.contact.id}.html").write_text(html, encoding="utf-8")
             if draft.pdf is not None:
                 (out / f"{draft.contact.id}.pdf").write_bytes(draft.pdf)
-        _record_attachments(campaign, drafter.attachments.loaded(), by="preview")
+        _record_attachments(campaign, drafts.attachments, by="preview")
     except OutreachError as exc:
         raise _fail(exc) from None
     if out is not None:
         kinds = ".eml, .html and .pdf" if campaign.letterhead else ".eml and .html"
-        typer.echo(f"wrote {_count(len(chosen), 'draft')} ({kinds}) to {out}")
+        typer.echo(f"wrote {_count(len(drafts), 'draft')} ({kinds}) to {out}")
 
 
 def _show(draft: Draft) -> str:
@@ -173,13 +238,11 @@ def _record_attachments(campaign: Campaign, files: list[Attachment], *, by: str)
     """Note the attached files' SHA-256 in the send log: 'send' refuses them if they change."""
     if not files:
         return
+    from outreach import api
     from outreach.errors import LogLockedError
 
     try:
-        with SendLog(campaign.default_log, campaign=campaign.name, write=True) as log:
-            changed = log.record_attachments(
-                [(str(f.path), f.sha256, f.size) for f in files], by=by
-            )
+        changed = api.note_attachments(campaign, files, by=by)
     except LogLockedError:
         typer.echo("warning: a send is running; the attachments' hashes were not noted", err=True)
         return
@@ -192,20 +255,16 @@ def _record_attachments(campaign: Campaign, files: list[Attachment], *, by: str)
 
 
 @app.command()
-def check(
-    campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
-    template: TemplateOption = None,
-    contacts: ContactsOption = None,
-    sender: FromOption = None,
-) -> None:
+@campaign_command
+def check(*, choice: CampaignChoice) -> None:
     """Validate every contact and render every draft; report every problem found."""
+    from outreach import api
+
     try:
-        campaign = _campaign(campaign_file, template, contacts, sender)
+        campaign = choice.load()
     except OutreachError as exc:
         raise _fail(exc) from None
-    from outreach import drafts
-
-    report = drafts.check(campaign)
+    report = api.check(campaign)
     if not report.problems:
         try:
             _record_attachments(campaign, report.attachments, by="check")
@@ -231,13 +290,6 @@ LogOption = Annotated[
     Path | None,
     typer.Option("--log", help="The send log (SQLite). [default: logs/<campaign>.sqlite3]"),
 ]
-
-
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine: the one place the command line starts an event loop."""
-    import asyncio
-
-    return asyncio.run(coroutine)
 
 
 def _password(settings: SmtpSettings, command: str | None) -> str | None:
@@ -320,40 +372,6 @@ def _with_token(
     return dataclasses.replace(settings, token=source.token)
 
 
-def _smtp_settings(
-    url: str | None, *, verify: bool, timeout: float, require_tls: bool
-) -> SmtpSettings | None:
-    if not url:
-        return None
-    from outreach.transport import parse_smtp_url
-
-    settings = parse_smtp_url(url)
-    return dataclasses.replace(settings, verify=verify, timeout=timeout, require_tls=require_tls)
-
-
-def _dry_run(
-    drafter: Drafter,
-    chosen: list[Contact],
-    log_file: Path,
-    options: SendOptions,
-    *,
-    live: bool,
-) -> None:
-    statuses: dict[str, str] = {}
-    if log_file.exists():
-        with SendLog(log_file, campaign=drafter.campaign.name, write=False) as log:
-            statuses = log.statuses()
-            drafter.attachments.expect(log.attachment_hashes())
-    from outreach.batch import check_reserved, choose, dry_run
-
-    plan = choose(chosen, statuses, options)
-    drafter.validate(plan.todo)
-    if live and not options.allow_reserved:
-        check_reserved(plan)
-    count = dry_run(drafter, plan)
-    typer.echo(f"dry run: {count} drafts rendered and checked; nothing sent or logged")
-
-
 def _corrected(plan: Plan, corrections: list[Correction]) -> None:
     """List the bounced recipients this batch sends to again, at their corrected address."""
     chosen = {contact.id for contact in plan.todo}
@@ -386,17 +404,8 @@ def _confirm(
         raise typer.Exit(code=1)
 
 
-async def _send(
-    drafter: Drafter,
-    log: SendLog,
-    transport: Transport,
-    plan: Plan,
-    options: SendOptions,
-    pool: DraftPool | None,
-) -> Summary:
+def _run_with_progress(prepared: PreparedSend, transport: Transport) -> Summary:
     """Run the batch with a progress bar on a terminal; Ctrl-C and SIGTERM stop it cleanly."""
-    import asyncio
-
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -404,8 +413,6 @@ async def _send(
         TextColumn,
         TimeRemainingColumn,
     )
-
-    from outreach.batch import Batch
 
     with Progress(
         TextColumn("{task.description}"),
@@ -415,22 +422,14 @@ async def _send(
         disable=not sys.stdout.isatty(),
         transient=True,
     ) as progress:
-        task = progress.add_task("sending", total=len(plan.todo))
+        task = progress.add_task("sending", total=len(prepared.plan.todo))
 
         def on_event(event: Event) -> None:
             if event.status is not Status.PENDING:
                 progress.advance(task)
             _report_event(event)
 
-        batch = Batch(drafter, log, transport, options=options, on_event=on_event, pool=pool)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, batch.stop)
-        try:
-            return await batch.run(plan)
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+        return prepared.run(transport, on_event=on_event)
 
 
 def _report_event(event: Event) -> None:
@@ -444,7 +443,7 @@ def _report_event(event: Event) -> None:
 
 
 def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None:
-    from outreach.batch import DAILY, LIMITED
+    from outreach.api import DAILY, LIMITED
 
     left_out = ", ".join(f"{n} {s}" for s, n in sorted(summary.left_out.items()))
     typer.echo(
@@ -488,6 +487,7 @@ def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None
 
 
 @app.command()
+@campaign_command
 def send(
     smtp: Annotated[
         str | None,
@@ -552,10 +552,6 @@ def send(
     timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
     ] = DEFAULT_TIMEOUT,
-    campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
-    template: TemplateOption = None,
-    contacts: ContactsOption = None,
-    sender: FromOption = None,
     provider: Annotated[
         str | None,
         typer.Option(
@@ -586,32 +582,25 @@ def send(
             help="Recipients in any 24 hours, counted from the send log across runs.",
         ),
     ] = None,
+    *,
+    choice: CampaignChoice,
 ) -> None:
     """Send each selected contact its letter once, recording every step in the send log."""
-    from outreach import drafts
-    from outreach.batch import (
-        SendOptions,
-        check_reserved,
-        choose,
-        daily_allowance,
-        renders_apart,
-    )
-    from outreach.ratelimit import parse_rate
-    from outreach.transport import MaildirTransport, SmtpTransport
+    from outreach import api
 
     try:
-        campaign = _campaign(campaign_file, template, contacts, sender)
+        campaign = choice.load()
         profile, method = _sign_in_method(
-            campaign, campaign_file, provider, auth, oauth_token_command
+            campaign, choice.path, provider, auth, oauth_token_command
         )
         if smtp is None and profile is not None:
             smtp = profile.smtp_url(campaign.sender.address)
-        options = SendOptions(
+        options = api.SendOptions(
             daily_limit=daily_limit
             or campaign.daily_limit
             or (profile.daily_limit if profile else None),
             concurrency=concurrency,
-            rate=parse_rate(rate) if rate else (profile.rate if profile else None),
+            rate=api.parse_rate(rate) if rate else (profile.rate if profile else None),
             max_attempts=max_attempts,
             backoff=retry_backoff,
             retry_failed=retry_failed,
@@ -620,51 +609,37 @@ def send(
             only=tuple(only or ()),
             allow_reserved=allow_reserved_domains,
         )
-        settings = _smtp_settings(
-            smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
-        )
-        drafter, everyone = drafts.load(campaign)
-        chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
-        log_file = log_path or campaign.default_log
+        settings = None
+        if smtp:
+            settings = api.smtp_settings(
+                smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
+            )
         if dry_run_:
-            _dry_run(drafter, chosen, log_file, options, live=settings is not None)
+            count = api.dry_run(campaign, options=options, log=log_path, live=settings is not None)
+            typer.echo(f"dry run: {count} drafts rendered and checked; nothing sent or logged")
             return
-        with SendLog(log_file, campaign=campaign.name, write=True) as log:
-            for contact_id in log.recover():
+        with api.prepare_send(
+            campaign, options=options, log=log_path, live=settings is not None
+        ) as prepared:
+            for contact_id in prepared.recovered:
                 msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
                 typer.echo(msg, err=True)
-            corrections = log.register(everyone)
-            allowance = daily_allowance(log, options.daily_limit) if options.daily_limit else None
-            # A file attached since 'check' (or an earlier send) must not have changed since.
-            drafter.attachments.expect(log.attachment_hashes())
-            plan = choose(chosen, log.statuses(), options, allowance=allowance)
-            # A large batch renders in a process of its own, which starts up during the checks.
-            pool = drafts.DraftPool(campaign) if renders_apart(plan, options) else None
-            with pool or contextlib.nullcontext():
-                # Only those about to be sent are checked: a resume does not re-render the served.
-                drafter.validate(plan.todo)
-                log.record_attachments(
-                    [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()],
-                    by="send",
-                )
-                transport: Transport
-                if settings is not None:
-                    if not options.allow_reserved:
-                        check_reserved(plan)
-                    if plan.todo:
-                        _confirm(plan, campaign, settings.url, yes, corrections)
-                        settings = _credentials(
-                            settings, method, profile, oauth_token_command, password_command
-                        )
-                    transport = SmtpTransport(settings)
-                else:
-                    transport = MaildirTransport(outbox or campaign.default_outbox)
-                    typer.echo(
-                        f"No --smtp given: delivering into the Maildir {transport.path}; "
-                        "nothing leaves this machine."
+            transport: Transport
+            if settings is not None:
+                if prepared.plan.todo:
+                    _confirm(prepared.plan, campaign, settings.url, yes, prepared.corrections)
+                    settings = _credentials(
+                        settings, method, profile, oauth_token_command, password_command
                     )
-                    _corrected(plan, corrections)
-                summary = _run(_send(drafter, log, transport, plan, options, pool))
+                transport = api.SmtpTransport(settings)
+            else:
+                transport = api.MaildirTransport(outbox or campaign.default_outbox)
+                typer.echo(
+                    f"No --smtp given: delivering into the Maildir {transport.path}; "
+                    "nothing leaves this machine."
+                )
+                _corrected(prepared.plan, prepared.corrections)
+            summary = _run_with_progress(prepared, transport)
     except OutreachError as exc:
         raise _fail(exc) from None
     _print_summary(
@@ -795,6 +770,7 @@ def _as_dict(row: Recipient) -> dict[str, Any]:
 
 
 @app.command("log")
+@campaign_command
 def show_log(
     contact_id: Annotated[
         str | None, typer.Argument(help="Show this recipient's whole history.")
@@ -812,15 +788,18 @@ def show_log(
     ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per recipient.")] = False,
     log_path: LogOption = None,
-    campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
+    *,
+    choice: CampaignChoice,
 ) -> None:
     """Show what happened to every recipient: status, delivery, replies, last server reply."""
+    from outreach import api
+
     if as_json and as_csv:
         typer.echo("error: --json and --csv cannot be used together; choose one", err=True)
         raise typer.Exit(code=2)
     try:
-        path = log_path or _campaign(campaign_file, None, None, None).default_log
-        with SendLog(path, campaign=None, write=False) as log:
+        path = log_path or choice.load().default_log
+        with api.open_log(path) as log:
             if contact_id is not None:
                 _show_history(log, contact_id, as_json=as_json)
                 return
@@ -1042,28 +1021,11 @@ def sink(
     ] = False,
 ) -> None:
     """Run a local SMTP server that stores every message it receives in a Maildir."""
-    import asyncio
-
-    from outreach.sink import Login, serve
+    from outreach import api
 
     try:
-        login = Login.parse(auth) if auth is not None else None
-    except OutreachError as exc:
-        raise _fail(exc) from None
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-
-        def report(line: str) -> None:
-            typer.echo(line)
-
-        await serve(maildir, host=host, port=port, report=report, stop=stop, login=login, tls=tls)
-
-    try:
-        _run(main())
+        login = api.SinkLogin.parse(auth) if auth is not None else None
+        api.serve_sink(maildir, host=host, port=port, report=typer.echo, login=login, tls=tls)
     except OutreachError as exc:
         raise _fail(exc) from None
 
@@ -1203,6 +1165,7 @@ def _imap_password(url: str, command: str | None) -> str:
 
 
 @app.command()
+@campaign_command
 def track(
     imap: Annotated[
         str | None,
@@ -1236,14 +1199,15 @@ def track(
         float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
     ] = 60.0,
     log_path: LogOption = None,
-    campaign_file: CampaignOption = Path(CAMPAIGN_FILE),
+    *,
+    choice: CampaignChoice,
 ) -> None:
     """Read bounces, delays and replies from the mailbox into the send log; change nothing there."""
     from outreach import tracker
     from outreach.mailbox import Auth, Credentials
 
     try:
-        campaign = _campaign(campaign_file, None, None, None)
+        campaign = choice.load()
         settings = tracker.imap_settings(
             imap,
             campaign=campaign,

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 RESERVED_TLDS = ("example", "invalid", "test", "localhost")
 CAMPAIGN_FILE = "campaign.toml"
 DEFAULT_TIMEOUT = 60.0  # seconds to wait for each reply of an SMTP server
+
+
+class Status(StrEnum):
+    """Say where a recipient stands in the send log."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Self, TypeVar
 
 from outreach.errors import LogLockedError, SendLogError
-from outreach.model import Contact
+from outreach.model import Contact, Status
 from outreach.tracking import (
     DELIVERY_STRENGTH,
     Delivery,
@@ -46,16 +45,6 @@ from outreach.tracking import (
 )
 
 T = TypeVar("T")
-
-
-class Status(StrEnum):
-    """Say where a recipient stands."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    UNCERTAIN = "uncertain"
 
 
 # Each entry moves the schema one version up; user_version records how many have run.

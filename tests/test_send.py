@@ -1,5 +1,6 @@
 """The send batch against a real SMTP server on loopback, with faults injected at each stage."""
 
+import dataclasses
 import hashlib
 import ssl
 import textwrap
@@ -10,7 +11,7 @@ import pytest
 from helpers import contacts_yaml, write_campaign
 from mailserver import PASSWORD, USERNAME, RecordingHandler, Server, free_port
 
-from outreach import drafts
+from outreach import api, drafts
 from outreach.batch import LIMITED, Batch, SendOptions, Summary, choose
 from outreach.campaign import load_campaign
 from outreach.errors import SendLogError
@@ -32,23 +33,20 @@ async def send_batch(
     implicit_tls: bool = False,
     username: str | None = USERNAME,
 ) -> Summary:
-    """Run one batch the way 'outreach send' does, against ``server``."""
-    campaign = load_campaign(folder / "campaign.toml")
-    drafter, contacts = drafts.load(campaign)
-    with SendLog(folder / "send.sqlite3", campaign=campaign.name, write=True) as log:
-        log.recover()
-        log.register(contacts)
-        plan = choose(contacts, log.statuses(), options)
-        settings = SmtpSettings(
-            host="127.0.0.1",
-            port=server.port,
-            implicit_tls=implicit_tls,
-            username=username,
-            password=password if username else None,
-            timeout=timeout,
-        )
-        transport = SmtpTransport(settings, tls_context=tls)
-        return await Batch(drafter, log, transport, options=options).run(plan)
+    """Run one batch through the API, as 'outreach send' does, against ``server``."""
+    campaign = api.load_campaign(folder / "campaign.toml")
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=server.port,
+        implicit_tls=implicit_tls,
+        username=username,
+        password=password if username else None,
+        timeout=timeout,
+    )
+    transport = SmtpTransport(settings, tls_context=tls)
+    options = dataclasses.replace(options, allow_reserved=True)  # the test addresses are .example
+    with api.prepare_send(campaign, options=options, log=folder / "send.sqlite3") as batch:
+        return await batch.run_async(transport)
 
 
 def log_rows(folder: Path) -> dict[str, tuple[str, int, int | None]]:

@@ -1,0 +1,423 @@
+"""The Python API: what the command line calls, and what a script calls to do the same.
+
+Load a campaign, check it, preview its drafts, prepare a send batch and run it against a
+transport and a send log, read the log::
+
+    from outreach import api
+
+    campaign = api.load_campaign("campaign.toml")
+    with api.prepare_send(campaign) as batch:
+        summary = batch.run(api.MaildirTransport(campaign.default_outbox))
+
+Nothing here prints or asks: ``prepare_send`` returns a ``PreparedSend`` that says who will be
+sent to, so a caller can show the plan and ask before ``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from outreach import drafts, sink
+from outreach.attachments import Attachment
+from outreach.batch import (
+    DAILY,
+    LIMITED,
+    Batch,
+    Event,
+    Plan,
+    SendOptions,
+    Summary,
+    check_reserved,
+    choose,
+    daily_allowance,
+)
+from outreach.campaign import load_campaign as _load_campaign
+from outreach.drafts import CheckReport, Draft, DraftPool
+from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Campaign, Contact, Status
+from outreach.ratelimit import Rate, parse_rate
+from outreach.sendlog import Attempt, Correction, Recipient, SendLog, TrackEvent
+from outreach.sink import Login as SinkLogin
+from outreach.transport import (
+    MaildirTransport,
+    SmtpSettings,
+    SmtpTransport,
+    Transport,
+    parse_smtp_url,
+)
+
+T = TypeVar("T")
+PARALLEL_RENDER_FROM = 500  # below this, starting a rendering process costs more than it saves
+
+__all__ = [
+    "CAMPAIGN_FILE",
+    "DAILY",
+    "LIMITED",
+    "Attachment",
+    "Attempt",
+    "Campaign",
+    "CheckReport",
+    "Contact",
+    "Correction",
+    "Draft",
+    "Event",
+    "MaildirTransport",
+    "Plan",
+    "PreparedSend",
+    "Preview",
+    "Rate",
+    "Recipient",
+    "SendLog",
+    "SendOptions",
+    "SinkLogin",
+    "SmtpSettings",
+    "SmtpTransport",
+    "Status",
+    "Summary",
+    "TrackEvent",
+    "Transport",
+    "check",
+    "dry_run",
+    "load_campaign",
+    "note_attachments",
+    "open_log",
+    "parse_rate",
+    "prepare_send",
+    "preview",
+    "send",
+    "serve_sink",
+    "smtp_settings",
+]
+
+
+def load_campaign(
+    path: Path | str = CAMPAIGN_FILE,
+    /,
+    *,
+    template: Path | None = None,
+    contacts: Path | None = None,
+    sender: str | None = None,
+) -> Campaign:
+    """Load a campaign file; ``template``, ``contacts`` and ``sender`` override its fields."""
+    return _load_campaign(Path(path), template=template, contacts=contacts, sender=sender)
+
+
+def check(campaign: Campaign, /) -> CheckReport:
+    """Validate every contact and render every draft; return every problem and warning found."""
+    return drafts.check(campaign)
+
+
+def preview(campaign: Campaign, /, ids: Iterable[str] = ()) -> Preview:
+    """Return the drafts of the contacts named by ``ids`` (all when none), rendered one by one.
+
+    The contact list and the ids are checked at once; each draft is rendered when it is reached.
+    """
+    drafter, everyone = drafts.load(campaign)
+    chosen = drafts.select(everyone, ids, source=str(campaign.contacts))
+    return Preview(drafter, chosen)
+
+
+class Preview:
+    """The drafts of a preview: iterate to render them, one at a time."""
+
+    def __init__(self, drafter: drafts.Drafter, contacts: list[Contact], /) -> None:
+        """Hold what ``preview`` chose; call ``preview`` rather than this."""
+        self._drafter = drafter
+        self._contacts = contacts
+
+    def __len__(self) -> int:
+        """Return how many drafts there are."""
+        return len(self._contacts)
+
+    def __iter__(self) -> Iterator[Draft]:
+        """Render and yield each draft."""
+        return self._drafter.drafts(self._contacts)
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        """Return the files attached to the drafts rendered so far, each once."""
+        return self._drafter.attachments.loaded()
+
+
+def note_attachments(
+    campaign: Campaign, files: Iterable[Attachment], /, *, by: str
+) -> dict[str, tuple[str, str]]:
+    """Note the files' SHA-256 in the send log, so that 'send' refuses them if they change.
+
+    Return the files whose hash differs from the one noted before: path, (old hash, when).
+    Raise ``LogLockedError`` while a send holds the log.
+    """
+    files = list(files)
+    if not files:
+        return {}
+    with SendLog(campaign.default_log, campaign=campaign.name, write=True) as send_log:
+        return send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by=by)
+
+
+def smtp_settings(
+    url: str,
+    /,
+    *,
+    password: str | None = None,
+    verify: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    require_tls: bool = False,
+) -> SmtpSettings:
+    """Parse ``smtp://[user@]host[:port]`` or ``smtps://...`` into settings for a transport."""
+    settings = parse_smtp_url(url)
+    return dataclasses.replace(
+        settings, password=password, verify=verify, timeout=timeout, require_tls=require_tls
+    )
+
+
+def dry_run(
+    campaign: Campaign,
+    /,
+    *,
+    options: SendOptions | None = None,
+    log: Path | None = None,
+    live: bool = False,
+) -> int:
+    """Render and check every draft a send would send; send and record nothing; return the count.
+
+    The log, when it exists, is only read, to leave out those already served. With ``live``
+    (the batch would go to a real server), recipients on reserved domains are refused.
+    """
+    options = options or SendOptions()
+    drafter, everyone = drafts.load(campaign)
+    chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
+    log_file = log or campaign.default_log
+    statuses: dict[str, str] = {}
+    if log_file.exists():
+        with SendLog(log_file, campaign=campaign.name, write=False) as reader:
+            statuses = reader.statuses()
+            drafter.attachments.expect(reader.attachment_hashes())
+    plan = choose(chosen, statuses, options)
+    drafter.validate(plan.todo)
+    if live and not options.allow_reserved:
+        check_reserved(plan)
+    for contact in plan.todo:
+        drafter.draft(contact)
+    return len(plan.todo)
+
+
+def prepare_send(
+    campaign: Campaign,
+    /,
+    *,
+    options: SendOptions | None = None,
+    log: Path | None = None,
+    live: bool = False,
+) -> PreparedSend:
+    """Open the send log, choose the recipients and check their drafts; send nothing yet.
+
+    The log is recovered (recipients a dead run left in flight become ``uncertain``, listed in
+    ``recovered``), every contact is registered (a bounced recipient whose address was corrected
+    since is listed in ``corrections``), and those to send to are chosen and rendered
+    once as a check. With ``live`` (the batch goes to a real server), recipients on reserved
+    domains are refused. Use the result in a ``with`` block: it holds the log's lock and, for a
+    large batch, the rendering process, until the block ends.
+    """
+    options = options or SendOptions()
+    drafter, everyone = drafts.load(campaign)
+    chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
+    send_log = SendLog(log or campaign.default_log, campaign=campaign.name, write=True)
+    pool: DraftPool | None = None
+    try:
+        recovered = send_log.recover()
+        corrections = send_log.register(everyone)
+        allowance = None
+        if options.daily_limit:
+            allowance = daily_allowance(send_log, options.daily_limit)
+        # A file attached since 'check' (or an earlier send) must not have changed since.
+        drafter.attachments.expect(send_log.attachment_hashes())
+        plan = choose(chosen, send_log.statuses(), options, allowance=allowance)
+        # A large batch renders in a process of its own, which starts up during the checks.
+        if _renders_apart(plan, options):
+            pool = DraftPool(campaign)
+        # Only those about to be sent are checked: a resume does not re-render the served.
+        drafter.validate(plan.todo)
+        send_log.record_attachments(
+            [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()], by="send"
+        )
+        if live and not options.allow_reserved:
+            check_reserved(plan)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        send_log.close()
+        raise
+    return PreparedSend(
+        campaign=campaign,
+        plan=plan,
+        recovered=recovered,
+        corrections=corrections,
+        options=options,
+        log=send_log,
+        drafter=drafter,
+        pool=pool,
+    )
+
+
+def _renders_apart(plan: Plan, options: SendOptions, /) -> bool:
+    """Tell whether the plan's drafts are rendered in a process of their own: decided here only."""
+    if options.parallel_render is not None:
+        return options.parallel_render and bool(plan.todo)
+    return len(plan.todo) >= PARALLEL_RENDER_FROM
+
+
+class PreparedSend:
+    """A batch ready to go: its plan can be shown before ``run`` sends it."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Campaign,
+        plan: Plan,
+        recovered: list[str],
+        corrections: list[Correction],
+        options: SendOptions,
+        log: SendLog,
+        drafter: drafts.Drafter,
+        pool: DraftPool | None,
+    ) -> None:
+        """Hold what ``prepare_send`` made; call ``prepare_send`` rather than this."""
+        self.campaign = campaign
+        self.plan = plan
+        self.recovered = recovered
+        self.corrections = corrections
+        self.options = options
+        self.log_path = log.path
+        self._log = log
+        self._drafter = drafter
+        self._pool = pool
+        self._batch: Batch | None = None
+        self._stopped = False
+
+    def __enter__(self) -> Self:
+        """Return the prepared batch."""
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop the rendering process and close the send log."""
+        self.close()
+
+    def close(self) -> None:
+        """Stop the rendering process and close the send log, releasing its lock."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        self._log.close()
+
+    def run(
+        self,
+        transport: Transport,
+        /,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        handle_signals: bool = True,
+    ) -> Summary:
+        """Send the plan through ``transport`` and return what happened.
+
+        ``on_event`` is called after each attempt. With ``handle_signals`` (in the main thread),
+        Ctrl-C and SIGTERM stop the batch cleanly: no new recipient is taken, and those in
+        flight are settled and recorded. From inside a running event loop, await ``run_async``.
+        """
+        return _run(self.run_async(transport, on_event=on_event, handle_signals=handle_signals))
+
+    async def run_async(
+        self,
+        transport: Transport,
+        /,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        handle_signals: bool = False,
+    ) -> Summary:
+        """Send the plan through ``transport`` in the running event loop; see ``run``."""
+        if not isinstance(transport, MaildirTransport) and not self.options.allow_reserved:
+            check_reserved(self.plan)
+        batch = Batch(
+            self._drafter,
+            self._log,
+            transport,
+            options=self.options,
+            on_event=on_event,
+            pool=self._pool,
+        )
+        self._batch = batch
+        if self._stopped:
+            batch.stop()
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(signum, batch.stop)
+                except (ValueError, RuntimeError):  # not the main thread: the caller stops it
+                    break
+                handled.append(signum)
+        try:
+            return await batch.run(self.plan)
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+
+    def stop(self) -> None:
+        """Take no new recipients; those in flight are settled and recorded."""
+        self._stopped = True
+        if self._batch is not None:
+            self._batch.stop()
+
+
+def send(
+    campaign: Campaign,
+    /,
+    *,
+    transport: Transport | None = None,
+    options: SendOptions | None = None,
+    log: Path | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> Summary:
+    """Prepare and run a batch in one call; without ``transport``, into the campaign's outbox."""
+    transport = transport or MaildirTransport(campaign.default_outbox)
+    live = not isinstance(transport, MaildirTransport)
+    with prepare_send(campaign, options=options, log=log, live=live) as batch:
+        return batch.run(transport, on_event=on_event)
+
+
+def open_log(path: Path, /) -> SendLog:
+    """Open a send log to read it; use it in a ``with`` block."""
+    return SendLog(path, campaign=None, write=False)
+
+
+def serve_sink(
+    maildir: Path,
+    /,
+    *,
+    host: str,
+    port: int,
+    report: Callable[[str], None],
+    login: SinkLogin | None = None,
+    tls: bool = False,
+) -> None:
+    """Serve SMTP on ``host:port`` into the Maildir ``maildir`` until Ctrl-C or SIGTERM."""
+
+    async def serve_until_stopped() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await sink.serve(
+            maildir, host=host, port=port, report=report, stop=stop, login=login, tls=tls
+        )
+
+    _run(serve_until_stopped())
+
+
+def _run(coroutine: Coroutine[Any, Any, T], /) -> T:
+    """Run a coroutine to its end: the one place that starts an event loop."""
+    return asyncio.run(coroutine)
