@@ -1,0 +1,86 @@
+"""The Python API as a script uses it: load, check, preview, prepare and run a batch, read the log."""
+
+import mailbox
+from pathlib import Path
+
+import pytest
+from helpers import contacts_yaml, write_campaign
+
+import outreach
+from outreach import api
+
+
+def test_every_api_name_is_exported_from_the_package() -> None:
+    """Each name of outreach.api's __all__ is in outreach's __all__ and is the same object."""
+    assert set(api.__all__) <= set(outreach.__all__)
+    for name in api.__all__:
+        assert getattr(outreach, name) is getattr(api, name)
+
+
+def test_unknown_package_attribute_is_an_attribute_error() -> None:
+    """Asking the package for a name it does not have raises AttributeError, as for any module."""
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        _ = outreach.nothing_here  # type: ignore[attr-defined]
+
+
+def test_a_script_sends_a_whole_batch_into_the_outbox_and_reads_the_log(campaign_dir: Path) -> None:
+    """Load, check, prepare, look at the plan, run into the Maildir, then read every status."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    report = outreach.check(campaign)
+    assert (report.contacts, report.rendered, report.problems) == (5, 5, [])
+    events: list[outreach.Event] = []
+    with outreach.prepare_send(campaign) as batch:
+        assert [c.id for c in batch.plan.todo] == [f"c{n:05d}" for n in range(1, 6)]
+        assert not (campaign_dir / "outbox").exists()  # nothing goes before run
+        summary = batch.run(
+            outreach.MaildirTransport(campaign.default_outbox), on_event=events.append
+        )
+    assert (summary.sent, summary.failed, summary.uncertain, summary.ok) == (5, 0, 0, True)
+    assert [e.contact.id for e in events] == [f"c{n:05d}" for n in range(1, 6)]
+    assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 5
+    with outreach.open_log(campaign.default_log) as log:
+        assert {r.status for r in log.recipients()} == {outreach.Status.SENT}
+    again = outreach.send(campaign)
+    assert (again.sent, again.left_out[outreach.Status.SENT], again.ok) == (0, 5, True)
+
+
+def test_preview_renders_the_named_contacts_only(campaign_dir: Path) -> None:
+    """Preview yields one draft per id asked for, in that order, and writes nothing."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    drafts = list(outreach.preview(campaign, ["c00003", "c00001"]))
+    assert [d.contact.id for d in drafts] == ["c00003", "c00001"]
+    assert "Dear Contact 3," in drafts[0].data.decode()
+    assert not campaign.default_log.exists()
+
+
+def test_a_prepared_batch_holds_the_log_until_it_is_closed(campaign_dir: Path) -> None:
+    """While one batch is prepared a second cannot be, and closing it lets the next one in."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    with outreach.prepare_send(campaign), pytest.raises(outreach.LogLockedError):
+        outreach.prepare_send(campaign)
+    with outreach.prepare_send(campaign) as batch:
+        assert len(batch.plan.todo) == 5
+
+
+def test_live_batch_to_reserved_domains_is_refused_before_anything_is_sent(
+    campaign_dir: Path,
+) -> None:
+    """Over SMTP, .example recipients are refused at prepare and at run unless allowed."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    with pytest.raises(outreach.ConfigError, match="reserved domains"):
+        outreach.prepare_send(campaign, live=True)
+    settings = outreach.smtp_settings("smtp://127.0.0.1:9")
+    with outreach.prepare_send(campaign) as batch, pytest.raises(outreach.ConfigError):
+        batch.run(outreach.SmtpTransport(settings))
+    with outreach.open_log(campaign.default_log) as log:
+        assert {r.status for r in log.recipients()} == {outreach.Status.PENDING}
+
+
+def test_a_template_error_stops_prepare_and_releases_the_log(tmp_path: Path) -> None:
+    """A contact the letter cannot render fails prepare_send, which leaves the log unlocked."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(2), template="Dear {{ nobody_has_this }},\n")
+    campaign = outreach.load_campaign(folder / "campaign.toml")
+    with pytest.raises(outreach.InputError, match="nobody_has_this"):
+        outreach.prepare_send(campaign)
+    outreach.SendLog(campaign.default_log, campaign=campaign.name, write=True).close()
