@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -330,10 +331,19 @@ def test_log_locked_by_another_program_stops_send_before_anything_goes(
     assert len(mailbox.Maildir(campaign_dir / "outbox", create=False)) == 1
 
 
+def wait_for_echo_off(controller: int) -> None:
+    """Wait until the terminal no longer echoes what is typed, as a password prompt sets it."""
+    deadline = time.monotonic() + 30
+    # The controller side reads the same settings as the CLI's side of the terminal.
+    while termios.tcgetattr(controller)[3] & termios.ECHO:
+        assert time.monotonic() < deadline, "the prompt never turned echo off"
+        time.sleep(0.005)
+
+
 def run_on_terminal(
-    args: list[str], *, cwd: Path, env: dict[str, str], answers: list[tuple[str, str]]
+    args: list[str], *, cwd: Path, env: dict[str, str], answers: list[tuple[str, str, bool]]
 ) -> str:
-    """Run the CLI on its own pseudo-terminal; when the output ends with a prompt, answer it."""
+    """Run the CLI on its own pseudo-terminal; answer each prompt (hidden: a password) in turn."""
     pid, controller = pty.fork()  # the child gets the terminal as its controlling terminal
     if pid == 0:  # pragma: no cover - the child becomes the CLI at once
         os.chdir(cwd)
@@ -354,8 +364,10 @@ def run_on_terminal(
             break
         output += chunk
         if pending and output.rstrip().endswith(pending[0][0].encode()):
-            time.sleep(0.2)  # let the prompt turn echo off before typing
-            os.write(controller, pending.pop(0)[1].encode() + b"\n")
+            _, answer, hidden = pending.pop(0)
+            if hidden:  # typed only once the prompt has turned echo off
+                wait_for_echo_off(controller)
+            os.write(controller, answer.encode() + b"\n")
     os.close(controller)
     for _ in range(300):  # the child hung up its terminal; give it 30 s to exit
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -379,7 +391,7 @@ def test_on_a_terminal_send_asks_to_confirm_and_for_the_password(
         args,
         cwd=campaign_dir,
         env=env,
-        answers=[("[y/N]:", "y"), (f"127.0.0.1:{smtp_server.port}:", PASSWORD)],
+        answers=[("[y/N]:", "y", False), (f"127.0.0.1:{smtp_server.port}:", PASSWORD, True)],
     )
     assert "About to send 5 messages" in output
     assert "Send now?" in output
@@ -399,7 +411,7 @@ def test_on_a_terminal_declining_sends_nothing(
         ["send", "--allow-reserved-domains"],
         cwd=campaign_dir,
         env=smtp_env(smtp_server, ca_file),
-        answers=[("[y/N]:", "n")],
+        answers=[("[y/N]:", "n", False)],
     )
     assert "Nothing was sent." in output
     assert output.endswith("[exit 1]")
