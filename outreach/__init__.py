@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         Recipient,
         SendLog,
         SendOptions,
+        SentCopy,
         SinkLogin,
         SmtpSettings,
         SmtpTransport,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
         prepare_send,
         preview,
         send,
+        send_test,
         serve_sink,
         smtp_settings,
     )
@@ -82,6 +84,7 @@ _API = frozenset(
         "Recipient",
         "SendLog",
         "SendOptions",
+        "SentCopy",
         "SinkLogin",
         "SmtpSettings",
         "SmtpTransport",
@@ -98,6 +101,7 @@ _API = frozenset(
         "prepare_send",
         "preview",
         "send",
+        "send_test",
         "serve_sink",
         "smtp_settings",
     }
@@ -129,6 +133,7 @@ __all__ = [
     "SendLog",
     "SendLogError",
     "SendOptions",
+    "SentCopy",
     "SinkLogin",
     "SmtpSettings",
     "SmtpTransport",
@@ -147,6 +152,7 @@ __all__ = [
     "prepare_send",
     "preview",
     "send",
+    "send_test",
     "serve_sink",
     "smtp_settings",
 ]

@@ -31,14 +31,17 @@ from outreach.batch import (
     Event,
     Plan,
     SendOptions,
+    SentCopy,
     Summary,
     check_reserved,
     choose,
     daily_allowance,
+    send_test_copies,
 )
 from outreach.campaign import load_campaign as _load_campaign
 from outreach.drafts import CheckReport, Draft, DraftPool
-from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Campaign, Contact, Status
+from outreach.errors import ConfigError
+from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Campaign, Contact, Status, is_reserved
 from outreach.ratelimit import Rate, parse_rate
 from outreach.sendlog import Attempt, Correction, Recipient, SendLog, TrackEvent
 from outreach.sink import Login as SinkLogin
@@ -49,6 +52,7 @@ from outreach.transport import (
     Transport,
     parse_smtp_url,
 )
+from outreach.validate import validate_address
 
 T = TypeVar("T")
 PARALLEL_RENDER_FROM = 500  # below this, starting a rendering process costs more than it saves
@@ -73,6 +77,7 @@ __all__ = [
     "Recipient",
     "SendLog",
     "SendOptions",
+    "SentCopy",
     "SinkLogin",
     "SmtpSettings",
     "SmtpTransport",
@@ -89,6 +94,7 @@ __all__ = [
     "prepare_send",
     "preview",
     "send",
+    "send_test",
     "serve_sink",
     "smtp_settings",
 ]
@@ -387,6 +393,48 @@ def send(
     live = not isinstance(transport, MaildirTransport)
     with prepare_send(campaign, options=options, log=log, live=live) as batch:
         return batch.run(transport, on_event=on_event)
+
+
+def send_test(
+    campaign: Campaign,
+    /,
+    *,
+    address: str,
+    ids: Iterable[str] = (),
+    transport: Transport | None = None,
+    log: Path | None = None,
+    allow_reserved: bool = False,
+) -> list[SentCopy]:
+    """Send the drafts of ``ids`` (the first contact's when none) to ``address`` alone, as a test.
+
+    Each message is what ``send`` would send its contact, attachments and PDF included, apart
+    from To (``address``, and no Cc) and a ``[TEST]`` subject prefix; the envelope's only
+    recipient is ``address``. No recipient's status changes: the send log notes each test
+    send in a table of its own. Without ``transport``, into the campaign's outbox.
+    """
+    normalized, bad = validate_address(address)
+    if bad is not None or normalized is None:
+        msg = f"the test address: {bad}"
+        raise ConfigError(msg)
+    transport = transport or MaildirTransport(campaign.default_outbox)
+    live = not isinstance(transport, MaildirTransport)
+    if live and not allow_reserved and is_reserved(normalized):
+        msg = (
+            f"the test address {normalized} is on a reserved domain (.example, .invalid, "
+            ".test, .localhost), which no live server delivers to; give your own address, "
+            "or allow reserved domains (a test server). Nothing was sent."
+        )
+        raise ConfigError(msg)
+    drafter, everyone = drafts.load(campaign)
+    wanted = list(ids)
+    chosen = drafts.select(everyone, wanted, source=str(campaign.contacts))
+    if not wanted:
+        chosen = chosen[:1]
+    with SendLog(log or campaign.default_log, campaign=campaign.name, write=True) as send_log:
+        drafter.validate(chosen)
+        files = drafter.attachments.loaded()
+        send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by="test")
+        return _run(send_test_copies(drafter, send_log, transport, chosen, address=normalized))
 
 
 def open_log(path: Path, /) -> SendLog:

@@ -488,7 +488,20 @@ def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None
 
 @app.command()
 @campaign_command
-def send(
+def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="With --test-to: the contacts whose drafts go; the first when none."),
+    ] = None,
+    test_to: Annotated[
+        str | None,
+        typer.Option(
+            "--test-to",
+            metavar="ADDRESS",
+            help="Send the drafts to this address alone, as a test ([TEST] subject, no Cc); "
+            "no recipient's status changes.",
+        ),
+    ] = None,
     smtp: Annotated[
         str | None,
         typer.Option(
@@ -614,6 +627,22 @@ def send(
             settings = api.smtp_settings(
                 smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
             )
+        if _send_test(
+            campaign,
+            test_to,
+            ids,
+            transport=lambda: _test_transport(
+                campaign,
+                settings,
+                outbox,
+                credentials=lambda s: _credentials(
+                    s, method, profile, oauth_token_command, password_command
+                ),
+            ),
+            log=log_path,
+            allow_reserved=allow_reserved_domains,
+        ):
+            return
         if dry_run_:
             count = api.dry_run(campaign, options=options, log=log_path, live=settings is not None)
             typer.echo(f"dry run: {count} drafts rendered and checked; nothing sent or logged")
@@ -651,6 +680,66 @@ def send(
         raise typer.Exit(code=EXIT_INTERRUPTED)
     if not summary.ok:
         raise typer.Exit(code=1)
+
+
+def _test_transport(
+    campaign: Campaign,
+    settings: SmtpSettings | None,
+    outbox: Path | None,
+    *,
+    credentials: Callable[[SmtpSettings], SmtpSettings],
+) -> Transport:
+    """Pick the transport of a test send: the server with its credentials, or the outbox."""
+    from outreach import api
+
+    if settings is not None:
+        return api.SmtpTransport(credentials(settings))
+    return api.MaildirTransport(outbox or campaign.default_outbox)
+
+
+def _send_test(
+    campaign: Campaign,
+    address: str | None,
+    ids: list[str] | None,
+    *,
+    transport: Callable[[], Transport],
+    log: Path | None,
+    allow_reserved: bool,
+) -> bool:
+    """With --test-to, send the chosen drafts to ``address`` and say how each went.
+
+    Return whether this was a test send; refuse contact ids given without --test-to.
+    """
+    from outreach import api
+    from outreach.transport import Outcome
+
+    if address is None:
+        if ids:
+            msg = (
+                "contact ids on the command line choose the drafts for --test-to; to send to "
+                "some contacts only, use --only ID (repeat it)"
+            )
+            raise ConfigError(msg)
+        return False
+
+    copies = api.send_test(
+        campaign,
+        address=address,
+        ids=ids or (),
+        transport=transport(),
+        log=log,
+        allow_reserved=allow_reserved,
+    )
+    for copy in copies:
+        reply = f"{copy.delivery.code or ''} {copy.delivery.text}".strip()
+        typer.echo(
+            f"test send: {copy.contact.id}'s letter to {copy.address}: "
+            f"{copy.delivery.outcome} ({reply}); Message-ID {copy.message_id}"
+        )
+    typer.echo("Nothing was sent to the contacts; the send log notes the test send.")
+    if any(copy.delivery.outcome is not Outcome.SENT for copy in copies):
+        raise typer.Exit(code=1)
+    return True
 
 
 LOG_FIELDS = (

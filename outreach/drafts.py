@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import hashlib
@@ -22,6 +23,8 @@ from outreach.render import Letter
 
 if TYPE_CHECKING:
     from outreach.pdf import LetterPdf
+
+TEST_PREFIX = "[TEST]"  # before the subject of a test send
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class Drafter:
         )
         self.attachments = Attachments(campaign)
         self._contacts_attach = False  # set by validate when a contact names files of its own
+        self._test_builder: MessageBuilder | None = None
         self._pdf: LetterPdf | None = None
         if campaign.letterhead is not None:
             from outreach.pdf import LetterPdf  # noqa: PLC0415 - WeasyPrint is optional
@@ -82,6 +86,43 @@ class Drafter:
         self, contact: Contact, /, *, message_id: str | None = None, date: str | None = None
     ) -> Draft:
         """Render and build the message for one contact; Date and Message-ID are made if absent."""
+        return self._draft(contact, contact, self._builder, message_id=message_id, date=date)
+
+    def test_draft(
+        self,
+        contact: Contact,
+        /,
+        *,
+        address: str,
+        message_id: str | None = None,
+        date: str | None = None,
+    ) -> Draft:
+        """Build ``contact``'s message for a test send to ``address``.
+
+        The letter, its attachments and its PDF are the contact's; only To (``address`` alone,
+        no Cc) and the subject (``[TEST]`` before it) differ from what ``draft`` builds.
+        """
+        if self._test_builder is None:
+            campaign = self.campaign
+            self._test_builder = MessageBuilder(
+                sender=campaign.sender,
+                subject=f"{TEST_PREFIX} {campaign.subject}",
+                reply_to=campaign.reply_to,
+            )
+        to = dataclasses.replace(contact, email=address, name="", cc=())
+        draft = self._draft(contact, to, self._test_builder, message_id=message_id, date=date)
+        return dataclasses.replace(draft, contact=contact)
+
+    def _draft(
+        self,
+        contact: Contact,
+        to: Contact,
+        builder: MessageBuilder,
+        *,
+        message_id: str | None,
+        date: str | None,
+    ) -> Draft:
+        """Render ``contact``'s letter and build it addressed to ``to``."""
         rendered = self.letter.render(contact)
         parts = [attachment.part for attachment in self.attachments.for_contact(contact)]
         pdf = pdf_name = None
@@ -92,12 +133,10 @@ class Drafter:
             pdf_name = pdf_filename(self.campaign.letterhead, contact)
             parts.insert(0, mime_part(pdf, filename=pdf_name, content_type="application/pdf"))
         message_id = message_id or new_message_id(self.campaign.sender)
-        data = self._builder.build(
-            contact, rendered, message_id=message_id, date=date, attachments=parts
-        )
+        data = builder.build(to, rendered, message_id=message_id, date=date, attachments=parts)
         digest = hashlib.sha256(data).hexdigest()
         return Draft(
-            contact=contact,
+            contact=to,
             message_id=message_id,
             data=data,
             content_hash=digest,

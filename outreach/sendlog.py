@@ -194,6 +194,20 @@ class Recipient:
 
 
 @dataclass(frozen=True, slots=True)
+class NotedTestSend:
+    """One test send: whose letter went to which address, when, and the reply."""
+
+    contact_id: str
+    address: str
+    sent_at: str
+    message_id: str
+    content_hash: str
+    outcome: str
+    reply_code: int | None
+    reply_text: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One attempt to deliver to a recipient."""
 
@@ -587,6 +601,34 @@ class SendLog:
                     (path, sha256, size, stamp, by),
                 )
         return changed
+
+    def note_test_send(
+        self,
+        contact_id: str,
+        /,
+        *,
+        address: str,
+        message_id: str,
+        content_hash: str,
+        outcome: str,
+        code: int | None,
+        text: str,
+    ) -> None:
+        """Note a test send of ``contact_id``'s letter to ``address``; no status changes."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO test_sends (contact_id, address, sent_at, message_id, content_hash, "
+                "outcome, reply_code, reply_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (contact_id, address, now(), message_id, content_hash, outcome, code, text),
+            )
+
+    def test_sends(self) -> list[NotedTestSend]:
+        """Return every test send noted, oldest first."""
+        rows = self._db.execute(
+            "SELECT contact_id, address, sent_at, message_id, content_hash, outcome, reply_code, "
+            "reply_text FROM test_sends ORDER BY id"
+        ).fetchall()
+        return [NotedTestSend(*row) for row in rows]
 
     def attachment_hashes(self) -> dict[str, tuple[str, str]]:
         """Return each attached file's last noted SHA-256, and when and by what it was noted."""
