@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import mailbox
+import os
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -86,3 +91,56 @@ def test_daily_limit_stops_cleanly_and_says_when(campaign_dir: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "sent 0, failed 0" in second.stdout
     assert len(mailbox.Maildir(campaign_dir / "outbox", create=False)) == 2
+
+
+def test_google_login_then_a_revoked_sign_in_names_the_seven_days(
+    campaign_dir: Path,
+    make_server,
+    token_server: TokenServer,
+    ca_file: Path,
+    client_tls,
+    tmp_path: Path,
+) -> None:
+    """'login google' completes through the loopback redirect; a revoked sign-in says to log in again."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")},
+        "REQUESTS_CA_BUNDLE": str(ca_file),
+        "SSL_CERT_FILE": str(ca_file),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "OUTREACH_TOKEN_STORE": "file",
+        "PYTHONUNBUFFERED": "1",
+    }
+    client_file = tmp_path / "client.json"
+    client_file.write_text(json.dumps(token_server.google_client_file()), encoding="utf-8")
+    token_server.grants.lifetime = 1  # the access token kept must be refreshed before use
+    login = subprocess.Popen(
+        [sys.executable, "-m", "outreach", "login", "google", "--user", USER,
+         "--client-secrets", str(client_file), "--no-browser"],
+        cwd=campaign_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert login.stdout is not None
+    shown = []
+    for line in login.stdout:
+        shown.append(line)
+        if line.startswith("https://"):
+            # What the user's browser does: open the address, follow the redirect home.
+            with urllib.request.urlopen(line.strip(), context=client_tls) as reply:  # noqa: S310 - the test server
+                reply.read()
+            break
+    out, err = login.communicate(timeout=60)
+    assert login.returncode == 0, err
+    assert f"Signed in as {USER}" in out
+    token_server.grants.revoke_refresh_tokens()  # as Google does after 7 days in testing
+    server: Server = make_server(handler=OAuthHandler(token_server.grants))
+    refused = run_cli(
+        "send", "--yes", "--allow-reserved-domains", "--provider", "gmail",
+        "--smtp", f"smtp://{USER}@127.0.0.1:{server.port}", cwd=campaign_dir,
+        env={k: env[k] for k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "XDG_CONFIG_HOME", "OUTREACH_TOKEN_STORE")},
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert f"run 'outreach login google --user {USER}' again" in refused.stderr
+    assert "expire after 7 days" in refused.stderr
+    for output in (*shown, out, err, refused.stdout, refused.stderr):
+        assert REFRESH_PREFIX not in output
+        assert ACCESS_PREFIX not in output

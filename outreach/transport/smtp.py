@@ -15,7 +15,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiosmtplib
 
@@ -49,7 +49,7 @@ class SmtpSettings:
     def url(self) -> str:
         """Return the URL without the password, for messages and the log."""
         scheme = "smtps" if self.implicit_tls else "smtp"
-        user = f"{self.username}@" if self.username else ""
+        user = f"{quote(self.username, safe='')}@" if self.username else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{user}{host}:{self.port}"
 
