@@ -8,6 +8,7 @@ comes from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from outreach.errors import ConfigError
 from outreach.ratelimit import Rate
@@ -29,7 +30,7 @@ class Provider:
 
     def smtp_url(self, user: str) -> str:
         """Return the submission URL (STARTTLS on port 587) for ``user``."""
-        return f"smtp://{user}@{self.smtp_host}:{self.smtp_port}"
+        return f"smtp://{quote(user, safe='')}@{self.smtp_host}:{self.smtp_port}"
 
 
 PROVIDERS: dict[str, Provider] = {

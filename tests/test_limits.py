@@ -7,14 +7,18 @@ import mailbox
 import ssl
 from pathlib import Path
 
+import pytest
 from helpers import contacts_yaml, write_campaign
 from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import drafts
 from outreach.batch import DAILY, Batch, SendOptions, Summary, choose, daily_allowance
 from outreach.campaign import load_campaign
+from outreach.errors import ConfigError
+from outreach.providers import get_provider
+from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
-from outreach.transport import MaildirTransport, SmtpSettings, SmtpTransport
+from outreach.transport import MaildirTransport, SmtpSettings, SmtpTransport, parse_smtp_url
 
 
 class Clock:
@@ -119,3 +123,45 @@ async def test_throttled_login_is_retried_with_backoff(
         ).run(plan)
     assert (summary.sent, summary.fatal) == (5, None)
     assert server.handler.auth_attempts == ["PLAIN", "PLAIN"]
+
+
+def test_provider_profile_gives_server_user_and_limits() -> None:
+    """A profile's URL carries the sender's address as the user, and its published limits."""
+    profile = get_provider("Microsoft365")
+    settings = parse_smtp_url(profile.smtp_url("sender@outreach.example"))
+    assert (settings.host, settings.port, settings.implicit_tls) == (
+        "smtp.office365.com",
+        587,
+        False,
+    )
+    assert settings.username == "sender@outreach.example"
+    assert (profile.rate, profile.daily_limit) == (Rate(30, 60.0), 10_000)
+    assert get_provider("gmail").daily_limit == 500
+    assert get_provider("google-workspace").daily_limit == 2_000
+    with pytest.raises(
+        ConfigError, match="unknown provider 'yahoo'; known: microsoft365, gmail, google-workspace"
+    ):
+        get_provider("yahoo")
+
+
+def test_campaign_file_names_provider_auth_and_daily_limit(tmp_path: Path) -> None:
+    """provider, auth and daily_limit are read from campaign.toml, and wrong values are named."""
+    folder = tmp_path / "campaign"
+    path = write_campaign(folder, contacts=contacts_yaml(1))
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text + 'provider = "Gmail"\nauth = "xoauth2"\ndaily_limit = 300\n', encoding="utf-8"
+    )
+    campaign = load_campaign(path)
+    assert (campaign.provider, campaign.auth, campaign.daily_limit) == ("gmail", "xoauth2", 300)
+    path.write_text(
+        text + 'provider = "yahoo"\nauth = "kerberos"\ndaily_limit = 0\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_campaign(path)
+    message = str(caught.value)
+    assert (
+        "field 'provider': 'yahoo' is not one of microsoft365, gmail, google-workspace" in message
+    )
+    assert "field 'auth': 'kerberos' is not one of password, xoauth2" in message
+    assert "field 'daily_limit' must be a whole number of recipients, 1 or more" in message
