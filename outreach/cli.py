@@ -286,6 +286,29 @@ def check(*, choice: CampaignChoice) -> None:
     typer.echo(f"check passed: {summary}")
 
 
+ProviderOption = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        help="microsoft365, gmail or google-workspace: its servers, OAuth2 sign-in and "
+        "published limits as defaults (also 'provider =' in campaign.toml).",
+    ),
+]
+AuthOption = Annotated[
+    str | None,
+    typer.Option(
+        "--auth",
+        help="password (the default) or xoauth2 (OAuth2; see 'outreach login').",
+    ),
+]
+TokenCommandOption = Annotated[
+    str | None,
+    typer.Option(
+        "--oauth-token-command",
+        envvar="OUTREACH_OAUTH_TOKEN_COMMAND",
+        help="A command that prints an OAuth2 access token; run for each login.",
+    ),
+]
 LogOption = Annotated[
     Path | None,
     typer.Option("--log", help="The send log (SQLite). [default: logs/<campaign>.sqlite3]"),
@@ -565,28 +588,9 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
     timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
     ] = DEFAULT_TIMEOUT,
-    provider: Annotated[
-        str | None,
-        typer.Option(
-            "--provider",
-            help="microsoft365, gmail or google-workspace: its server, OAuth2 sign-in and "
-            "published limits as defaults (also 'provider =' in campaign.toml).",
-        ),
-    ] = None,
-    auth: Annotated[
-        str | None,
-        typer.Option(
-            "--auth", help="password (the default) or xoauth2 (OAuth2; see 'outreach login')."
-        ),
-    ] = None,
-    oauth_token_command: Annotated[
-        str | None,
-        typer.Option(
-            "--oauth-token-command",
-            envvar="OUTREACH_OAUTH_TOKEN_COMMAND",
-            help="A command that prints an OAuth2 access token; run for each login.",
-        ),
-    ] = None,
+    provider: ProviderOption = None,
+    auth: AuthOption = None,
+    oauth_token_command: TokenCommandOption = None,
     daily_limit: Annotated[
         int | None,
         typer.Option(
@@ -1288,15 +1292,22 @@ def track(
         float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
     ] = 60.0,
     log_path: LogOption = None,
+    provider: ProviderOption = None,
+    auth: AuthOption = None,
+    oauth_token_command: TokenCommandOption = None,
     *,
     choice: CampaignChoice,
 ) -> None:
     """Read bounces, delays and replies from the mailbox into the send log; change nothing there."""
     from outreach import tracker
-    from outreach.mailbox import Auth, Credentials
 
     try:
         campaign = choice.load()
+        profile, method = _sign_in_method(
+            campaign, choice.path, provider, auth, oauth_token_command
+        )
+        if not imap and not campaign.imap and profile is not None:
+            imap = profile.imap_url(campaign.sender.address)
         settings = tracker.imap_settings(
             imap,
             campaign=campaign,
@@ -1304,12 +1315,41 @@ def track(
             timeout=timeout,
             require_tls=require_tls,
         )
-        password = _imap_password(settings.url, password_command)
-        credentials = Credentials(Auth.PASSWORD, lambda: password)
+        credentials = _imap_credentials(
+            settings, method, profile, oauth_token_command, password_command
+        )
         summary = _track(campaign, settings, credentials, folders or ["INBOX"], log_path)
     except OutreachError as exc:
         raise _fail(exc) from None
     _print_track_summary(summary, folders or ["INBOX"])
+
+
+def _imap_credentials(
+    settings: ImapSettings,
+    method: str,
+    profile: Provider | None,
+    token_command: str | None,
+    password_command: str | None,
+) -> Credentials:
+    """Return the IMAP login: the password, or OAuth2 tokens from the command or a sign-in."""
+    from outreach import oauth
+    from outreach.mailbox import Auth, Credentials
+
+    if method != "xoauth2":
+        password = _imap_password(settings.url, password_command)
+        return Credentials(Auth.PASSWORD, lambda: password)
+    source: oauth.TokenSource
+    if token_command:
+        source = oauth.CommandTokenSource(token_command, timeout=settings.timeout)
+    else:
+        sign_in = profile.sign_in if profile is not None else None
+        source = oauth.token_source(
+            settings.username,
+            provider=sign_in,
+            store=oauth.default_store(),
+            timeout=settings.timeout,
+        )
+    return Credentials(Auth.XOAUTH2, oauth.blocking_token(source))
 
 
 def _track(

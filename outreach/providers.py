@@ -28,6 +28,10 @@ class Provider:
     daily_limit: int  # recipients in any 24 hours
     recipients_per_message: int | None
 
+    def imap_url(self, user: str) -> str:
+        """Return the mailbox's URL (TLS on port 993) for ``user``."""
+        return f"imaps://{quote(user, safe='')}@{self.imap_host}:{self.imap_port}"
+
     def smtp_url(self, user: str) -> str:
         """Return the submission URL (STARTTLS on port 587) for ``user``."""
         return f"smtp://{quote(user, safe='')}@{self.smtp_host}:{self.smtp_port}"

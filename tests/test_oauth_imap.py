@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trustme
+from helpers import contacts_yaml, run_cli, write_campaign
 from imapserver import USER, Dovecot, open_folder, start_dovecot
 from tokenserver import ACCESS_PREFIX, CLIENT_ID, TENANT, TokenServer
 
@@ -77,3 +80,43 @@ def test_a_stale_token_is_refused_and_not_shown(
         box.connect()
     assert ACCESS_PREFIX not in str(caught.value)
     assert token_server.grants.requests["introspect"] == 1  # Dovecot asked; the answer was no
+
+
+@pytest.fixture
+def sent(tmp_path: Path) -> Path:
+    """A campaign of three contacts, sent into its Maildir outbox."""
+    folder = tmp_path / "campaign"
+    write_campaign(folder, contacts=contacts_yaml(3))
+    done = run_cli("send", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_track_signs_in_with_the_kept_sign_in(
+    sent: Path, oauth_dovecot: Dovecot, token_server: TokenServer
+) -> None:
+    """'outreach track --auth xoauth2' reads the mailbox with the token of 'outreach login'."""
+    sign_in(token_server)
+    oauth_dovecot.append(b"From: a@elsewhere.example\r\nSubject: news\r\n\r\nNews.\r\n")
+    env = {"SSL_CERT_FILE": str(oauth_dovecot.ca_file), "OUTREACH_TOKEN_STORE": "file"}
+    done = run_cli("track", "--auth", "xoauth2", "--imap", oauth_dovecot.url(), cwd=sent, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("examined 1 messages in INBOX")
+    assert ACCESS_PREFIX not in done.stdout + done.stderr
+
+
+def test_track_takes_a_token_from_a_command(
+    sent: Path, oauth_dovecot: Dovecot, token_server: TokenServer, tmp_path: Path
+) -> None:
+    """'outreach track --oauth-token-command' logs in with the token the command prints."""
+    access, _ = token_server.grants.issue(USER)
+    helper = tmp_path / "token.py"
+    helper.write_text(f"print({access!r})\n", encoding="utf-8")
+    env = {"SSL_CERT_FILE": str(oauth_dovecot.ca_file)}
+    done = run_cli(
+        "track", "--oauth-token-command", f"{sys.executable} {helper}",
+        "--imap", oauth_dovecot.url(), cwd=sent, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("examined 0 messages in INBOX")
+    assert access not in done.stdout + done.stderr
