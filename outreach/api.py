@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import signal
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
@@ -218,6 +219,7 @@ def prepare_send(
     options: SendOptions | None = None,
     log: Path | None = None,
     live: bool = False,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> PreparedSend:
     """Open the send log, choose the recipients and check their drafts; send nothing yet.
 
@@ -226,12 +228,13 @@ def prepare_send(
     since is listed in ``corrections``), and those to send to are chosen and rendered
     once as a check. With ``live`` (the batch goes to a real server), recipients on reserved
     domains are refused. Use the result in a ``with`` block: it holds the log's lock and, for a
-    large batch, the rendering process, until the block ends.
+    large batch, the rendering process, until the block ends. ``clock`` (aware, UTC) dates
+    the log's entries and counts the daily limit; the system's clock when None.
     """
     options = options or SendOptions()
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
-    send_log = SendLog(log or campaign.default_log, campaign=campaign.name, write=True)
+    send_log = SendLog(log or campaign.default_log, campaign=campaign.name, write=True, clock=clock)
     pool: DraftPool | None = None
     try:
         recovered = send_log.recover()
@@ -387,11 +390,12 @@ def send(
     options: SendOptions | None = None,
     log: Path | None = None,
     on_event: Callable[[Event], None] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> Summary:
     """Prepare and run a batch in one call; without ``transport``, into the campaign's outbox."""
     transport = transport or MaildirTransport(campaign.default_outbox)
     live = not isinstance(transport, MaildirTransport)
-    with prepare_send(campaign, options=options, log=log, live=live) as batch:
+    with prepare_send(campaign, options=options, log=log, live=live, clock=clock) as batch:
         return batch.run(transport, on_event=on_event)
 
 

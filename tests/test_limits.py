@@ -11,14 +11,14 @@ import pytest
 from helpers import contacts_yaml, write_campaign
 from mailserver import PASSWORD, USERNAME, Server
 
-from outreach import drafts
-from outreach.batch import DAILY, Batch, SendOptions, Summary, choose, daily_allowance
+from outreach import api, drafts
+from outreach.batch import DAILY, Batch, SendOptions, Summary, choose
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError
 from outreach.providers import get_provider
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
-from outreach.transport import MaildirTransport, SmtpSettings, SmtpTransport, parse_smtp_url
+from outreach.transport import SmtpSettings, SmtpTransport, parse_smtp_url
 
 
 class Clock:
@@ -31,28 +31,20 @@ class Clock:
         return self.now
 
 
-async def run_day(folder: Path, clock: Clock, options: SendOptions) -> Summary:
-    """Run one batch into the Maildir with the send log on ``clock``."""
-    campaign = load_campaign(folder / "campaign.toml")
-    drafter, contacts = drafts.load(campaign)
-    with SendLog(folder / "send.sqlite3", campaign=campaign.name, write=True, clock=clock) as log:
-        log.recover()
-        log.register(contacts)
-        assert options.daily_limit is not None
-        allowance = daily_allowance(log, options.daily_limit)
-        plan = choose(contacts, log.statuses(), options, allowance=allowance)
-        transport = MaildirTransport(folder / "outbox")
-        return await Batch(drafter, log, transport, options=options).run(plan)
+def run_day(folder: Path, clock: Clock, options: SendOptions) -> Summary:
+    """Run one batch into the Maildir through the API, the send log on ``clock``."""
+    campaign = api.load_campaign(folder / "campaign.toml")
+    return api.send(campaign, options=options, log=folder / "send.sqlite3", clock=clock)
 
 
-async def test_daily_limit_spreads_thirty_over_three_days(tmp_path: Path) -> None:
+def test_daily_limit_spreads_thirty_over_three_days(tmp_path: Path) -> None:
     """With --daily-limit 10, ten go each day for three days, none twice, and a fourth run sends none."""
     folder = tmp_path / "campaign"
     write_campaign(folder, contacts=contacts_yaml(30))
     clock = Clock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC))
     options = SendOptions(daily_limit=10)
     for day in range(3):
-        summary = await run_day(folder, clock, options)
+        summary = run_day(folder, clock, options)
         assert summary.sent == 10
         if day < 2:
             assert summary.left_out[DAILY] == 20 - 10 * day
@@ -61,14 +53,14 @@ async def test_daily_limit_spreads_thirty_over_three_days(tmp_path: Path) -> Non
             assert summary.resume_at - clock.now == dt.timedelta(hours=24)
         # Later the same day: the limit is spent, nothing goes.
         clock.now += dt.timedelta(hours=23, minutes=59)
-        again = await run_day(folder, clock, options)
+        again = run_day(folder, clock, options)
         assert again.sent == 0
         clock.now += dt.timedelta(minutes=1)
     box = mailbox.Maildir(folder / "outbox", factory=None, create=False)
     recipients = sorted(message["To"] for message in box)
     assert len(recipients) == 30
     assert len(set(recipients)) == 30
-    final = await run_day(folder, clock, options)
+    final = run_day(folder, clock, options)
     assert (final.sent, final.left_out[Status.SENT]) == (0, 30)
 
 
