@@ -236,6 +236,8 @@ class Batch:
         self._first_login = asyncio.Lock()
         self._logged_in = False
         self._login_error: OutreachError | None = None
+        # Messages handed to the server whose answer is awaited: what a stop waits for.
+        self.in_flight = 0
 
     def stop(self) -> None:
         """Take no new recipients; those in flight are settled and recorded."""
@@ -418,6 +420,7 @@ class Batch:
                 claimed = asyncio.wrap_future(self._journal.submit(claim))
                 claimed.add_done_callback(_retrieve)
                 tries += 1
+                self.in_flight += 1
                 try:
                     pending = await connection.send(envelope, claimed)
                     if not pending.done():
@@ -429,6 +432,7 @@ class Batch:
                     self._settle(contact, Status.PENDING, outcome="error", code=None, text=text)
                     raise
                 finally:
+                    self.in_flight -= 1
                     if self._limiter is not None:
                         self._limiter.release()
                 number = await claimed
