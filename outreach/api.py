@@ -206,7 +206,7 @@ def dry_run(
     plan = choose(chosen, statuses, options)
     drafter.validate(plan.todo)
     if live and not options.allow_reserved:
-        check_reserved(plan)
+        check_reserved(plan, sender=campaign.sender.address)
     for contact in plan.todo:
         drafter.draft(contact)
     return len(plan.todo)
@@ -254,7 +254,7 @@ def prepare_send(
             [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()], by="send"
         )
         if live and not options.allow_reserved:
-            check_reserved(plan)
+            check_reserved(plan, sender=campaign.sender.address)
     except BaseException:
         if pool is not None:
             pool.close()
@@ -329,14 +329,20 @@ class PreparedSend:
         *,
         on_event: Callable[[Event], None] | None = None,
         handle_signals: bool = True,
+        on_signal: Callable[[int], None] | None = None,
     ) -> Summary:
         """Send the plan through ``transport`` and return what happened.
 
         ``on_event`` is called after each attempt. With ``handle_signals`` (in the main thread),
         Ctrl-C and SIGTERM stop the batch cleanly: no new recipient is taken, and those in
-        flight are settled and recorded. From inside a running event loop, await ``run_async``.
+        flight are settled and recorded; ``on_signal`` is then called with the number of such
+        signals so far, first, to say so. From inside a running event loop, await ``run_async``.
         """
-        return _run(self.run_async(transport, on_event=on_event, handle_signals=handle_signals))
+        return _run(
+            self.run_async(
+                transport, on_event=on_event, handle_signals=handle_signals, on_signal=on_signal
+            )
+        )
 
     async def run_async(
         self,
@@ -345,10 +351,11 @@ class PreparedSend:
         *,
         on_event: Callable[[Event], None] | None = None,
         handle_signals: bool = False,
+        on_signal: Callable[[int], None] | None = None,
     ) -> Summary:
         """Send the plan through ``transport`` in the running event loop; see ``run``."""
         if not isinstance(transport, MaildirTransport) and not self.options.allow_reserved:
-            check_reserved(self.plan)
+            check_reserved(self.plan, sender=self.campaign.sender.address)
         batch = Batch(
             self._drafter,
             self._log,
@@ -362,10 +369,19 @@ class PreparedSend:
             batch.stop()
         loop = asyncio.get_running_loop()
         handled: list[signal.Signals] = []
+        signals = 0
+
+        def stop_on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if on_signal is not None:
+                on_signal(signals)
+            batch.stop()
+
         if handle_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 try:
-                    loop.add_signal_handler(signum, batch.stop)
+                    loop.add_signal_handler(signum, stop_on_signal)
                 except (ValueError, RuntimeError):  # not the main thread: the caller stops it
                     break
                 handled.append(signum)
@@ -374,6 +390,11 @@ class PreparedSend:
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
+
+    @property
+    def in_flight(self) -> int:
+        """Return how many messages are with the server, their answer awaited."""
+        return self._batch.in_flight if self._batch is not None else 0
 
     def stop(self) -> None:
         """Take no new recipients; those in flight are settled and recorded."""

@@ -150,6 +150,56 @@ def _count(count: int, singular: str) -> str:
     return f"{count} {_noun(count, singular)}"
 
 
+class _Again:
+    """Remember the options a command was given, to repeat them in the commands it suggests."""
+
+    def __init__(self, ctx: typer.Context) -> None:
+        """Read the options after the command's name, as typed, in the order typed."""
+        argv = sys.argv[1:]
+        name = ctx.info_name or ""
+        tokens = iter(argv[argv.index(name) + 1 :] if name in argv else [])
+        takes_value = {
+            opt: not getattr(param, "is_flag", False)
+            for param in ctx.command.params
+            if param.param_type_name == "option"
+            for opt in param.opts
+        }
+        self.options: list[tuple[str, str | None]] = []
+        for token in tokens:
+            option, equals, value = token.partition("=")
+            if takes_value.get(option):
+                self.options.append((option, value if equals else next(tokens, "")))
+            else:
+                self.options.append((token, None))
+
+    def command(
+        self,
+        name: str,
+        *,
+        keep: frozenset[str] | None = None,
+        drop: frozenset[str] = frozenset(),
+        add: tuple[str, ...] = (),
+    ) -> str:
+        """Return ``outreach NAME`` with the options given (those kept), then ``add``."""
+        words = ["outreach", name]
+        for option, value in self.options:
+            if option in drop or (keep is not None and option not in keep):
+                continue
+            words.append(option)
+            if value is not None:
+                words.append(value)
+        words.extend(add)
+        return shlex.join(words)
+
+    def log(self, *add: str) -> str:
+        """Return the ``outreach log`` command for the same send log."""
+        return self.command("log", keep=frozenset({"--log", "--campaign"}), add=add)
+
+    def send(self, *add: str) -> str:
+        """Return the ``outreach send`` command again, with ``add``; never as a dry run."""
+        return self.command("send", drop=frozenset({"--dry-run", *add}), add=add)
+
+
 def _fail(exc: OutreachError) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(code=1)
@@ -409,7 +459,7 @@ def _confirm(
     """Show what will go where; ask before a live batch unless --yes."""
     count = len(plan.todo)
     typer.echo(
-        f"About to send {count} messages for campaign {campaign.name!r} via "
+        f"About to send {_count(count, 'message')} for campaign {campaign.name!r} via "
         f"{destination}, from {campaign.sender.address}:"
     )
     for contact in plan.todo[:10]:
@@ -427,8 +477,15 @@ def _confirm(
         raise typer.Exit(code=1)
 
 
-def _run_with_progress(prepared: PreparedSend, transport: Transport) -> Summary:
-    """Run the batch with a progress bar on a terminal; Ctrl-C and SIGTERM stop it cleanly."""
+def _run_with_progress(
+    prepared: PreparedSend, transport: Transport, *, again: _Again, timeout: float | None
+) -> Summary:
+    """Run the batch with a progress bar on a terminal; Ctrl-C and SIGTERM stop it cleanly.
+
+    The bar is drawn on stderr, where the warnings go too, through the bar's own console: each
+    warning then stands on a line of its own above the bar.
+    """
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -437,35 +494,93 @@ def _run_with_progress(prepared: PreparedSend, transport: Transport) -> Summary:
         TimeRemainingColumn,
     )
 
+    console = Console(stderr=True, highlight=False)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        disable=not sys.stdout.isatty(),
+        console=console,
+        disable=not sys.stderr.isatty(),
         transient=True,
     ) as progress:
         task = progress.add_task("sending", total=len(prepared.plan.todo))
 
+        def say(line: str) -> None:
+            if progress.disable:
+                typer.echo(line, err=True)
+            else:
+                console.print(line, markup=False, soft_wrap=True)
+
         def on_event(event: Event) -> None:
             if event.status is not Status.PENDING:
                 progress.advance(task)
-            _report_event(event)
+            for line in _event_lines(event):
+                say(line)
 
-        return prepared.run(transport, on_event=on_event)
+        def on_signal(count: int) -> None:
+            in_flight = prepared.in_flight
+            if count == 1:
+                say(_stopping(in_flight, timeout))
+                return
+            say(_quitting(in_flight, again))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            # The claims on disk make this safe, as a crash is: the next run finds them.
+            os._exit(EXIT_INTERRUPTED)
+
+        return prepared.run(transport, on_event=on_event, on_signal=on_signal)
 
 
-def _report_event(event: Event) -> None:
+def _stopping(in_flight: int, timeout: float | None) -> str:
+    """Say, at the first Ctrl-C, what the batch still does and how long it may take."""
+    first = "Stopping: no new message will start"
+    if not in_flight:
+        return f"{first}, and none is in flight. Ctrl-C again to quit at once."
+    those = "The 1 in flight is" if in_flight == 1 else f"The {in_flight} in flight are"
+    if timeout is None:  # a Maildir: the files being written
+        wait = f"{those} finished"
+    else:
+        wait = f"{those} waited for (each server reply at most {timeout:g} s, --timeout)"
+    return f"{first}. {wait} and recorded. Ctrl-C again to quit at once."
+
+
+def _quitting(in_flight: int, again: _Again) -> str:
+    """Say, at the second Ctrl-C, what becomes of the messages in flight."""
+    if not in_flight:
+        return "Quitting now; no message was in flight, so the send log is complete."
+    one = in_flight == 1
+    those = "The 1 message in flight stays" if one else f"The {in_flight} messages in flight stay"
+    it, they = ("it", "it") if one else ("them", "they")
+    return (
+        f"Quitting now. {those} 'sending' in the send log; the next run reports {it} as "
+        f"uncertain ({they} may have arrived). To send {it} again then: "
+        f"{again.send('--resend-uncertain')}"
+    )
+
+
+def _event_lines(event: Event) -> list[str]:
+    """Return the lines that report an attempt that did not simply succeed."""
     if event.status is Status.SENT and not event.delivery.refused:
-        return
+        return []
     reply = f"{event.delivery.code or ''} {event.delivery.text}".strip()
     line = f"{event.contact.id} <{event.contact.email}>: {event.status} (attempt {event.attempt}): "
-    typer.echo(line + reply, err=True)
-    for address, refusal in event.delivery.refused.items():
-        typer.echo(f"  cc {address} refused: {refusal}", err=True)
+    lines = [line + reply]
+    lines.extend(
+        f"  cc {address} refused: {why}" for address, why in event.delivery.refused.items()
+    )
+    return lines
 
 
-def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None:
+def _print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading order
+    summary: Summary,
+    *,
+    again: _Again,
+    destination: str | None,
+    outbox: Path | None,
+    log_file: Path,
+) -> None:
+    """Say what happened, where the letters went, and the true next steps, options repeated."""
     from outreach.api import DAILY, LIMITED
 
     left_out = ", ".join(f"{n} {s}" for s, n in sorted(summary.left_out.items()))
@@ -477,15 +592,20 @@ def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None
         typer.echo(f"error: {summary.fatal}", err=True)
     if summary.interrupted:
         typer.echo("Stopped on request; messages in flight were settled and recorded.")
+    if summary.sent and outbox is not None:
+        typer.echo(f"The letters are in the Maildir {outbox}: nothing left this machine.")
+    elif summary.sent:
+        typer.echo(f"The letters went to {destination}.")
     steps = []
     if summary.selected and summary.ok and not summary.sent:
         typer.echo("Nothing to send: every selected recipient is already sent.")
     if summary.failed or summary.left_out.get(Status.FAILED):
-        steps.append("'outreach log --status failed' shows why; --retry-failed tries again")
+        steps.append(f"see why: {again.log('--status', 'failed')}")
+        steps.append(f"try them again: {again.send('--retry-failed')}")
     if summary.uncertain or summary.left_out.get(Status.UNCERTAIN):
         steps.append(
-            "uncertain messages may have arrived: check with the server's operator, then "
-            "'outreach send --resend-uncertain' sends them again"
+            "uncertain messages may have arrived: check with the server's operator, then send "
+            f"them again: {again.send('--resend-uncertain')}"
         )
     if summary.left_out.get(DAILY):
         when = (
@@ -494,16 +614,29 @@ def _print_summary(summary: Summary, *, live: bool, outbox: Path | None) -> None
             else "once a day has passed since the first of today's"
         )
         typer.echo(
-            f"Daily limit reached: {summary.left_out[DAILY]} recipients left for later. "
-            f"The next can go {when}."
+            f"Daily limit reached: {_count(summary.left_out[DAILY], 'recipient')} left for "
+            f"later. The next can go {when}."
         )
-        steps.append(f"run 'outreach send' again {when} to send the rest; none is sent twice")
-    if summary.not_sent or summary.left_out.get(LIMITED):
-        steps.append("run 'outreach send' again to continue")
-    if not live and outbox is not None and summary.sent:
+        steps.append(f"send the rest {when} (none is sent twice): {again.send()}")
+    rest = summary.not_sent + summary.left_out.get(LIMITED, 0)
+    if rest and summary.fatal:
         steps.append(
-            f"nothing left this machine: the messages are in the Maildir {outbox}. To send "
-            "for real: outreach send --smtp smtp://user@your-server"
+            f"once that is fixed, send the {rest} not sent yet (none is sent twice): {again.send()}"
+        )
+    elif rest:
+        steps.append(f"go on with the {rest} not sent yet (none is sent twice): {again.send()}")
+    if summary.selected:
+        steps.append(f"see what happened to each recipient: {again.log()}")
+    if outbox is not None and summary.sent:
+        live_log = log_file.with_name(f"{log_file.stem}-live{log_file.suffix}")
+        real = again.command(
+            "send",
+            drop=frozenset({"--dry-run", "--outbox", "--log"}),
+            add=("--log", str(live_log), "--smtp", "smtp://user@your-server"),
+        )
+        steps.append(
+            "to send for real, give the live run a send log of its own (this one counts these "
+            f"letters as sent): {real}"
         )
     for step in steps:
         typer.echo(f"next: {step}")
@@ -600,6 +733,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
         ),
     ] = None,
     *,
+    ctx: typer.Context,
     choice: CampaignChoice,
 ) -> None:
     """Send each selected contact its letter once, recording every step in the send log."""
@@ -649,7 +783,9 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
             return
         if dry_run_:
             count = api.dry_run(campaign, options=options, log=log_path, live=settings is not None)
-            typer.echo(f"dry run: {count} drafts rendered and checked; nothing sent or logged")
+            typer.echo(
+                f"dry run: {_count(count, 'draft')} rendered and checked; nothing sent or logged"
+            )
             return
         with api.prepare_send(
             campaign, options=options, log=log_path, live=settings is not None
@@ -672,13 +808,18 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
                     "nothing leaves this machine."
                 )
                 _corrected(prepared.plan, prepared.corrections)
-            summary = _run_with_progress(prepared, transport)
+            again = _Again(ctx)
+            summary = _run_with_progress(
+                prepared, transport, again=again, timeout=settings.timeout if settings else None
+            )
     except OutreachError as exc:
         raise _fail(exc) from None
     _print_summary(
         summary,
-        live=settings is not None,
+        again=again,
+        destination=settings.url if settings is not None else None,
         outbox=None if settings is not None else outbox or campaign.default_outbox,
+        log_file=log_path or campaign.default_log,
     )
     if summary.interrupted:
         raise typer.Exit(code=EXIT_INTERRUPTED)

@@ -26,7 +26,7 @@ class Terminal:
         if pid == 0:  # the child: its terminal is the pseudo-terminal's other end
             try:
                 size = struct.pack("HHHH", rows, columns, 0, 0)
-                fcntl.ioctl(sys.stdin.fileno(), termios.TIOCSWINSZ, size)
+                fcntl.ioctl(0, termios.TIOCSWINSZ, size)  # the terminal, whatever sys.stdin is
                 os.chdir(cwd)
                 argv = [sys.executable, "-m", "outreach", *args]
                 os.execve(sys.executable, argv, full_env)  # noqa: S606 - an argument list

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from helpers import contacts_yaml, run_cli, write_campaign
-from mailserver import free_port
+from mailserver import PASSWORD, Server, free_port
 
 
 def send(folder: Path, *args: str, **env: str):
@@ -33,3 +33,136 @@ def test_a_port_where_nothing_listens_says_to_check_host_and_port(tmp_path: Path
         f"error: smtp://127.0.0.1:{port}: nothing answers on 127.0.0.1 port {port} (connection "
         "refused). Check the host and port in --smtp: 587 for smtp:// (STARTTLS), 465 for smtps://\n"
     ) in done.stderr
+
+
+def test_send_into_the_outbox_says_where_the_letters_are_and_how_to_see_the_log(
+    tmp_path: Path,
+) -> None:
+    """After a send into a Maildir, the letters' place and the log command are given, with the options used."""
+    run_cli("init", "c", cwd=tmp_path)
+    done = run_cli(
+        "send",
+        "--campaign",
+        "c/campaign.toml",
+        "--outbox",
+        "box",
+        "--log",
+        "sent.sqlite3",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "No --smtp given: delivering into the Maildir box; nothing leaves this machine.\n"
+        "sent 2, failed 0, uncertain 0, not sent 0\n"
+        "The letters are in the Maildir box: nothing left this machine.\n"
+        "next: see what happened to each recipient: outreach log --campaign c/campaign.toml --log sent.sqlite3\n"
+        "next: to send for real, give the live run a send log of its own (this one counts these "
+        "letters as sent): outreach send --campaign c/campaign.toml --log sent-live.sqlite3 "
+        "--smtp smtp://user@your-server\n"
+    )
+    again = run_cli(
+        "send",
+        "--log",
+        "sent-live.sqlite3",
+        "--campaign",
+        "c/campaign.toml",
+        "--dry-run",
+        cwd=tmp_path,
+    )
+    assert again.stdout == "dry run: 2 drafts rendered and checked; nothing sent or logged\n"
+
+
+def test_send_over_smtp_says_where_the_letters_went(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """After a live send, the server the letters went to and the log command are given."""
+    write_campaign(tmp_path, contacts=contacts_yaml(1))
+    done = send(
+        tmp_path,
+        "--smtp",
+        smtp_server.url(),
+        OUTREACH_SMTP_PASSWORD=PASSWORD,
+        SSL_CERT_FILE=str(ca_file),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-3:] == [
+        "sent 1, failed 0, uncertain 0, not sent 0",
+        f"The letters went to {smtp_server.url()}.",
+        "next: see what happened to each recipient: outreach log",
+    ]
+
+
+def test_after_a_connection_failure_the_next_step_is_to_fix_it_with_the_options_repeated(
+    tmp_path: Path,
+) -> None:
+    """A server that cannot be reached ends with the fix to make and the same command, not 'run it again'."""
+    write_campaign(tmp_path, contacts=contacts_yaml(2))
+    port = free_port()
+    url = f"smtp://127.0.0.1:{port}"
+    done = run_cli(
+        "send",
+        "--yes",
+        "--allow-reserved-domains",
+        "--smtp",
+        url,
+        "--log",
+        "my log.sqlite3",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-3:] == [
+        "sent 0, failed 0, uncertain 0, not sent 2",
+        (
+            "next: once that is fixed, send the 2 not sent yet (none is sent twice): outreach send "
+            f"--yes --allow-reserved-domains --smtp {url} --log 'my log.sqlite3'"
+        ),
+        "next: see what happened to each recipient: outreach log --log 'my log.sqlite3'",
+    ]
+
+
+def test_a_failed_recipient_points_to_the_log_and_the_retry(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """A permanent refusal leads to the log filtered on failures and to --retry-failed, options repeated."""
+    write_campaign(tmp_path, contacts=contacts_yaml(2))
+    smtp_server.handler.faults.rcpt["c00002@mission.example"] = ["550 5.1.1 No such user"]
+    done = send(
+        tmp_path,
+        "--smtp",
+        smtp_server.url(),
+        "--log",
+        "l.sqlite3",
+        OUTREACH_SMTP_PASSWORD=PASSWORD,
+        SSL_CERT_FILE=str(ca_file),
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-4:] == [
+        f"The letters went to {smtp_server.url()}.",
+        "next: see why: outreach log --log l.sqlite3 --status failed",
+        f"next: try them again: outreach send --yes --allow-reserved-domains --smtp {smtp_server.url()} --log l.sqlite3 --retry-failed",
+        "next: see what happened to each recipient: outreach log --log l.sqlite3",
+    ]
+
+
+def test_a_placeholder_sender_is_refused_over_smtp_with_the_recipients(tmp_path: Path) -> None:
+    """Over live SMTP a sender on a reserved domain is refused, named beside the placeholder recipients."""
+    write_campaign(tmp_path, contacts=contacts_yaml(1))
+    done = run_cli("send", "--yes", "--smtp", f"smtp://127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: 2 problems:\n"
+        "  the sender sender@outreach.example is a placeholder on a reserved domain (.example, "
+        ".invalid, .test, .localhost): no reply could reach it. Set 'from' in the campaign file or "
+        "pass --from 'Name <you@your-domain>';\n"
+        "  1 recipient has placeholder addresses on reserved domains (.example, .invalid, .test, "
+        ".localhost): c00001. Put real addresses in the contact list;\n"
+        "or pass --allow-reserved-domains to send anyway (a test server). Nothing was sent.\n"
+    )
+
+
+def test_one_message_is_said_in_the_singular(tmp_path: Path) -> None:
+    """A dry run of one contact says '1 draft'."""
+    write_campaign(tmp_path, contacts=contacts_yaml(1))
+    done = run_cli("send", "--dry-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "dry run: 1 draft rendered and checked; nothing sent or logged\n"
