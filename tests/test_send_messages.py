@@ -85,6 +85,9 @@ def test_send_over_smtp_says_where_the_letters_went(
         SSL_CERT_FILE=str(ca_file),
     )
     assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        f"About to send 1 message for campaign 'test-campaign' via {smtp_server.url()}"
+    )
     assert done.stdout.splitlines()[-3:] == [
         "sent 1, failed 0, uncertain 0, not sent 0",
         f"The letters went to {smtp_server.url()}.",
