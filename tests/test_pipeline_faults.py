@@ -1,0 +1,206 @@
+"""Faults in the middle of a stream of messages: each ends with the status its own replies give.
+
+With PIPELINING a connection carries a message awaiting its reply and the next one, claimed,
+whose envelope is out. These tests break the stream at each point between the two and check
+what the send log says of each, and what the server got.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import contacts_yaml, write_campaign
+from hostile import CLOSE, HANG, SLOW, hostile_server
+from test_pipelining import PIPELINING
+
+from outreach import drafts
+from outreach.batch import Batch, Event, SendOptions, Summary, choose
+from outreach.campaign import load_campaign
+from outreach.errors import SendLogError
+from outreach.model import Contact
+from outreach.sendlog import Journal, SendLog
+from outreach.transport import SmtpSettings, SmtpTransport
+
+OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
+FAST = SendOptions(max_attempts=3, backoff=0.01)
+Rows = dict[str, tuple[str, int]]
+
+
+class ClaimFails(SendLog):
+    """A send log that cannot write the claim of the second recipient (a full disk)."""
+
+    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+        """Fail for c00002, as SQLite does when the disk is full."""
+        if contact_id == "c00002":
+            msg = f"{self.path}: cannot write to the send log: database or disk is full"
+            raise SendLogError(msg)
+        return super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+
+
+async def send(
+    folder: Path,
+    port: int,
+    *,
+    count: int = 2,
+    timeout: float = 2.0,
+    log_class: type[SendLog] = SendLog,
+    on_batch: Callable[[Callable[[], Batch]], Callable[[Event], None]] | None = None,
+) -> tuple[Summary, Rows]:
+    """Send ``count`` letters to the scripted server; return the summary and each row."""
+    write_campaign(folder, contacts=contacts_yaml(count))
+    campaign = load_campaign(folder / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    settings = SmtpSettings(host="127.0.0.1", port=port, implicit_tls=False, timeout=timeout)
+    with log_class(folder / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), FAST)
+        batches: list[Batch] = []
+        on_event = on_batch(lambda: batches[0]) if on_batch is not None else None
+        batch = Batch(drafter, log, SmtpTransport(settings), options=FAST, on_event=on_event)
+        batches.append(batch)
+        summary = await batch.run(plan)
+        rows = {r.id: (r.status, r.attempts) for r in log.recipients()}
+    return summary, rows
+
+
+def script(pipelining: bool, **replies: bytes | list[bytes]) -> dict[str, bytes | list[bytes]]:
+    """Return the server's replies, offering PIPELINING or not."""
+    return {**(PIPELINING if pipelining else {}), **replies}
+
+
+@OFFERED
+async def test_421_to_the_data_while_the_next_envelope_is_out_retries_both(
+    tmp_path: Path, pipelining: bool
+) -> None:
+    """A 421 to the first message's data: it was not taken, so both go again, once each."""
+    replies = script(pipelining, END=[SLOW + b"421 4.3.2 shutting down\r\n" + CLOSE])
+    with hostile_server(**replies) as server:
+        summary, rows = await send(tmp_path / "c", server.port)
+    assert rows == {"c00001": ("sent", 2), "c00002": ("sent", 2 if pipelining else 1)}
+    assert summary.ok
+    assert server.heard.count("END") == 3  # the refused data, then one copy of each
+
+
+@OFFERED
+async def test_no_reply_to_the_data_leaves_it_uncertain_and_the_next_is_retried(
+    tmp_path: Path, pipelining: bool
+) -> None:
+    """Silence after the first message's data: uncertain at the timeout; the second goes once."""
+    with hostile_server(**script(pipelining, END=[HANG])) as server:
+        summary, rows = await send(tmp_path / "c", server.port)
+    assert rows == {"c00001": ("uncertain", 1), "c00002": ("sent", 2 if pipelining else 1)}
+    assert (summary.uncertain, summary.sent) == (1, 1)
+    assert server.heard.count("END") == 2
+
+
+@OFFERED
+async def test_next_first_recipient_refused_while_the_reply_is_pending_fails_it_alone(
+    tmp_path: Path, pipelining: bool
+) -> None:
+    """The second's only recipient refused (DATA then 503) before the first's 250: each alone."""
+    replies = script(
+        pipelining,
+        RCPT=[b"250 OK\r\n", b"550 5.1.1 no such user\r\n"],
+        DATA=[b"354 go ahead\r\n", b"503 5.5.1 no valid recipients\r\n"],
+        END=SLOW + b"250 queued\r\n",
+    )
+    with hostile_server(**replies) as server:
+        summary, rows = await send(tmp_path / "c", server.port)
+    assert rows == {"c00001": ("sent", 1), "c00002": ("failed", 1)}
+    assert (summary.sent, summary.failed, summary.fatal) == (1, 1, None)
+    assert server.messages == 1
+    assert "RSET" in server.heard
+
+
+@OFFERED
+async def test_421_to_the_next_mail_while_the_reply_is_pending_retries_only_the_next(
+    tmp_path: Path, pipelining: bool
+) -> None:
+    """The first's 250 comes, then a 421 to the second's MAIL: the first sent, the second retried."""
+    replies = script(
+        pipelining,
+        MAIL=[b"250 OK\r\n", b"421 4.7.0 too many messages, slow down\r\n" + CLOSE],
+        END=SLOW + b"250 queued\r\n",
+    )
+    with hostile_server(**replies) as server:
+        summary, rows = await send(tmp_path / "c", server.port)
+    assert rows == {"c00001": ("sent", 1), "c00002": ("sent", 2)}
+    assert summary.ok
+    assert server.messages == 2
+
+
+async def test_data_accepted_after_the_next_mail_refused_is_hung_up_on(tmp_path: Path) -> None:
+    """The second MAIL refused, its DATA answered 354 anyway: hung up on, the first still sent."""
+    replies = script(
+        True,  # noqa: FBT003 - the scripted server offers PIPELINING
+        MAIL=[b"250 OK\r\n", b"550 5.7.1 sender refused\r\n"],
+        END=SLOW + b"250 queued\r\n",
+    )
+    with hostile_server(**replies) as server:
+        summary, rows = await send(tmp_path / "c", server.port)
+    assert rows == {"c00001": ("sent", 1), "c00002": ("failed", 1)}
+    assert summary.fatal is None
+    assert server.messages == 1
+
+
+@OFFERED
+async def test_stop_while_two_are_in_flight_settles_both_and_claims_no_more(
+    tmp_path: Path, pipelining: bool
+) -> None:
+    """A stop at the first reply: what is in flight ends and is recorded; no one else is claimed."""
+
+    def stop_at_first(batch: Callable[[], Batch]) -> Callable[[Event], None]:
+        return lambda _event: batch().stop()
+
+    with hostile_server(**script(pipelining, END=SLOW + b"250 queued\r\n")) as server:
+        summary, rows = await send(tmp_path / "c", server.port, count=4, on_batch=stop_at_first)
+    # With PIPELINING the second was claimed and its envelope out when the stop came.
+    second = ("sent", 1) if pipelining else ("pending", 0)
+    assert rows == {
+        "c00001": ("sent", 1),
+        "c00002": second,
+        "c00003": ("pending", 0),
+        "c00004": ("pending", 0),
+    }
+    assert summary.interrupted
+    assert server.messages == summary.sent
+
+
+@OFFERED
+async def test_failed_claim_of_the_next_keeps_the_reply_of_the_one_in_flight(
+    tmp_path: Path, pipelining: bool
+) -> None:
+    """The second claim fails while the first awaits its 250: the first is sent, the second not."""
+    with hostile_server(**script(pipelining, END=SLOW + b"250 queued\r\n")) as server:
+        summary, rows = await send(tmp_path / "c", server.port, count=3, log_class=ClaimFails)
+    assert rows == {"c00001": ("sent", 1), "c00002": ("pending", 0), "c00003": ("pending", 0)}
+    assert summary.fatal is not None
+    assert "disk is full" in summary.fatal
+    assert server.messages == 1
+
+
+def test_a_claim_is_resolved_only_once_another_connection_reads_it(tmp_path: Path) -> None:
+    """When a claim's future is done, its row is committed: a new connection reads 'sending'."""
+    path = tmp_path / "send.sqlite3"
+    contacts = [Contact(id=f"c{n}", email=f"c{n}@mission.example") for n in range(20)]
+    seen: list[str] = []
+
+    def look(contact_id: str) -> None:
+        with sqlite3.connect(path) as db:
+            row = db.execute("SELECT status FROM recipients WHERE contact_id = ?", (contact_id,))
+            seen.append(row.fetchone()[0])
+
+    with SendLog(path, campaign="c", write=True) as log:
+        log.register(contacts)
+        log.start_run("test")
+        journal = Journal(log)
+        for contact in contacts:
+            claim = journal.submit(
+                lambda cid=contact.id: log.claim(cid, message_id="<m@x.example>", content_hash="a")
+            )
+            claim.add_done_callback(lambda _f, cid=contact.id: look(cid))
+        journal.close()
+    assert seen == ["sending"] * len(contacts)
