@@ -7,6 +7,7 @@ what the send log says of each, and what the server got.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from outreach.campaign import load_campaign
 from outreach.errors import SendLogError
 from outreach.model import Contact
 from outreach.sendlog import Journal, SendLog
-from outreach.transport import SmtpSettings, SmtpTransport
+from outreach.transport import Envelope, Outcome, SmtpSettings, SmtpTransport
 
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
 FAST = SendOptions(max_attempts=3, backoff=0.01)
@@ -180,6 +181,25 @@ async def test_failed_claim_of_the_next_keeps_the_reply_of_the_one_in_flight(
     assert summary.fatal is not None
     assert "disk is full" in summary.fatal
     assert server.messages == 1
+
+
+@OFFERED
+async def test_hang_up_after_354_before_the_data_is_written_is_not_uncertain(
+    pipelining: bool,
+) -> None:
+    """Closed after the 354 while the claim was on its way: nothing was handed over, so retry."""
+    replies = script(pipelining, DATA=b"354 go ahead\r\n" + CLOSE)
+    with hostile_server(**replies) as server:
+        settings = SmtpSettings(host="127.0.0.1", port=server.port, implicit_tls=False)
+        connection = await SmtpTransport(settings).connect()
+        envelope = Envelope("from@mission.example", ("to@mission.example",), b"Hi\r\n")
+        # The claim is still being written when the hang-up arrives.
+        pending = await connection.send(envelope, asyncio.sleep(0.5))
+        delivery = await pending
+        await connection.close()
+    assert delivery.outcome is Outcome.TRANSIENT
+    assert delivery.reconnect
+    assert server.messages == 0
 
 
 def test_a_claim_is_resolved_only_once_another_connection_reads_it(tmp_path: Path) -> None:

@@ -62,10 +62,14 @@ class _Replies(asyncio.Protocol):
         """Tell whether commands can still be written."""
         return self._error is None and not self._transport.is_closing()
 
-    def write(self, data: bytes) -> None:
-        """Write commands, or a message, as they are."""
+    def check_open(self) -> None:
+        """Raise why the connection closed, if it did."""
         if not self.is_open:
             raise self._error or aiosmtplib.SMTPServerDisconnected("Connection lost")
+
+    def write(self, data: bytes) -> None:
+        """Write commands, or a message, as they are."""
+        self.check_open()
         self._transport.write(data)
 
     async def read(self) -> aiosmtplib.SMTPResponse:
@@ -196,6 +200,8 @@ class SmtpConnection:
                 # delivers nothing (RFC 5321 4.1.1.4).
                 self._replies.close()
                 raise
+            # A hang-up that came while the claim was written: nothing of the message has left.
+            self._replies.check_open()
             # From here on the server may accept the message before we hear its answer.
             handed_over = True
             self._replies.write(_stuffed(envelope.data))
