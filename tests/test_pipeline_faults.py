@@ -202,6 +202,17 @@ async def test_hang_up_after_354_before_the_data_is_written_is_not_uncertain(
     assert server.messages == 0
 
 
+@OFFERED
+async def test_a_reply_to_the_data_that_is_neither_250_nor_a_refusal_is_uncertain(
+    tmp_path: Path, pipelining: bool
+) -> None:
+    """A 354 to the end of data is out of step: the message may be taken, so never 'failed'."""
+    with hostile_server(**script(pipelining, END=[b"354 go ahead\r\n"])) as server:
+        summary, rows = await send(tmp_path / "c", server.port)
+    assert rows == {"c00001": ("uncertain", 1), "c00002": ("sent", 2 if pipelining else 1)}
+    assert (summary.uncertain, summary.sent, summary.failed) == (1, 1, 0)
+
+
 def test_a_claim_is_resolved_only_once_another_connection_reads_it(tmp_path: Path) -> None:
     """When a claim's future is done, its row is committed: a new connection reads 'sending'."""
     path = tmp_path / "send.sqlite3"

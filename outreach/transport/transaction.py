@@ -231,7 +231,11 @@ class SmtpConnection:
             reply = await self._replies.read()
             if reply.code == aiosmtplib.SMTPStatus.completed:
                 return Delivery(Outcome.SENT, reply.code, reply.message, refused)
-            return await self._refused(reply.code, reply.message, after_data=True)
+            if 400 <= reply.code < 600:  # noqa: PLR2004 - a refusal: the message was not taken
+                return await self._refused(reply.code, reply.message, after_data=True)
+            # Neither 250 nor a refusal (a 354, a 251): out of step, and it may have been taken.
+            text = f"unexpected reply to the end of the data ({reply.code} {reply.message})"
+            return self._lost(text, handed_over=True)
         except aiosmtplib.SMTPResponseException as exc:
             return self._lost(f"unreadable reply ({exc.message})", handed_over=True)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
