@@ -437,6 +437,7 @@ class Batch:
                         self._limiter.release()
                 number = await claimed
                 if delivery.reconnect:
+                    self._logged_in = False  # the next login goes alone (see _connect)
                     await link.drop(connection)
                 retry = (
                     delivery.outcome is Outcome.TRANSIENT
@@ -473,8 +474,11 @@ class Batch:
         """Open a connection; the first logs in alone, and the others only once it succeeded.
 
         A wrong password then costs one failed login, not one per connection: servers ban an
-        address after a few (fail2ban's default is five).
+        address after a few (fail2ban's default is five). After a connection is lost the next
+        login goes alone again, as the password may have been changed or the account locked.
         """
+        if self._login_error is not None:
+            raise self._login_error
         if not self._logged_in:
             async with self._first_login:
                 if self._login_error is not None:

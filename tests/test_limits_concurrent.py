@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from helpers import contacts_yaml, write_campaign
-from mailserver import PASSWORD, USERNAME, Server
+from mailserver import PASSWORD, USERNAME, RecordingHandler, Server
 from test_limits import Clock
 
 from outreach import drafts
@@ -17,6 +20,7 @@ from outreach.campaign import load_campaign
 from outreach.sendlog import SendLog
 from outreach.transport import SmtpSettings, SmtpTransport
 
+LOGINS = 3  # one a connection
 OPTIONS = SendOptions(concurrency=3, daily_limit=4, max_attempts=3, backoff=0.01)
 
 
@@ -75,3 +79,49 @@ async def test_wrong_password_over_three_pipelined_connections_is_one_login(
     assert "refused the login" in summary.fatal
     assert server.handler.auth_attempts == ["PLAIN"]
     assert server.handler.received == []
+
+
+class RefusedOnceAllLoggedIn(RecordingHandler):
+    """A server that holds each MAIL until three logins, answers 421, then refuses every login.
+
+    As when the password is changed, or the account locked, in the middle of a batch.
+    """
+
+    def __init__(self, *, pipelining: bool = False) -> None:
+        super().__init__(pipelining=pipelining)
+        self.all_in = asyncio.Event()  # set in the server's loop, on its third login
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """Accept the first three logins; refuse every later one."""
+        if self.logins >= LOGINS:
+            self.auth_attempts.append(mechanism)
+            return AuthResult(success=False, handled=False)
+        result = super().authenticate(server, session, envelope, mechanism, auth_data)
+        if self.logins == LOGINS:
+            self.all_in.set()
+        return result
+
+    async def handle_MAIL(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        """Wait for the three connections to be logged in, then take the fault queue."""
+        await self.all_in.wait()
+        return await super().handle_MAIL(server, session, envelope, address, options)
+
+
+async def test_login_refused_when_reconnecting_after_421_is_tried_once(
+    tmp_path: Path, make_server: Callable[..., Server], client_tls: ssl.SSLContext
+) -> None:
+    """Three connections hung up on with 421 reconnect; a refused login then costs one AUTH."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(10))
+    handler = RefusedOnceAllLoggedIn(pipelining=True)
+    handler.faults.mail = ["421 4.3.2 shutting down"] * LOGINS
+    server = make_server(handler=handler)
+    summary = await run(folder, server, client_tls, Clock(dt.datetime(2026, 3, 2, tzinfo=dt.UTC)))
+    assert summary.fatal is not None
+    assert "refused the login" in summary.fatal
+    assert handler.logins == LOGINS
+    assert handler.auth_attempts == ["PLAIN"] * (LOGINS + 1)
