@@ -28,6 +28,7 @@ from outreach.attachments import Attachment
 from outreach.batch import (
     DAILY,
     LIMITED,
+    Allowance,
     Batch,
     Event,
     Plan,
@@ -188,22 +189,27 @@ def dry_run(
     options: SendOptions | None = None,
     log: Path | None = None,
     live: bool = False,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> int:
     """Render and check every draft a send would send; send and record nothing; return the count.
 
-    The log, when it exists, is only read, to leave out those already served. With ``live``
-    (the batch would go to a real server), recipients on reserved domains are refused.
+    The log, when it exists, is only read, to leave out those already served and to count the
+    daily limit. With ``live`` (the batch would go to a real server), recipients on reserved
+    domains are refused.
     """
     options = options or SendOptions()
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
     log_file = log or campaign.default_log
     statuses: dict[str, str] = {}
+    allowance = Allowance(options.daily_limit, None) if options.daily_limit else None
     if log_file.exists():
-        with SendLog(log_file, campaign=campaign.name, write=False) as reader:
+        with SendLog(log_file, campaign=campaign.name, write=False, clock=clock) as reader:
             statuses = reader.statuses()
             drafter.attachments.expect(reader.attachment_hashes())
-    plan = choose(chosen, statuses, options)
+            if options.daily_limit:
+                allowance = daily_allowance(reader, options.daily_limit)
+    plan = choose(chosen, statuses, options, allowance=allowance)
     drafter.validate(plan.todo)
     if live and not options.allow_reserved:
         check_reserved(plan, sender=campaign.sender.address)

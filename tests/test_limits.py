@@ -157,3 +157,16 @@ def test_campaign_file_names_provider_auth_and_daily_limit(tmp_path: Path) -> No
     )
     assert "field 'auth': 'kerberos' is not one of password, xoauth2" in message
     assert "field 'daily_limit' must be a whole number of recipients, 1 or more" in message
+
+
+def test_dry_run_counts_the_daily_limit(tmp_path: Path) -> None:
+    """A dry run renders only what the daily limit would let go, counted from the log."""
+    folder = tmp_path / "campaign"
+    write_campaign(folder, contacts=contacts_yaml(8))
+    clock = Clock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC))
+    options = SendOptions(daily_limit=5)
+    campaign = api.load_campaign(folder / "campaign.toml")
+    log = folder / "send.sqlite3"
+    assert api.dry_run(campaign, options=options, log=log, clock=clock) == 5
+    assert run_day(folder, clock, SendOptions(daily_limit=3)).sent == 3
+    assert api.dry_run(campaign, options=options, log=log, clock=clock) == 2
