@@ -8,6 +8,7 @@ from helpers import contacts_yaml, write_campaign
 
 import outreach
 from outreach import api
+from outreach.batch import check_reserved
 
 
 def test_every_api_name_is_exported_from_the_package() -> None:
@@ -84,3 +85,53 @@ def test_a_template_error_stops_prepare_and_releases_the_log(tmp_path: Path) -> 
     with pytest.raises(outreach.InputError, match="nobody_has_this"):
         outreach.prepare_send(campaign)
     outreach.SendLog(campaign.default_log, campaign=campaign.name, write=True).close()
+
+
+def test_reserved_recipients_are_named_with_the_way_out(campaign_dir: Path) -> None:
+    """The refusal counts the placeholder recipients, names the first five, and says what to do."""
+    write_campaign(campaign_dir, contacts=contacts_yaml(7))
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    with pytest.raises(outreach.ConfigError) as refused:
+        outreach.prepare_send(campaign, live=True)
+    assert str(refused.value) == (
+        "7 recipients have placeholder addresses on reserved domains (.example, .invalid, "
+        ".test, .localhost): c00001, c00002, c00003, c00004, c00005 .... Put real addresses in "
+        "the contact list, or pass --allow-reserved-domains to send anyway (a test server). "
+        "Nothing was sent."
+    )
+
+
+def test_one_reserved_recipient_and_a_reserved_sender_are_named_in_one_error() -> None:
+    """A placeholder sender and one placeholder recipient make one error listing both."""
+    plan = outreach.Plan(todo=[outreach.Contact(id="x", email="x@mission.example")])
+    with pytest.raises(outreach.ConfigError) as refused:
+        check_reserved(plan, sender="me@sender.example")
+    assert str(refused.value) == (
+        "2 problems:\n"
+        "  the sender me@sender.example is a placeholder on a reserved domain (.example, "
+        ".invalid, .test, .localhost): no reply could reach it. Set 'from' in the campaign file "
+        "or pass --from 'Name <you@your-domain>';\n"
+        "  1 recipient has placeholder addresses on reserved domains (.example, .invalid, "
+        ".test, .localhost): x. Put real addresses in the contact list;\n"
+        "or pass --allow-reserved-domains to send anyway (a test server). Nothing was sent."
+    )
+
+
+def test_a_stop_while_waiting_for_the_rate_limiter_ends_the_batch_at_once(
+    campaign_dir: Path,
+) -> None:
+    """Stopped after the first letter, workers waiting for their turn send nothing more."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    options = outreach.SendOptions(concurrency=3, rate=outreach.Rate(1, 3600.0))
+    with outreach.prepare_send(campaign, options=options) as batch:
+
+        def stop_after_the_first(event: outreach.Event) -> None:
+            batch.stop()
+
+        summary = batch.run(
+            outreach.MaildirTransport(campaign.default_outbox), on_event=stop_after_the_first
+        )
+    assert (summary.sent, summary.interrupted) == (1, True)
+    assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 1
+    with outreach.open_log(campaign.default_log) as log:
+        assert sorted(r.status for r in log.recipients()) == ["pending"] * 4 + ["sent"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import mailbox
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,10 @@ from helpers import contacts_yaml, write_campaign
 from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import api, drafts
-from outreach.batch import DAILY, Batch, SendOptions, Summary, choose
+from outreach.batch import DAILY, Batch, SendOptions, Summary, choose, daily_allowance
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError
+from outreach.model import Contact
 from outreach.providers import get_provider
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
@@ -170,3 +172,50 @@ def test_dry_run_counts_the_daily_limit(tmp_path: Path) -> None:
     assert api.dry_run(campaign, options=options, log=log, clock=clock) == 5
     assert run_day(folder, clock, SendOptions(daily_limit=3)).sent == 3
     assert api.dry_run(campaign, options=options, log=log, clock=clock) == 2
+
+
+def test_the_daily_allowance_counts_copies_and_frees_up_a_day_after_the_first(
+    tmp_path: Path,
+) -> None:
+    """Each letter counts its recipient and its Cc; more may go 24 hours after the oldest."""
+    start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    clock = Clock(start)
+    contacts = [
+        Contact(id="one", email="one@mission.example"),
+        Contact(
+            id="two", email="two@mission.example", cc=("a@mission.example", "b@mission.example")
+        ),
+    ]
+    with SendLog(tmp_path / "send.sqlite3", campaign="c", write=True, clock=clock) as log:
+        log.register(contacts)
+        log.start_run("test")
+        log.claim("one", message_id="<1@x.example>", content_hash="1")
+        clock.now += dt.timedelta(hours=1)
+        log.claim("two", message_id="<2@x.example>", content_hash="2")
+        assert log.delivered_since(start - dt.timedelta(hours=1)) == [
+            (start, 1),
+            (start + dt.timedelta(hours=1), 3),
+        ]
+        allowance = daily_allowance(log, 10)
+    assert allowance.remaining == 6
+    assert allowance.more_at == start + dt.timedelta(hours=24)
+
+
+def test_the_daily_window_is_the_same_whatever_the_machines_time_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine far from UTC, what went out in the last 24 hours is still counted."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")  # UTC+14
+    time.tzset()
+    try:
+        start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+        clock = Clock(start)
+        with SendLog(tmp_path / "send.sqlite3", campaign="c", write=True, clock=clock) as log:
+            log.register([Contact(id="one", email="one@mission.example")])
+            log.start_run("test")
+            log.claim("one", message_id="<1@x.example>", content_hash="1")
+            clock.now += dt.timedelta(hours=2)
+            assert daily_allowance(log, 5).remaining == 4
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -156,3 +156,12 @@ def test_read_only_log_is_refused_and_left_untouched(read_only: Path) -> None:
     with pytest.raises(SendLogError, match="send log"):
         SendLog(read_only, campaign="c", write=True)
     assert read_only.read_bytes() == before
+
+
+def test_an_unknown_recipient_is_none_and_has_no_history(tmp_path: Path) -> None:
+    """Asking the log for an id it does not hold gives None and an empty history."""
+    with SendLog(tmp_path / "send.sqlite3", campaign="c", write=True) as log:
+        log.register(CONTACTS)
+        assert log.recipient("nobody") is None
+        assert log.history("nobody") == []
+        assert log.recipient("c1") is not None
