@@ -87,17 +87,25 @@ def test_a_template_error_stops_prepare_and_releases_the_log(tmp_path: Path) -> 
     outreach.SendLog(campaign.default_log, campaign=campaign.name, write=True).close()
 
 
-def test_reserved_recipients_are_named_with_the_way_out(campaign_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("count", "named"),
+    [
+        (5, "c00001, c00002, c00003, c00004, c00005"),
+        (6, "c00001, c00002, c00003, c00004, c00005 ..."),
+    ],
+)
+def test_reserved_recipients_are_named_with_the_way_out(
+    campaign_dir: Path, count: int, named: str
+) -> None:
     """The refusal counts the placeholder recipients, names the first five, and says what to do."""
-    write_campaign(campaign_dir, contacts=contacts_yaml(7))
+    write_campaign(campaign_dir, contacts=contacts_yaml(count))
     campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
     with pytest.raises(outreach.ConfigError) as refused:
         outreach.prepare_send(campaign, live=True)
     assert str(refused.value) == (
-        "7 recipients have placeholder addresses on reserved domains (.example, .invalid, "
-        ".test, .localhost): c00001, c00002, c00003, c00004, c00005 .... Put real addresses in "
-        "the contact list, or pass --allow-reserved-domains to send anyway (a test server). "
-        "Nothing was sent."
+        f"{count} recipients have placeholder addresses on reserved domains (.example, "
+        f".invalid, .test, .localhost): {named}. Put real addresses in the contact list, or "
+        "pass --allow-reserved-domains to send anyway (a test server). Nothing was sent."
     )
 
 

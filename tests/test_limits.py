@@ -214,7 +214,9 @@ def test_the_daily_window_is_the_same_whatever_the_machines_time_zone(
             log.register([Contact(id="one", email="one@mission.example")])
             log.start_run("test")
             log.claim("one", message_id="<1@x.example>", content_hash="1")
-            clock.now += dt.timedelta(hours=2)
+            # 23 hours on, the letter is still inside the window: local time (14 hours ahead)
+            # compared with the log's UTC stamps would put it outside.
+            clock.now += dt.timedelta(hours=23)
             assert daily_allowance(log, 5).remaining == 4
     finally:
         monkeypatch.undo()
