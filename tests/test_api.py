@@ -1,6 +1,9 @@
 """The Python API as a script uses it: load, check, preview, prepare and run a batch, read the log."""
 
+import asyncio
+import dataclasses
 import mailbox
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,53 @@ def test_a_stop_while_waiting_for_the_rate_limiter_ends_the_batch_at_once(
     assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 1
     with outreach.open_log(campaign.default_log) as log:
         assert sorted(r.status for r in log.recipients()) == ["pending"] * 4 + ["sent"]
+
+
+class _OneMessageConnection:
+    """A Maildir connection that asks to be reopened after each message."""
+
+    depth = 1
+    max_size = None
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    async def send(self, envelope, claimed):
+        delivery = (await self._inner.send(envelope, claimed)).result()
+        fate = asyncio.get_running_loop().create_future()
+        fate.set_result(dataclasses.replace(delivery, reconnect=True))
+        return fate
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class StoppedOnReconnect:
+    """The Maildir outbox, where opening a second connection stops the batch (as Ctrl-C would)."""
+
+    def __init__(self, path: Path, stop: Callable[[], None]) -> None:
+        self._inner = outreach.MaildirTransport(path)
+        self._stop = stop
+        self.description = self._inner.description
+        self.connections = 0
+
+    async def connect(self) -> _OneMessageConnection:
+        self.connections += 1
+        if self.connections > 1:
+            self._stop()
+        return _OneMessageConnection(await self._inner.connect())
+
+
+def test_a_stop_during_a_reconnection_sends_nothing_more_even_with_a_free_slot(
+    campaign_dir: Path,
+) -> None:
+    """A stop that comes while a connection is reopened wins over a rate-limiter slot free at once."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    # allow_reserved: a transport of its own counts as live, and the addresses are .example
+    options = outreach.SendOptions(rate=outreach.Rate(1_000_000, 1.0), allow_reserved=True)
+    with outreach.prepare_send(campaign, options=options) as batch:
+        transport = StoppedOnReconnect(campaign.default_outbox, batch.stop)
+        summary = batch.run(transport)
+    assert transport.connections == 2
+    assert (summary.sent, summary.interrupted) == (1, True)
+    assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 1
