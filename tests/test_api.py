@@ -12,6 +12,7 @@ from helpers import contacts_yaml, write_campaign
 import outreach
 from outreach import api
 from outreach.batch import check_reserved
+from outreach.contacts import load_contacts
 
 
 def test_every_api_name_is_exported_from_the_package() -> None:
@@ -103,13 +104,16 @@ def test_reserved_recipients_are_named_with_the_way_out(
     """The refusal counts the placeholder recipients, names the first five, and says what to do."""
     write_campaign(campaign_dir, contacts=contacts_yaml(count))
     campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    plan = outreach.Plan(todo=load_contacts(campaign.contacts))
     with pytest.raises(outreach.ConfigError) as refused:
-        outreach.prepare_send(campaign, live=True)
+        check_reserved(plan)
     assert str(refused.value) == (
         f"{count} recipients have placeholder addresses on reserved domains (.example, "
         f".invalid, .test, .localhost): {named}. Put real addresses in the contact list, or "
         "pass --allow-reserved-domains to send anyway (a test server). Nothing was sent."
     )
+    with pytest.raises(outreach.ConfigError, match=f"^2 problems:(.|\n)*{named}"):
+        outreach.prepare_send(campaign, live=True)  # the sender is a placeholder too
 
 
 def test_one_reserved_recipient_and_a_reserved_sender_are_named_in_one_error() -> None:
