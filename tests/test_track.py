@@ -417,3 +417,14 @@ def test_a_return_path_without_one_id_is_refused(tmp_path, value, error):
     with pytest.raises(ConfigError, match="field 'return_path'") as caught:
         load_campaign(folder / "campaign.toml")
     assert error in str(caught.value)
+
+
+def test_track_runs_while_a_send_holds_the_log(sent, dovecot):
+    """The sender's lock does not keep track out: both write to the log, one after the other."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    path = folder / "logs" / "test-campaign.sqlite3"
+    with SendLog(path, campaign="test-campaign", write=True):
+        summary = run_track(folder, dovecot)
+    assert summary.counts.bounced == 1
+    assert len(events(folder)) == 4
