@@ -1432,6 +1432,14 @@ def track(
     timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
     ] = 60.0,
+    move_to: Annotated[
+        str | None,
+        typer.Option(
+            "--move-to",
+            help="Move the bounces, delay notices and automatic replies attributed to a "
+            "recipient into this existing folder, once recorded (replies from people stay).",
+        ),
+    ] = None,
     log_path: LogOption = None,
     provider: ProviderOption = None,
     auth: AuthOption = None,
@@ -1459,7 +1467,7 @@ def track(
         credentials = _imap_credentials(
             settings, method, profile, oauth_token_command, password_command
         )
-        summary = _track(campaign, settings, credentials, folders or ["INBOX"], log_path)
+        summary = _track(campaign, settings, credentials, folders or ["INBOX"], log_path, move_to)
     except OutreachError as exc:
         raise _fail(exc) from None
     _print_track_summary(summary, folders or ["INBOX"])
@@ -1499,6 +1507,7 @@ def _track(
     credentials: Credentials,
     folders: list[str],
     log_path: Path | None,
+    move_to: str | None,
 ) -> TrackSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -1530,6 +1539,7 @@ def _track(
             credentials=credentials,
             folders=folders,
             log=log_path,
+            move_to=move_to,
             on_progress=on_progress,
         )
 
@@ -1550,6 +1560,8 @@ def _print_track_summary(summary: TrackSummary, folders: list[str]) -> None:
         f"{c.auto_replied} auto-replies, {c.unmatched} unmatched"
         + (f" ({c.already} already recorded)" if c.already else "")
     )
+    if summary.moved:
+        typer.echo(f"moved {summary.moved} reports")
 
 
 def _version(value: bool) -> None:

@@ -312,8 +312,12 @@ class Mailbox:
         )
         return MailboxError(msg)
 
-    def examine(self, name: str, /, *, cursor: Cursor | None) -> Folder:
-        """Open ``name`` read-only and list the UIDs that are new since ``cursor``."""
+    def examine(self, name: str, /, *, cursor: Cursor | None, writable: bool = False) -> Folder:
+        """Open ``name`` and list the UIDs that are new since ``cursor``.
+
+        The folder is opened read-only (EXAMINE) unless ``writable`` is asked, which only
+        ``move`` needs.
+        """
         client = self.client
         self._folder = name
         try:
@@ -324,7 +328,7 @@ class Mailbox:
                     f"{', '.join(folders)}. Pass one of them with --folder"
                 )
                 raise MailboxError(msg)
-            response = client.select_folder(name, readonly=True)
+            response = client.select_folder(name, readonly=not writable)
             uidvalidity = int(response[b"UIDVALIDITY"])
             exists = int(response.get(b"EXISTS", 0))
             uidnext = response.get(b"UIDNEXT")
@@ -335,7 +339,7 @@ class Mailbox:
             # "n:*" always includes the highest UID, even when it is below n: filter.
             found = client.search(["UID", f"{last + 1}:*"])
         except (OSError, IMAPClientError) as exc:
-            raise self._failed("EXAMINE", exc) from None
+            raise self._failed("SELECT" if writable else "EXAMINE", exc) from None
         except KeyError:
             msg = f"{self.settings.url}, folder {name!r}: the server sent no UIDVALIDITY"
             raise MailboxError(msg) from None
@@ -404,6 +408,48 @@ class Mailbox:
                 item = fetched.get(head.uid)
                 if item is not None and item.get(b"BODY[]") is not None:
                     yield head, bytes(item[b"BODY[]"])
+
+    def check_folder(self, name: str, /) -> None:
+        """Make sure a folder exists; say which do when it does not."""
+        try:
+            if self.client.folder_exists(name):
+                return
+            folders = sorted(str(entry[2]) for entry in self.client.list_folders())
+        except (OSError, IMAPClientError) as exc:
+            raise self._failed("LIST", exc) from None
+        msg = (
+            f"{self.settings.url}: no folder {name!r} to move reports into; the folders are: "
+            f"{', '.join(folders)}. Create it in a mail client first, or pass another"
+        )
+        raise MailboxError(msg)
+
+    def move(self, uids: Sequence[int], target: str, /) -> None:
+        """Move messages of the folder opened writable into ``target``.
+
+        MOVE (RFC 6851) where the server has it; else COPY, then flag the originals deleted
+        and expunge only them (UID EXPUNGE, RFC 4315), never other messages flagged deleted.
+        """
+        if not uids:
+            return
+        client = self.client
+        try:
+            capabilities = client.capabilities()
+            if b"MOVE" in capabilities:
+                client.move(list(uids), target)
+                return
+            if b"UIDPLUS" not in capabilities:
+                msg = (
+                    f"{self.settings.url}: the server offers neither MOVE nor UIDPLUS, so "
+                    "reports cannot be moved without touching other messages; run without "
+                    "--move-to"
+                )
+                raise MailboxError(msg)
+            client.copy(list(uids), target)
+            client.add_flags(list(uids), [b"\\Deleted"], silent=True)
+            client.uid_expunge(list(uids))
+        except (OSError, IMAPClientError) as exc:
+            action = f"moving to {target!r}"
+            raise self._failed(action, exc) from None
 
 
 def _content_types(structure: Any) -> Iterator[str]:

@@ -27,11 +27,13 @@ from outreach.mailbox import (
 )
 from outreach.model import DEFAULT_TIMEOUT, Campaign
 from outreach.sendlog import SendLog
-from outreach.tracking import Sighting, TrackCounts, TrackingIndex
+from outreach.tracking import Kind, Sighting, TrackCounts, TrackingIndex
 
 DEFAULT_FOLDERS = ("INBOX",)
 # Where a message says whom it was delivered to: the envelope recipient first.
 _DELIVERED_TO = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
+# What --move-to files away: reports about the letters, never a person's reply.
+_FILED = frozenset({Kind.BOUNCED, Kind.DELAYED, Kind.DELIVERED, Kind.AUTO_REPLIED})
 _REPORT_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
 
 
@@ -44,6 +46,7 @@ class TrackSummary:
     counts: TrackCounts = field(default_factory=TrackCounts)
     skipped: list[str] = field(default_factory=list)  # one note per message left unread
     reset: list[str] = field(default_factory=list)  # folders read again: UIDVALIDITY changed
+    moved: int = 0  # reports moved into the --move-to folder
 
 
 def imap_settings(
@@ -88,6 +91,7 @@ def track(
     log: Path | None = None,
     max_size: int = MAX_MESSAGE_SIZE,
     batch: int = HEAD_BATCH,
+    move_to: str | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     tls_context: ssl.SSLContext | None = None,
 ) -> TrackSummary:
@@ -97,7 +101,10 @@ def track(
     headers are read in batches, whole messages only for candidates; what they report is
     recorded with the cursor, batch by batch, in one transaction each. A run that stops
     half-way (a dropped connection) keeps what it recorded; the next goes on from there. The
-    mailbox is never changed. ``on_progress(folder, done, total)`` follows the messages examined.
+    mailbox is never changed, unless ``move_to`` names a folder: then the delivery reports and
+    automatic replies that were attributed to a recipient are moved there once recorded (a
+    person's reply, and anything unmatched, stays where it is). ``on_progress(folder, done,
+    total)`` follows the messages examined.
     """
     summary = TrackSummary()
     path = log or campaign.default_log
@@ -109,6 +116,9 @@ def track(
     ):
         reader = _Reader(box, sendlog, summary, max_size=max_size, batch=batch)
         reader.return_path = campaign.return_path
+        if move_to is not None:
+            box.check_folder(move_to)
+            reader.move_to = move_to
         for name in dict.fromkeys(folders):
             reader.folder(name, on_progress)
     return summary
@@ -127,6 +137,7 @@ class _Reader:
         self.batch = batch
         self.parser = BytesHeaderParser()
         self.return_path: str | None = None
+        self.move_to: str | None = None
         self._envelope: dict[int, str] = {}  # UID -> contact whose own return path it came to
 
     @functools.cached_property
@@ -144,7 +155,9 @@ class _Reader:
 
     def folder(self, name: str, on_progress: Callable[[str, int, int], None] | None) -> None:
         remembered = self.sendlog.folder_cursor(name)
-        folder = self.box.examine(name, cursor=Cursor(*remembered) if remembered else None)
+        cursor = Cursor(*remembered) if remembered else None
+        writable = self.move_to is not None and self.move_to != name
+        folder = self.box.examine(name, cursor=cursor, writable=writable)
         if folder.reset:
             self.summary.reset.append(name)
         if not folder.uids and (remembered is None or folder.reset):
@@ -163,6 +176,11 @@ class _Reader:
                 )
             if heads:
                 self._record(folder, sightings, last_uid=heads[-1].uid)
+            if writable and self.move_to is not None:
+                # Only once recorded: a run that stops here leaves them where they were.
+                filed = sorted({s.uid for s in sightings if s.contact_id and s.kind in _FILED})
+                self.box.move(filed, self.move_to)
+                self.summary.moved += len(filed)
             done += len(heads)
             self.summary.examined += len(heads)
             if on_progress is not None:

@@ -428,3 +428,49 @@ def test_track_runs_while_a_send_holds_the_log(sent, dovecot):
         summary = run_track(folder, dovecot)
     assert summary.counts.bounced == 1
     assert len(events(folder)) == 4
+
+
+def subjects(dovecot: Dovecot, folder: str) -> list[str]:
+    """Return the subjects of a folder's messages, sorted."""
+    with dovecot.client(folder, readonly=True) as client:
+        uids = client.search("ALL")
+        fetched = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]) if uids else {}
+    return sorted(
+        item[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip().removeprefix("Subject: ")
+        for item in fetched.values()
+    )
+
+
+def test_move_to_files_the_attributed_reports_and_leaves_the_rest(sent, dovecot):
+    """With --move-to, recorded bounces, delays and auto-replies move; replies and the rest stay."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    with dovecot.client(None) as client:
+        client.create_folder("Reports")
+    done = cli_track(folder, dovecot, "--imap", dovecot.url(), "--move-to", "Reports")
+    assert done.returncode == 0, done.stderr
+    assert "moved 3 reports" in done.stdout
+    assert subjects(dovecot, "Reports") == [
+        "Automatic reply: A test letter",
+        "Undelivered Mail Returned to Sender",
+        "Undelivered Mail Returned to Sender",
+    ]
+    assert subjects(dovecot, "INBOX") == [
+        "News number 1",
+        "News number 2",
+        "Re: A test letter",
+        "Undelivered Mail Returned to Sender",  # the forged one, unmatched: left alone
+    ]
+    assert len(events(folder)) == 4
+
+
+def test_move_to_a_missing_folder_changes_and_records_nothing(sent, dovecot):
+    """A --move-to folder that does not exist stops the run before anything is read."""
+    folder, ids = sent
+    fill(dovecot, ids)
+    before = snapshot(dovecot)
+    done = cli_track(folder, dovecot, "--imap", dovecot.url(), "--move-to", "Filed")
+    assert done.returncode == 1
+    assert "no folder 'Filed' to move reports into" in done.stderr
+    assert snapshot(dovecot) == before
+    assert events(folder) == []
