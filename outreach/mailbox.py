@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, unquote, urlsplit
 
-from imapclient import IMAPClient
+from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from outreach.errors import ConfigError, MailboxError
@@ -34,6 +34,7 @@ IMAP_PORT = 143
 IMAPS_PORT = 993
 DEFAULT_TIMEOUT = 60.0
 MAX_MESSAGE_SIZE = 50 * 1024 * 1024  # a message larger than this is skipped, never loaded
+SENT = rb"\Sent"  # the special-use attribute of the folder for sent mail (RFC 6154)
 HEAD_BATCH = 500  # messages whose headers one FETCH asks for
 BODY_BATCH = 100  # messages one FETCH of whole messages asks for at most
 BODY_BATCH_BYTES = 16 * 1024 * 1024  # and their total size at most
@@ -408,6 +409,32 @@ class Mailbox:
                 item = fetched.get(head.uid)
                 if item is not None and item.get(b"BODY[]") is not None:
                     yield head, bytes(item[b"BODY[]"])
+
+    def sent_folder(self) -> str:
+        """Return the account's folder for sent mail: the one marked as Sent (RFC 6154).
+
+        Without that mark, a folder with a usual name (Sent, Sent Items, Sent Messages) is
+        taken, as mail clients do; with neither, the error says to name one.
+        """
+        try:
+            found = self.client.find_special_folder(SENT)
+        except (OSError, IMAPClientError) as exc:
+            raise self._failed("LIST", exc) from None
+        if not found:
+            msg = (
+                f"{self.settings.url}: no folder is marked as the Sent folder, and none has a "
+                "usual name (Sent, Sent Items); name one with --sent-folder"
+            )
+            raise MailboxError(msg)
+        return str(found)
+
+    def append(self, folder: str, data: bytes, /) -> None:
+        """Append one message to ``folder``, flagged as read (a copy of what was sent)."""
+        try:
+            self.client.append(folder, data, flags=(SEEN,))
+        except (OSError, IMAPClientError) as exc:
+            action = f"APPEND to {folder!r}"
+            raise self._failed(action, exc) from None
 
     def check_folder(self, name: str, /) -> None:
         """Make sure a folder exists; say which do when it does not."""

@@ -242,6 +242,16 @@ def start_dovecot(
             first_valid_uid = 1
             first_valid_gid = 1
             mail_location = maildir:~/Maildir
+            namespace inbox {{
+              inbox = yes
+              mailbox Sent {{
+                special_use = \\Sent
+                auto = create
+              }}
+              mailbox Junk {{
+                special_use = \\Junk
+              }}
+            }}
             {oauth2_passdb}passdb {{
               driver = passwd-file
               args = scheme=PLAIN username_format=%u {root}/passwd

@@ -285,3 +285,16 @@ def test_tls_is_required_away_from_loopback():
     """Clear text is allowed on loopback only, unless TLS is required there too."""
     assert parse_imap_url("imap://u@mail.example").tls_required
     assert not parse_imap_url("imap://u@127.0.0.1").tls_required
+
+
+def test_appends_a_copy_to_the_folder_marked_sent(dovecot):
+    """The Sent folder is found by its special-use mark, and a copy lands there, flagged read."""
+    with open_box(dovecot) as box:
+        sent = box.sent_folder()
+        box.append(sent, letter(1))
+    assert sent == "Sent"
+    with dovecot.client("Sent", readonly=True) as client:
+        fetched = client.fetch(client.search("ALL"), ["FLAGS", "BODY.PEEK[]"])
+    ((item),) = fetched.values()
+    assert b"\\Seen" in item[b"FLAGS"]
+    assert item[b"BODY[]"] == letter(1)
