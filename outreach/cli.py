@@ -1636,6 +1636,7 @@ METAVARS = {
     "--client-secrets": "FILE",
     "--imap": "URL",
     "--folder": "FOLDER",
+    "--move-to": "FOLDER",
 }
 
 
