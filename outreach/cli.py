@@ -30,8 +30,10 @@ if TYPE_CHECKING:
         Attachment,
         Campaign,
         Correction,
+        Credentials,
         Draft,
         Event,
+        ImapSettings,
         Plan,
         PreparedSend,
         Recipient,
@@ -39,11 +41,10 @@ if TYPE_CHECKING:
         SmtpSettings,
         Summary,
         TrackEvent,
+        TrackSummary,
         Transport,
     )
-    from outreach.mailbox import Credentials, ImapSettings
     from outreach.providers import Provider
-    from outreach.tracker import TrackSummary
 
 PASSWORD_ENV = "OUTREACH_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 URL_ENV = "OUTREACH_SMTP_URL"
@@ -1448,7 +1449,7 @@ def track(
     choice: CampaignChoice,
 ) -> None:
     """Read bounces, delays and replies from the mailbox into the send log; change nothing there."""
-    from outreach import tracker
+    from outreach import api
 
     try:
         campaign = choice.load()
@@ -1457,7 +1458,7 @@ def track(
         )
         if not imap and not campaign.imap and profile is not None:
             imap = profile.imap_url(campaign.sender.address)
-        settings = tracker.imap_settings(
+        settings = api.imap_settings(
             imap,
             campaign=campaign,
             verify=not insecure_tls,
@@ -1481,12 +1482,11 @@ def _imap_credentials(
     password_command: str | None,
 ) -> Credentials:
     """Return the IMAP login: the password, or OAuth2 tokens from the command or a sign-in."""
-    from outreach import oauth
-    from outreach.mailbox import Auth, Credentials
+    from outreach import api, oauth
 
     if method != "xoauth2":
         password = _imap_password(settings.url, password_command)
-        return Credentials(Auth.PASSWORD, lambda: password)
+        return api.Credentials(api.Auth.PASSWORD, lambda: password)
     source: oauth.TokenSource
     if token_command:
         source = oauth.CommandTokenSource(token_command, timeout=settings.timeout)
@@ -1498,7 +1498,7 @@ def _imap_credentials(
             store=oauth.default_store(),
             timeout=settings.timeout,
         )
-    return Credentials(Auth.XOAUTH2, oauth.blocking_token(source))
+    return api.Credentials(api.Auth.XOAUTH2, oauth.blocking_token(source))
 
 
 def _track(
@@ -1511,7 +1511,7 @@ def _track(
 ) -> TrackSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from outreach import tracker
+    from outreach import api
 
     totals: dict[str, int] = {}
     with Progress(
@@ -1533,7 +1533,7 @@ def _track(
                 completed=examined,
             )
 
-        return tracker.track(
+        return api.track(
             campaign,
             imap=settings,
             credentials=credentials,

@@ -7,11 +7,11 @@ from helpers import contacts_yaml, run_cli, write_campaign
 from imapserver import PASSWORD, USER, CuttingProxy, Dovecot
 from test_mailbox import snapshot
 
+from outreach.api import imap_settings, track
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError, MailboxError
 from outreach.mailbox import Auth, Credentials
 from outreach.sendlog import SendLog
-from outreach.tracker import imap_settings, track
 
 
 def crlf(text: str) -> bytes:
