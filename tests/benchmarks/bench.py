@@ -5,9 +5,10 @@ Run from the repository root, in the project's virtual environment:
     python tests/benchmarks/bench.py            # the full run (N = 1,000 / 10,000 / 100,000)
     python tests/benchmarks/bench.py --quick    # smaller N, for a first look
 
-The sink is Postfix's C ``smtp-sink``, unpacked from Debian's ``postfix`` package (apt-get
-download, no mail server installed) into a cache folder; without it, aiosmtpd in a process of
-its own. The peer, mailmerge 2.3, is installed from PyPI into a virtual environment of its own
+The sink is Postfix's C ``smtp-sink``, installed or else unpacked from Debian's ``postfix``
+package (apt-get download, no mail server installed) into a cache folder; without it, aiosmtpd
+in a process of its own. Postfix's C client ``smtp-source`` sends the same number of messages of
+the same size, as the machine's own limit. The peer, mailmerge 2.3, is installed from PyPI into a virtual environment of its own
 in the same cache folder. Every figure is measured in this run, on this machine.
 """
 
@@ -240,6 +241,25 @@ def run_limit(count: int, port: int, size: int) -> float:
     return float(done.stdout.strip())
 
 
+def run_source(count: int, port: int, size: int) -> float | None:
+    """Send ``count`` messages of ``size`` bytes with Postfix's C client; return seconds.
+
+    ``smtp-source`` keeps each of its connections (``-d``) and sends no command pipelined: the
+    machine's own limit for this sink, with nothing built per message. None if unavailable.
+    """
+    binary = postfix_tool("smtp-source")
+    if binary is None:
+        return None
+    env = {**os.environ, "LD_LIBRARY_PATH": str(binary.parents[2] / "usr" / "lib" / "postfix")}
+    args = [
+        str(binary), "-d", "-s", str(CONCURRENCY), "-m", str(count), "-l", str(size),
+        "-f", "a@b.example", "-t", "c@d.example", "-M", "bench", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
 def mailmerge_python() -> Path:
     """Install mailmerge 2.3 into a virtual environment of its own; return its python."""
     venv = CACHE / "mailmerge-venv"
@@ -340,10 +360,12 @@ def main() -> None:
         print(f"sink: {name} on 127.0.0.1:{port}; {CONCURRENCY} connections\n")
         # This machine's speed drifts from minute to minute: ours and the limit take turns, and
         # the medians are compared.
-        ours_runs, limit_runs = [], []
+        ours_runs, limit_runs, source_runs = [], [], []
         for _ in range(rounds):
             ours_runs.append(run_ours(big, port)[0])
             limit_runs.append(run_limit(big, port, size))
+            if (source_run := run_source(big, port, size)) is not None:
+                source_runs.append(source_run)
         ours, limit = statistics.median(ours_runs), statistics.median(limit_runs)
         peer = run_peer(peer_count, port)
 
@@ -361,9 +383,17 @@ def main() -> None:
         print(
             f"peer   mailmerge 2.3, N={peer_count:,}: {peer_count / peer:,.1f} msg/s ({peer:.1f} s)"
         )
-        print(
-            f"ratio  ours / limit: {limit / ours:.0%}; ours / peer: {peer / peer_count * big / ours:.1f}x\n"
+        ratios = (
+            f"ours / limit: {limit / ours:.0%}; ours / peer: {peer / peer_count * big / ours:.1f}x"
         )
+        if source_runs:
+            source = statistics.median(source_runs)
+            print(
+                f"C      Postfix smtp-source, N={big:,}: {big / source:,.0f} msg/s ({source:.1f} s); "
+                f"median of {rounds}: {each(source_runs)}"
+            )
+            ratios += f"; ours / smtp-source: {source / ours:.0%}"
+        print(f"ratio  {ratios}\n")
         print("scaling (whole process, contact loading included):")
         for count in scaling:
             seconds, rss = run_ours(count, port)
