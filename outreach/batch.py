@@ -424,7 +424,8 @@ class Batch:
                 try:
                     pending = await connection.send(envelope, claimed)
                     if not pending.done():
-                        # The data is out: the next message may follow it before its reply.
+                        # The connection took it and carries it on: the other lane's message
+                        # may follow before this one's reply.
                         turn.release()
                     delivery = await pending
                 except TransportError as exc:
@@ -444,8 +445,8 @@ class Batch:
                     and tries < self._options.max_attempts
                     and not self._stop.is_set()
                 )
-                # Recorded before the turn passes on, unless it passed at the hand-over: the
-                # next claim then never reaches the disk before this settle.
+                # Recorded before the turn passes on, unless the connection carries two: then
+                # each lane holds at most one claim not yet settled.
                 status = self._record(contact, delivery, retry=retry, tries=tries)
             self._on_event(Event(contact, status, delivery, number))
             if not retry:

@@ -276,8 +276,11 @@ async def test_a_message_whose_claim_cannot_be_written_is_not_sent(
     # The third envelope went out, ahead of its claim; its message never did.
     assert smtp_server.handler.commands == ["MAIL", "RCPT", "DATA-END"] * 2 + ["MAIL", "RCPT"]
     rows = log_rows(campaign_dir)
+    # With PIPELINING the fourth was claimed too, its envelope queued behind the third's data,
+    # which never went: an attempt that handed nothing over.
+    fourth = 1 if smtp_server.handler.pipelining else 0
     assert [rows[f"c{n:05d}"][:2] for n in range(1, 6)] == [
-        ("sent", 1), ("sent", 1), ("pending", 0), ("pending", 0), ("pending", 0),
+        ("sent", 1), ("sent", 1), ("pending", 0), ("pending", fourth), ("pending", 0),
     ]  # fmt: skip
 
 

@@ -55,6 +55,7 @@ class _Replies(asyncio.Protocol):
         self._ready: deque[aiosmtplib.SMTPResponse] = deque()
         self._error: aiosmtplib.SMTPException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._out: list[bytes] = []  # written in this turn of the event loop, not yet sent
         transport.set_protocol(self)
 
     @property
@@ -68,9 +69,20 @@ class _Replies(asyncio.Protocol):
             raise self._error or aiosmtplib.SMTPServerDisconnected("Connection lost")
 
     def write(self, data: bytes) -> None:
-        """Write commands, or a message, as they are."""
+        """Write commands, or a message, as they are; those of one turn of the loop go together.
+
+        A message's data and the next message's envelope, written one after the other, then
+        leave in one segment, and a server reads them together and answers in one.
+        """
         self.check_open()
-        self._transport.write(data)
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        if self._out and not self._transport.is_closing():
+            self._transport.write(b"".join(self._out))
+        self._out.clear()
 
     async def read(self) -> aiosmtplib.SMTPResponse:
         """Return the next reply, waiting at most the timeout for the whole of it."""
@@ -90,7 +102,8 @@ class _Replies(asyncio.Protocol):
         return self._ready.popleft()
 
     def close(self) -> None:
-        """Close the connection at once."""
+        """Close the connection at once; what was written in this turn of the loop is dropped."""
+        self._out.clear()
         self._fail(aiosmtplib.SMTPServerDisconnected("Connection closed"))
         self._transport.close()
 
@@ -153,11 +166,13 @@ class SmtpConnection:
     """Run mail transactions over a connection that aiosmtplib opened and logged in.
 
     With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go in one write and their replies are
-    read together, and the next message's envelope follows a message's end of data without
-    waiting for its reply: one round trip a message. The replies come back in order, so each
-    message is judged from its own: the end of data's reply, then the next envelope's.
+    read together, and the next message's envelope follows a message's end of data in the same
+    write, without waiting for its reply: one round trip a message. Replies come back in order,
+    so each message is judged from its own: the reply to its data, after its envelope's.
     Without PIPELINING every command waits for its reply, and a message for the one before.
     """
+
+    depth: int
 
     def __init__(self, client: aiosmtplib.SMTP, /, *, timeout: float) -> None:
         """Take over ``client``'s open connection; each reply is awaited at most ``timeout``."""
@@ -168,31 +183,64 @@ class SmtpConnection:
         self.depth = 2 if self._pipelining else 1
         self.max_size = _size_limit(client.esmtp_extensions.get("size", ""))
         self._replies = _Replies(cast("asyncio.Transport", client.transport), timeout=timeout)
-        # The last message handed to the connection: its data has been written (or its
-        # transaction is over), and its last reply has been read.
+        # The last message handed over: its data is written (or its transaction is over); its
+        # last reply has been read. The next message's envelope, to follow that data.
         self._written: asyncio.Future[None] = _resolved(None)
         self._read: asyncio.Future[None] = _resolved(None)
+        self._follow: list[bytes] = []
 
     async def send(
         self, envelope: Envelope, claimed: Awaitable[object], /
     ) -> asyncio.Future[Delivery]:
         """Hand one message over; its data goes only once ``claimed`` is done (see ``Connection``).
 
-        With PIPELINING this returns once the data is written, and the message's reply is
-        awaited in the future returned; without it, once the transaction is over.
+        With PIPELINING this returns at once: the envelope goes out behind the data of the
+        message before, if any, and the future returned follows the transaction. Without it,
+        this returns once the transaction is over.
         """
+        commands = _commands(envelope)
         loop = asyncio.get_running_loop()
         before_written, before_read = self._written, self._read
         written = self._written = loop.create_future()
         read = self._read = loop.create_future()
-        handed_over = written_out = False
+        if not self._pipelining:
+            await before_read
+            delivery = await self._transaction(
+                envelope, claimed, commands, after=before_read, steps=(written, read)
+            )
+            return _resolved(delivery)
+        queued = [b"".join(commands)]
+        if before_written.done():
+            self._replies.write(queued.pop())
+        elif not self._follow:
+            self._follow = queued  # taken by the previous message's data, in the same write
+        transaction = self._transaction(
+            envelope, claimed, commands, after=before_written, steps=(written, read),
+            queued=queued, replies_after=before_read,
+        )  # fmt: skip
+        return loop.create_task(transaction)
+
+    async def _transaction(  # noqa: PLR0911 - one return for each way a transaction ends
+        self,
+        envelope: Envelope,
+        claimed: Awaitable[object],
+        commands: list[bytes],
+        *,
+        after: Awaitable[None],
+        steps: tuple[asyncio.Future[None], asyncio.Future[None]],
+        queued: list[bytes] | None = None,
+        replies_after: Awaitable[None] | None = None,
+    ) -> Delivery:
+        """Run one transaction once ``after`` is done; mark its ``steps``: data written, read."""
+        written, read = steps
+        handed_over = False
         try:
-            # Behind a message whose data is out, the next envelope may go (RFC 2920 3.1);
-            # without PIPELINING, only once its transaction is over.
-            await (before_written if self._pipelining else before_read)
-            refused = await self._begin(envelope, before_read)
+            await after
+            if queued:  # not taken: the message before ended without data
+                self._replies.write(queued.pop())
+            refused = await self._begin(envelope, commands, replies_after)
             if isinstance(refused, Delivery):
-                return _resolved(refused)
+                return refused
             try:
                 await claimed
             except BaseException:
@@ -204,30 +252,11 @@ class SmtpConnection:
             self._replies.check_open()
             # From here on the server may accept the message before we hear its answer.
             handed_over = True
-            self._replies.write(_stuffed(envelope.data))
-            written_out = True
-        except aiosmtplib.SMTPResponseException as exc:
-            # Only a reply that is not SMTP at all escapes the refusals handled in _begin.
-            reason = f"unreadable reply ({exc.message})"
-            return _resolved(self._lost(reason, handed_over=handed_over))
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            reason = str(exc) or type(exc).__name__
-            return _resolved(self._lost(reason, handed_over=handed_over))
-        except aiosmtplib.SMTPException as exc:  # anything else the client can raise mid-session
-            reason = f"{type(exc).__name__}: {exc}"
-            return _resolved(self._lost(reason, handed_over=handed_over))
-        finally:
+            data = _stuffed(envelope.data)
+            if self._follow:  # the next message's envelope rides with this data
+                data += self._follow.pop()
+            self._replies.write(data)
             _resolve(written)
-            if not written_out:  # else the reply to the data is read by _finish
-                _resolve(read)
-        finishing = loop.create_task(self._finish(refused, read))
-        if not self._pipelining:
-            await finishing
-        return finishing
-
-    async def _finish(self, refused: dict[str, str], read: asyncio.Future[None]) -> Delivery:
-        """Read the reply to the end of a message's data, and judge the message by it."""
-        try:
             reply = await self._replies.read()
             if reply.code == aiosmtplib.SMTPStatus.completed:
                 return Delivery(Outcome.SENT, reply.code, reply.message, refused)
@@ -237,30 +266,27 @@ class SmtpConnection:
             text = f"unexpected reply to the end of the data ({reply.code} {reply.message})"
             return self._lost(text, handed_over=True)
         except aiosmtplib.SMTPResponseException as exc:
-            return self._lost(f"unreadable reply ({exc.message})", handed_over=True)
+            # Only a reply that is not SMTP at all escapes the refusals handled above.
+            return self._lost(f"unreadable reply ({exc.message})", handed_over=handed_over)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            return self._lost(str(exc) or type(exc).__name__, handed_over=True)
-        except aiosmtplib.SMTPException as exc:
-            return self._lost(f"{type(exc).__name__}: {exc}", handed_over=True)
+            return self._lost(str(exc) or type(exc).__name__, handed_over=handed_over)
+        except aiosmtplib.SMTPException as exc:  # anything else the client can raise mid-session
+            return self._lost(f"{type(exc).__name__}: {exc}", handed_over=handed_over)
         finally:
+            _resolve(written)
             _resolve(read)
 
     async def _begin(
-        self, envelope: Envelope, before: Awaitable[None]
+        self, envelope: Envelope, commands: list[bytes], before: Awaitable[None] | None
     ) -> Delivery | dict[str, str]:
-        """Send MAIL, RCPT and DATA; return the Cc addresses refused, or the refusal.
+        """Read the replies to MAIL, RCPT and DATA; return the Cc addresses refused, or the refusal.
 
-        Their replies are read once ``before`` is done: the previous message's have been read.
+        With PIPELINING the commands were written together, and their replies come once those
+        to the message before, ``before``, have been read. Without it each is written here.
         """
-        # The addresses were validated (plain ASCII, no quoting needed), so the commands are
-        # written directly.
-        commands = [b"MAIL " + _path("FROM", envelope.sender) + b"\r\n"]
-        commands += [b"RCPT " + _path("TO", address) + b"\r\n" for address in envelope.recipients]
-        commands.append(b"DATA\r\n")
         replies: list[aiosmtplib.SMTPResponse] = []
-        if self._pipelining:
-            self._replies.write(b"".join(commands))
-        await before
+        if before is not None:
+            await before
         for index, command in enumerate(commands):
             if not self._pipelining:
                 self._replies.write(command)
@@ -345,6 +371,16 @@ def _size_limit(value: str) -> int | None:
     if not limit.isdigit() or int(limit) == 0:
         return None
     return int(limit)
+
+
+def _commands(envelope: Envelope) -> list[bytes]:
+    """Return MAIL, one RCPT for each recipient, and DATA, each ending in CRLF."""
+    # The addresses were validated (plain ASCII, no quoting needed), so the commands are
+    # written directly.
+    commands = [b"MAIL " + _path("FROM", envelope.sender) + b"\r\n"]
+    commands += [b"RCPT " + _path("TO", address) + b"\r\n" for address in envelope.recipients]
+    commands.append(b"DATA\r\n")
+    return commands
 
 
 def _ends(index: int, code: int, count: int) -> bool:
