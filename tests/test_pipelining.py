@@ -6,6 +6,7 @@ tests pin what that may not change: a refusal or a loss belongs to the message i
 message is never handed over behind a lost one, and without PIPELINING nothing overlaps.
 """
 
+import asyncio
 import ssl
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from test_send import log_rows, send_batch
 from outreach import drafts
 from outreach.batch import Batch, SendOptions, Summary, choose
 from outreach.campaign import load_campaign
+from outreach.errors import SendLogError
 from outreach.sendlog import SendLog
-from outreach.transport import SmtpSettings, SmtpTransport
+from outreach.transport import Envelope, Outcome, SmtpSettings, SmtpTransport
 
 PIPELINING = {"EHLO": b"250-hostile.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"}
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
@@ -131,3 +133,26 @@ async def test_dropped_after_the_data_leaves_one_uncertain_while_the_others_foll
     assert (summary.uncertain, summary.sent) == (1, 4)
     copies = smtp_server.handler.by_recipient()
     assert all(len(copies[f"c{n:05d}@mission.example"]) == 1 for n in range(1, 6))
+
+
+async def test_a_message_behind_one_whose_claim_failed_is_not_handed_over_and_close_returns() -> (
+    None
+):
+    """A claim that fails drops the connection; the next message ends transient, close returns."""
+    letter = Envelope("s@outreach.example", ("r@mission.example",), b"Subject: x\r\n\r\nhi\r\n")
+    loop = asyncio.get_running_loop()
+    failed, recorded = loop.create_future(), loop.create_future()
+    failed.set_exception(SendLogError("send.sqlite3: database or disk is full"))
+    recorded.set_result(1)
+    with hostile_server(**PIPELINING) as server:
+        settings = SmtpSettings(host="127.0.0.1", port=server.port, implicit_tls=False)
+        connection = await SmtpTransport(settings).connect()
+        first = await connection.send(letter, failed)
+        with pytest.raises(SendLogError):
+            await first
+        second = await connection.send(letter, recorded)
+        delivery = await asyncio.wait_for(second, timeout=5)
+        await asyncio.wait_for(connection.close(), timeout=5)
+    assert delivery.outcome is Outcome.TRANSIENT
+    assert "before the message was handed over" in delivery.text
+    assert server.messages == 0

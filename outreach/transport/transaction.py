@@ -210,10 +210,11 @@ class SmtpConnection:
             )
             return _resolved(delivery)
         queued = [b"".join(commands)]
-        if before_written.done():
+        if not before_written.done():
+            if not self._follow:
+                self._follow = queued  # taken by the previous message's data, in the same write
+        elif self._replies.is_open:  # else the transaction finds the connection lost
             self._replies.write(queued.pop())
-        elif not self._follow:
-            self._follow = queued  # taken by the previous message's data, in the same write
         transaction = self._transaction(
             envelope, claimed, commands, after=before_written, steps=(written, read),
             queued=queued, replies_after=before_read,
