@@ -347,13 +347,19 @@ def main() -> None:
     """Run every measurement and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller N, for a first look")
+    parser.add_argument(
+        "--compare-only",
+        action="store_true",
+        help="ours, the limit, the peer and smtp-source only: no scaling, rate or start-up",
+    )
     options = parser.parse_args()
     big = 2_000 if options.quick else 10_000
     scaling = [500, 2_000, 5_000] if options.quick else [1_000, 10_000, 100_000]
     peer_count = 200 if options.quick else 1_000
     rounds = 1 if options.quick else 3
 
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {load}")
     size = message_size()
     print(f"message: the real letter, text + HTML, {size:,} bytes")
     with sink() as (port, name):
@@ -394,6 +400,8 @@ def main() -> None:
             )
             ratios += f"; ours / smtp-source: {source / ours:.0%}"
         print(f"ratio  {ratios}\n")
+        if options.compare_only:
+            return
         print("scaling (whole process, contact loading included):")
         for count in scaling:
             seconds, rss = run_ours(count, port)
