@@ -177,7 +177,10 @@ async def test_failed_claim_of_the_next_keeps_the_reply_of_the_one_in_flight(
     """The second claim fails while the first awaits its 250: the first is sent, the second not."""
     with hostile_server(**script(pipelining, END=SLOW + b"250 queued\r\n")) as server:
         summary, rows = await send(tmp_path / "c", server.port, count=3, log_class=ClaimFails)
-    assert rows == {"c00001": ("sent", 1), "c00002": ("pending", 0), "c00003": ("pending", 0)}
+    # With PIPELINING the third was claimed and queued behind the second, whose data never
+    # went: an attempt that handed nothing over.
+    third = 1 if pipelining else 0
+    assert rows == {"c00001": ("sent", 1), "c00002": ("pending", 0), "c00003": ("pending", third)}
     assert summary.fatal is not None
     assert "disk is full" in summary.fatal
     assert server.messages == 1
