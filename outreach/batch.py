@@ -236,8 +236,15 @@ class Batch:
         self._first_login = asyncio.Lock()
         self._logged_in = False
         self._login_error: OutreachError | None = None
-        # Messages handed to the server whose answer is awaited: what a stop waits for.
-        self.in_flight = 0
+        # Messages handed to the server whose answer is awaited, and answers not yet on disk:
+        # what a stop waits for, and what a process that quits at once leaves 'sending'.
+        self._awaiting = 0
+        self._unsettled: set[Future[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Count the messages whose answer is awaited or not yet recorded in the send log."""
+        return self._awaiting + len(self._unsettled)
 
     def stop(self) -> None:
         """Take no new recipients; those in flight are settled and recorded."""
@@ -420,34 +427,37 @@ class Batch:
                 claimed = asyncio.wrap_future(self._journal.submit(claim))
                 claimed.add_done_callback(_retrieve)
                 tries += 1
-                self.in_flight += 1
+                self._awaiting += 1
                 try:
-                    pending = await connection.send(envelope, claimed)
-                    if not pending.done():
-                        # The connection took it and carries it on: the other lane's message
-                        # may follow before this one's reply.
-                        turn.release()
-                    delivery = await pending
-                except TransportError as exc:
-                    text = str(exc)
-                    self._settle(contact, Status.PENDING, outcome="error", code=None, text=text)
-                    raise
+                    try:
+                        pending = await connection.send(envelope, claimed)
+                        if not pending.done():
+                            # The connection took it and carries it on: the other lane's
+                            # message may follow before this one's reply.
+                            turn.release()
+                        delivery = await pending
+                    except TransportError as exc:
+                        text = str(exc)
+                        self._settle(contact, Status.PENDING, outcome="error", code=None, text=text)
+                        raise
+                    finally:
+                        if self._limiter is not None:
+                            self._limiter.release()
+                    number = await claimed
+                    if delivery.reconnect:
+                        self._logged_in = False  # the next login goes alone (see _connect)
+                        await link.drop(connection)
+                    retry = (
+                        delivery.outcome is Outcome.TRANSIENT
+                        and tries < self._options.max_attempts
+                        and not self._stop.is_set()
+                    )
+                    # Recorded before the turn passes on, unless the connection carries two:
+                    # then each lane holds at most one claim not yet settled.
+                    status = self._record(contact, delivery, retry=retry, tries=tries)
                 finally:
-                    self.in_flight -= 1
-                    if self._limiter is not None:
-                        self._limiter.release()
-                number = await claimed
-                if delivery.reconnect:
-                    self._logged_in = False  # the next login goes alone (see _connect)
-                    await link.drop(connection)
-                retry = (
-                    delivery.outcome is Outcome.TRANSIENT
-                    and tries < self._options.max_attempts
-                    and not self._stop.is_set()
-                )
-                # Recorded before the turn passes on, unless the connection carries two: then
-                # each lane holds at most one claim not yet settled.
-                status = self._record(contact, delivery, retry=retry, tries=tries)
+                    # Only now: the answer's settle is queued, so it counts until it is on disk.
+                    self._awaiting -= 1
             self._on_event(Event(contact, status, delivery, number))
             if not retry:
                 return
@@ -545,10 +555,13 @@ class Batch:
             text=text,
             refused=refused,
         )
-        self._journal.submit(settle).add_done_callback(self._check_write)
+        write = self._journal.submit(settle)
+        self._unsettled.add(write)  # set.add and discard are atomic: the writer thread discards
+        write.add_done_callback(self._check_write)
 
     def _check_write(self, write: Future[None]) -> None:
-        """Keep the first failed write, to stop the batch with it."""
+        """Count the write as recorded; keep the first failed write, to stop the batch with it."""
+        self._unsettled.discard(write)
         if write.exception() is not None and self._write_error is None:
             self._write_error = write.exception()
 

@@ -1,0 +1,39 @@
+"""What a stop counts as in flight: an answer counts until its record is on disk."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from helpers import contacts_yaml, write_campaign
+
+from outreach import drafts
+from outreach.batch import Batch, SendOptions
+from outreach.campaign import load_campaign
+from outreach.sendlog import Journal, SendLog, Status
+from outreach.transport import MaildirTransport
+
+
+def test_an_answer_whose_record_waits_for_the_disk_still_counts_as_in_flight(
+    tmp_path: Path,
+) -> None:
+    """A settle queued behind a busy send log keeps the message in flight until it is committed."""
+    write_campaign(tmp_path, contacts=contacts_yaml(1))
+    campaign = load_campaign(tmp_path / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    path = tmp_path / "send.sqlite3"
+    with SendLog(path, campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        batch = Batch(drafter, log, MaildirTransport(tmp_path / "outbox"), options=SendOptions())
+        batch._journal = Journal(log)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the log: the settle must wait
+        try:
+            batch._settle(contacts[0], Status.SENT, outcome="sent", code=250, text="ok")
+            assert batch.in_flight == 1
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        batch._journal.close()  # commits what is queued
+        assert batch.in_flight == 0
+        assert log.statuses() == {contacts[0].id: Status.SENT}
