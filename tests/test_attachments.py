@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 import email.utils
 import hashlib
 import mailbox
@@ -15,7 +16,7 @@ from mailserver import PASSWORD, Server
 
 from outreach.attachments import BASE64_LINE, MAX_FILE_SIZE, base64_body, mime_part
 from outreach.campaign import load_campaign
-from outreach.drafts import Drafter, check
+from outreach.drafts import Drafter, DraftPool, check
 from outreach.errors import InputError
 from outreach.model import Contact
 
@@ -439,3 +440,20 @@ def test_message_date_and_id_are_unchanged_by_attachments(annexed: Path) -> None
         draft.data
         == drafter.draft(one_contact(()), message_id="<1@outreach.example>", date=date).data
     )
+
+
+def test_the_rendering_process_reuses_the_files_read_by_the_sender(annexed: Path) -> None:
+    """A large batch's rendering process attaches the bytes checked before the batch, not the disk's."""
+    campaign = load_campaign(annexed / "campaign.toml")
+    drafter = Drafter(campaign)
+    contacts = [one_contact(()), dataclasses.replace(one_contact(()), id="delta")]
+    drafter.validate(contacts)
+    (annexed / "annexes" / "annex.pdf").unlink()  # read once, before the batch: not again
+    ids = {contact.id: f"<{contact.id}@outreach.example>" for contact in contacts}
+    with DraftPool(campaign) as pool:
+        chunks = pool.drafts(contacts, ids, files=drafter.attachments.loaded())
+        pooled = [draft for chunk in chunks for draft in chunk.result()]
+    assert [d.contact.id for d in pooled] == ["gamma", "delta"]
+    for draft in pooled:
+        [annex] = parse(draft.data).iter_attachments()
+        assert annex.get_payload(decode=True) == ANNEX

@@ -1,5 +1,6 @@
 import email.utils
 import mailbox
+import shutil
 import sqlite3
 import textwrap
 from email import message_from_bytes, policy
@@ -7,7 +8,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, write_campaign
+from helpers import REPO, need_module, run_cli, write_campaign
 from mailserver import PASSWORD, Server
 
 from outreach.campaign import load_campaign
@@ -206,3 +207,22 @@ def test_contact_ids_without_test_to_are_refused(campaign: Path) -> None:
     assert result.returncode == 1
     assert "--only" in result.stderr
     assert not (campaign / "outbox").exists()
+
+
+def test_test_send_carries_the_letter_as_a_pdf(tmp_path: Path) -> None:
+    """With pdf = true the test copy carries the contact's PDF under its readable name."""
+    need_module("weasyprint", install="pip install '.[pdf]'")
+    folder = tmp_path / "campaign"
+    write_campaign(folder, contacts=CONTACTS)
+    (folder / "annex-alpha.txt").write_text("Alpha's annex\n", encoding="utf-8")
+    shutil.copy(REPO / "templates" / "letterhead.html.j2", folder / "letterhead.html.j2")
+    toml = folder / "campaign.toml"
+    toml.write_text(
+        toml.read_text("utf-8") + 'pdf = true\nletterhead = "letterhead.html.j2"\n', "utf-8"
+    )
+    result = run_cli("send", "--test-to", TESTER, "beta", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    [stored] = mailbox.Maildir(folder / "outbox", create=False)
+    [pdf] = parse(stored.as_bytes()).iter_attachments()
+    assert pdf.get_filename() == "test-campaign-beta.pdf"
+    assert pdf.get_payload(decode=True).startswith(b"%PDF-")
