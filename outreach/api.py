@@ -70,7 +70,7 @@ from outreach.mailbox import (
 )
 from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Campaign, Contact, Status, is_reserved
 from outreach.ratelimit import Rate, parse_rate
-from outreach.sendlog import Attempt, Correction, Recipient, SendLog, TrackEvent
+from outreach.sendlog import Attempt, Correction, NotedTestSend, Recipient, SendLog, TrackEvent
 from outreach.sink import Login as SinkLogin
 from outreach.tracking import Kind, Sighting, TrackCounts, TrackingIndex
 from outreach.transport import (
@@ -101,6 +101,7 @@ __all__ = [
     "Event",
     "ImapSettings",
     "MaildirTransport",
+    "NotedTestSend",
     "Plan",
     "PreparedSend",
     "Preview",

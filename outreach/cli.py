@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Draft,
         Event,
         ImapSettings,
+        NotedTestSend,
         Plan,
         PreparedSend,
         Recipient,
@@ -1039,6 +1040,7 @@ def show_log(
                 _show_history(log, contact_id, as_json=as_json)
                 return
             everyone = log.recipients()
+            test_sends = log.test_sends()
             events: dict[str, list[TrackEvent]] = {}
             if as_json:
                 for event in log.events():
@@ -1056,6 +1058,18 @@ def show_log(
     elif status is not None:
         typer.echo(f"no recipient matches --status {status.value} ({len(everyone)} in the log)")
     _print_wrapped(_totals(everyone))
+    _print_test_sends(test_sends)
+
+
+def _print_test_sends(test_sends: list[NotedTestSend]) -> None:
+    """Count the test sends on a line of their own: they are no recipient's delivery."""
+    if not test_sends:
+        return
+    last = test_sends[-1]
+    _print_wrapped(
+        f"test sends (--test-to, no recipient's status): {len(test_sends)}; the last, "
+        f"{last.contact_id}'s letter to {last.address}, {_when(last.sent_at)} UTC: {last.outcome}"
+    )
 
 
 def _print_records(rows: list[Recipient], events: dict[str, list[TrackEvent]] | None) -> None:

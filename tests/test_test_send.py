@@ -226,3 +226,15 @@ def test_test_send_carries_the_letter_as_a_pdf(tmp_path: Path) -> None:
     [pdf] = parse(stored.as_bytes()).iter_attachments()
     assert pdf.get_filename() == "test-campaign-beta.pdf"
     assert pdf.get_payload(decode=True).startswith(b"%PDF-")
+
+
+def test_log_shows_test_sends_apart_from_the_recipients(campaign: Path) -> None:
+    """'outreach log' counts the test sends on a line of their own, apart from the recipients."""
+    assert run_cli("send", "--test-to", TESTER, "gamma", cwd=campaign).returncode == 0
+    shown = run_cli("log", cwd=campaign, env={"COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "no recipients yet" in shown.stdout
+    assert (
+        f"test sends (--test-to, no recipient's status): 1; the last, gamma's letter to {TESTER}"
+        in shown.stdout
+    )
