@@ -483,11 +483,13 @@ def send_test(
         raise ConfigError(msg)
     transport = transport or MaildirTransport(campaign.default_outbox)
     live = not isinstance(transport, MaildirTransport)
-    if live and not allow_reserved and is_reserved(normalized):
+    placeholders = [a for a in (normalized, campaign.sender.address) if is_reserved(a)]
+    if live and not allow_reserved and placeholders:
         msg = (
-            f"the test address {normalized} is on a reserved domain (.example, .invalid, "
-            ".test, .localhost), which no live server delivers to; give your own address, "
-            "or allow reserved domains (a test server). Nothing was sent."
+            f"{' and '.join(placeholders)}: on a reserved domain (.example, .invalid, .test, "
+            ".localhost), which no live server delivers to; give your own address as the test "
+            "address and the sender, or pass --allow-reserved-domains (a test server). "
+            "Nothing was sent."
         )
         raise ConfigError(msg)
     drafter, everyone = drafts.load(campaign)

@@ -186,11 +186,14 @@ def test_a_bad_test_address_is_refused(campaign: Path, address: str, expected: s
 def test_test_address_on_a_reserved_domain_is_refused_over_smtp(
     campaign: Path, smtp_server: Server, ca_file: Path
 ) -> None:
-    """Over a live server, a .example test address needs --allow-reserved-domains too."""
+    """Over a live server, a .example test address or sender needs --allow-reserved-domains."""
     env = smtp_env(smtp_server, ca_file)
     refused = run_cli("send", "--test-to", TESTER, cwd=campaign, env=env)
     assert refused.returncode == 1
-    assert "reserved domain" in refused.stderr
+    assert (
+        "author@outreach.example and sender@outreach.example: on a reserved domain"
+        in refused.stderr
+    )
     assert smtp_server.handler.received == []
 
 
