@@ -191,3 +191,45 @@ async def test_data_accepted_after_a_refusal_is_hung_up_on_at_once(
     assert summary.fatal is None
     # A command sent instead would be taken as data and wait out the timeout, once per contact.
     assert seconds < timeout
+
+
+LOST = "connection lost after the message was handed over: "
+
+
+@pytest.mark.parametrize(
+    ("end", "status", "code", "text"),
+    [
+        pytest.param(CLOSE, "uncertain", None, LOST + "Unexpected EOF received", id="closes"),
+        pytest.param(
+            b"garbage after the message\r\n",
+            "uncertain",
+            None,
+            LOST + "unreadable reply (Malformed SMTP response: garbage after the message\r\n)",
+            id="garbage",
+        ),
+        pytest.param(
+            b"999 nonsense\r\n",
+            "uncertain",
+            None,
+            LOST + "unexpected reply to the end of the data (999 nonsense)",
+            id="not-a-reply-to-data",
+        ),
+        pytest.param(
+            b"554 5.7.1 message refused\r\n", "failed", 554, "5.7.1 message refused", id="refused"
+        ),
+        pytest.param(
+            HANG, "uncertain", None, LOST + "Timed out waiting for server response", id="silent"
+        ),
+    ],
+)
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+async def test_the_log_says_what_happened_after_the_data(
+    tmp_path: Path, end: bytes, status: str, code: int | None, text: str, pipelining: bool
+) -> None:
+    """The log keeps the reason a message is uncertain, or the server's refusal, word for word."""
+    with hostile_server(**(PIPELINING if pipelining else {}), END=end) as server:
+        await send_to(tmp_path / "c", server.port)
+    with SendLog(tmp_path / "c" / "send.sqlite3", campaign=None, write=False) as log:
+        first = log.recipient("c00001")
+    assert first is not None
+    assert (first.status, first.reply_code, first.reply_text) == (status, code, text)
