@@ -16,7 +16,6 @@ for, in batches bounded in bytes, and never one larger than the size bound.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +28,7 @@ from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from outreach.errors import ConfigError, MailboxError
+from outreach.model import is_loopback
 
 IMAP_PORT = 143
 IMAPS_PORT = 993
@@ -83,16 +83,6 @@ class ImapSettings:
         scheme = "imaps" if self.implicit_tls else "imap"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{quote(self.username, safe='')}@{host}:{self.port}"
-
-
-def is_loopback(host: str) -> bool:
-    """Tell whether ``host`` names this machine's loopback interface."""
-    if host.lower() in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_imap_url(url: str, /, *, where: str = "--imap") -> ImapSettings:

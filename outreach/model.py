@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -114,3 +115,13 @@ def is_reserved(address: str) -> bool:
     domain = address.rpartition("@")[2].rstrip(".").lower()
     tld = domain.rpartition(".")[2]
     return tld in RESERVED_TLDS
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether ``host`` names this machine's loopback interface."""
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

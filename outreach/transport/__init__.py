@@ -1,5 +1,6 @@
 """Deliver messages: over SMTP with aiosmtplib, or into a local Maildir."""
 
+from outreach.model import is_loopback
 from outreach.transport.base import (
     SMTP_PORT,
     SMTPS_PORT,
@@ -11,7 +12,7 @@ from outreach.transport.base import (
     is_throttling,
 )
 from outreach.transport.maildir import MaildirTransport
-from outreach.transport.smtp import SmtpSettings, SmtpTransport, is_loopback, parse_smtp_url
+from outreach.transport.smtp import SmtpSettings, SmtpTransport, parse_smtp_url
 
 __all__ = [
     "SMTPS_PORT",

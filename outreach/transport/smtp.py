@@ -10,7 +10,6 @@ import asyncio
 import base64
 import dataclasses
 import errno
-import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from urllib.parse import quote, unquote, urlsplit
 import aiosmtplib
 
 from outreach.errors import ConfigError, OutreachError, ThrottledError, TransportError
-from outreach.model import DEFAULT_TIMEOUT
+from outreach.model import DEFAULT_TIMEOUT, is_loopback
 from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection, is_throttling
 from outreach.transport.transaction import SmtpConnection
 
@@ -52,16 +51,6 @@ class SmtpSettings:
         user = f"{quote(self.username, safe='')}@" if self.username else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{user}{host}:{self.port}"
-
-
-def is_loopback(host: str) -> bool:
-    """Tell whether ``host`` names this machine's loopback interface."""
-    if host.lower() in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_smtp_url(url: str, /) -> SmtpSettings:
