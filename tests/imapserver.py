@@ -76,6 +76,7 @@ class Dovecot:
     owner: tuple[int, int]
     ca_file: Path
     delivered: int = field(default=0)
+    sasl_port: int | None = None
 
     @property
     def home(self) -> Path:
@@ -173,12 +174,18 @@ class Dovecot:
 
 
 def start_dovecot(
-    root: Path, *, ca: trustme.CA, oauth2_introspection: str | None = None
+    root: Path,
+    *,
+    ca: trustme.CA,
+    oauth2_introspection: str | None = None,
+    sasl: bool = False,
 ) -> Dovecot:
     """Start Dovecot under ``root`` with one user, TLS and a password; skip if it is missing.
 
     With ``oauth2_introspection`` (an RFC 7662 endpoint's URL) it also takes ``XOAUTH2`` and
     ``OAUTHBEARER`` logins, and asks that endpoint whether each token is active and whose.
+    With ``sasl`` its authentication service also listens on a loopback port (``sasl_port``) for
+    an MTA's SASL requests, and logs every failed login (``auth_verbose``).
     """
     if not Path(DOVECOT).exists() or not Path(DOVEADM).exists():
         missing("Dovecot is not installed (Debian: dovecot-core dovecot-imapd)")
@@ -201,6 +208,26 @@ def start_dovecot(
     imap_port, imaps_port = free_port(), free_port()
     mechanisms = "plain login"
     oauth2_passdb = ""
+    sasl_port = free_port() if sasl else None
+    # Indented as the lines of the configuration it is put into, which are dedented whole.
+    sasl_service = (
+        textwrap.indent(
+            textwrap.dedent(
+                f"""\
+                auth_verbose = yes
+                service auth {{
+                  inet_listener sasl {{
+                    address = 127.0.0.1
+                    port = {sasl_port}
+                  }}
+                }}
+                """
+            ),
+            " " * 12,
+        ).lstrip()
+        if sasl
+        else ""
+    )
     if oauth2_introspection is not None:
         mechanisms += " xoauth2 oauthbearer"
         (root / "oauth2.conf.ext").write_text(
@@ -275,7 +302,7 @@ def start_dovecot(
             service anvil {{
               chroot =
             }}
-            """
+            {sasl_service}"""
         ),
         encoding="utf-8",
     )
@@ -293,10 +320,13 @@ def start_dovecot(
         config=config,
         owner=owner,
         ca_file=root / "ca.pem",
+        sasl_port=sasl_port,
     )
     try:
         wait_for_port(imaps_port, process, root / "dovecot.log", "Dovecot")
         wait_for_port(imap_port, process, root / "dovecot.log", "Dovecot")
+        if sasl_port is not None:
+            wait_for_port(sasl_port, process, root / "dovecot.log", "Dovecot's auth service")
     except BaseException:
         server.stop()
         raise

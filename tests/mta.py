@@ -10,6 +10,10 @@ queue and data folders, listening on two loopback ports:
   (Postfix then returns a delivery status notification to the sender) and ``DEFER_DOMAIN`` with
   450 4.2.2 (Postfix keeps retrying and, after ``delay_warning_time``, sends a delay notice).
 
+With ``sasl`` the submission port also offers STARTTLS (a certificate from the test CA) and AUTH,
+which Postfix hands to Dovecot's authentication service (``smtpd_sasl_type = dovecot``), as an
+office's own server would.
+
 Postfix's master needs root: without it the tests that use this server are skipped (failed on
 CI, which runs as root).
 """
@@ -26,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 from helpers import missing
-from imapserver import USER, Dovecot, free_port, open_folder, wait_for_port
+from imapserver import USER, Dovecot, free_port, open_folder, start_dovecot, wait_for_port
 
 POSTFIX = "/usr/sbin/postfix"
 BOUNCE_DOMAIN = "bounce.example"
@@ -108,8 +113,12 @@ class Postfix:
             self.process.wait(timeout=20)
 
 
-def start_postfix(root: Path, *, dovecot: Dovecot) -> Postfix:
-    """Start Postfix under ``root``, delivering the sender's mail into ``dovecot``'s Maildir."""
+def start_postfix(root: Path, *, dovecot: Dovecot, sasl: bool = False) -> Postfix:
+    """Start Postfix under ``root``, delivering the sender's mail into ``dovecot``'s Maildir.
+
+    With ``sasl`` the submission port takes STARTTLS and AUTH, checked by ``dovecot``'s
+    authentication service (started with ``sasl=True``).
+    """
     if not Path(POSTFIX).exists():
         missing("Postfix is not installed (Debian: postfix)")
     if os.geteuid() != 0:
@@ -136,6 +145,21 @@ def start_postfix(root: Path, *, dovecot: Dovecot) -> Postfix:
     (root / "mailboxes").write_text(
         f"{USER} {USER}/Maildir/\nbounces@{SENDER_DOMAIN} {USER}/Maildir/\n", encoding="utf-8"
     )
+    sasl_settings = ""
+    if sasl:
+        if dovecot.sasl_port is None:
+            msg = "Postfix's SASL needs a Dovecot started with sasl=True"
+            raise ValueError(msg)
+        sasl_settings = textwrap.dedent(
+            f"""\
+            smtpd_tls_cert_file = {dovecot.root}/cert.pem
+            smtpd_tls_key_file = {dovecot.root}/key.pem
+            smtpd_tls_security_level = may
+            smtpd_sasl_auth_enable = yes
+            smtpd_sasl_type = dovecot
+            smtpd_sasl_path = inet:127.0.0.1:{dovecot.sasl_port}
+            """
+        )
     (etc / "main.cf").write_text(
         textwrap.dedent(
             f"""\
@@ -175,7 +199,8 @@ def start_postfix(root: Path, *, dovecot: Dovecot) -> Postfix:
             maximal_backoff_time = 2s
             delay_warning_time = 2s
             """
-        ),
+        )
+        + sasl_settings,
         encoding="utf-8",
     )
     (etc / "master.cf").write_text(
@@ -184,7 +209,8 @@ def start_postfix(root: Path, *, dovecot: Dovecot) -> Postfix:
             refuse=f"127.0.0.1:{refuse}",
             bounce=BOUNCE_DOMAIN,
             root=root,
-        ),
+        )
+        + ("tlsmgr    unix  - - n 1000? 1 tlsmgr\n" if sasl else ""),
         encoding="utf-8",
     )
     process = subprocess.Popen(
@@ -211,3 +237,18 @@ def postfix(dovecot: Dovecot) -> Iterator[Postfix]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def sasl_postfix(ca: trustme.CA) -> Iterator[Postfix]:
+    """A Postfix whose submission port takes STARTTLS and AUTH, checked by a Dovecot of its own."""
+    with open_folder("outreach-dovecot-") as home, open_folder("outreach-postfix-") as root:
+        dovecot = start_dovecot(home, ca=ca, sasl=True)
+        try:
+            server = start_postfix(root, dovecot=dovecot, sasl=True)
+            try:
+                yield server
+            finally:
+                server.stop()
+        finally:
+            dovecot.stop()
