@@ -35,7 +35,7 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from outreach import drafts, sink
+from outreach import drafts, oauth, sink
 from outreach.attachments import Attachment
 from outreach.batch import (
     DAILY,
@@ -69,12 +69,15 @@ from outreach.mailbox import (
     parse_imap_url,
 )
 from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Campaign, Contact, Status, is_reserved
+from outreach.providers import Provider, get_provider
 from outreach.ratelimit import Rate, parse_rate
 from outreach.sendlog import Attempt, Correction, NotedTestSend, Recipient, SendLog, TrackEvent
 from outreach.sink import Login as SinkLogin
+from outreach.starter import Started, start
 from outreach.tracking import Kind, Sighting, TrackCounts, TrackingIndex
 from outreach.transport import (
     MaildirTransport,
+    Outcome,
     SmtpSettings,
     SmtpTransport,
     Transport,
@@ -102,9 +105,11 @@ __all__ = [
     "ImapSettings",
     "MaildirTransport",
     "NotedTestSend",
+    "Outcome",
     "Plan",
     "PreparedSend",
     "Preview",
+    "Provider",
     "Rate",
     "Recipient",
     "SendLog",
@@ -113,6 +118,7 @@ __all__ = [
     "SinkLogin",
     "SmtpSettings",
     "SmtpTransport",
+    "Started",
     "Status",
     "Summary",
     "TrackCounts",
@@ -121,8 +127,12 @@ __all__ = [
     "Transport",
     "check",
     "dry_run",
+    "imap_oauth_credentials",
     "imap_settings",
+    "init_campaign",
     "load_campaign",
+    "login",
+    "logout",
     "note_attachments",
     "open_log",
     "parse_rate",
@@ -131,8 +141,10 @@ __all__ = [
     "send",
     "send_test",
     "serve_sink",
+    "sign_in_method",
     "smtp_settings",
     "track",
+    "with_oauth_token",
 ]
 
 
@@ -745,6 +757,115 @@ class _Reader:
                     if contact in self.contacts:
                         return contact
         return None
+
+
+# Starting a campaign, and signing in ----------------------------------------------------------
+
+
+def init_campaign(folder: Path, /) -> Started:
+    """Write a small working campaign into ``folder``; nothing is written over a file."""
+    return start(folder)
+
+
+def sign_in_method(
+    campaign: Campaign,
+    /,
+    *,
+    campaign_file: Path,
+    provider: str | None = None,
+    auth: str | None = None,
+    token_command: str | None = None,
+) -> tuple[Provider | None, str]:
+    """Return the provider profile, if any, and how to log in: ``password`` or ``xoauth2``."""
+    name = provider or campaign.provider
+    where = "--provider" if provider else f"{campaign_file}: field 'provider'"
+    profile = get_provider(name, where=where) if name else None
+    method = auth or campaign.auth or ("xoauth2" if profile or token_command else "password")
+    if method not in {"password", "xoauth2"}:
+        msg = f"--auth {method!r}: use password or xoauth2"
+        raise ConfigError(msg)
+    return profile, method
+
+
+def with_oauth_token(
+    settings: SmtpSettings, /, *, profile: Provider | None, token_command: str | None
+) -> SmtpSettings:
+    """Log in to SMTP with OAuth2: tokens from the command, or from the user's kept sign-in."""
+    if settings.username is None:
+        msg = f"--auth xoauth2 needs the mailbox's address as the user: smtp://USER@{settings.host}"
+        raise ConfigError(msg)
+    source = _token_source(settings.username, profile, token_command, settings.timeout)
+    return dataclasses.replace(settings, token=source.token)
+
+
+def imap_oauth_credentials(
+    settings: ImapSettings, /, *, profile: Provider | None, token_command: str | None
+) -> Credentials:
+    """Return an IMAP login by OAuth2: tokens from the command, or from a kept sign-in."""
+    source = _token_source(settings.username, profile, token_command, settings.timeout)
+    return Credentials(Auth.XOAUTH2, oauth.blocking_token(source))
+
+
+def _token_source(
+    user: str, profile: Provider | None, command: str | None, timeout: float
+) -> oauth.TokenSource:
+    if command:
+        return oauth.CommandTokenSource(command, timeout=timeout)
+    sign_in = profile.sign_in if profile is not None else None
+    return oauth.token_source(user, provider=sign_in, store=oauth.default_store(), timeout=timeout)
+
+
+def login(
+    provider: str,
+    user: str,
+    /,
+    *,
+    show: Callable[[str], None],
+    client_id: str | None = None,
+    tenant: str = "organizations",
+    authority: str | None = None,
+    client_secrets: Path | None = None,
+    open_browser: bool = True,
+) -> str:
+    """Sign in once with OAuth2 and keep the sign-in privately; return where it is kept.
+
+    ``show`` is given what the person must see: the code to enter, or the address to open.
+    """
+    store = oauth.default_store()
+    if provider == oauth.MICROSOFT:
+        if not client_id:
+            msg = (
+                "login microsoft365: pass --client-id with the Application (client) ID of "
+                "your app registration in Microsoft Entra ID (see the README)"
+            )
+            raise ConfigError(msg)
+        oauth.login_microsoft(
+            user, client_id=client_id, tenant=tenant, authority=authority, store=store, show=show
+        )
+    elif provider == oauth.GOOGLE:
+        if client_secrets is None:
+            msg = (
+                "login google: pass --client-secrets with the OAuth client file of a "
+                "Desktop app, downloaded from Google Cloud console (see the README)"
+            )
+            raise ConfigError(msg)
+        oauth.login_google(
+            user,
+            client_secrets=client_secrets,
+            store=store,
+            show=show,
+            open_browser=open_browser,
+            timeout=600,
+        )
+    else:
+        msg = f"login {provider!r}: use microsoft365 or google"
+        raise ConfigError(msg)
+    return store.description
+
+
+def logout(*, provider: str | None = None, user: str | None = None) -> list[str]:
+    """Forget kept OAuth2 sign-ins (all, or one provider's, or one user's); return which."""
+    return oauth.logout(oauth.default_store(), provider=provider, user=user)
 
 
 def _run(coroutine: Coroutine[Any, Any, T], /) -> T:

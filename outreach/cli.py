@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         NotedTestSend,
         Plan,
         PreparedSend,
+        Provider,
         Recipient,
         SendLog,
         SmtpSettings,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
         TrackSummary,
         Transport,
     )
-    from outreach.providers import Provider
 
 PASSWORD_ENV = "OUTREACH_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 URL_ENV = "OUTREACH_SMTP_URL"
@@ -214,10 +214,10 @@ def init(
     ] = Path(),
 ) -> None:
     """Start a campaign: campaign.toml, a letter, two example contacts; never over a file."""
-    from outreach.starter import start
+    from outreach import api
 
     try:
-        started = start(folder)
+        started = api.init_campaign(folder)
     except OutreachError as exc:
         raise _fail(exc) from None
     typer.echo(f"wrote {', '.join(started.files)} into {started.folder}")
@@ -402,16 +402,11 @@ def _sign_in_method(
     command: str | None,
 ) -> tuple[Provider | None, str]:
     """Return the provider profile, if any, and how to log in: "password" or "xoauth2"."""
-    from outreach.providers import get_provider
+    from outreach import api
 
-    name = provider or campaign.provider
-    where = "--provider" if provider else f"{campaign_file}: field 'provider'"
-    profile = get_provider(name, where=where) if name else None
-    method = auth or campaign.auth or ("xoauth2" if profile or command else "password")
-    if method not in {"password", "xoauth2"}:
-        msg = f"--auth {method!r}: use password or xoauth2"
-        raise ConfigError(msg)
-    return profile, method
+    return api.sign_in_method(
+        campaign, campaign_file=campaign_file, provider=provider, auth=auth, token_command=command
+    )
 
 
 def _credentials(
@@ -431,20 +426,9 @@ def _with_token(
     settings: SmtpSettings, profile: Provider | None, command: str | None
 ) -> SmtpSettings:
     """Log in with OAuth2: tokens from the command, or from the user's kept sign-in."""
-    from outreach import oauth
+    from outreach import api
 
-    user = settings.username
-    if user is None:
-        msg = f"--auth xoauth2 needs the mailbox's address as the user: smtp://USER@{settings.host}"
-        raise ConfigError(msg)
-    source: oauth.TokenSource
-    if command:
-        source = oauth.CommandTokenSource(command, timeout=settings.timeout)
-    else:
-        store = oauth.default_store()
-        sign_in = profile.sign_in if profile is not None else None
-        source = oauth.token_source(user, provider=sign_in, store=store, timeout=settings.timeout)
-    return dataclasses.replace(settings, token=source.token)
+    return api.with_oauth_token(settings, profile=profile, token_command=command)
 
 
 def _corrected(plan: Plan, corrections: list[Correction]) -> None:
@@ -858,7 +842,6 @@ def _send_test(
     Return whether this was a test send; refuse contact ids given without --test-to.
     """
     from outreach import api
-    from outreach.transport import Outcome
 
     if address is None:
         if ids:
@@ -884,7 +867,7 @@ def _send_test(
             f"{copy.delivery.outcome} ({reply}); Message-ID {copy.message_id}"
         )
     typer.echo("Nothing was sent to the contacts; the send log notes the test send.")
-    if any(copy.delivery.outcome is not Outcome.SENT for copy in copies):
+    if any(copy.delivery.outcome is not api.Outcome.SENT for copy in copies):
         raise typer.Exit(code=1)
     return True
 
@@ -1318,49 +1301,25 @@ def login(
     ] = False,
 ) -> None:
     """Sign in once with OAuth2, for sending with --auth xoauth2; the sign-in is kept privately."""
-    from outreach import oauth
+    from outreach import api
 
     def show(text: str) -> None:
         typer.echo(text)
 
     try:
-        store = oauth.default_store()
-        if provider == oauth.MICROSOFT:
-            if not client_id:
-                msg = (
-                    "login microsoft365: pass --client-id with the Application (client) ID of "
-                    "your app registration in Microsoft Entra ID (see the README)"
-                )
-                raise ConfigError(msg)
-            oauth.login_microsoft(
-                user,
-                client_id=client_id,
-                tenant=tenant,
-                authority=authority,
-                store=store,
-                show=show,
-            )
-        elif provider == oauth.GOOGLE:
-            if client_secrets is None:
-                msg = (
-                    "login google: pass --client-secrets with the OAuth client file of a "
-                    "Desktop app, downloaded from Google Cloud console (see the README)"
-                )
-                raise ConfigError(msg)
-            oauth.login_google(
-                user,
-                client_secrets=client_secrets,
-                store=store,
-                show=show,
-                open_browser=not no_browser,
-                timeout=600,
-            )
-        else:
-            msg = f"login {provider!r}: use microsoft365 or google"
-            raise ConfigError(msg)
+        kept_in = api.login(
+            provider,
+            user,
+            show=show,
+            client_id=client_id,
+            tenant=tenant,
+            authority=authority,
+            client_secrets=client_secrets,
+            open_browser=not no_browser,
+        )
     except OutreachError as exc:
         raise _fail(exc) from None
-    typer.echo(f"Signed in as {user}; kept in {store.description}.")
+    typer.echo(f"Signed in as {user}; kept in {kept_in}.")
     typer.echo(f"next: outreach send --auth xoauth2 --smtp smtp://{user}@SERVER (or --provider)")
 
 
@@ -1372,11 +1331,10 @@ def logout(
     user: Annotated[str | None, typer.Option("--user", help="Only this mailbox's sign-in.")] = None,
 ) -> None:
     """Forget kept OAuth2 sign-ins: their access and refresh tokens are removed."""
-    from outreach import oauth
+    from outreach import api
 
     try:
-        store = oauth.default_store()
-        gone = oauth.logout(store, provider=provider, user=user)
+        gone = api.logout(provider=provider, user=user)
     except OutreachError as exc:
         raise _fail(exc) from None
     for name in gone:
@@ -1496,23 +1454,12 @@ def _imap_credentials(
     password_command: str | None,
 ) -> Credentials:
     """Return the IMAP login: the password, or OAuth2 tokens from the command or a sign-in."""
-    from outreach import api, oauth
+    from outreach import api
 
     if method != "xoauth2":
         password = _imap_password(settings.url, password_command)
         return api.Credentials(api.Auth.PASSWORD, lambda: password)
-    source: oauth.TokenSource
-    if token_command:
-        source = oauth.CommandTokenSource(token_command, timeout=settings.timeout)
-    else:
-        sign_in = profile.sign_in if profile is not None else None
-        source = oauth.token_source(
-            settings.username,
-            provider=sign_in,
-            store=oauth.default_store(),
-            timeout=settings.timeout,
-        )
-    return api.Credentials(api.Auth.XOAUTH2, oauth.blocking_token(source))
+    return api.imap_oauth_credentials(settings, profile=profile, token_command=token_command)
 
 
 def _track(
