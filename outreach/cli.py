@@ -371,8 +371,16 @@ def _password(settings: SmtpSettings, command: str | None) -> str | None:
     """Find the SMTP password: environment, then a password command, then a prompt."""
     if settings.username is None:
         return None
-    if PASSWORD_ENV in os.environ:
-        return os.environ[PASSWORD_ENV]
+    missing = f"{settings.url} names a user but no password was given"
+    return _find_password(
+        settings.url, env=PASSWORD_ENV, command=command, failed="nothing was sent", missing=missing
+    )
+
+
+def _find_password(url: str, *, env: str, command: str | None, failed: str, missing: str) -> str:
+    """Take the password from ``env``, else from the password command, else from a prompt."""
+    if env in os.environ:
+        return os.environ[env]
     if command:
         try:
             done = subprocess.run(
@@ -382,15 +390,12 @@ def _password(settings: SmtpSettings, command: str | None) -> str | None:
             msg = f"--password-command failed to run: {exc}"
             raise ConfigError(msg) from None
         if done.returncode != 0:
-            msg = f"--password-command exited with status {done.returncode}; nothing was sent"
+            msg = f"--password-command exited with status {done.returncode}; {failed}"
             raise ConfigError(msg)
         return done.stdout.rstrip("\r\n").split("\n")[0]
     if sys.stdin.isatty():
-        return str(typer.prompt(f"Password for {settings.url}", hide_input=True))
-    msg = (
-        f"{settings.url} names a user but no password was given: set {PASSWORD_ENV}, "
-        "pass --password-command, or run on a terminal to be asked"
-    )
+        return str(typer.prompt(f"Password for {url}", hide_input=True))
+    msg = f"{missing}: set {env}, pass --password-command, or run on a terminal to be asked"
     raise ConfigError(msg)
 
 
@@ -1348,27 +1353,10 @@ IMAP_PASSWORD_ENV = "OUTREACH_IMAP_PASSWORD"  # noqa: S105 - the variable's name
 
 def _imap_password(url: str, command: str | None) -> str:
     """Find the IMAP password: environment, then a password command, then a prompt."""
-    if IMAP_PASSWORD_ENV in os.environ:
-        return os.environ[IMAP_PASSWORD_ENV]
-    if command:
-        try:
-            done = subprocess.run(
-                shlex.split(command), capture_output=True, text=True, check=False, timeout=60
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            msg = f"--password-command failed to run: {exc}"
-            raise ConfigError(msg) from None
-        if done.returncode != 0:
-            msg = f"--password-command exited with status {done.returncode}; nothing was read"
-            raise ConfigError(msg)
-        return done.stdout.rstrip("\r\n").split("\n")[0]
-    if sys.stdin.isatty():
-        return str(typer.prompt(f"Password for {url}", hide_input=True))
-    msg = (
-        f"{url}: no password was given: set {IMAP_PASSWORD_ENV}, pass --password-command, "
-        "or run on a terminal to be asked"
+    missing = f"{url}: no password was given"
+    return _find_password(
+        url, env=IMAP_PASSWORD_ENV, command=command, failed="nothing was read", missing=missing
     )
-    raise ConfigError(msg)
 
 
 @app.command()
