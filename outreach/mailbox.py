@@ -2,8 +2,9 @@ r"""Read the sender's mailbox over IMAP without changing it: what came back afte
 
 Only this module imports the IMAP client library, IMAPClient: it parses FETCH responses
 (literals, BODYSTRUCTURE, the select response) into Python values, handles STARTTLS with our
-own TLS context, and logs in with a password or with ``AUTHENTICATE XOAUTH2``. It is blocking,
-which suits a reader that goes through folders one after another.
+own TLS context, and logs in with a password or with an OAuth2 access token (``AUTHENTICATE
+OAUTHBEARER`` where the server offers it, else ``XOAUTH2``). It is blocking, which suits a reader
+that goes through folders one after another.
 
 The mailbox is never changed: folders are opened with ``EXAMINE`` (read-only), messages are read
 with ``BODY.PEEK`` (which does not set ``\Seen``), and no flag is stored, nothing is copied,
@@ -16,6 +17,7 @@ for, in batches bounded in bytes, and never one larger than the size bound.
 from __future__ import annotations
 
 import enum
+import json
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +47,7 @@ class Auth(enum.StrEnum):
     """Name the ways of logging in."""
 
     PASSWORD = "password"  # noqa: S105 - a method's name, not a password
-    XOAUTH2 = "xoauth2"
+    XOAUTH2 = "xoauth2"  # an OAuth2 access token: by OAUTHBEARER where offered, else XOAUTH2
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,26 +253,53 @@ class Mailbox:
     def _login(self, client: IMAPClient) -> None:
         s = self.settings
         method = self._credentials.method
+        mechanism = str(method)
+        bearer: _Bearer | None = None
         try:
             if method is Auth.XOAUTH2:
-                client.oauth2_login(s.username, self._credentials.secret())
+                mechanism = self._oauth_mechanism(client)
+                bearer = _Bearer(mechanism, s.username, self._credentials.secret())
+                client.sasl_login(mechanism, bearer)
             else:
                 client.login(s.username, self._credentials.secret())
         except LoginError as exc:
             # The server's reason only: the secret is never part of a message.
             check = "the password (OUTREACH_IMAP_PASSWORD or --password-command)"
-            if method is Auth.XOAUTH2:
+            said = _reason(exc)
+            if bearer is not None:
+                said += bearer.explanation()
                 check = (
                     "that it is the account that signed in and that the app may read mail "
                     "(IMAP.AccessAsUser.All, or https://mail.google.com/); run 'outreach login' "
                     "again if it persists"
                 )
-            msg = f"{s.url}: login refused ({method}): {_reason(exc)}; check the user name and "
+            msg = f"{s.url}: login refused ({mechanism}): {said}; check the user name and "
             msg += check
             raise MailboxError(msg) from None
         except (OSError, IMAPClientError) as exc:
             msg = f"{s.url}: the connection failed during login: {_reason(exc)}"
             raise MailboxError(msg) from None
+        finally:
+            if bearer is not None:
+                bearer.forget()
+
+    def _oauth_mechanism(self, client: IMAPClient) -> str:
+        """Choose OAUTHBEARER (RFC 7628) where the server offers it, else XOAUTH2."""
+        try:
+            offered = client.capabilities()
+        except (OSError, IMAPClientError) as exc:
+            msg = f"{self.settings.url}: the connection failed before login: {_reason(exc)}"
+            raise MailboxError(msg) from None
+        for name in (OAUTHBEARER, XOAUTH2):
+            if b"AUTH=" + name.encode() in offered:
+                return name
+        methods = sorted(c.decode()[5:] for c in offered if c.startswith(b"AUTH="))
+        msg = (
+            f"{self.settings.url}: the server offers no OAuth2 login (it offers "
+            f"{', '.join(methods) or 'no AUTHENTICATE method'}); drop --auth xoauth2 and log in "
+            "with a password"
+        )
+        raise MailboxError(msg)
 
     def close(self) -> None:
         """Log out politely; drop the connection if that fails."""
@@ -491,6 +520,64 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode("ascii", "replace").lower()
     return str(value).lower()
+
+
+OAUTHBEARER = "OAUTHBEARER"
+XOAUTH2 = "XOAUTH2"
+
+
+class _Bearer:
+    """Answer the server's challenges in an OAuth2 SASL exchange, sending the token only once.
+
+    The first answer carries the token (RFC 7628 3.1 for OAUTHBEARER, Google's format for
+    XOAUTH2). A second challenge can only be the server's error, a JSON object (RFC 7628 3.2.2):
+    it is kept, and the answer is the dummy one (``%x01`` for OAUTHBEARER, empty for XOAUTH2) so
+    that the server ends the exchange with its refusal instead of getting the token again.
+    """
+
+    def __init__(self, mechanism: str, user: str, token: str) -> None:
+        if mechanism == OAUTHBEARER:
+            # The GS2 header names the user; a comma or '=' in it is escaped (RFC 5801 4).
+            name = user.replace("=", "=3D").replace(",", "=2C")
+            self._first: bytes | None = f"n,a={name},\x01auth=Bearer {token}\x01\x01".encode()
+            self._dummy = b"\x01"
+        else:
+            self._first = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+            self._dummy = b""
+        self.error: dict[str, Any] | None = None
+
+    def __call__(self, challenge: bytes) -> bytes:
+        """Answer one challenge: the token the first time, the dummy answer afterwards."""
+        first, self._first = self._first, None
+        if first is not None:
+            return first
+        try:
+            error = json.loads(challenge)
+        except ValueError:
+            error = {}
+        self.error = error if isinstance(error, dict) else {}
+        return self._dummy
+
+    def forget(self) -> None:
+        """Drop the token if it was never sent."""
+        self._first = None
+
+    def explanation(self) -> str:
+        """Say what the server's error challenge said, if it sent one (it holds no token)."""
+        if self.error is None:
+            return ""
+        fields = [
+            f"{key} {_printable(self.error[key])!r}"
+            for key in ("status", "scope")
+            if isinstance(self.error.get(key), str | int)
+        ]
+        return f" (the server's OAuth2 error: {', '.join(fields)})" if fields else ""
+
+
+def _printable(value: str | int) -> str:
+    """Return a short, printable version of a server-sent value."""
+    text = "".join(ch for ch in str(value) if ch.isprintable())
+    return text[:80]
 
 
 def _reason(exc: BaseException) -> str:

@@ -178,12 +178,14 @@ def start_dovecot(
     *,
     ca: trustme.CA,
     oauth2_introspection: str | None = None,
+    oauth2_mechanisms: tuple[str, ...] = ("xoauth2", "oauthbearer"),
     sasl: bool = False,
 ) -> Dovecot:
     """Start Dovecot under ``root`` with one user, TLS and a password; skip if it is missing.
 
     With ``oauth2_introspection`` (an RFC 7662 endpoint's URL) it also takes ``XOAUTH2`` and
-    ``OAUTHBEARER`` logins, and asks that endpoint whether each token is active and whose.
+    ``OAUTHBEARER`` logins (or those of ``oauth2_mechanisms``), and asks that endpoint whether
+    each token is active and whose.
     With ``sasl`` its authentication service also listens on a loopback port (``sasl_port``) for
     an MTA's SASL requests, and logs every failed login (``auth_verbose``).
     """
@@ -229,7 +231,7 @@ def start_dovecot(
         else ""
     )
     if oauth2_introspection is not None:
-        mechanisms += " xoauth2 oauthbearer"
+        mechanisms += " " + " ".join(oauth2_mechanisms)
         (root / "oauth2.conf.ext").write_text(
             textwrap.dedent(
                 f"""\
@@ -246,7 +248,7 @@ def start_dovecot(
         # Indented as the lines of the configuration it is put into, which are dedented whole.
         pad = " " * 12
         oauth2_passdb = (
-            f"passdb {{\n{pad}  driver = oauth2\n{pad}  mechanisms = xoauth2 oauthbearer\n"
+            f"passdb {{\n{pad}  driver = oauth2\n{pad}  mechanisms = {' '.join(oauth2_mechanisms)}\n"
             f"{pad}  args = {root}/oauth2.conf.ext\n{pad}}}\n{pad}"
         )
     config = root / "dovecot.conf"

@@ -1,7 +1,9 @@
-"""IMAP AUTHENTICATE XOAUTH2 against a real Dovecot that checks each token with the token server."""
+"""IMAP OAuth2 logins (OAUTHBEARER, XOAUTH2) against a real Dovecot that asks the token server."""
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -30,11 +32,24 @@ def token_server(server_tls, ca_file, monkeypatch, tmp_path):
     server.stop()
 
 
+BOTH = ("xoauth2", "oauthbearer")
+XOAUTH2_ONLY = ("xoauth2",)
+
+
 @pytest.fixture
-def oauth_dovecot(ca: trustme.CA, token_server: TokenServer) -> Iterator[Dovecot]:
-    """A Dovecot that takes XOAUTH2 and asks the token server whether each token is active."""
+def oauth_dovecot(
+    request: pytest.FixtureRequest, ca: trustme.CA, token_server: TokenServer
+) -> Iterator[Dovecot]:
+    """A Dovecot that takes OAuth2 logins and asks the token server whether each token is active.
+
+    It offers XOAUTH2 and OAUTHBEARER, or the mechanisms given as the fixture's parameter.
+    """
+    mechanisms = getattr(request, "param", BOTH)
+    introspection = f"{token_server.base}/introspect"
     with open_folder("outreach-dovecot-") as root:
-        server = start_dovecot(root, ca=ca, oauth2_introspection=f"{token_server.base}/introspect")
+        server = start_dovecot(
+            root, ca=ca, oauth2_introspection=introspection, oauth2_mechanisms=mechanisms
+        )
         try:
             yield server
         finally:
@@ -54,32 +69,77 @@ def sign_in(server: TokenServer) -> oauth.TokenSource:
     return oauth.token_source(USER, provider=None, store=store)
 
 
-def test_xoauth2_login_reads_the_mailbox(oauth_dovecot: Dovecot, token_server: TokenServer) -> None:
-    """The kept sign-in's access token logs in to Dovecot with AUTHENTICATE XOAUTH2."""
+def read_inbox(server: Dovecot, credentials: Credentials) -> int:
+    """Log in with ``credentials``, examine INBOX and return how many messages it holds."""
+    settings = parse_imap_url(server.url())
+    with Mailbox(settings, credentials=credentials, tls_context=server.tls_context()) as box:
+        return len(box.examine("INBOX", cursor=None).uids)
+
+
+def logged_in_with(server: Dovecot) -> list[str]:
+    """Return the SASL mechanisms of Dovecot's successful logins, from its log."""
+    return re.findall(r"Login: user=<[^>]*>, method=([A-Z0-9-]+)", server.log())
+
+
+def test_oauthbearer_is_chosen_when_offered(
+    oauth_dovecot: Dovecot, token_server: TokenServer
+) -> None:
+    """A server offering OAUTHBEARER and XOAUTH2 is logged in to with OAUTHBEARER (RFC 7628)."""
     source = sign_in(token_server)
-    settings = parse_imap_url(oauth_dovecot.url())
-    credentials = Credentials(Auth.XOAUTH2, oauth.blocking_token(source))
     oauth_dovecot.append(b"From: a@elsewhere.example\r\nSubject: hello\r\n\r\nHello.\r\n")
-    with Mailbox(settings, credentials=credentials, tls_context=oauth_dovecot.tls_context()) as box:
-        folder = box.examine("INBOX", cursor=None)
-    assert len(folder.uids) == 1
+    credentials = Credentials(Auth.XOAUTH2, oauth.blocking_token(source))
+    assert read_inbox(oauth_dovecot, credentials) == 1
+    assert logged_in_with(oauth_dovecot)[-1] == "OAUTHBEARER"
     assert token_server.grants.requests["introspect"] >= 1
 
 
-def test_a_stale_token_is_refused_and_not_shown(
+@pytest.mark.parametrize("oauth_dovecot", [XOAUTH2_ONLY], indirect=True)
+def test_xoauth2_is_used_when_oauthbearer_is_not_offered(
     oauth_dovecot: Dovecot, token_server: TokenServer
 ) -> None:
-    """A token the server no longer knows is refused with a clear error that does not show it."""
+    """A server offering XOAUTH2 alone is logged in to with XOAUTH2."""
+    source = sign_in(token_server)
+    credentials = Credentials(Auth.XOAUTH2, oauth.blocking_token(source))
+    assert read_inbox(oauth_dovecot, credentials) == 0
+    assert logged_in_with(oauth_dovecot)[-1] == "XOAUTH2"
+
+
+@pytest.mark.parametrize(
+    ("oauth_dovecot", "mechanism", "error", "dummy"),
+    [(BOTH, "OAUTHBEARER", "status 'invalid_token'", 4), (XOAUTH2_ONLY, "XOAUTH2", "'401'", 0)],
+    indirect=["oauth_dovecot"],
+)
+def test_a_stale_token_is_refused_and_not_shown(
+    oauth_dovecot: Dovecot,
+    token_server: TokenServer,
+    caplog: pytest.LogCaptureFixture,
+    mechanism: str,
+    error: str,
+    dummy: int,
+) -> None:
+    """A refused token gets the dummy answer to the error challenge, and a clear error without it.
+
+    The client's writes are those the IMAP library logs: after the token, one answer whose size
+    is that of the dummy (``AQ==``, base64 of %x01, for OAUTHBEARER; empty for XOAUTH2), so the
+    server ends the exchange instead of receiving the token again.
+    """
     sign_in(token_server)
     token_server.grants.access.clear()  # every access token forgotten: as if expired
     stale = ACCESS_PREFIX + "stale"
     settings = parse_imap_url(oauth_dovecot.url())
     credentials = Credentials(Auth.XOAUTH2, lambda: stale)
     box = Mailbox(settings, credentials=credentials, tls_context=oauth_dovecot.tls_context())
-    with pytest.raises(MailboxError, match="login refused") as caught:
+    caplog.set_level(logging.DEBUG, logger="imapclient")
+    with pytest.raises(MailboxError, match=f"login refused \\({mechanism}\\)") as caught:
         box.connect()
-    assert ACCESS_PREFIX not in str(caught.value)
-    assert token_server.grants.requests["introspect"] == 1  # Dovecot asked; the answer was no
+    message = str(caught.value)
+    assert error in message
+    assert ACCESS_PREFIX not in message
+    writes = [int(size) for size in re.findall(r"write literal size (\d+)", caplog.text)]
+    assert writes[1:] == [dummy]
+    assert writes[0] > len(stale)
+    assert ACCESS_PREFIX not in caplog.text
+    assert token_server.grants.requests["introspect"] == 1  # Dovecot asked once; the answer was no
 
 
 @pytest.fixture
