@@ -54,7 +54,10 @@ class TransportError(OutreachError):
 
 
 class ThrottledError(TransportError):
-    """Raise when the server asks to slow down (421, 450, 454 4.7.0) before taking any mail."""
+    """Raise when the server asks to slow down (421, 450, 454 4.7.0) on connecting, before AUTH.
+
+    A temporary refusal of AUTH itself is a plain ``TransportError``: it is not retried.
+    """
 
 
 class MailboxError(OutreachError):

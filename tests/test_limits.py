@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import contacts_yaml, write_campaign
+from hostile import CLOSE, hostile_server
 from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import api, drafts
@@ -93,15 +94,22 @@ async def test_throttling_leaves_the_recipient_pending_not_failed(
     assert statuses["c00002"] == Status.PENDING
 
 
-async def test_throttled_login_is_retried_with_backoff(
-    campaign_dir: Path, make_server, client_tls: ssl.SSLContext
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "454 4.7.0 Too many login attempts, please try again later",
+        "421 4.7.0 Temporary authentication failure, slow down",
+    ],
+)
+async def test_throttled_login_stops_the_batch_without_another_login(
+    campaign_dir: Path, make_server, client_tls: ssl.SSLContext, reply: str
 ) -> None:
-    """A login refused with 454 4.7.0 (slow down) is tried again after a pause, and the batch goes."""
+    """A login refused for now (454 4.7.0) ends the batch with no other AUTH and all pending."""
     server: Server = make_server()
-    server.handler.auth_faults = ["454 4.7.0 Temporary authentication failure, slow down"]
+    server.handler.auth_faults = [reply]
     campaign = load_campaign(campaign_dir / "campaign.toml")
     drafter, contacts = drafts.load(campaign)
-    options = SendOptions(max_attempts=3, backoff=0.01)
+    options = SendOptions(max_attempts=3, backoff=0.01, concurrency=2)
     with SendLog(campaign_dir / "send.sqlite3", campaign=campaign.name, write=True) as log:
         log.register(contacts)
         plan = choose(contacts, log.statuses(), options)
@@ -115,8 +123,33 @@ async def test_throttled_login_is_retried_with_backoff(
         summary = await Batch(
             drafter, log, SmtpTransport(settings, tls_context=client_tls), options=options
         ).run(plan)
-    assert (summary.sent, summary.fatal) == (5, None)
-    assert server.handler.auth_attempts == ["PLAIN", "PLAIN"]
+        statuses = log.statuses()
+    assert server.handler.auth_attempts == ["PLAIN"]
+    assert (summary.sent, server.handler.received) == (0, [])
+    assert set(statuses.values()) == {Status.PENDING}
+    assert summary.fatal is not None
+    assert reply in summary.fatal
+    assert "refused the login for now" in summary.fatal
+    assert "run the same command again" in summary.fatal
+    assert PASSWORD not in summary.fatal
+
+
+async def test_throttling_at_connect_is_retried_with_backoff(campaign_dir: Path) -> None:
+    """A 421 4.7.0 greeting (slow down, before any login) is waited out, and the batch goes."""
+    campaign = load_campaign(campaign_dir / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    options = SendOptions(max_attempts=3, backoff=0.01)
+    greeting = [b"421 4.7.0 Too many connections, slow down\r\n" + CLOSE]
+    with (
+        hostile_server(GREETING=greeting) as server,
+        SendLog(campaign_dir / "send.sqlite3", campaign=campaign.name, write=True) as log,
+    ):
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), options)
+        settings = SmtpSettings(host="127.0.0.1", port=server.port, implicit_tls=False)
+        summary = await Batch(drafter, log, SmtpTransport(settings), options=options).run(plan)
+    assert (summary.sent, summary.fatal) == (len(contacts), None)
+    assert server.messages == len(contacts)
 
 
 def test_provider_profile_gives_server_user_and_limits() -> None:

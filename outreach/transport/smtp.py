@@ -253,9 +253,15 @@ def _refused(settings: SmtpSettings, code: int, text: str) -> TransportError:
             "in the Google account's security settings. Nothing was sent."
         )
         return TransportError(msg)
-    if is_throttling(code, text):
-        msg = f"{url}: the server asks to slow down and refused the login for now ({said})"
-        return ThrottledError(msg)
+    if 400 <= code < 500:  # noqa: PLR2004 - a temporary refusal: RFC 5321's 4yz replies
+        # Often a count of failed logins ("too many login attempts"): another AUTH soon would
+        # add to it, so the run stops here instead of retrying as it does for other throttling.
+        msg = (
+            f"{url}: the server refused the login for now ({said}). No other login was tried "
+            "and nothing more was sent. Wait a while (as long as the server's message says, if "
+            "it says) and run the same command again: the send log keeps who is still pending."
+        )
+        return TransportError(msg)
     if settings.token is not None:
         msg = (
             f"{url}: the server refused the OAuth2 token ({said}). Check that the user in "
