@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,6 +55,7 @@ class Campaign:
     attachment_folders: tuple[Path, ...] = ()  # besides ``folder``, where contacts' may point
     letterhead: Letterhead | None = None  # set when the letter goes as a PDF too
     imap: str | None = None  # imaps://user@host: the mailbox where bounces and replies arrive
+    sent_folder: str | None = None  # for 'send --save-sent'; None: the one marked Sent
     return_path: str | None = None  # envelope sender with {id} for each contact's id (VERP)
 
     def envelope_sender(self, contact_id: str) -> str:
@@ -108,6 +110,31 @@ class Rendered:
     text: str
     html: str
     body: str = ""  # the HTML of the letter alone, without the page around it
+
+
+@dataclass(frozen=True, slots=True)
+class SentLetter:
+    """Hold a letter the server took: the exact bytes handed over, and when its 250 came."""
+
+    contact_id: str
+    message_id: str
+    data: bytes = field(repr=False)
+    sent_at: dt.datetime  # aware
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """Say how saving one letter's copy in the Sent folder went."""
+
+    letter: SentLetter
+    folder: str
+    error: str | None = None  # why it was not saved; None when it is in the folder
+    found: bool = False  # it was there already: saved by an earlier run that stopped short
+
+    @property
+    def saved(self) -> bool:
+        """Tell whether the copy is in the folder now."""
+        return self.error is None
 
 
 def is_reserved(address: str) -> bool:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Self, TypeVar
 
 from outreach.errors import LogLockedError, SendLogError
-from outreach.model import Contact, Status
+from outreach.model import Contact, CopyResult, SentLetter, Status
 from outreach.tracking import (
     DELIVERY_STRENGTH,
     Delivery,
@@ -155,6 +155,22 @@ MIGRATIONS: tuple[str, ...] = (
         reply_code INTEGER,
         reply_text TEXT
     );
+    """,
+    # 4: copies of sent letters for the account's Sent folder ('send --save-sent'). A copy is
+    # kept with the settle of its 250, bytes and all, and its bytes are dropped once saved; one
+    # still unsaved is saved by the next run with --save-sent.
+    """
+    CREATE TABLE sent_copies (
+        contact_id TEXT NOT NULL REFERENCES recipients (contact_id),
+        message_id TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        data BLOB,
+        folder TEXT,
+        saved_at TEXT,
+        error TEXT,
+        PRIMARY KEY (contact_id, message_id)
+    );
+    CREATE INDEX sent_copies_unsaved ON sent_copies (sent_at) WHERE saved_at IS NULL;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -581,6 +597,66 @@ class SendLog:
                 "updated_at = ? WHERE contact_id = ?",
                 (status, code, text, refused, stamp, contact_id),
             )
+
+    # Copies of sent letters, for 'send --save-sent' ------------------------------------------
+
+    def keep_copy(self, letter: SentLetter, /) -> None:
+        """Keep a sent letter's bytes until its copy is in the Sent folder; never a second one.
+
+        Called in the transaction of the letter's settle, so that a letter recorded as sent
+        always has its copy kept, however the run ends.
+        """
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO sent_copies (contact_id, message_id, sent_at, data) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (contact_id, message_id) DO NOTHING",
+                (
+                    letter.contact_id,
+                    letter.message_id,
+                    letter.sent_at.astimezone(dt.UTC).isoformat(timespec="milliseconds"),
+                    letter.data,
+                ),
+            )
+
+    def note_copy(self, result: CopyResult, /) -> None:
+        """Record a copy saved (its bytes are dropped) or why it could not be (they are kept)."""
+        letter = result.letter
+        with self.transaction():
+            if result.saved:
+                self._db.execute(
+                    "UPDATE sent_copies SET folder = ?, saved_at = ?, data = NULL, error = NULL "
+                    "WHERE contact_id = ? AND message_id = ?",
+                    (result.folder, self.now(), letter.contact_id, letter.message_id),
+                )
+            else:
+                self._db.execute(
+                    "UPDATE sent_copies SET error = ? WHERE contact_id = ? AND message_id = ?",
+                    (result.error, letter.contact_id, letter.message_id),
+                )
+
+    def unsaved_copies(self) -> list[SentLetter]:
+        """Return the kept letters whose copy is not in the Sent folder yet, oldest first."""
+        rows = self._db.execute(
+            "SELECT contact_id, message_id, data, sent_at FROM sent_copies "
+            "WHERE saved_at IS NULL ORDER BY sent_at, rowid"
+        ).fetchall()
+        return [
+            SentLetter(str(contact_id), str(message_id), bytes(data), dt.datetime.fromisoformat(at))
+            for contact_id, message_id, data, at in rows
+        ]
+
+    def count_unsaved_copies(self) -> int:
+        """Count the kept letters whose copy is not in the Sent folder yet."""
+        row = self._db.execute("SELECT COUNT(*) FROM sent_copies WHERE saved_at IS NULL")
+        return int(row.fetchone()[0])
+
+    def copies_saved(self) -> dict[str, str]:
+        """Return when each recipient's last copy was saved in the Sent folder, by contact id."""
+        rows = self._db.execute(
+            "SELECT contact_id, MAX(saved_at) FROM sent_copies WHERE saved_at IS NOT NULL "
+            "GROUP BY contact_id"
+        )
+        return {str(contact_id): str(at) for contact_id, at in rows}
 
     def record_attachments(
         self, files: Iterable[tuple[str, str, int]], /, *, by: str
