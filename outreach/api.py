@@ -15,6 +15,13 @@ Read what came back to the sender's mailbox (bounces, delay notices, replies) in
     credentials = api.Credentials(api.Auth.PASSWORD, lambda: password)
     summary = api.track(campaign, imap=settings, credentials=credentials)
 
+Save a copy of each letter sent in the account's Sent folder (off by default: Gmail and
+Microsoft 365 file the mail sent through them on their own)::
+
+    copies = api.SaveSent(imap=settings, credentials=credentials)  # into the folder marked Sent
+    with api.prepare_send(campaign, save_sent=copies) as batch:
+        summary = batch.run(transport)  # summary.copies: saved, missing
+
 Nothing here prints or asks: ``prepare_send`` returns a ``PreparedSend`` that says who will be
 sent to, so a caller can show the plan and ask before ``run``.
 """
@@ -42,6 +49,7 @@ from outreach.batch import (
     LIMITED,
     Allowance,
     Batch,
+    Copies,
     Event,
     Plan,
     SendOptions,
@@ -55,7 +63,7 @@ from outreach.batch import (
 from outreach.campaign import RETURN_PATH_ID
 from outreach.campaign import load_campaign as _load_campaign
 from outreach.drafts import CheckReport, Draft, DraftPool
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, MailboxError
 from outreach.mailbox import (
     HEAD_BATCH,
     MAX_MESSAGE_SIZE,
@@ -66,7 +74,9 @@ from outreach.mailbox import (
     Head,
     ImapSettings,
     Mailbox,
+    SentCopier,
     parse_imap_url,
+    sent_copier,
 )
 from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Campaign, Contact, Status, is_reserved
 from outreach.providers import Provider, get_provider
@@ -98,6 +108,7 @@ __all__ = [
     "Campaign",
     "CheckReport",
     "Contact",
+    "Copies",
     "Correction",
     "Credentials",
     "Draft",
@@ -112,6 +123,7 @@ __all__ = [
     "Provider",
     "Rate",
     "Recipient",
+    "SaveSent",
     "SendLog",
     "SendOptions",
     "SentCopy",
@@ -264,6 +276,20 @@ def dry_run(
     return len(plan.todo)
 
 
+@dataclass(frozen=True, slots=True)
+class SaveSent:
+    r"""Say where copies of the letters sent go: the IMAP account, its login, and the folder.
+
+    ``folder`` None is the folder the server marks ``\Sent`` (RFC 6154), or failing that one
+    with a usual name (Sent, Sent Items).
+    """
+
+    imap: ImapSettings
+    credentials: Credentials
+    folder: str | None = None
+    tls_context: ssl.SSLContext | None = field(default=None, repr=False)
+
+
 def prepare_send(
     campaign: Campaign,
     /,
@@ -272,6 +298,7 @@ def prepare_send(
     log: Path | None = None,
     live: bool = False,
     clock: Callable[[], dt.datetime] | None = None,
+    save_sent: SaveSent | None = None,
 ) -> PreparedSend:
     """Open the send log, choose the recipients and check their drafts; send nothing yet.
 
@@ -282,12 +309,18 @@ def prepare_send(
     domains are refused. Use the result in a ``with`` block: it holds the log's lock and, for a
     large batch, the rendering process, until the block ends. ``clock`` (aware, UTC) dates
     the log's entries and counts the daily limit; the system's clock when None.
+
+    With ``save_sent``, the IMAP account is logged in to and its Sent folder found here, so
+    that a server out of reach, a refused login or no such folder stops the batch before
+    anything is sent; the batch then saves a copy of each letter sent, and first those that
+    an earlier run with ``save_sent`` left unsaved.
     """
     options = options or SendOptions()
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
     send_log = SendLog(log or campaign.default_log, campaign=campaign.name, write=True, clock=clock)
     pool: DraftPool | None = None
+    copier: SentCopier | None = None
     try:
         recovered = send_log.recover()
         corrections = send_log.register(everyone)
@@ -307,6 +340,8 @@ def prepare_send(
         )
         if live and not options.allow_reserved:
             check_reserved(plan, sender=campaign.sender.address)
+        if save_sent is not None:
+            copier = _sent_copier(save_sent, campaign)
     except BaseException:
         if pool is not None:
             pool.close()
@@ -321,7 +356,23 @@ def prepare_send(
         log=send_log,
         drafter=drafter,
         pool=pool,
+        copier=copier,
     )
+
+
+def _sent_copier(save_sent: SaveSent, campaign: Campaign) -> SentCopier:
+    """Log in to the account and find its Sent folder; say so if either cannot be done."""
+    folder = save_sent.folder or campaign.sent_folder
+    try:
+        return sent_copier(
+            save_sent.imap,
+            credentials=save_sent.credentials,
+            folder=folder,
+            tls_context=save_sent.tls_context,
+        )
+    except MailboxError as exc:
+        msg = f"--save-sent: {exc}. Nothing was sent."
+        raise MailboxError(msg) from None
 
 
 def _renders_apart(plan: Plan, options: SendOptions, /) -> bool:
@@ -345,6 +396,7 @@ class PreparedSend:
         log: SendLog,
         drafter: drafts.Drafter,
         pool: DraftPool | None,
+        copier: SentCopier | None = None,
     ) -> None:
         """Hold what ``prepare_send`` made; call ``prepare_send`` rather than this."""
         self.campaign = campaign
@@ -356,6 +408,7 @@ class PreparedSend:
         self._log = log
         self._drafter = drafter
         self._pool = pool
+        self._copier = copier
         self._batch: Batch | None = None
         self._stopped = False
 
@@ -368,11 +421,23 @@ class PreparedSend:
         self.close()
 
     def close(self) -> None:
-        """Stop the rendering process and close the send log, releasing its lock."""
+        """Stop the rendering process, log out of the mailbox, close the send log."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._copier is not None:
+            self._copier.close()
+            self._copier = None
         self._log.close()
+
+    @property
+    def sent_folder(self) -> str | None:
+        """Return the folder the copies go to, with ``save_sent``; else None."""
+        return self._copier.folder if self._copier is not None else None
+
+    def count_unsaved_copies(self) -> int:
+        """Count the letters kept in the log whose copy is not in the Sent folder yet."""
+        return self._log.count_unsaved_copies()
 
     def run(
         self,
@@ -415,6 +480,7 @@ class PreparedSend:
             options=self.options,
             on_event=on_event,
             pool=self._pool,
+            copier=self._copier,
         )
         self._batch = batch
         if self._stopped:
@@ -464,11 +530,14 @@ def send(
     log: Path | None = None,
     on_event: Callable[[Event], None] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
+    save_sent: SaveSent | None = None,
 ) -> Summary:
     """Prepare and run a batch in one call; without ``transport``, into the campaign's outbox."""
     transport = transport or MaildirTransport(campaign.default_outbox)
     live = not isinstance(transport, MaildirTransport)
-    with prepare_send(campaign, options=options, log=log, live=live, clock=clock) as batch:
+    with prepare_send(
+        campaign, options=options, log=log, live=live, clock=clock, save_sent=save_sent
+    ) as batch:
         return batch.run(transport, on_event=on_event)
 
 

@@ -10,6 +10,10 @@ take turns: once a lane's message data is written, the other claims the next rec
 hands its envelope over, before the first message's reply: one round trip a message. So at
 most two recipients a connection are claimed and not yet settled. Over other connections a
 worker has one lane, and each recipient is recorded before the next is claimed.
+
+With a ``Copier`` (``send --save-sent``), each letter the server took is kept in the log with
+its settle, and only then handed to the copier, which saves it in the Sent folder from a thread
+of its own; whatever becomes of a copy, the letter's status stays as the server made it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from outreach.attachments import message_size
 from outreach.drafts import Draft, Drafter, DraftPool
@@ -34,7 +38,7 @@ from outreach.errors import (
     ThrottledError,
     TransportError,
 )
-from outreach.model import Contact, Status, is_reserved
+from outreach.model import Contact, CopyResult, SentLetter, Status, is_reserved
 from outreach.ratelimit import Rate, RateLimiter
 from outreach.sendlog import Journal, SendLog
 from outreach.transport import (
@@ -92,6 +96,7 @@ class Summary:
     interrupted: bool = False
     fatal: str | None = None
     resume_at: dt.datetime | None = None  # when the daily limit lets the rest go
+    copies: Copies | None = None  # with --save-sent: what became of the copies
 
     @property
     def ok(self) -> bool:
@@ -102,6 +107,32 @@ class Summary:
             and self.failed == self.uncertain == self.not_sent == 0
             and not (set(self.left_out) - {Status.SENT, LIMITED, DAILY})
         )
+
+
+@dataclass(slots=True)
+class Copies:
+    """Count the copies saved in the Sent folder by this run, and those still missing."""
+
+    folder: str
+    saved: int = 0  # appended by this run
+    found: int = 0  # left unsaved by an earlier run, found already there: not appended again
+    missing: int = 0  # in the send log, not in the folder yet: the next --save-sent saves them
+    reason: str | None = None  # why the first copy that failed was not saved
+
+
+class Copier(Protocol):
+    """Save copies of sent letters, in the order they are put, off the event loop."""
+
+    folder: str
+
+    def start(self, report: Callable[[CopyResult], None], /) -> None:
+        """Start saving; ``report`` is called with each letter's outcome, from any thread."""
+
+    def put(self, letter: SentLetter, /, *, check: bool = False) -> None:
+        """Queue a letter; with ``check``, save it only if the folder does not hold it yet."""
+
+    def close(self, *, abandon: bool = False) -> None:
+        """Save what is queued (with ``abandon``, report it unsaved) and stop; this blocks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,10 +247,12 @@ class Batch:
         options: SendOptions,
         on_event: Callable[[Event], None] | None = None,
         pool: DraftPool | None = None,
+        copier: Copier | None = None,
     ) -> None:
         """Prepare a batch; nothing is sent until ``run``.
 
-        With a ``pool`` the drafts are rendered in its process; without one, in this one.
+        With a ``pool`` the drafts are rendered in its process; without one, in this one. With
+        a ``copier``, each letter sent is saved through it, and those a run left unsaved first.
         """
         self._drafter = drafter
         self._pool = pool
@@ -240,6 +273,8 @@ class Batch:
         # what a stop waits for, and what a process that quits at once leaves 'sending'.
         self._awaiting = 0
         self._unsettled: set[Future[None]] = set()
+        self._copier = copier
+        self._copied: list[CopyResult] = []  # appended from the copier's thread
 
     @property
     def in_flight(self) -> int:
@@ -274,16 +309,7 @@ class Batch:
         # A resend keeps the Message-ID the recipient may already have seen.
         message_ids = self._log.message_ids()
         self._journal = Journal(self._log)
-        producer = asyncio.create_task(self._produce(plan, queue, workers, message_ids))
-        try:
-            await asyncio.gather(
-                *(self._work(queue, first if number == 0 else None) for number in range(workers))
-            )
-        finally:
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await producer
-            await asyncio.to_thread(self._journal.close)
+        await self._send_all(plan, queue, workers, first, message_ids)
         if plan.left_out[DAILY] and self._options.daily_limit is not None:
             # The run's own sends count now: the rest can go once the oldest are a day old.
             summary.resume_at = daily_allowance(self._log, self._options.daily_limit).more_at
@@ -300,6 +326,67 @@ class Batch:
             outcome = "interrupted"
         self._log.end_run(outcome)
         return summary
+
+    async def _send_all(
+        self,
+        plan: Plan,
+        queue: asyncio.Queue[Draft | None],
+        workers: int,
+        first: Connection | None,
+        message_ids: dict[str, str],
+    ) -> None:
+        """Run the workers over the plan; at the end every settle and copy is recorded."""
+        if self._copier is not None:
+            self._start_copies(self._copier)
+        producer = asyncio.create_task(self._produce(plan, queue, workers, message_ids))
+        try:
+            # With nothing to send, a run with a copier only saves the copies left unsaved.
+            if plan.todo or self._copier is None:
+                await asyncio.gather(
+                    *(
+                        self._work(queue, first if number == 0 else None)
+                        for number in range(workers)
+                    )
+                )
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            if self._copier is not None:
+                await self._finish_copies(self._copier)
+            await asyncio.to_thread(self._journal.close)
+        if self._copier is not None:
+            self._summary.copies = self._count_copies(self._copier.folder)
+
+    def _start_copies(self, copier: Copier) -> None:
+        """Start the copier on the letters an earlier run left unsaved, then this run's."""
+        left = self._log.unsaved_copies()
+        copier.start(self._note_copy)
+        for letter in left:
+            copier.put(letter, check=True)
+
+    def _note_copy(self, result: CopyResult) -> None:
+        """Record a copy's outcome (from the copier's thread); the letter's status is untouched."""
+        self._copied.append(result)
+        write = self._journal.submit(functools.partial(self._log.note_copy, result))
+        write.add_done_callback(_ignore)  # a failure leaves the copy unsaved: saved next time
+
+    async def _finish_copies(self, copier: Copier) -> None:
+        """Wait until every settle is on disk (its copy then queued), then for the copies."""
+        with contextlib.suppress(Exception):  # a failed write stops the batch on its own
+            await asyncio.wrap_future(self._journal.submit(lambda: None))
+        await asyncio.to_thread(copier.close, abandon=self._summary.interrupted)
+
+    def _count_copies(self, folder: str) -> Copies:
+        copies = Copies(folder=folder, missing=self._log.count_unsaved_copies())
+        for result in self._copied:
+            if result.found:
+                copies.found += 1
+            elif result.saved:
+                copies.saved += 1
+            elif copies.reason is None:
+                copies.reason = result.error
+        return copies
 
     async def _produce(
         self,
@@ -454,7 +541,7 @@ class Batch:
                     )
                     # Recorded before the turn passes on, unless the connection carries two:
                     # then each lane holds at most one claim not yet settled.
-                    status = self._record(contact, delivery, retry=retry, tries=tries)
+                    status = self._record(contact, delivery, retry=retry, tries=tries, draft=draft)
                 finally:
                     # Only now: the answer's settle is queued, so it counts until it is on disk.
                     self._awaiting -= 1
@@ -544,8 +631,12 @@ class Batch:
         code: int | None,
         text: str,
         refused: str | None = None,
+        letter: SentLetter | None = None,
     ) -> None:
-        """Queue a settle; it shares the commit of the next claims, and is checked at the end."""
+        """Queue a settle; it shares the commit of the next claims, and is checked at the end.
+
+        A ``letter`` is kept in the same transaction, and handed to the copier once on disk.
+        """
         settle = functools.partial(
             self._log.settle,
             contact.id,
@@ -555,9 +646,20 @@ class Batch:
             text=text,
             refused=refused,
         )
+        if letter is not None:
+            settle = functools.partial(_settle_and_keep, self._log, settle, letter)
         write = self._journal.submit(settle)
         self._unsettled.add(write)  # set.add and discard are atomic: the writer thread discards
         write.add_done_callback(self._check_write)
+        if letter is not None and self._copier is not None:
+            copier = self._copier
+
+            def hand_over(done: Future[None]) -> None:
+                if done.exception() is None:
+                    copier.put(letter)
+
+            # Called by the writer thread in commit order: the copies go in the order of the 250s.
+            write.add_done_callback(hand_over)
 
     def _check_write(self, write: Future[None]) -> None:
         """Count the write as recorded; keep the first failed write, to stop the batch with it."""
@@ -565,12 +667,23 @@ class Batch:
         if write.exception() is not None and self._write_error is None:
             self._write_error = write.exception()
 
-    def _record(self, contact: Contact, delivery: Delivery, *, retry: bool, tries: int) -> Status:
+    def _record(
+        self,
+        contact: Contact,
+        delivery: Delivery,
+        *,
+        retry: bool,
+        tries: int,
+        draft: Draft | None = None,
+    ) -> Status:
         refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items()) or None
         text = delivery.text
+        letter = None
         if delivery.outcome is Outcome.SENT:
             status = Status.SENT
             self._summary.sent += 1
+            if self._copier is not None and draft is not None:
+                letter = SentLetter(contact.id, draft.message_id, draft.data, self._log.clock())
         elif delivery.outcome is Outcome.UNCERTAIN:
             status = Status.UNCERTAIN
             self._summary.uncertain += 1
@@ -593,8 +706,21 @@ class Batch:
             code=delivery.code,
             text=text,
             refused=refused,
+            letter=letter,
         )
         return status
+
+
+def _settle_and_keep(log: SendLog, settle: Callable[[], None], letter: SentLetter) -> None:
+    """Settle a letter the server took and keep its copy, in one transaction."""
+    with log.transaction():
+        settle()
+        log.keep_copy(letter)
+
+
+def _ignore(future: Future[Any]) -> None:
+    """Mark a write's failure seen: the copy it was about stays unsaved in the log."""
+    future.exception()
 
 
 def throttled(delivery: Delivery, /) -> bool:

@@ -38,6 +38,7 @@ KNOWN_FIELDS = {
     *ATTACHMENT_FIELDS,
     "imap",
     "return_path",
+    "sent_folder",
 }
 # In return_path, the contact's id: one envelope sender per recipient (VERP).
 RETURN_PATH_ID = "{id}"
@@ -186,6 +187,7 @@ def load_campaign(  # noqa: C901, PLR0912, PLR0915 - one check per field, in fil
     problems.extend(files.pop("problems"))
     # The mailbox 'track' reads; its URL is parsed where it is used.
     imap = text("imap", required=False)
+    sent_folder = text("sent_folder", required=False)  # where 'send --save-sent' files copies
     return_path = text("return_path", required=False)
     if return_path is not None and (bad_path := check_return_path(return_path)):
         problems.append(f"field 'return_path': {bad_path}")
@@ -210,6 +212,7 @@ def load_campaign(  # noqa: C901, PLR0912, PLR0915 - one check per field, in fil
         daily_limit=daily_limit if isinstance(daily_limit, int) else None,
         **files,
         imap=imap,
+        sent_folder=sent_folder,
         return_path=return_path,
     )
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         PreparedSend,
         Provider,
         Recipient,
+        SaveSent,
         SendLog,
         SmtpSettings,
         Summary,
@@ -616,6 +617,7 @@ def _print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading
         )
     elif rest:
         steps.append(f"go on with the {rest} not sent yet (none is sent twice): {again.send()}")
+    steps.extend(_copy_lines(summary, again))
     if summary.selected:
         steps.append(f"see what happened to each recipient: {again.log()}")
     if outbox is not None and summary.sent:
@@ -631,6 +633,28 @@ def _print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading
         )
     for step in steps:
         typer.echo(f"next: {step}")
+
+
+def _copy_lines(summary: Summary, again: _Again) -> list[str]:
+    """Say how many copies were saved in the Sent folder and how many not; return next steps."""
+    copies = summary.copies
+    if copies is None:
+        return []
+    line = f"copies in the folder {copies.folder!r}: {copies.saved} saved"
+    if copies.found:
+        line += f", {copies.found} found there already (not saved twice)"
+    line += f", {copies.missing} not saved"
+    typer.echo(line)
+    if not copies.missing:
+        return []
+    if copies.reason:
+        typer.echo(f"copies not saved: {copies.reason}", err=True)
+    them = "it" if copies.missing == 1 else f"the {copies.missing}"
+    step = (
+        f"the letters themselves were sent; once the mailbox can be reached, save {them} "
+        f"(nothing is sent again, no copy is saved twice): {again.send('--save-sent')}"
+    )
+    return [step]
 
 
 @app.command()
@@ -723,6 +747,39 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
             help="Recipients in any 24 hours, counted from the send log across runs.",
         ),
     ] = None,
+    save_sent: Annotated[
+        bool,
+        typer.Option(
+            "--save-sent",
+            help="Save a copy of each letter sent in the IMAP account's Sent folder (not for "
+            "Gmail or Microsoft 365, which do it themselves).",
+        ),
+    ] = False,
+    imap: Annotated[
+        str | None,
+        typer.Option(
+            "--imap",
+            envvar="OUTREACH_IMAP_URL",
+            help="With --save-sent: imaps://user@host[:port] or imap://... (STARTTLS). "
+            "[default: the campaign file's imap]",
+        ),
+    ] = None,
+    sent_folder: Annotated[
+        str | None,
+        typer.Option(
+            "--sent-folder",
+            help="With --save-sent: the folder for the copies. [default: the campaign file's "
+            "sent_folder, else the folder the server marks as Sent]",
+        ),
+    ] = None,
+    imap_password_command: Annotated[
+        str | None,
+        typer.Option(
+            "--imap-password-command",
+            envvar="OUTREACH_IMAP_PASSWORD_COMMAND",
+            help="With --save-sent: a command that prints the IMAP password.",
+        ),
+    ] = None,
     *,
     ctx: typer.Context,
     choice: CampaignChoice,
@@ -756,6 +813,19 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
             settings = api.smtp_settings(
                 smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
             )
+        # Checked first (a dry run sends nothing to file): whatever would stop it stops the run.
+        copies = (
+            _save_sent(
+                campaign,
+                settings,
+                imap,
+                sent_folder,
+                (method, profile, oauth_token_command, imap_password_command),
+                test_to=test_to,
+            )
+            if save_sent and not dry_run_
+            else None
+        )
         if _send_test(
             campaign,
             test_to,
@@ -779,11 +849,12 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
             )
             return
         with api.prepare_send(
-            campaign, options=options, log=log_path, live=settings is not None
+            campaign, options=options, log=log_path, live=settings is not None, save_sent=copies
         ) as prepared:
             for contact_id in prepared.recovered:
                 msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
                 typer.echo(msg, err=True)
+            _say_copies(prepared, again=_Again(ctx))
             transport: Transport
             if settings is not None:
                 if prepared.plan.todo:
@@ -814,8 +885,67 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
     )
     if summary.interrupted:
         raise typer.Exit(code=EXIT_INTERRUPTED)
-    if not summary.ok:
+    # A copy missing fails the command too, so a script notices; the letters stay sent.
+    if not summary.ok or (summary.copies is not None and summary.copies.missing):
         raise typer.Exit(code=1)
+
+
+def _save_sent(
+    campaign: Campaign,
+    smtp: SmtpSettings | None,
+    imap: str | None,
+    folder: str | None,
+    sign_in: tuple[str, Provider | None, str | None, str | None],
+    *,
+    test_to: str | None,
+) -> SaveSent:
+    """Say where the copies of the letters go: the IMAP account, its login, the folder."""
+    from outreach import api
+
+    if test_to:
+        msg = "--save-sent: test sends are not filed in the Sent folder; drop one of the two"
+        raise ConfigError(msg)
+    if smtp is None:
+        msg = (
+            "--save-sent: the letters go into the outbox Maildir, not to a server, so there is "
+            "no sent letter to file; use it with --smtp. Nothing was sent."
+        )
+        raise ConfigError(msg)
+    method, profile, token_command, password_command = sign_in
+    if not imap and not campaign.imap and profile is not None:
+        imap = profile.imap_url(campaign.sender.address)
+    if not imap and not campaign.imap:
+        msg = (
+            "--save-sent: no IMAP account to save the copies in: pass --imap "
+            "imaps://user@host, set OUTREACH_IMAP_URL, or add a line such as imap = "
+            '"imaps://you@mail.your-organization.example" to campaign.toml. Nothing was sent.'
+        )
+        raise ConfigError(msg)
+    settings = api.imap_settings(
+        imap,
+        campaign=campaign,
+        verify=smtp.verify,
+        timeout=smtp.timeout,
+        require_tls=smtp.require_tls,
+    )
+    credentials = _imap_credentials(settings, method, profile, token_command, password_command)
+    return api.SaveSent(imap=settings, credentials=credentials, folder=folder)
+
+
+def _say_copies(prepared: PreparedSend, *, again: _Again) -> None:
+    """Say where the copies go, or that copies of an earlier run are still to be saved."""
+    left = prepared.count_unsaved_copies()
+    if prepared.sent_folder is None:
+        if left:
+            typer.echo(
+                f"note: {_count(left, 'copy')} of letters sent with --save-sent "
+                f"{'is' if left == 1 else 'are'} not in the Sent folder yet; to save "
+                f"{'it' if left == 1 else 'them'}: {again.send('--save-sent')}",
+                err=True,
+            )
+        return
+    earlier = f"; first the {left} an earlier run left unsaved" if left else ""
+    typer.echo(f"A copy of each letter sent goes to the folder {prepared.sent_folder!r}{earlier}.")
 
 
 def _test_transport(
@@ -1586,6 +1716,8 @@ METAVARS = {
     "--imap": "URL",
     "--folder": "FOLDER",
     "--move-to": "FOLDER",
+    "--sent-folder": "NAME",
+    "--imap-password-command": "COMMAND",
 }
 
 

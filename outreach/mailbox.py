@@ -12,14 +12,19 @@ moved or expunged. Reading is incremental: a ``Cursor`` (UIDVALIDITY and the las
 where the previous run stopped; only UIDs above it are fetched. Headers, size and structure are
 fetched first for every new message, in batches; whole messages only for those the caller asks
 for, in batches bounded in bytes, and never one larger than the size bound.
+
+The one exception is ``SentCopier``, asked for by ``send --save-sent``: it appends copies of the
+letters sent to the account's Sent folder, and changes nothing else.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import queue
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -30,7 +35,7 @@ from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from outreach.errors import ConfigError, MailboxError
-from outreach.model import is_loopback
+from outreach.model import CopyResult, SentLetter, is_loopback
 
 IMAP_PORT = 143
 IMAPS_PORT = 993
@@ -40,6 +45,9 @@ SENT = rb"\Sent"  # the special-use attribute of the folder for sent mail (RFC 6
 HEAD_BATCH = 500  # messages whose headers one FETCH asks for
 BODY_BATCH = 100  # messages one FETCH of whole messages asks for at most
 BODY_BATCH_BYTES = 16 * 1024 * 1024  # and their total size at most
+COPY_BATCH = 50  # letters one APPEND carries at most (MULTIAPPEND, RFC 3502)
+COPY_BATCH_BYTES = 16 * 1024 * 1024  # and their total size at most
+NAME_SENT = 'name it with --sent-folder NAME, or sent_folder = "NAME" in campaign.toml'
 URL_HINT = "use imaps://user@host[:port] (TLS, port 993) or imap://user@host[:port] (STARTTLS)"
 
 
@@ -441,11 +449,25 @@ class Mailbox:
             raise self._failed("LIST", exc) from None
         if not found:
             msg = (
-                f"{self.settings.url}: no folder is marked as the Sent folder, and none has a "
-                "usual name (Sent, Sent Items); name one with --sent-folder"
+                f"{self.settings.url}: no folder is marked as the Sent folder (RFC 6154 special "
+                f"use), and none has a usual name (Sent, Sent Items); {NAME_SENT}"
             )
             raise MailboxError(msg)
         return str(found)
+
+    def folder(self, name: str, /) -> str:
+        """Return ``name`` if the folder exists; else say which folders do."""
+        try:
+            if self.client.folder_exists(name):
+                return name
+            folders = sorted(str(entry[2]) for entry in self.client.list_folders())
+        except (OSError, IMAPClientError) as exc:
+            raise self._failed("LIST", exc) from None
+        msg = (
+            f"{self.settings.url}: no folder {name!r} for the copies of sent letters; the "
+            f"folders are: {', '.join(folders)}. {NAME_SENT[0].upper()}{NAME_SENT[1:]}"
+        )
+        raise MailboxError(msg)
 
     def append(self, folder: str, data: bytes, /) -> None:
         """Append one message to ``folder``, flagged as read (a copy of what was sent)."""
@@ -496,6 +518,167 @@ class Mailbox:
         except (OSError, IMAPClientError) as exc:
             action = f"moving to {target!r}"
             raise self._failed(action, exc) from None
+
+
+def sent_copier(
+    settings: ImapSettings,
+    /,
+    *,
+    credentials: Credentials,
+    folder: str | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> SentCopier:
+    r"""Log in and find the folder for copies of sent letters: ``folder``, or the ``\Sent`` one.
+
+    Whatever would make every copy fail (no server, a refused login, no such folder) is raised
+    here, before anything is sent.
+    """
+    box = Mailbox(settings, credentials=credentials, tls_context=tls_context)
+    box.connect()
+    try:
+        name = box.sent_folder() if folder is None else box.folder(folder)
+    except BaseException:
+        box.close()
+        raise
+    return SentCopier(box, name)
+
+
+class SentCopier:
+    r"""Append copies of sent letters to the Sent folder from a thread of its own, in order.
+
+    IMAPClient blocks, and the sending must not wait for it: each letter is put in a queue once
+    its 250 is recorded, and the thread appends them in that order, many in one command where
+    the server has MULTIAPPEND (RFC 3502), each flagged ``\Seen`` and dated with its send time.
+    The outcome of each goes to ``report``, from that thread.
+
+    No letter is saved twice: one whose APPEND may have reached the server (the connection was
+    lost before the answer), or one left unsaved by an earlier run (``put`` with ``check``), is
+    first looked for in the folder by its Message-ID. A lost connection is opened again once;
+    if that fails (the server is gone, the login is refused), no more attempts are made: every
+    letter left is reported as not saved, for a later run.
+    """
+
+    def __init__(self, box: Mailbox, folder: str, /) -> None:
+        """Take a logged-in mailbox and the folder's name; nothing happens before ``start``."""
+        self.box = box
+        self.folder = folder
+        self._queue: queue.SimpleQueue[tuple[SentLetter, bool] | None] = queue.SimpleQueue()
+        self._report: Callable[[CopyResult], None] = lambda _result: None
+        self._thread: threading.Thread | None = None
+        self._abandon = threading.Event()
+        self._broken: str | None = None  # why no more attempts are made
+        self._examined = False
+
+    def start(self, report: Callable[[CopyResult], None], /) -> None:
+        """Start the thread; ``report`` is called with each letter's outcome, in order."""
+        self._report = report
+        self._thread = threading.Thread(target=self._run, name="sent-copies", daemon=True)
+        self._thread.start()
+
+    def put(self, letter: SentLetter, /, *, check: bool = False) -> None:
+        """Queue a letter; with ``check``, save it only if the folder does not hold it yet."""
+        self._queue.put((letter, check))
+
+    def close(self, *, abandon: bool = False) -> None:
+        """Save what is queued (with ``abandon``, report it unsaved), stop, and log out."""
+        if abandon:
+            self._abandon.set()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self.box.close()
+
+    def _run(self) -> None:
+        ending = False
+        while not ending:
+            item = self._queue.get()
+            if item is None:
+                break
+            group = [item]
+            size = len(item[0].data)
+            while len(group) < COPY_BATCH and size < COPY_BATCH_BYTES:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    ending = True
+                    break
+                group.append(item)
+                size += len(item[0].data)
+            try:
+                self._save(group)
+            except Exception as exc:  # noqa: BLE001 - a copy must never stop or undo the sending
+                self._fail(group, f"unexpected error: {exc!r}")
+
+    def _save(self, group: list[tuple[SentLetter, bool]]) -> None:
+        if self._abandon.is_set():
+            self._fail(group, "the run was stopped before this copy was saved")
+            return
+        if self._broken is not None:
+            self._fail(group, self._broken)
+            return
+        try:
+            self._store(group)
+        except (OSError, IMAPClientAbortError) as exc:
+            lost = _reason(exc)
+        except IMAPClientError as exc:  # NO or BAD: these letters refused; the connection holds
+            self._fail(group, f"{self.box.settings.url}: APPEND refused: {_reason(exc)}")
+            return
+        else:
+            return
+        try:
+            self.box.close()
+            self._examined = False
+            self.box.connect()
+        except MailboxError as exc:
+            self._broken = f"{exc} (after {lost})"
+            self._fail(group, self._broken)
+            return
+        # Any of them may have been saved before the answer was lost: looked for first.
+        again = [(letter, True) for letter, _ in group]
+        try:
+            self._store(again)
+        except (OSError, IMAPClientError) as exc:
+            self._broken = f"{self.box.settings.url}: {_reason(exc)} (after {lost})"
+            self._fail(again, self._broken)
+
+    def _store(self, group: list[tuple[SentLetter, bool]]) -> None:
+        """Append the group's letters; report each saved one and drop it from ``group``."""
+        client = self.box.client
+        if any(check for _, check in group):
+            if not self._examined:
+                client.select_folder(self.folder, readonly=True)
+                self._examined = True
+            for letter, check in list(group):
+                if check and client.search(["HEADER", "Message-ID", letter.message_id]):
+                    group.remove((letter, check))
+                    self._report(CopyResult(letter, self.folder, found=True))
+        if len(group) > 1 and client.has_capability("MULTIAPPEND"):
+            typ, data = client.multiappend(
+                self.folder,
+                [
+                    {"msg": letter.data, "flags": (SEEN,), "date": letter.sent_at}
+                    for letter, _ in group
+                ],
+            )
+            if typ != "OK":
+                raise IMAPClientError(b" ".join(d for d in data if isinstance(d, bytes)))
+            saved = list(group)
+            group.clear()
+            for letter, _ in saved:
+                self._report(CopyResult(letter, self.folder))
+            return
+        while group:
+            letter, _ = group[0]
+            client.append(self.folder, letter.data, flags=(SEEN,), msg_time=letter.sent_at)
+            group.pop(0)
+            self._report(CopyResult(letter, self.folder))
+
+    def _fail(self, group: list[tuple[SentLetter, bool]], reason: str) -> None:
+        for letter, _ in group:
+            self._report(CopyResult(letter, self.folder, error=reason))
 
 
 def _content_types(structure: Any) -> Iterator[str]:

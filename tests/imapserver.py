@@ -13,6 +13,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -162,8 +163,28 @@ class Dovecot:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    def restart(self) -> None:
+        """Start the stopped server again, with the same configuration, ports and mail."""
+        self.stop()
+        self.process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.root / "dovecot.stderr").open("ab"),
+            start_new_session=True,
+        )
+        wait_for_port(self.imaps_port, self.process, self.root / "dovecot.log", "Dovecot")
+        wait_for_port(self.imap_port, self.process, self.root / "dovecot.log", "Dovecot")
+
+    def set_password(self, password: str) -> None:
+        """Give the user another password; Dovecot reads the file again at the next login."""
+        (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{password}\n", encoding="utf-8")
+        # Dovecot looks at the file's time at most once a second: a login in the same second
+        # would still take the old password.
+        time.sleep(1.1)
+
     def stop(self) -> None:
-        """Stop the server and every process it started."""
+        """Stop the server and every process it started, its clients' connections with them."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -171,6 +192,9 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
+        # The master leaves its imap and login processes running, with their connections.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def start_dovecot(
@@ -180,6 +204,7 @@ def start_dovecot(
     oauth2_introspection: str | None = None,
     oauth2_mechanisms: tuple[str, ...] = ("xoauth2", "oauthbearer"),
     sasl: bool = False,
+    sent: bool = True,
 ) -> Dovecot:
     """Start Dovecot under ``root`` with one user, TLS and a password; skip if it is missing.
 
@@ -187,7 +212,8 @@ def start_dovecot(
     ``OAUTHBEARER`` logins (or those of ``oauth2_mechanisms``), and asks that endpoint whether
     each token is active and whose.
     With ``sasl`` its authentication service also listens on a loopback port (``sasl_port``) for
-    an MTA's SASL requests, and logs every failed login (``auth_verbose``).
+    an MTA's SASL requests, and logs every failed login (``auth_verbose``). Without ``sent``
+    no folder is marked as the Sent one, and none is called so.
     """
     if not Path(DOVECOT).exists() or not Path(DOVEADM).exists():
         missing("Dovecot is not installed (Debian: dovecot-core dovecot-imapd)")
@@ -251,6 +277,18 @@ def start_dovecot(
             f"passdb {{\n{pad}  driver = oauth2\n{pad}  mechanisms = {' '.join(oauth2_mechanisms)}\n"
             f"{pad}  args = {root}/oauth2.conf.ext\n{pad}}}\n{pad}"
         )
+    # Indented as the lines of the configuration it is put into, which are dedented whole.
+    sent_folder = (
+        "mailbox Sent {\n"
+        + " " * 16
+        + "special_use = \\Sent\n"
+        + " " * 16
+        + "auto = create\n"
+        + " " * 14
+        + "}"
+        if sent
+        else ""
+    )
     config = root / "dovecot.conf"
     config.write_text(
         textwrap.dedent(
@@ -273,10 +311,7 @@ def start_dovecot(
             mail_location = maildir:~/Maildir
             namespace inbox {{
               inbox = yes
-              mailbox Sent {{
-                special_use = \\Sent
-                auto = create
-              }}
+              {sent_folder}
               mailbox Junk {{
                 special_use = \\Junk
               }}
@@ -313,6 +348,7 @@ def start_dovecot(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=(root / "dovecot.stderr").open("wb"),
+        start_new_session=True,  # a group of its own: stop() ends the processes it started
     )
     server = Dovecot(
         root=root,
