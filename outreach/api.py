@@ -81,7 +81,15 @@ from outreach.mailbox import (
 from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Campaign, Contact, Status, is_reserved
 from outreach.providers import Provider, get_provider
 from outreach.ratelimit import Rate, parse_rate
-from outreach.sendlog import Attempt, Correction, NotedTestSend, Recipient, SendLog, TrackEvent
+from outreach.sendlog import (
+    Attempt,
+    Correction,
+    KeptCopy,
+    NotedTestSend,
+    Recipient,
+    SendLog,
+    TrackEvent,
+)
 from outreach.sink import Login as SinkLogin
 from outreach.starter import Started, start
 from outreach.tracking import Kind, Sighting, TrackCounts, TrackingIndex
@@ -114,6 +122,7 @@ __all__ = [
     "Draft",
     "Event",
     "ImapSettings",
+    "KeptCopy",
     "MaildirTransport",
     "NotedTestSend",
     "Outcome",

@@ -1314,6 +1314,7 @@ def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
         raise OutreachError(msg)
     attempts = log.history(contact_id)
     events = log.events(contact_id)
+    copies = log.copies(contact_id)
     if as_json:
         record = _as_dict(row)
         record["history"] = [
@@ -1333,6 +1334,7 @@ def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
             for a in attempts
         ]
         record["events"] = [_event_dict(e) for e in events]
+        record["sent_copies"] = [dataclasses.asdict(c) for c in copies]
         typer.echo(json.dumps(record, ensure_ascii=False))
         return
     cc = f" (cc {row.cc})" if row.cc else ""
@@ -1353,6 +1355,12 @@ def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
         )
         if a.refused:
             typer.echo(f"    refused: {a.refused}")
+    for c in copies:
+        if c.saved_at:
+            typer.echo(f"  copy of {c.message_id} saved in {c.folder!r} at {_when(c.saved_at)}")
+        else:
+            why = f": {c.error}" if c.error else ""
+            typer.echo(f"  copy of {c.message_id} not in the Sent folder yet{why}")
     for e in events:
         where = f"({e.folder}, UID {e.uid}, {e.evidence})"
         if e.kind in {"replied", "auto_replied"}:

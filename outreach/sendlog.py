@@ -262,6 +262,17 @@ class TrackEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptCopy:
+    """One letter sent with --save-sent: where its copy was saved, or why not yet."""
+
+    message_id: str
+    sent_at: str
+    folder: str | None
+    saved_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Correction:
     """A bounced recipient whose address the contact list now corrects: sent again, once."""
 
@@ -650,13 +661,14 @@ class SendLog:
         row = self._db.execute("SELECT COUNT(*) FROM sent_copies WHERE saved_at IS NULL")
         return int(row.fetchone()[0])
 
-    def copies_saved(self) -> dict[str, str]:
-        """Return when each recipient's last copy was saved in the Sent folder, by contact id."""
+    def copies(self, contact_id: str, /) -> list[KeptCopy]:
+        """Return what became of the copies of one recipient's letters, oldest first."""
         rows = self._db.execute(
-            "SELECT contact_id, MAX(saved_at) FROM sent_copies WHERE saved_at IS NOT NULL "
-            "GROUP BY contact_id"
-        )
-        return {str(contact_id): str(at) for contact_id, at in rows}
+            "SELECT message_id, sent_at, folder, saved_at, error FROM sent_copies "
+            "WHERE contact_id = ? ORDER BY sent_at, rowid",
+            (contact_id,),
+        ).fetchall()
+        return [KeptCopy(*row) for row in rows]
 
     def record_attachments(
         self, files: Iterable[tuple[str, str, int]], /, *, by: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 import time
@@ -365,9 +366,15 @@ def test_copies_not_saved_are_counted_with_the_next_step_and_the_rerun_saves_the
     without = run_cli("send", "--yes", "--allow-reserved-domains", cwd=campaign, env=env)
     assert f"note: {missing} cop" in without.stderr
     assert "not in the Sent folder yet" in without.stderr
+    history = run_cli("log", "c00006", cwd=campaign).stdout
+    assert "not in the Sent folder yet: " in history
+    assert "cannot connect" in history
     dovecot.restart()
     again = cli_send(campaign, env)
     assert again.returncode == 0, again.stderr
+    assert "saved in 'Sent' at " in run_cli("log", "c00006", cwd=campaign).stdout
+    saved_copies = json.loads(run_cli("log", "c00006", "--json", cwd=campaign).stdout)
+    assert [c["folder"] for c in saved_copies["sent_copies"]] == ["Sent"]
     assert f"first the {missing} an earlier run left unsaved" in again.stdout
     assert f"copies in the folder 'Sent': {missing} saved, 0 not saved" in again.stdout
     assert len(server.handler.received) == 6
