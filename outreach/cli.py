@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import typer
 
@@ -60,6 +60,68 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: rendering it with rich costs more than the rest
 )
+
+
+N = TypeVar("N", int, float)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounded(Generic[N]):
+    """Declare a number option once: its help, its range in words, its check and its default.
+
+    Typer renders a declared ``min``/``max`` in the help as ``1<=x<=64``, with no setting to
+    turn that off; the range is checked here instead, in a callback, and said in words.
+    """
+
+    help: str
+    low: N
+    high: N | None = None
+    default: N | None = None
+
+    @property
+    def range(self) -> str:
+        """Say the range in words: ``1 to 64``, or ``0.1 or more``."""
+        if self.high is None:
+            return f"{self.low:g} or more"
+        return f"{self.low:g} to {self.high:g}"
+
+    def option(self, *names: str) -> Any:
+        """Return the typer option, its help ending with the range and the default in words."""
+        default = f", default {self.default:g}" if self.default is not None else ""
+        return typer.Option(
+            *names,
+            help=f"{self.help} ({self.range}{default}).",
+            show_default=False,
+            callback=self.check,
+        )
+
+    @property
+    def value(self) -> N:
+        """Return the default, for the parameter's signature."""
+        if self.default is None:
+            msg = f"{self.help!r} has no default"
+            raise TypeError(msg)
+        return self.default
+
+    def check(self, value: float | None) -> float | None:
+        """Refuse a number outside the range, naming the range (typer names the option)."""
+        if value is None:
+            return value
+        # Written so that NaN, which compares false with everything, is refused too.
+        if not self.low <= value or (self.high is not None and not value <= self.high):
+            wanted = f"from {self.range}" if self.high is not None else f"of {self.range}"
+            msg = f"{value:g} is outside the range: give a number {wanted}"
+            raise typer.BadParameter(msg)
+        return value
+
+
+CONCURRENCY = Bounded("SMTP connections", 1, 64, default=1)
+LIMIT = Bounded("Send at most N messages", 1)
+MAX_ATTEMPTS = Bounded("Attempts per recipient for transient failures", 1, 20, default=3)
+RETRY_BACKOFF = Bounded("Seconds before the first retry; doubles each time", 0.0, default=5.0)
+TIMEOUT = Bounded("Seconds to wait for each server reply", 0.1, default=DEFAULT_TIMEOUT)
+DAILY_LIMIT = Bounded("Recipients in any 24 hours, counted from the send log across runs", 1)
+SINK_PORT = Bounded("Port to listen on", 1, 65535, default=2525)
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,11 +748,11 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
         Path | None, typer.Option("--outbox", help="Maildir for the default. [default: outbox/]")
     ] = None,
     log_path: LogOption = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="SMTP connections.")] = 1,
+    concurrency: Annotated[int, CONCURRENCY.option()] = CONCURRENCY.value,
     rate: Annotated[
         str | None, typer.Option(help="Never more than this, e.g. 30/min, 5/s, 500/h.")
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Send at most N messages.")] = None,
+    limit: Annotated[int | None, LIMIT.option()] = None,
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Send only to this contact id (repeat).")
     ] = None,
@@ -727,26 +789,13 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
     insecure_tls: Annotated[
         bool, typer.Option("--insecure-tls", help="Do not verify the server's certificate.")
     ] = False,
-    max_attempts: Annotated[
-        int, typer.Option(min=1, max=20, help="Attempts per recipient for transient failures.")
-    ] = 3,
-    retry_backoff: Annotated[
-        float, typer.Option(min=0.0, help="Seconds before the first retry; doubles each time.")
-    ] = 5.0,
-    timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
-    ] = DEFAULT_TIMEOUT,
+    max_attempts: Annotated[int, MAX_ATTEMPTS.option()] = MAX_ATTEMPTS.value,
+    retry_backoff: Annotated[float, RETRY_BACKOFF.option()] = RETRY_BACKOFF.value,
+    timeout: Annotated[float, TIMEOUT.option()] = TIMEOUT.value,
     provider: ProviderOption = None,
     auth: AuthOption = None,
     oauth_token_command: TokenCommandOption = None,
-    daily_limit: Annotated[
-        int | None,
-        typer.Option(
-            "--daily-limit",
-            min=1,
-            help="Recipients in any 24 hours, counted from the send log across runs.",
-        ),
-    ] = None,
+    daily_limit: Annotated[int | None, DAILY_LIMIT.option("--daily-limit")] = None,
     save_sent: Annotated[
         bool,
         typer.Option(
@@ -1375,7 +1424,7 @@ def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
 @app.command()
 def sink(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 2525,
+    port: Annotated[int, SINK_PORT.option()] = SINK_PORT.value,
     maildir: Annotated[
         Path, typer.Option("--maildir", help="Maildir to store messages in.")
     ] = Path("sink"),
@@ -1528,9 +1577,7 @@ def track(
     insecure_tls: Annotated[
         bool, typer.Option("--insecure-tls", help="Do not verify the server's certificate.")
     ] = False,
-    timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait for each server reply.")
-    ] = 60.0,
+    timeout: Annotated[float, TIMEOUT.option()] = TIMEOUT.value,
     move_to: Annotated[
         str | None,
         typer.Option(
@@ -1673,9 +1720,6 @@ def _options(
 
 # The option parser's validation speaks of its own types; these say it in plain words.
 _PLAIN_WORDS = (
-    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
-    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
-    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
     (re.compile(r"Input should be a valid integer.*"), "must be a whole number"),
     (re.compile(r"Input should be a valid number.*"), "must be a number"),
     (re.compile(r"Value error, "), ""),

@@ -32,9 +32,12 @@ def test_version(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_speaks_plain_words(tmp_path: Path, command: str) -> None:
-    """No command's help shows the option parser's type names."""
+    """No command's help shows the option parser's type names or its range notation."""
     text = run_cli(command, "--help", cwd=tmp_path).stdout
     for term in (
+        "<=x",
+        "x>=",
+        "x<=",
         "<int",
         "<float",
         "<list[",
@@ -50,14 +53,35 @@ def test_help_speaks_plain_words(tmp_path: Path, command: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["send", "--concurrency", "0"], "Invalid value for '--concurrency': must be at least 1."),
-        (["send", "--concurrency", "65"], "Invalid value for '--concurrency': must be at most 64."),
+        (
+            ["send", "--concurrency", "0"],
+            "Invalid value for '--concurrency': 0 is outside the range: give a number from 1 to 64.",
+        ),
+        (
+            ["send", "--concurrency", "65"],
+            "Invalid value for '--concurrency': 65 is outside the range: give a number from 1 to 64.",
+        ),
+        (
+            ["send", "--timeout", "0.01"],
+            "Invalid value for '--timeout': 0.01 is outside the range: give a number of 0.1 or more.",
+        ),
+        (
+            ["send", "--timeout", "nan"],
+            "Invalid value for '--timeout': nan is outside the range: give a number of 0.1 or more.",
+        ),
+        (
+            ["send", "--limit", "0"],
+            "Invalid value for '--limit': 0 is outside the range: give a number of 1 or more.",
+        ),
         (
             ["send", "--concurrency", "two"],
             "Invalid value for '--concurrency': must be a whole number.",
         ),
         (["send", "--timeout", "soon"], "Invalid value for '--timeout': must be a number."),
-        (["sink", "--port", "0"], "Invalid value for '--port': must be at least 1."),
+        (
+            ["sink", "--port", "0"],
+            "Invalid value for '--port': 0 is outside the range: give a number from 1 to 65535.",
+        ),
     ],
 )
 def test_a_bad_option_value_is_said_in_plain_words(
@@ -67,6 +91,34 @@ def test_a_bad_option_value_is_said_in_plain_words(
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.endswith(f"\nError: {message}\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        ("send", "--concurrency N SMTP connections (1 to 64, default 1)."),
+        ("send", "--limit N Send at most N messages (1 or more)."),
+        (
+            "send",
+            "--max-attempts N Attempts per recipient for transient failures (1 to 20, default 3).",
+        ),
+        ("send", "doubles each time (0 or more, default 5)."),
+        (
+            "send",
+            "--timeout SECONDS Seconds to wait for each server reply (0.1 or more, default 60).",
+        ),
+        ("send", "counted from the send log across runs (1 or more)."),
+        (
+            "track",
+            "--timeout SECONDS Seconds to wait for each server reply (0.1 or more, default 60).",
+        ),
+        ("sink", "--port PORT Port to listen on (1 to 65535, default 2525)."),
+    ],
+)
+def test_help_says_number_ranges_in_words(tmp_path: Path, command: str, words: str) -> None:
+    """A number option's help gives its range and default in words, as the rendered help shows."""
+    text = run_cli(command, "--help", cwd=tmp_path, env={"COLUMNS": "100"}).stdout
+    assert words in " ".join(text.split())
 
 
 def test_a_choice_error_has_no_library_prefix(tmp_path: Path) -> None:
