@@ -4,6 +4,7 @@ Run from the repository root, in the project's virtual environment:
 
     python tests/benchmarks/bench.py            # the full run (N = 1,000 / 10,000 / 100,000)
     python tests/benchmarks/bench.py --quick    # smaller N, for a first look
+    python tests/benchmarks/bench.py --save-sent   # without and with --save-sent (Dovecot)
 
 The sink is Postfix's C ``smtp-sink``, installed or else unpacked from Debian's ``postfix``
 package (apt-get download, no mail server installed) into a cache folder; without it, aiosmtpd
@@ -28,6 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("OUTREACH_BENCH_CACHE", Path.home() / ".cache" / "outreach-bench"))
@@ -176,12 +178,12 @@ def contact_loading(count: int) -> tuple[float, float]:
         return median(folder / "contacts.yaml"), median(folder / "contacts.csv")
 
 
-def outreach(*args: str, cwd: Path) -> tuple[float, float, str]:
+def outreach(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Run the outreach CLI; return wall seconds, peak RSS in MiB and its output."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "outreach", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     assert process.stdout is not None
     output = process.stdout.read()
@@ -192,15 +194,76 @@ def outreach(*args: str, cwd: Path) -> tuple[float, float, str]:
     return seconds, usage.ru_maxrss / 1024, output
 
 
-def run_ours(count: int, port: int) -> tuple[float, float]:
+def run_ours(
+    count: int, port: int, *extra: str, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Send ``count`` letters with the whole CLI; return seconds and peak RSS (MiB)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_workload(Path(tmp) / "w", count)
-        seconds, rss, _ = outreach(
+        seconds, rss, output = outreach(
             "send", "--smtp", f"smtp://127.0.0.1:{port}", "--yes", "--allow-reserved-domains",
-            "--concurrency", str(CONCURRENCY), cwd=folder,
+            "--concurrency", str(CONCURRENCY), *extra, cwd=folder, env=env,
         )  # fmt: skip
+        if "--save-sent" in extra and f": {count} saved, 0 not saved" not in output:
+            raise SystemExit(f"not every copy was saved:\n{output}")
         return seconds, rss
+
+
+def save_sent(count: int, port: int, rounds: int) -> None:
+    """Print the batch's speed without and with --save-sent to a Dovecot on loopback."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import trustme  # noqa: PLC0415 - the test fixtures, for this figure only
+    from imapserver import PASSWORD, open_folder, start_dovecot  # noqa: PLC0415
+
+    with open_folder("outreach-bench-dovecot-") as root:
+        dovecot = start_dovecot(root, ca=trustme.CA())
+        try:
+            env = {
+                **os.environ,
+                "OUTREACH_IMAP_URL": dovecot.url(),
+                "OUTREACH_IMAP_PASSWORD": PASSWORD,
+                "SSL_CERT_FILE": str(dovecot.ca_file),
+            }
+            plain, saving = [], []
+            for _ in range(rounds):  # taking turns, as the machine's speed drifts
+                plain.append(run_ours(count, port, env=env)[0])
+                saving.append(run_ours(count, port, "--save-sent", env=env)[0])
+            with dovecot.client("Sent", readonly=True) as client:
+                copies = len(client.search("ALL"))
+            appending = imap_limit(dovecot, count, message_size())
+        finally:
+            dovecot.stop()
+    without, with_copies = statistics.median(plain), statistics.median(saving)
+
+    def each(runs: list[float]) -> str:
+        return ", ".join(f"{count / run:,.0f}" for run in runs)
+
+    print(
+        f"save   outreach send, N={count:,}, without --save-sent: {count / without:,.0f} msg/s "
+        f"({without:.1f} s); median of {rounds}: {each(plain)}"
+    )
+    print(
+        f"save   with --save-sent to Dovecot (imaps, loopback): {count / with_copies:,.0f} msg/s "
+        f"({with_copies:.1f} s, {with_copies / without:.0%} of the time without); median of "
+        f"{rounds}: {each(saving)}; {copies:,} copies in Sent"
+    )
+    print(
+        f"limit  IMAPClient alone, N={count:,} prebuilt messages in MULTIAPPENDs of 50 to the "
+        f"same Dovecot: {count / appending:,.0f} msg/s ({appending:.1f} s)"
+    )
+
+
+def imap_limit(dovecot: Any, count: int, size: int) -> float:
+    """Append ``count`` prebuilt messages of ``size`` bytes to a folder, 50 a command; seconds."""
+    body = b"Subject: limit\r\nFrom: a@b.example\r\nTo: c@d.example\r\n\r\n"
+    body += (b"x" * 76 + b"\r\n") * ((size - len(body)) // 78)
+    with dovecot.client(None) as client:
+        client.create_folder("Limit")
+        started = time.perf_counter()
+        for start in range(0, count, 50):
+            group = min(50, count - start)
+            client.multiappend("Limit", [{"msg": body, "flags": [b"\\Seen"]}] * group)
+        return time.perf_counter() - started
 
 
 def message_size() -> int:
@@ -352,6 +415,11 @@ def main() -> None:
         action="store_true",
         help="ours, the limit, the peer and smtp-source only: no scaling, rate or start-up",
     )
+    parser.add_argument(
+        "--save-sent",
+        action="store_true",
+        help="only the batch without and with --save-sent to a Dovecot on loopback",
+    )
     options = parser.parse_args()
     big = 2_000 if options.quick else 10_000
     scaling = [500, 2_000, 5_000] if options.quick else [1_000, 10_000, 100_000]
@@ -364,6 +432,9 @@ def main() -> None:
     print(f"message: the real letter, text + HTML, {size:,} bytes")
     with sink() as (port, name):
         print(f"sink: {name} on 127.0.0.1:{port}; {CONCURRENCY} connections\n")
+        if options.save_sent:
+            save_sent(500 if options.quick else 5_000, port, rounds=2)
+            return
         # This machine's speed drifts from minute to minute: ours and the limit take turns, and
         # the medians are compared.
         ours_runs, limit_runs, source_runs = [], [], []
