@@ -13,9 +13,10 @@ import pytest
 import trustme
 from helpers import contacts_yaml, run_cli, write_campaign
 from imapserver import USER, Dovecot, open_folder, start_dovecot
+from test_save_sent import send, sent_folder
 from tokenserver import ACCESS_PREFIX, CLIENT_ID, TENANT, TokenServer
 
-from outreach import oauth
+from outreach import api, oauth
 from outreach.errors import MailboxError
 from outreach.mailbox import Auth, Credentials, Mailbox, parse_imap_url
 
@@ -180,3 +181,27 @@ def test_track_takes_a_token_from_a_command(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("examined 0 messages in INBOX")
     assert access not in done.stdout + done.stderr
+
+
+def test_save_sent_logs_in_with_oauth_and_no_token_is_kept_anywhere(
+    oauth_dovecot: Dovecot, token_server: TokenServer, make_server, client_tls, tmp_path: Path
+) -> None:
+    """Copies saved with a kept sign-in: every one in Sent, and no token in the log, files or Sent."""
+    source = sign_in(token_server)
+    folder = tmp_path / "campaign"
+    write_campaign(folder, contacts=contacts_yaml(3))
+    copies = api.SaveSent(
+        imap=api.imap_settings(oauth_dovecot.url()),
+        credentials=Credentials(Auth.XOAUTH2, oauth.blocking_token(source)),
+        tls_context=oauth_dovecot.tls_context(),
+    )
+    summary = send(folder, make_server(pipelining=True), client_tls, copies)
+    assert summary.copies == api.Copies(folder="Sent", saved=3)
+    assert logged_in_with(oauth_dovecot)[-1] == "OAUTHBEARER"
+    saved = sent_folder(oauth_dovecot)
+    assert len(saved) == 3
+    for item in saved.values():
+        assert ACCESS_PREFIX.encode() not in bytes(item[b"BODY[]"])
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert ACCESS_PREFIX.encode() not in path.read_bytes(), path
