@@ -446,3 +446,30 @@ def test_passwords_never_appear_in_output_log_files_or_copies(
                 assert secret.encode() not in path.read_bytes(), path
         for item in sent_folder(dovecot).values():
             assert secret.encode() not in bytes(item[b"BODY[]"])
+
+
+def test_a_stopped_batch_keeps_its_copies_for_the_next_run(
+    campaign: Path, make_server, client_tls, dovecot: Dovecot
+) -> None:
+    """Stopped after two letters: each sent letter's copy is saved now or by the next run, once."""
+    server = make_server(pipelining=True)
+    options = api.SendOptions(concurrency=1, allow_reserved=True)
+    settings = api.SmtpSettings(
+        host="127.0.0.1", port=server.port, implicit_tls=False, username=USERNAME,
+        password=SMTP_PASSWORD,
+    )  # fmt: skip
+    loaded = api.load_campaign(campaign / "campaign.toml")
+    with api.prepare_send(loaded, options=options, live=True, save_sent=save_sent(dovecot)) as b:
+        transport = api.SmtpTransport(settings, tls_context=client_tls)
+        summary = b.run(transport, on_event=lambda _event: b.stop(), handle_signals=False)
+    assert summary.interrupted
+    assert 1 <= summary.sent < 6
+    assert summary.copies is not None
+    assert summary.copies.saved + summary.copies.missing == summary.sent
+    assert len(sent_folder(dovecot)) == summary.copies.saved
+    again = send(campaign, server, client_tls, save_sent(dovecot))
+    assert again.sent == 6 - summary.sent
+    assert again.copies == api.Copies(folder="Sent", saved=6 - summary.copies.saved)
+    received = sorted(r.message["Message-ID"] for r in server.handler.received)
+    assert len(received) == 6
+    assert sorted(message_ids(sent_folder(dovecot))) == received
