@@ -961,6 +961,12 @@ def _save_sent(
         )
         raise ConfigError(msg)
     method, profile, token_command, password_command = sign_in
+    if profile is not None or smtp.host.lower().endswith(FILING_DOMAINS):
+        typer.echo(
+            "warning: Gmail and Microsoft 365 file the mail sent through them in Sent "
+            "themselves; with --save-sent each letter would be there twice",
+            err=True,
+        )
     if not imap and not campaign.imap and profile is not None:
         imap = profile.imap_url(campaign.sender.address)
     if not imap and not campaign.imap:
@@ -1535,6 +1541,8 @@ def logout(
         typer.echo("No sign-in kept here to forget.")
 
 
+# Providers whose SMTP servers file what they send in the Sent folder on their own.
+FILING_DOMAINS = (".gmail.com", ".googlemail.com", ".office365.com", ".outlook.com")
 IMAP_PASSWORD_ENV = "OUTREACH_IMAP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 

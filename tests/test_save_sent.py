@@ -473,3 +473,13 @@ def test_a_stopped_batch_keeps_its_copies_for_the_next_run(
     received = sorted(r.message["Message-ID"] for r in server.handler.received)
     assert len(received) == 6
     assert sorted(message_ids(sent_folder(dovecot))) == received
+
+
+def test_a_provider_that_files_sent_mail_itself_is_warned_about(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
+) -> None:
+    """With a Gmail or Microsoft 365 profile, --save-sent warns that each letter would be doubled."""
+    server = make_server(pipelining=True)
+    env = cli_env(server, dovecot, ca_file)
+    done = cli_send(campaign, env, "--provider", "gmail", "--auth", "password")
+    assert "with --save-sent each letter would be there twice" in done.stderr
