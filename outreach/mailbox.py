@@ -266,7 +266,9 @@ class Mailbox:
         try:
             if method is Auth.XOAUTH2:
                 mechanism = self._oauth_mechanism(client)
-                bearer = _Bearer(mechanism, s.username, self._credentials.secret())
+                bearer = _Bearer(
+                    mechanism, s.username, self._credentials.secret(), host=s.host, port=s.port
+                )
                 client.sasl_login(mechanism, bearer)
             else:
                 client.login(s.username, self._credentials.secret())
@@ -275,7 +277,8 @@ class Mailbox:
             check = "the password (OUTREACH_IMAP_PASSWORD or --password-command)"
             said = _reason(exc)
             if bearer is not None:
-                said += bearer.explanation()
+                if explanation := bearer.explanation():
+                    said = said.rstrip(".") + explanation
                 check = (
                     "that it is the account that signed in and that the app may read mail "
                     "(IMAP.AccessAsUser.All, or https://mail.google.com/); run 'outreach login' "
@@ -718,11 +721,13 @@ class _Bearer:
     that the server ends the exchange with its refusal instead of getting the token again.
     """
 
-    def __init__(self, mechanism: str, user: str, token: str) -> None:
+    def __init__(self, mechanism: str, user: str, token: str, *, host: str, port: int) -> None:
         if mechanism == OAUTHBEARER:
-            # The GS2 header names the user; a comma or '=' in it is escaped (RFC 5801 4).
+            # The GS2 header names the user; a comma or '=' in it is escaped (RFC 5801 4). The
+            # host and port connected to come before the token, as in SMTP's OAUTHBEARER.
             name = user.replace("=", "=3D").replace(",", "=2C")
-            self._first: bytes | None = f"n,a={name},\x01auth=Bearer {token}\x01\x01".encode()
+            message = f"n,a={name},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01"
+            self._first: bytes | None = message.encode()
             self._dummy = b"\x01"
         else:
             self._first = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
