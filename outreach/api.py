@@ -78,7 +78,15 @@ from outreach.mailbox import (
     parse_imap_url,
     sent_copier,
 )
-from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Campaign, Contact, Status, is_reserved
+from outreach.model import (
+    CAMPAIGN_FILE,
+    DEFAULT_TIMEOUT,
+    Campaign,
+    Contact,
+    SentLetter,
+    Status,
+    is_reserved,
+)
 from outreach.providers import Provider, get_provider
 from outreach.ratelimit import Rate, parse_rate
 from outreach.sendlog import (
@@ -350,7 +358,7 @@ def prepare_send(
         if live and not options.allow_reserved:
             check_reserved(plan, sender=campaign.sender.address)
         if save_sent is not None:
-            copier = _sent_copier(save_sent, campaign)
+            copier = _sent_copier(save_sent, campaign, log=send_log.path)
     except BaseException:
         if pool is not None:
             pool.close()
@@ -369,15 +377,22 @@ def prepare_send(
     )
 
 
-def _sent_copier(save_sent: SaveSent, campaign: Campaign) -> SentCopier:
+def _sent_copier(save_sent: SaveSent, campaign: Campaign, *, log: Path) -> SentCopier:
     """Log in to the account and find its Sent folder; say so if either cannot be done."""
     folder = save_sent.folder or campaign.sent_folder
+
+    def load(letter: SentLetter) -> bytes | None:
+        # In the copier's thread, beside the batch's writer: a reader of its own.
+        with SendLog(log, campaign=None, write=False) as reader:
+            return reader.kept_bytes(letter.contact_id, letter.message_id)
+
     try:
         return sent_copier(
             save_sent.imap,
             credentials=save_sent.credentials,
             folder=folder,
             tls_context=save_sent.tls_context,
+            load=load,
         )
     except MailboxError as exc:
         msg = f"--save-sent: {exc}. Nothing was sent."

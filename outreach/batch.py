@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import random
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -55,6 +57,9 @@ LIMITED = "over --limit"  # left for a later run by --limit: not selected, so no
 DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
 DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
 LANES = 2  # recipients a connection carries at once: one awaiting its reply, one going out
+# Bytes of letters waiting for their copy to be saved that are held in memory; beyond this they
+# wait without their bytes, which the copier reads back from the send log (a slow mailbox).
+COPY_QUEUE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +280,8 @@ class Batch:
         self._unsettled: set[Future[None]] = set()
         self._copier = copier
         self._copied: list[CopyResult] = []  # appended from the copier's thread
+        self._copy_lock = threading.Lock()  # the writer's and the copier's threads count bytes
+        self._queued_bytes = 0  # of the letters handed to the copier with their bytes
 
     @property
     def in_flight(self) -> int:
@@ -360,14 +367,26 @@ class Batch:
 
     def _start_copies(self, copier: Copier) -> None:
         """Start the copier on the letters an earlier run left unsaved, then this run's."""
-        left = self._log.unsaved_copies()
+        left = self._log.unsaved_copies(with_data=False)  # read back one group at a time
         copier.start(self._note_copy)
         for letter in left:
-            copier.put(letter, check=True)
+            self._hand_over(copier, letter, check=True)
+
+    def _hand_over(self, copier: Copier, letter: SentLetter, *, check: bool = False) -> None:
+        """Queue a letter kept in the log; without its bytes if too many are held already."""
+        with self._copy_lock:
+            if letter.data is not None and self._queued_bytes + len(letter.data) > COPY_QUEUE_BYTES:
+                letter = dataclasses.replace(letter, data=None)
+            elif letter.data is not None:
+                self._queued_bytes += len(letter.data)
+        copier.put(letter, check=check)
 
     def _note_copy(self, result: CopyResult) -> None:
         """Record a copy's outcome (from the copier's thread); the letter's status is untouched."""
         self._copied.append(result)
+        if result.letter.data is not None:
+            with self._copy_lock:
+                self._queued_bytes -= len(result.letter.data)
         write = self._journal.submit(functools.partial(self._log.note_copy, result))
         write.add_done_callback(_ignore)  # a failure leaves the copy unsaved: saved next time
 
@@ -656,7 +675,7 @@ class Batch:
 
             def hand_over(done: Future[None]) -> None:
                 if done.exception() is None:
-                    copier.put(letter)
+                    self._hand_over(copier, letter)
 
             # Called by the writer thread in commit order: the copies go in the order of the 250s.
             write.add_done_callback(hand_over)

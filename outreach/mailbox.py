@@ -530,11 +530,13 @@ def sent_copier(
     credentials: Credentials,
     folder: str | None = None,
     tls_context: ssl.SSLContext | None = None,
+    load: Callable[[SentLetter], bytes | None] | None = None,
 ) -> SentCopier:
     r"""Log in and find the folder for copies of sent letters: ``folder``, or the ``\Sent`` one.
 
     Whatever would make every copy fail (no server, a refused login, no such folder) is raised
-    here, before anything is sent.
+    here, before anything is sent. ``load`` reads back the bytes of a letter queued without
+    them (see ``SentCopier``).
     """
     box = Mailbox(settings, credentials=credentials, tls_context=tls_context)
     box.connect()
@@ -543,7 +545,7 @@ def sent_copier(
     except BaseException:
         box.close()
         raise
-    return SentCopier(box, name)
+    return SentCopier(box, name, load=load)
 
 
 class SentCopier:
@@ -559,12 +561,23 @@ class SentCopier:
     first looked for in the folder by its Message-ID. A lost connection is opened again once;
     if that fails (the server is gone, the login is refused), no more attempts are made: every
     letter left is reported as not saved, for a later run.
+
+    A letter may be queued without its bytes (``data`` None), when many wait already: they are
+    then read back with ``load`` (from the send log, which keeps them) when their turn comes.
     """
 
-    def __init__(self, box: Mailbox, folder: str, /) -> None:
+    def __init__(
+        self,
+        box: Mailbox,
+        folder: str,
+        /,
+        *,
+        load: Callable[[SentLetter], bytes | None] | None = None,
+    ) -> None:
         """Take a logged-in mailbox and the folder's name; nothing happens before ``start``."""
         self.box = box
         self.folder = folder
+        self._load = load
         self._queue: queue.SimpleQueue[tuple[SentLetter, bool] | None] = queue.SimpleQueue()
         self._report: Callable[[CopyResult], None] = lambda _result: None
         self._thread: threading.Thread | None = None
@@ -599,7 +612,7 @@ class SentCopier:
             if item is None:
                 break
             group = [item]
-            size = len(item[0].data)
+            size = len(item[0].data or b"")
             while len(group) < COPY_BATCH and size < COPY_BATCH_BYTES:
                 try:
                     item = self._queue.get_nowait()
@@ -609,7 +622,7 @@ class SentCopier:
                     ending = True
                     break
                 group.append(item)
-                size += len(item[0].data)
+                size += len(item[0].data or b"")
             try:
                 self._save(group)
             except Exception as exc:  # noqa: BLE001 - a copy must never stop or undo the sending
@@ -651,33 +664,47 @@ class SentCopier:
         """Append the group's letters; report each saved one and drop it from ``group``."""
         client = self.box.client
         if any(check for _, check in group):
-            if not self._examined:
-                client.select_folder(self.folder, readonly=True)
-                self._examined = True
-            for letter, check in list(group):
-                if check and client.search(["HEADER", "Message-ID", letter.message_id]):
-                    group.remove((letter, check))
-                    self._report(CopyResult(letter, self.folder, found=True))
-        if len(group) > 1 and client.has_capability("MULTIAPPEND"):
-            typ, data = client.multiappend(
+            self._drop_found(client, group)
+        ready: list[tuple[SentLetter, bytes]] = []
+        for letter, check in list(group):
+            data = self._bytes(letter)
+            if data is None:
+                group.remove((letter, check))
+                reason = "its bytes are not in the send log; it cannot be saved"
+                self._report(CopyResult(letter, self.folder, error=reason))
+            else:
+                ready.append((letter, data))
+        if len(ready) > 1 and client.has_capability("MULTIAPPEND"):
+            typ, answer = client.multiappend(
                 self.folder,
-                [
-                    {"msg": letter.data, "flags": (SEEN,), "date": letter.sent_at}
-                    for letter, _ in group
-                ],
+                [{"msg": data, "flags": (SEEN,), "date": letter.sent_at} for letter, data in ready],
             )
             if typ != "OK":
-                raise IMAPClientError(b" ".join(d for d in data if isinstance(d, bytes)))
-            saved = list(group)
+                raise IMAPClientError(b" ".join(d for d in answer if isinstance(d, bytes)))
             group.clear()
-            for letter, _ in saved:
+            for letter, _ in ready:
                 self._report(CopyResult(letter, self.folder))
             return
-        while group:
-            letter, _ = group[0]
-            client.append(self.folder, letter.data, flags=(SEEN,), msg_time=letter.sent_at)
+        for letter, data in ready:
+            client.append(self.folder, data, flags=(SEEN,), msg_time=letter.sent_at)
             group.pop(0)
             self._report(CopyResult(letter, self.folder))
+
+    def _drop_found(self, client: IMAPClient, group: list[tuple[SentLetter, bool]]) -> None:
+        """Report as saved, and drop, the letters to check that the folder holds already."""
+        if not self._examined:
+            client.select_folder(self.folder, readonly=True)
+            self._examined = True
+        for letter, check in list(group):
+            if check and client.search(["HEADER", "Message-ID", letter.message_id]):
+                group.remove((letter, check))
+                self._report(CopyResult(letter, self.folder, found=True))
+
+    def _bytes(self, letter: SentLetter) -> bytes | None:
+        """Return the letter's bytes, read back from the send log if it was queued without."""
+        if letter.data is not None:
+            return letter.data
+        return self._load(letter) if self._load is not None else None
 
     def _fail(self, group: list[tuple[SentLetter, bool]], reason: str) -> None:
         for letter, _ in group:

@@ -118,7 +118,7 @@ class SentLetter:
 
     contact_id: str
     message_id: str
-    data: bytes = field(repr=False)
+    data: bytes | None = field(repr=False)  # None: read back from the send log when needed
     sent_at: dt.datetime  # aware
 
 

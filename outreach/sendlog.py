@@ -617,6 +617,9 @@ class SendLog:
         Called in the transaction of the letter's settle, so that a letter recorded as sent
         always has its copy kept, however the run ends.
         """
+        if letter.data is None:
+            msg = f"{self.path}: the letter to {letter.contact_id!r} has no bytes to keep"
+            raise SendLogError(msg)
         with self.transaction():
             self._db.execute(
                 "INSERT INTO sent_copies (contact_id, message_id, sent_at, data) "
@@ -645,16 +648,34 @@ class SendLog:
                     (result.error, letter.contact_id, letter.message_id),
                 )
 
-    def unsaved_copies(self) -> list[SentLetter]:
-        """Return the kept letters whose copy is not in the Sent folder yet, oldest first."""
+    def unsaved_copies(self, *, with_data: bool = True) -> list[SentLetter]:
+        """Return the kept letters whose copy is not in the Sent folder yet, oldest first.
+
+        Without ``with_data`` their bytes are left in the log (``data`` None; see
+        ``kept_bytes``), however many there are.
+        """
+        column = "data" if with_data else "NULL"
         rows = self._db.execute(
-            "SELECT contact_id, message_id, data, sent_at FROM sent_copies "
+            f"SELECT contact_id, message_id, {column}, sent_at FROM sent_copies "  # noqa: S608
             "WHERE saved_at IS NULL ORDER BY sent_at, rowid"
         ).fetchall()
         return [
-            SentLetter(str(contact_id), str(message_id), bytes(data), dt.datetime.fromisoformat(at))
+            SentLetter(
+                str(contact_id),
+                str(message_id),
+                None if data is None else bytes(data),
+                dt.datetime.fromisoformat(at),
+            )
             for contact_id, message_id, data, at in rows
         ]
+
+    def kept_bytes(self, contact_id: str, message_id: str, /) -> bytes | None:
+        """Return the bytes kept of a letter whose copy is not saved yet; None if there are none."""
+        row = self._db.execute(
+            "SELECT data FROM sent_copies WHERE contact_id = ? AND message_id = ?",
+            (contact_id, message_id),
+        ).fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else None
 
     def count_unsaved_copies(self) -> int:
         """Count the kept letters whose copy is not in the Sent folder yet."""

@@ -17,7 +17,7 @@ from mailserver import PASSWORD as SMTP_PASSWORD
 from mailserver import USERNAME, Server
 from test_tracklog import SAMPLES
 
-from outreach import api
+from outreach import api, batch
 from outreach.errors import MailboxError
 from outreach.mailbox import Auth, Credentials
 from outreach.sendlog import SCHEMA_VERSION, SendLog
@@ -102,6 +102,21 @@ def test_each_letter_is_saved_once_as_sent_and_flagged_seen(
         assert data == received[message_ids({1: item})[0]]
         assert b"\\Seen" in item[b"FLAGS"]
         assert abs(time.time() - item[b"INTERNALDATE"].timestamp()) < 120
+
+
+def test_letters_queued_without_their_bytes_are_read_back_from_the_log(
+    campaign: Path, make_server, client_tls, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the bytes held in memory, each copy is read back from the send log, byte for byte."""
+    monkeypatch.setattr(batch, "COPY_QUEUE_BYTES", 0)
+    server = make_server(pipelining=True)
+    summary = send(campaign, server, client_tls, save_sent(dovecot))
+    assert summary.copies == api.Copies(folder="Sent", saved=6)
+    received = {r.message["Message-ID"]: r.data for r in server.handler.received}
+    saved = sent_folder(dovecot)
+    assert {message_ids({uid: item})[0]: bytes(item[b"BODY[]"]) for uid, item in saved.items()} == (
+        received
+    )
 
 
 def test_the_internal_date_is_the_time_of_the_250(
