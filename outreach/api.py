@@ -102,6 +102,7 @@ from outreach.sink import Login as SinkLogin
 from outreach.starter import Started, start
 from outreach.tracking import Kind, Sighting, TrackCounts, TrackingIndex
 from outreach.transport import (
+    LoginTurn,
     MaildirTransport,
     Outcome,
     SmtpSettings,
@@ -131,6 +132,7 @@ __all__ = [
     "Event",
     "ImapSettings",
     "KeptCopy",
+    "LoginTurn",
     "MaildirTransport",
     "NotedTestSend",
     "Outcome",

@@ -26,7 +26,7 @@ import functools
 import random
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
@@ -588,34 +588,46 @@ class Batch:
         return True
 
     async def _connect(self) -> Connection:
-        """Open a connection; the first logs in alone, and the others only once it succeeded.
+        """Open a connection; its login waits for its turn (see ``_login_turn``)."""
+        if self._login_error is not None:
+            raise self._login_error
+        return await self._connect_patiently()
+
+    @contextlib.asynccontextmanager
+    async def _login_turn(self) -> AsyncIterator[None]:
+        """Let one login at a time through until one has succeeded, then all at once.
 
         A wrong password then costs one failed login, not one per connection: servers ban an
         address after a few (fail2ban's default is five). After a connection is lost the next
         login goes alone again, as the password may have been changed or the account locked.
+        Only the login waits: the connections are opened, secured and greeted meanwhile.
         """
         if self._login_error is not None:
             raise self._login_error
-        if not self._logged_in:
-            async with self._first_login:
-                if self._login_error is not None:
-                    raise self._login_error
-                if not self._logged_in:
-                    try:
-                        connection = await self._connect_patiently()
-                    except OutreachError as exc:
-                        self._login_error = exc
-                        raise
-                    self._logged_in = True
-                    return connection
-        return await self._connect_patiently()
+        if self._logged_in:
+            yield
+            return
+        async with self._first_login:
+            if self._login_error is not None:
+                raise self._login_error
+            if self._logged_in:  # the login before this one succeeded
+                yield
+                return
+            try:
+                yield
+            except ThrottledError:
+                raise  # the server asks to wait, which says nothing of the password
+            except OutreachError as exc:
+                self._login_error = exc
+                raise
+            self._logged_in = True
 
     async def _connect_patiently(self) -> Connection:
         """Connect; when the server asks to slow down, wait with backoff and try again."""
         tries = 0
         while True:
             try:
-                return await self._transport.connect()
+                return await self._transport.connect(login_turn=self._login_turn)
             except ThrottledError as exc:
                 tries += 1
                 if tries >= self._options.max_attempts or self._stop.is_set():

@@ -180,11 +180,13 @@ class StoppedOnReconnect:
         self.description = self._inner.description
         self.connections = 0
 
-    async def connect(self) -> _OneMessageConnection:
+    async def connect(
+        self, *, login_turn: outreach.LoginTurn | None = None
+    ) -> _OneMessageConnection:
         self.connections += 1
         if self.connections > 1:
             self._stop()
-        return _OneMessageConnection(await self._inner.connect())
+        return _OneMessageConnection(await self._inner.connect(login_turn=login_turn))
 
 
 def test_a_stop_during_a_reconnection_sends_nothing_more_even_with_a_free_slot(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 from helpers import contacts_yaml, write_campaign
 from mailserver import PASSWORD, USERNAME, RecordingHandler, Server
 from test_limits import Clock
@@ -125,3 +126,54 @@ async def test_login_refused_when_reconnecting_after_421_is_tried_once(
     assert "refused the login" in summary.fatal
     assert handler.logins == LOGINS
     assert handler.auth_attempts == ["PLAIN"] * (LOGINS + 1)
+
+
+class HeldFirstLogin(RecordingHandler):
+    """A server that holds the first AUTH until three connections are secured and greeted.
+
+    It waits at most ten seconds, then lets the login go and notes how many were greeted.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(pipelining=True)
+        self.greeted: set[int] = set()  # the sessions greeted again after STARTTLS
+        self.greeted_at_first_login: int | None = None
+
+    async def handle_EHLO(  # noqa: N802
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Count the connection once it is greeted over TLS."""
+        if session.ssl is not None:
+            self.greeted.add(id(session))
+        return await super().handle_EHLO(server, session, envelope, hostname, responses)
+
+    async def handle_AUTH(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, args: list[str]
+    ) -> object:
+        """Hold the first login until three connections are greeted; then judge it as usual."""
+        if self.greeted_at_first_login is None:
+            self.greeted_at_first_login = 0  # the later logins are not held
+            deadline = time.monotonic() + 10
+            while len(self.greeted) < LOGINS and time.monotonic() < deadline:  # noqa: ASYNC110 - counted in a hook
+                await asyncio.sleep(0.01)
+            self.greeted_at_first_login = len(self.greeted)
+        return MISSING
+
+
+async def test_connections_open_together_and_only_the_logins_wait_for_the_first(
+    tmp_path: Path, make_server: Callable[..., Server], client_tls: ssl.SSLContext
+) -> None:
+    """Three connections are secured and greeted while the first login is judged; each logs in once."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(4))
+    handler = HeldFirstLogin()
+    server = make_server(handler=handler)
+    summary = await run(folder, server, client_tls, Clock(dt.datetime(2026, 3, 2, tzinfo=dt.UTC)))
+    assert (summary.sent, summary.fatal) == (4, None)
+    assert handler.greeted_at_first_login == LOGINS
+    assert handler.auth_attempts == ["PLAIN"] * LOGINS

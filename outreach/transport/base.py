@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 SMTP_PORT = 587
 SMTPS_PORT = 465
 THROTTLING_CODES = frozenset({421, 450, 454})
+# Entered around a connection's login by a transport that logs in: the caller's say over how
+# many logins go at once (one, until one has succeeded: see ``outreach.batch.Batch``).
+LoginTurn = Callable[[], AbstractAsyncContextManager[None]]
 
 
 def is_throttling(code: int | None, text: str, /) -> bool:
@@ -93,6 +97,11 @@ class Transport(Protocol):
 
     description: str
 
-    async def connect(self) -> Connection:
-        """Open one connection; raise ``TransportError`` when no connection can be had."""
+    async def connect(self, *, login_turn: LoginTurn | None = None) -> Connection:
+        """Open one connection; raise ``TransportError`` when no connection can be had.
+
+        A transport that logs in does so inside ``login_turn()``, and only the login: several
+        connections can be opened, secured and greeted at the same time while their logins go
+        one by one.
+        """
         ...

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from outreach.errors import TransportError
-from outreach.transport.base import Connection, Delivery, Envelope, Outcome
+from outreach.transport.base import Connection, Delivery, Envelope, LoginTurn, Outcome
 
 
 class MaildirTransport:
@@ -19,8 +19,8 @@ class MaildirTransport:
         self.path = path
         self.description = f"maildir:{path}"
 
-    async def connect(self) -> Connection:
-        """Open the Maildir."""
+    async def connect(self, *, login_turn: LoginTurn | None = None) -> Connection:  # noqa: ARG002 - no login
+        """Open the Maildir; there is nothing to log in to."""
         try:
             box = mailbox.Maildir(self.path, factory=None, create=True)
         except OSError as exc:

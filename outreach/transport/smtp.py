@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import errno
 import socket
@@ -20,7 +21,7 @@ import aiosmtplib
 
 from outreach.errors import ConfigError, OutreachError, ThrottledError, TransportError
 from outreach.model import DEFAULT_TIMEOUT, is_loopback
-from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection, is_throttling
+from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection, LoginTurn, is_throttling
 from outreach.transport.transaction import SmtpConnection
 
 
@@ -105,8 +106,8 @@ class SmtpTransport:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    async def connect(self) -> Connection:
-        """Connect, secure the connection and log in."""
+    async def connect(self, *, login_turn: LoginTurn | None = None) -> Connection:
+        """Connect, secure the connection and log in, the login inside ``login_turn()``."""
         s = self.settings
         if self._local_hostname is None:
             # Resolved once: aiosmtplib would look it up again for every connection.
@@ -121,20 +122,20 @@ class SmtpTransport:
             timeout=s.timeout,
             local_hostname=self._local_hostname,
         )
-        # The token first: a refresh or a token command takes its time, during which an open
-        # connection would sit idle, and a failure then costs the server nothing.
-        token = await s.token() if s.token is not None and s.username is not None else None
         try:
             await client.connect()
-            if s.username is not None:
-                await self._login(client, token)
             if client.is_ehlo_or_helo_needed:
-                # After STARTTLS, or over implicit TLS, with no login yet to prompt it: the
-                # server is greeted (again, RFC 3207 4.2) before the first MAIL.
+                # After STARTTLS, or over implicit TLS: the server is greeted (again, RFC 3207
+                # 4.2) before the login, outside its turn, and before the first MAIL.
                 try:
                     await client.ehlo()
                 except aiosmtplib.SMTPHeloError:
                     await client.helo()
+            if s.username is not None:
+                async with login_turn() if login_turn is not None else contextlib.nullcontext():
+                    # The token in the turn too: a token command that fails then fails once.
+                    token = await s.token() if s.token is not None else None
+                    await self._login(client, token)
             return SmtpConnection(client, timeout=s.timeout)
         except OutreachError:  # a refused login, or a token that could not be had
             client.close()
