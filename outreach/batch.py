@@ -56,7 +56,10 @@ MAX_BACKOFF = 300.0
 LIMITED = "over --limit"  # left for a later run by --limit: not selected, so not a failure
 DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
 DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
-LANES = 2  # recipients a connection carries at once: one awaiting its reply, one going out
+# Recipients a connection carries at once: one awaiting its reply, one whose data is going out,
+# and one whose envelope waits to follow that data in the same write.
+LANES = 3
+CLAIMED = 2  # of those, claimed and not yet settled: the first two
 # Bytes of letters waiting for their copy to be saved that are held in memory; beyond this they
 # wait without their bytes, which the copier reads back from the send log (a slow mailbox).
 COPY_QUEUE_BYTES = 64 * 1024 * 1024
@@ -522,48 +525,18 @@ class Batch:
                     self._limiter is not None and not await self._acquire(self._limiter)
                 ):
                     return
-                claim = functools.partial(
-                    self._log.claim,
-                    contact.id,
-                    message_id=draft.message_id,
-                    content_hash=draft.content_hash,
-                )
-                # On disk before the message leaves (the connection waits for it before the
-                # body): this is what makes a crash safe. The envelope goes ahead meanwhile.
-                claimed = asyncio.wrap_future(self._journal.submit(claim))
-                claimed.add_done_callback(_retrieve)
                 tries += 1
-                self._awaiting += 1
-                try:
-                    try:
-                        pending = await connection.send(envelope, claimed)
-                        if not pending.done():
-                            # The connection took it and carries it on: the other lane's
-                            # message may follow before this one's reply.
-                            turn.release()
-                        delivery = await pending
-                    except TransportError as exc:
-                        text = str(exc)
-                        self._settle(contact, Status.PENDING, outcome="error", code=None, text=text)
-                        raise
-                    finally:
-                        if self._limiter is not None:
-                            self._limiter.release()
-                    number = await claimed
-                    if delivery.reconnect:
-                        self._logged_in = False  # the next login goes alone (see _connect)
-                        await link.drop(connection)
-                    retry = (
-                        delivery.outcome is Outcome.TRANSIENT
-                        and tries < self._options.max_attempts
-                        and not self._stop.is_set()
-                    )
-                    # Recorded before the turn passes on, unless the connection carries two:
-                    # then each lane holds at most one claim not yet settled.
-                    status = self._record(contact, delivery, retry=retry, tries=tries, draft=draft)
-                finally:
-                    # Only now: the answer's settle is queued, so it counts until it is on disk.
-                    self._awaiting -= 1
+                attempt = await self._attempt(
+                    draft,
+                    envelope=envelope,
+                    link=link,
+                    connection=connection,
+                    turn=turn,
+                    tries=tries,
+                )
+            if attempt is None:  # stopped before its claim: not sent, nothing recorded
+                return
+            status, delivery, number, retry = attempt
             self._on_event(Event(contact, status, delivery, number))
             if not retry:
                 return
@@ -573,6 +546,81 @@ class Batch:
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
             if self._stop.is_set():
                 return
+
+    async def _attempt(
+        self,
+        draft: Draft,
+        *,
+        envelope: Envelope,
+        link: _Link,
+        connection: Connection,
+        turn: _Turn,
+        tries: int,
+    ) -> tuple[Status, Delivery, int, bool] | None:
+        """Claim, hand over and record one attempt; None if a stop came before its claim."""
+        contact = draft.contact
+        # On disk before the message leaves (the connection waits for it before the body):
+        # this is what makes a crash safe. The envelope goes ahead meanwhile, and the claim
+        # waits for one of the connection's claim slots.
+        claimed = asyncio.ensure_future(self._claim(draft, link))
+        claimed.add_done_callback(_retrieve)
+        self._awaiting += 1
+        try:
+            try:
+                pending = await connection.send(envelope, claimed)
+                if not pending.done():
+                    # The connection took it and carries it on: another lane's message may
+                    # follow before this one's reply.
+                    turn.release()
+                delivery = await pending
+                number = await claimed  # at once, unless it ended before its data
+            except _NotClaimedError:
+                return None
+            except TransportError as exc:
+                if await _settled_claim(claimed):
+                    link.claims.release()
+                text = str(exc)
+                self._settle(contact, Status.PENDING, outcome="error", code=None, text=text)
+                raise
+            finally:
+                if self._limiter is not None:
+                    self._limiter.release()
+            if delivery.reconnect:
+                self._logged_in = False  # the next login goes alone (see _login_turn)
+                await link.drop(connection)
+            retry = (
+                delivery.outcome is Outcome.TRANSIENT
+                and tries < self._options.max_attempts
+                and not self._stop.is_set()
+            )
+            # Recorded before the turn passes on, unless the connection carries more than
+            # one: then its claim slot passes on once the settle is queued, so the journal
+            # writes it before the next claim.
+            status = self._record(contact, delivery, retry=retry, tries=tries, draft=draft)
+            link.claims.release()
+        finally:
+            # Only now: the answer's settle is queued, so it counts until it is on disk.
+            self._awaiting -= 1
+        return status, delivery, number, retry
+
+    async def _claim(self, draft: Draft, link: _Link) -> int:
+        """Claim a recipient in the send log once one of the link's claim slots is free."""
+        await link.claims.acquire()
+        if self._stop.is_set():  # its envelope is out, but its data will not follow
+            link.claims.release()
+            raise _NotClaimedError
+        claim = functools.partial(
+            self._log.claim,
+            draft.contact.id,
+            message_id=draft.message_id,
+            content_hash=draft.content_hash,
+        )
+        try:
+            number: int = await asyncio.wrap_future(self._journal.submit(claim))
+        except BaseException:
+            link.claims.release()
+            raise
+        return number
 
     def _too_large(self, draft: Draft, limit: int | None, *, tries: int) -> bool:
         """Fail a message larger than the server takes, without sending it; say if it was."""
@@ -790,6 +838,10 @@ class _Link:
         self._connect = connect
         self._connection = connection  # one already open, e.g. for the size check
         self._lock = asyncio.Lock()  # fair: the lanes take turns in the order they asked
+        # Recipients claimed and not yet settled: what a run that dies leaves in flight. A lane
+        # hands its envelope over first and claims once a slot is free; it frees the slot
+        # once its settle is queued.
+        self.claims = asyncio.Semaphore(CLAIMED)
 
     def turn(self) -> _Turn:
         """Wait for this lane's turn to claim a recipient and hand its message over."""
@@ -812,6 +864,21 @@ class _Link:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
+
+
+class _NotClaimedError(Exception):
+    """A stop came while a recipient waited for a claim slot: its message is not handed over.
+
+    The connection carrying its envelope is dropped before the data, which delivers nothing;
+    the messages before it on that connection have all been answered by then.
+    """
+
+
+async def _settled_claim(claimed: asyncio.Future[int]) -> bool:
+    """Wait for a claim still being written; tell whether it was written (it holds a slot)."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(claimed)
+    return claimed.done() and not claimed.cancelled() and claimed.exception() is None
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -7,6 +7,7 @@ message is never handed over behind a lost one, and without PIPELINING nothing o
 """
 
 import asyncio
+import hashlib
 import ssl
 from pathlib import Path
 
@@ -156,3 +157,25 @@ async def test_a_message_behind_one_whose_claim_failed_is_not_handed_over_and_cl
     assert delivery.outcome is Outcome.TRANSIENT
     assert "before the message was handed over" in delivery.text
     assert server.messages == 0
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01], ids=["prompt", "slow"])
+async def test_three_in_flight_on_a_connection_each_letter_arrives_as_drafted_once(
+    tmp_path: Path, make_server, client_tls: ssl.SSLContext, delay: float
+) -> None:
+    """Over one pipelined connection, forty letters arrive each once, byte for byte as logged."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(40))
+    server: Server = make_server(pipelining=True)
+    server.handler.faults.data_delay = delay
+    options = SendOptions(concurrency=1, max_attempts=1, backoff=0.01)
+    summary = await send_batch(folder, server, client_tls, options=options)
+    assert (summary.sent, summary.uncertain, summary.failed) == (40, 0, 0)
+    received = server.handler.received
+    assert sorted(r.rcpt_tos[0] for r in received) == [
+        f"c{n:05d}@mission.example" for n in range(1, 41)
+    ]
+    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
+        hashes = {r.email: r.content_hash for r in log.recipients()}
+    for record in received:
+        assert hashes[record.rcpt_tos[0]] == hashlib.sha256(record.data).hexdigest()

@@ -276,12 +276,16 @@ async def test_a_message_whose_claim_cannot_be_written_is_not_sent(
     # The third envelope went out, ahead of its claim; its message never did.
     assert smtp_server.handler.commands == ["MAIL", "RCPT", "DATA-END"] * 2 + ["MAIL", "RCPT"]
     rows = log_rows(campaign_dir)
-    # With PIPELINING the fourth was claimed too, its envelope queued behind the third's data,
-    # which never went: an attempt that handed nothing over.
-    fourth = 1 if smtp_server.handler.pipelining else 0
-    assert [rows[f"c{n:05d}"][:2] for n in range(1, 6)] == [
-        ("sent", 1), ("sent", 1), ("pending", 0), ("pending", fourth), ("pending", 0),
+    assert [rows[f"c{n:05d}"][:2] for n in range(1, 4)] == [
+        ("sent", 1), ("sent", 1), ("pending", 0),
     ]  # fmt: skip
+    # With PIPELINING the next two may have been claimed, their envelopes queued behind the
+    # third's data, which never went: attempts that handed nothing over. Without it, none.
+    most = 1 if smtp_server.handler.pipelining else 0
+    for later in ("c00004", "c00005"):
+        status, attempts = rows[later][:2]
+        assert status == "pending"
+        assert attempts <= most
 
 
 async def test_a_claim_whose_commit_fails_is_not_handed_over_and_stays_pending(

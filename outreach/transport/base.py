@@ -67,8 +67,8 @@ class Connection(Protocol):
 
     # The largest message the other end takes (the SIZE extension, RFC 1870); None: no limit.
     max_size: int | None
-    # How many messages it carries at once: 2 when the next may go out behind one whose reply
-    # has not come yet (SMTP with PIPELINING), else 1.
+    # How many messages it carries at once: with SMTP's PIPELINING 3 (one awaiting its reply,
+    # one whose data goes out, one whose envelope is to follow that data), else 1.
     depth: int
 
     async def send(

@@ -68,13 +68,18 @@ class _Replies(asyncio.Protocol):
         if not self.is_open:
             raise self._error or aiosmtplib.SMTPServerDisconnected("Connection lost")
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, now: bool = False) -> None:
         """Write commands, or a message, as they are; those of one turn of the loop go together.
 
         A message's data and the next message's envelope, written one after the other, then
-        leave in one segment, and a server reads them together and answers in one.
+        leave in one segment, and a server reads them together and answers in one. With
+        ``now``, what is waiting and ``data`` leave at once, ahead of the loop's other work.
         """
         self.check_open()
+        if now:
+            self._out.append(data)
+            self._flush()
+            return
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
         self._out.append(data)
@@ -180,14 +185,16 @@ class SmtpConnection:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         self._client = client
         self._pipelining = client.supports_extension("pipelining")
-        self.depth = 2 if self._pipelining else 1
+        self.depth = 3 if self._pipelining else 1
         self.max_size = _size_limit(client.esmtp_extensions.get("size", ""))
         self._replies = _Replies(cast("asyncio.Transport", client.transport), timeout=timeout)
         # The last message handed over: its data is written (or its transaction is over); its
-        # last reply has been read. The next message's envelope, to follow that data.
+        # last reply has been read.
         self._written: asyncio.Future[None] = _resolved(None)
         self._read: asyncio.Future[None] = _resolved(None)
-        self._follow: list[bytes] = []
+        # The envelopes waiting to follow a message's data, by that message's ``written``: each
+        # rides with its own predecessor's data, however many messages are in flight.
+        self._followers: dict[asyncio.Future[None], list[bytes]] = {}
 
     async def send(
         self, envelope: Envelope, claimed: Awaitable[object], /
@@ -211,10 +218,10 @@ class SmtpConnection:
             return _resolved(delivery)
         queued = [b"".join(commands)]
         if not before_written.done():
-            if not self._follow:
-                self._follow = queued  # taken by the previous message's data, in the same write
+            self._followers[before_written] = queued  # taken by the data before, if written
         elif self._replies.is_open:  # else the transaction finds the connection lost
-            self._replies.write(queued.pop())
+            # At once: the data before it has gone, and its replies are the next awaited.
+            self._replies.write(queued.pop(), now=True)
         transaction = self._transaction(
             envelope, claimed, commands, after=before_written, steps=(written, read),
             queued=queued, replies_after=before_read,
@@ -254,9 +261,10 @@ class SmtpConnection:
             # From here on the server may accept the message before we hear its answer.
             handed_over = True
             data = _stuffed(envelope.data)
-            if self._follow:  # the next message's envelope rides with this data
-                data += self._follow.pop()
-            self._replies.write(data)
+            follower = self._followers.pop(written, None)
+            if follower:  # the next message's envelope rides with this data
+                data += follower.pop()
+            self._replies.write(data, now=True)
             _resolve(written)
             reply = await self._replies.read()
             if reply.code == aiosmtplib.SMTPStatus.completed:
@@ -274,6 +282,7 @@ class SmtpConnection:
         except aiosmtplib.SMTPException as exc:  # anything else the client can raise mid-session
             return self._lost(f"{type(exc).__name__}: {exc}", handed_over=handed_over)
         finally:
+            self._followers.pop(written, None)  # not taken: the next writes its own envelope
             _resolve(written)
             _resolve(read)
 
