@@ -261,6 +261,11 @@ class DraftPool:
         result: Future[list[Draft]] = Future()
 
         def done(rendered: Future[list[tuple[str, bytes, str]]]) -> None:
+            if not result.set_running_or_notify_cancel():  # the batch stopped waiting for it
+                return
+            if rendered.cancelled():  # dropped as the rendering process stopped
+                result.set_exception(CancelledError())
+                return
             error = rendered.exception()
             if error is not None:
                 result.set_exception(error)

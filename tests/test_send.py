@@ -508,3 +508,23 @@ async def test_rendering_in_another_process_sends_the_same_letters(
         hashes = {r.email: r.content_hash for r in log.recipients()}
     for record in received:
         assert hashes[record.rcpt_tos[0]] == hashlib.sha256(record.data).hexdigest()
+
+
+async def test_a_batch_stopped_while_drafts_render_apart_leaves_no_callback_error(
+    tmp_path: Path,
+    smtp_server: Server,
+    client_tls: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A wrong password stops a batch whose chunks still render apart; no chunk's callback fails."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(300))  # five chunks, four rendered ahead
+    options = dataclasses.replace(FAST, parallel_render=True, concurrency=2)
+    summary = await send_batch(
+        folder, smtp_server, client_tls, options=options, password=PASSWORD + "-wrong"
+    )
+    assert summary.fatal is not None
+    assert "refused the login" in summary.fatal
+    assert smtp_server.handler.received == []
+    errors = [r for r in caplog.records if r.name == "concurrent.futures"]
+    assert errors == [], [r.getMessage() for r in errors]
