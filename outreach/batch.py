@@ -663,9 +663,7 @@ class Batch:
                 return
             try:
                 yield
-            except ThrottledError:
-                raise  # the server asks to wait, which says nothing of the password
-            except OutreachError as exc:
+            except OutreachError as exc:  # refused, even for now: no other login is tried
                 self._login_error = exc
                 raise
             self._logged_in = True
