@@ -1728,10 +1728,8 @@ def _options(
 
 # The option parser's validation speaks of its own types; these say it in plain words.
 _PLAIN_WORDS = (
-    (re.compile(r"Input should be a valid integer.*"), "must be a whole number"),
-    (re.compile(r"Input should be a valid number.*"), "must be a number"),
-    (re.compile(r"Value error, "), ""),
-    (re.compile(r"Input should be "), "must be "),
+    (re.compile(r"'.*' is not a valid int(eger)?\b.*"), "must be a whole number"),
+    (re.compile(r"'.*' is not a valid float\b.*"), "must be a number"),
 )
 
 

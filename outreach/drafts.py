@@ -279,6 +279,14 @@ class DraftPool:
         future.add_done_callback(done)
         return result
 
+    def finish(self) -> None:
+        """Let the rendering process end once its chunks are done, without waiting for it.
+
+        Called when every draft is in hand, so the process ends while the last messages go
+        rather than after them.
+        """
+        self._executor.shutdown(wait=False)
+
     def close(self) -> None:
         """Stop the rendering process, dropping chunks not yet started."""
         self._executor.shutdown(wait=True, cancel_futures=True)

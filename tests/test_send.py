@@ -528,3 +528,24 @@ async def test_a_batch_stopped_while_drafts_render_apart_leaves_no_callback_erro
     assert smtp_server.handler.received == []
     errors = [r for r in caplog.records if r.name == "concurrent.futures"]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+async def test_a_batch_rendered_apart_sends_its_first_drafts_rendered_here_and_the_rest_each_once(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """The first eighth is rendered while the rendering process starts: 200 letters, each once, each its own."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(200))
+    options = dataclasses.replace(FAST, parallel_render=True, concurrency=2)
+    summary = await send_batch(folder, smtp_server, client_tls, options=options)
+    assert (summary.sent, summary.fatal) == (200, None)
+    by_recipient = smtp_server.handler.by_recipient()
+    assert sorted(by_recipient) == [f"c{n:05d}@mission.example" for n in range(1, 201)]
+    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
+        hashes = {r.email: r.content_hash for r in log.recipients()}
+    for address, copies in by_recipient.items():
+        assert len(copies) == 1
+        body = copies[0].message.get_body(("plain",))
+        assert body is not None
+        assert f"Dear Contact {int(address[1:6])}," in body.get_content()
+        assert hashes[address] == hashlib.sha256(copies[0].data).hexdigest()
