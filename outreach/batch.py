@@ -26,7 +26,7 @@ import functools
 import itertools
 import random
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -575,7 +575,7 @@ class Batch:
         # On disk before the message leaves (the connection waits for it before the body):
         # this is what makes a crash safe. The envelope goes ahead meanwhile, and the claim
         # waits for one of the connection's claim slots.
-        claimed = asyncio.ensure_future(self._claim(draft, link))
+        claimed = self._claim(draft, link)
         claimed.add_done_callback(_retrieve)
         self._awaiting += 1
         try:
@@ -591,7 +591,7 @@ class Batch:
                 return None
             except TransportError as exc:
                 if await _settled_claim(claimed):
-                    link.claims.release()
+                    link.claims.give()
                 text = str(exc)
                 self._settle(contact, Status.PENDING, outcome="error", code=None, text=text)
                 raise
@@ -610,30 +610,37 @@ class Batch:
             # one: then its claim slot passes on once the settle is queued, so the journal
             # writes it before the next claim.
             status = self._record(contact, delivery, retry=retry, tries=tries, draft=draft)
-            link.claims.release()
+            link.claims.give()
         finally:
             # Only now: the answer's settle is queued, so it counts until it is on disk.
             self._awaiting -= 1
         return status, delivery, number, retry
 
-    async def _claim(self, draft: Draft, link: _Link) -> int:
-        """Claim a recipient in the send log once one of the link's claim slots is free."""
-        await link.claims.acquire()
+    def _claim(self, draft: Draft, link: _Link) -> asyncio.Future[int]:
+        """Claim a recipient in the send log: at once if a claim slot is free, else once one is."""
+        if link.claims.take_now():
+            return self._claim_in_slot(draft, link)
+        return asyncio.ensure_future(self._claim_later(draft, link))
+
+    async def _claim_later(self, draft: Draft, link: _Link) -> int:
+        """Wait for a claim slot, then claim; refuse if a stop came meanwhile."""
+        await link.claims.take()
         if self._stop.is_set():  # its envelope is out, but its data will not follow
-            link.claims.release()
+            link.claims.give()
             raise _NotClaimedError
+        return await self._claim_in_slot(draft, link)
+
+    def _claim_in_slot(self, draft: Draft, link: _Link) -> asyncio.Future[int]:
+        """Queue the claim of a recipient whose slot is taken; the slot comes back if it fails."""
         claim = functools.partial(
             self._log.claim,
             draft.contact.id,
             message_id=draft.message_id,
             content_hash=draft.content_hash,
         )
-        try:
-            number: int = await asyncio.wrap_future(self._journal.submit(claim))
-        except BaseException:
-            link.claims.release()
-            raise
-        return number
+        claimed = asyncio.wrap_future(self._journal.submit(claim))
+        claimed.add_done_callback(functools.partial(_give_back_if_failed, link.claims))
+        return claimed
 
     def _too_large(self, draft: Draft, limit: int | None, *, tries: int) -> bool:
         """Fail a message larger than the server takes, without sending it; say if it was."""
@@ -840,6 +847,49 @@ class _Turn:
             self._lock.release()
 
 
+class _Slots:
+    """A few slots, handed out in the order they were asked for; one free is taken at once."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    def take_now(self) -> bool:
+        """Take a slot if one is free and nobody waits for one; say whether it was taken."""
+        if self._free and not self._waiting:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting for one if none is free."""
+        if self.take_now():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed one as it was cancelled
+                self.give()
+            raise
+
+    def give(self) -> None:
+        """Give a slot back: to the first still waiting, else to the free ones."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+def _give_back_if_failed(slots: _Slots, claimed: asyncio.Future[int]) -> None:
+    """Give a claim's slot back if the claim was not written."""
+    if claimed.cancelled() or claimed.exception() is not None:
+        slots.give()
+
+
 class _Link:
     """The connection a worker's lanes share, opened when first needed and after a loss."""
 
@@ -852,7 +902,7 @@ class _Link:
         # Recipients claimed and not yet settled: what a run that dies leaves in flight. A lane
         # hands its envelope over first and claims once a slot is free; it frees the slot
         # once its settle is queued.
-        self.claims = asyncio.Semaphore(CLAIMED)
+        self.claims = _Slots(CLAIMED)
 
     def turn(self) -> _Turn:
         """Wait for this lane's turn to claim a recipient and hand its message over."""
