@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import inspect
 import itertools
 import random
 import threading
@@ -276,6 +277,7 @@ class Batch:
         self._journal: Journal
         self._write_error: BaseException | None = None
         self._first_login = asyncio.Lock()
+        self._takes_turn = _takes_login_turn(transport)
         self._logged_in = False
         self._login_error: OutreachError | None = None
         # Messages handed to the server whose answer is awaited, and answers not yet on disk:
@@ -534,6 +536,8 @@ class Batch:
                 if self._stop.is_set():
                     return
                 connection = await link.open()
+                if self._stop.is_set():  # it came while the connection was opened
+                    return
                 if self._too_large(draft, connection.max_size, tries=tries) or (
                     self._limiter is not None and not await self._acquire(self._limiter)
                 ):
@@ -575,9 +579,9 @@ class Batch:
         # On disk before the message leaves (the connection waits for it before the body):
         # this is what makes a crash safe. The envelope goes ahead meanwhile, and the claim
         # waits for one of the connection's claim slots.
-        claimed = self._claim(draft, link)
+        counted = _Counted()  # in flight once claimed: what a stop waits for and records
+        claimed = self._claim(draft, link, counted)
         claimed.add_done_callback(_retrieve)
-        self._awaiting += 1
         try:
             try:
                 pending = await connection.send(envelope, claimed)
@@ -613,25 +617,28 @@ class Batch:
             link.claims.give()
         finally:
             # Only now: the answer's settle is queued, so it counts until it is on disk.
-            self._awaiting -= 1
+            if counted.yes:
+                self._awaiting -= 1
         return status, delivery, number, retry
 
-    def _claim(self, draft: Draft, link: _Link) -> asyncio.Future[int]:
+    def _claim(self, draft: Draft, link: _Link, counted: _Counted) -> asyncio.Future[int]:
         """Claim a recipient in the send log: at once if a claim slot is free, else once one is."""
         if link.claims.take_now():
-            return self._claim_in_slot(draft, link)
-        return asyncio.ensure_future(self._claim_later(draft, link))
+            return self._claim_in_slot(draft, link, counted)
+        return asyncio.ensure_future(self._claim_later(draft, link, counted))
 
-    async def _claim_later(self, draft: Draft, link: _Link) -> int:
+    async def _claim_later(self, draft: Draft, link: _Link, counted: _Counted) -> int:
         """Wait for a claim slot, then claim; refuse if a stop came meanwhile."""
         await link.claims.take()
         if self._stop.is_set():  # its envelope is out, but its data will not follow
             link.claims.give()
             raise _NotClaimedError
-        return await self._claim_in_slot(draft, link)
+        return await self._claim_in_slot(draft, link, counted)
 
-    def _claim_in_slot(self, draft: Draft, link: _Link) -> asyncio.Future[int]:
+    def _claim_in_slot(self, draft: Draft, link: _Link, counted: _Counted) -> asyncio.Future[int]:
         """Queue the claim of a recipient whose slot is taken; the slot comes back if it fails."""
+        counted.yes = True
+        self._awaiting += 1
         claim = functools.partial(
             self._log.claim,
             draft.contact.id,
@@ -668,40 +675,49 @@ class Batch:
         A wrong password then costs one failed login, not one per connection: servers ban an
         address after a few (fail2ban's default is five). After a connection is lost the next
         login goes alone again, as the password may have been changed or the account locked.
-        Only the login waits: the connections are opened, secured and greeted meanwhile.
+        Only the login waits: the connections are opened, secured and greeted meanwhile. A
+        login that fails in any way (refused, timed out, hung up on) is the last one tried.
         """
         if self._login_error is not None:
             raise self._login_error
-        if self._logged_in:
-            yield
-            return
-        async with self._first_login:
+        alone = False
+        if not self._logged_in:
+            await self._first_login.acquire()
+            alone = not self._logged_in  # else the login before succeeded: all go at once now
+            if not alone:
+                self._first_login.release()
+        try:
             if self._login_error is not None:
                 raise self._login_error
-            if self._logged_in:  # the login before this one succeeded
-                yield
-                return
-            try:
-                yield
-            except OutreachError as exc:  # refused, even for now: no other login is tried
+            yield
+            if alone:
+                self._logged_in = True
+        except OutreachError as exc:
+            if self._login_error is None:
                 self._login_error = exc
-                raise
-            self._logged_in = True
+            raise
+        finally:
+            if alone:
+                self._first_login.release()
 
     async def _connect_patiently(self) -> Connection:
         """Connect; when the server asks to slow down, wait with backoff and try again."""
         tries = 0
         while True:
             try:
-                return await self._transport.connect(login_turn=self._login_turn)
+                if self._takes_turn:
+                    return await self._transport.connect(login_turn=self._login_turn)
+                return await self._transport.connect()
             except ThrottledError as exc:
                 tries += 1
+                msg = f"{exc} ({tries} attempts); nothing more was sent. Run again later."
                 if tries >= self._options.max_attempts or self._stop.is_set():
-                    msg = f"{exc} ({tries} attempts); nothing more was sent. Run again later."
                     raise ThrottledError(msg) from None
             delay = min(self._options.backoff * 2 ** (tries - 1), MAX_BACKOFF)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            if self._stop.is_set():  # no new connection once stopped
+                raise ThrottledError(msg)
 
     async def _acquire(self, limiter: RateLimiter) -> bool:
         """Wait for the rate limiter, or for a stop; return whether a slot was taken."""
@@ -925,6 +941,21 @@ class _Link:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
+
+
+def _takes_login_turn(transport: Transport) -> bool:
+    """Tell whether a transport's ``connect`` takes ``login_turn``: one written before may not."""
+    try:
+        parameters = inspect.signature(transport.connect).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: assume the current protocol
+        return True
+    return any(p.name == "login_turn" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+class _Counted:
+    """Whether an attempt's recipient was claimed, and so counted in flight."""
+
+    yes = False
 
 
 class _NotClaimedError(Exception):

@@ -997,7 +997,8 @@ class Journal:
             item = self._queue.get()
             group: list[tuple[Callable[[], Any], Future[Any]]] = []
             while item is not None:
-                group.append(item)
+                if item[1].set_running_or_notify_cancel():  # else nobody waits for it: skipped
+                    group.append(item)
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:

@@ -13,6 +13,7 @@ import outreach
 from outreach import api
 from outreach.batch import check_reserved
 from outreach.contacts import load_contacts
+from outreach.transport import Connection
 
 
 def test_every_api_name_is_exported_from_the_package() -> None:
@@ -202,3 +203,37 @@ def test_a_stop_during_a_reconnection_sends_nothing_more_even_with_a_free_slot(
     assert transport.connections == 2
     assert (summary.sent, summary.interrupted) == (1, True)
     assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 1
+
+
+def test_a_stop_during_a_reconnection_sends_nothing_more_without_a_rate(
+    campaign_dir: Path,
+) -> None:
+    """A stop that comes while a connection is reopened sends no one else, with no rate set either."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    options = outreach.SendOptions(allow_reserved=True)
+    with outreach.prepare_send(campaign, options=options) as batch:
+        transport = StoppedOnReconnect(campaign.default_outbox, batch.stop)
+        summary = batch.run(transport)
+    assert transport.connections == 2
+    assert (summary.sent, summary.interrupted) == (1, True)
+    assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 1
+
+
+class WithoutLoginTurn:
+    """A transport written to the protocol before ``login_turn``: its connect takes nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self._inner = outreach.MaildirTransport(path)
+        self.description = self._inner.description
+
+    async def connect(self) -> Connection:
+        return await self._inner.connect()
+
+
+def test_a_transport_whose_connect_takes_no_login_turn_still_sends(campaign_dir: Path) -> None:
+    """A transport whose connect has no login_turn parameter is connected as before."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    options = outreach.SendOptions(allow_reserved=True, concurrency=2)
+    with outreach.prepare_send(campaign, options=options) as batch:
+        summary = batch.run(WithoutLoginTurn(campaign.default_outbox))
+    assert (summary.sent, summary.fatal) == (5, None)

@@ -134,8 +134,13 @@ class SmtpTransport:
             if s.username is not None:
                 async with login_turn() if login_turn is not None else contextlib.nullcontext():
                     # The token in the turn too: a token command that fails then fails once.
+                    # A login that times out or is hung up on is said as such within the turn,
+                    # so that no other connection tries it after.
                     token = await s.token() if s.token is not None else None
-                    await self._login(client, token)
+                    try:
+                        await self._login(client, token)
+                    except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                        raise _connect_error(s, exc) from exc
             return SmtpConnection(client, timeout=s.timeout)
         except OutreachError:  # a refused login, or a token that could not be had
             client.close()
