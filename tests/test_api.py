@@ -237,3 +237,55 @@ def test_a_transport_whose_connect_takes_no_login_turn_still_sends(campaign_dir:
     with outreach.prepare_send(campaign, options=options) as batch:
         summary = batch.run(WithoutLoginTurn(campaign.default_outbox))
     assert (summary.sent, summary.fatal) == (5, None)
+
+
+class _FullAfterOne:
+    """A Maildir connection whose disk fills after one message: the next send raises."""
+
+    depth = 1
+    max_size = None
+
+    def __init__(self, inner: Connection) -> None:
+        self._inner = inner
+        self.sent = 0
+
+    async def send(self, envelope, claimed):
+        if self.sent:
+            await claimed  # the claim is written; the message cannot be
+            msg = "outbox: no space left on device"
+            raise outreach.TransportError(msg)
+        self.sent += 1
+        return await self._inner.send(envelope, claimed)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class FullAfterOne:
+    """The Maildir outbox, whose one connection fails with a TransportError after a message."""
+
+    def __init__(self, path: Path) -> None:
+        self._inner = outreach.MaildirTransport(path)
+        self.description = self._inner.description
+
+    async def connect(self, *, login_turn: outreach.LoginTurn | None = None) -> _FullAfterOne:
+        return _FullAfterOne(await self._inner.connect(login_turn=login_turn))
+
+
+def test_a_transport_error_mid_batch_leaves_the_recipient_pending_with_its_attempt(
+    campaign_dir: Path,
+) -> None:
+    """A send that raises after its claim stops the batch; that recipient is pending, tried once."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    options = outreach.SendOptions(allow_reserved=True)
+    with outreach.prepare_send(campaign, options=options) as batch:
+        summary = batch.run(FullAfterOne(campaign.default_outbox))
+    assert summary.fatal is not None
+    assert "no space left on device" in summary.fatal
+    assert summary.sent == 1
+    assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 1
+    with outreach.open_log(campaign.default_log) as log:
+        rows = {r.id: (r.status, r.attempts) for r in log.recipients()}
+    assert rows["c00001"] == ("sent", 1)
+    assert rows["c00002"] == ("pending", 1)
+    assert [rows[f"c{n:05d}"] for n in range(3, 6)] == [("pending", 0)] * 3
