@@ -87,6 +87,11 @@ def parse_smtp_url(url: str, /) -> SmtpSettings:
     )
 
 
+# What connecting, securing and logging in can raise short of a project error; each is said
+# in plain words by _connect_error.
+_CONNECTION_ERRORS = (aiosmtplib.SMTPException, ssl.SSLError, OSError)
+
+
 class SmtpTransport:
     """Open authenticated, encrypted connections to an SMTP server, each reused for many mails."""
 
@@ -139,13 +144,13 @@ class SmtpTransport:
                     token = await s.token() if s.token is not None else None
                     try:
                         await self._login(client, token)
-                    except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                    except _CONNECTION_ERRORS as exc:
                         raise _connect_error(s, exc) from exc
             return SmtpConnection(client, timeout=s.timeout)
         except OutreachError:  # a refused login, or a token that could not be had
             client.close()
             raise
-        except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+        except _CONNECTION_ERRORS as exc:
             client.close()
             raise _connect_error(s, exc) from exc
 
