@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from outreach.errors import (
     ConfigError,
     InputError,
+    LoginRefusedForNowError,
     LogLockedError,
     MailboxError,
     OutreachError,
@@ -170,6 +171,7 @@ __all__ = [
     "InputError",
     "KeptCopy",
     "LogLockedError",
+    "LoginRefusedForNowError",
     "LoginTurn",
     "MailboxError",
     "MaildirTransport",

@@ -633,8 +633,13 @@ def _print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading
     destination: str | None,
     outbox: Path | None,
     log_file: Path,
+    later: bool,
 ) -> None:
-    """Say what happened, where the letters went, and the true next steps, options repeated."""
+    """Say what happened, where the letters went, and the true next steps, options repeated.
+
+    ``later``: the batch stopped because the server refused the login for now, so the next
+    step is to wait and run the same command, not to fix something first.
+    """
     from outreach.api import DAILY, LIMITED
 
     left_out = ", ".join(f"{n} {s}" for s, n in sorted(summary.left_out.items()))
@@ -673,7 +678,12 @@ def _print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading
         )
         steps.append(f"send the rest {when} (none is sent twice): {again.send()}")
     rest = summary.not_sent + summary.left_out.get(LIMITED, 0)
-    if rest and summary.fatal:
+    if rest and summary.fatal and later:
+        steps.append(
+            "the server refused the login for now: wait a while, then run the same command to "
+            f"send the {rest} not sent yet (none is sent twice): {again.send()}"
+        )
+    elif rest and summary.fatal:
         steps.append(
             f"once that is fixed, send the {rest} not sent yet (none is sent twice): {again.send()}"
         )
@@ -925,12 +935,15 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
             )
     except OutreachError as exc:
         raise _fail(exc) from None
+    refusal = transport.refused_for_now if isinstance(transport, api.SmtpTransport) else None
     _print_summary(
         summary,
         again=again,
         destination=settings.url if settings is not None else None,
         outbox=None if settings is not None else outbox or campaign.default_outbox,
         log_file=log_path or campaign.default_log,
+        # The stop came from that refusal only if the batch says so in its very words.
+        later=refusal is not None and summary.fatal == str(refusal),
     )
     if summary.interrupted:
         raise typer.Exit(code=EXIT_INTERRUPTED)

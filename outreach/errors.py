@@ -56,7 +56,15 @@ class TransportError(OutreachError):
 class ThrottledError(TransportError):
     """Raise when the server asks to slow down (421, 450, 454 4.7.0) on connecting, before AUTH.
 
-    A temporary refusal of AUTH itself is a plain ``TransportError``: it is not retried.
+    A temporary refusal of AUTH itself is a ``LoginRefusedForNowError``: it is not retried.
+    """
+
+
+class LoginRefusedForNowError(TransportError):
+    """Raise when the server refuses the login for now (a 4xx reply to AUTH).
+
+    Not retried within the run, as another AUTH soon would add to the server's count of failed
+    logins: the same command, run again later, goes on where the batch stopped.
     """
 
 

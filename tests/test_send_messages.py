@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from helpers import contacts_yaml, run_cli, write_campaign
 from mailserver import PASSWORD, Server, free_port
 
@@ -121,6 +122,63 @@ def test_after_a_connection_failure_the_next_step_is_to_fix_it_with_the_options_
         ),
         "next: see what happened to each recipient: outreach log --log 'my log.sqlite3'",
     ]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "454 4.7.0 Too many login attempts, please try again later",
+        "421 4.7.0 Temporary authentication failure, slow down",
+    ],
+)
+def test_after_a_login_refused_for_now_the_next_step_is_the_same_command_later(
+    tmp_path: Path, make_server, ca_file: Path, reply: str
+) -> None:
+    """A temporary refusal of the login leads to waiting and running the same command, not to a fix."""
+    write_campaign(tmp_path, contacts=contacts_yaml(2))
+    server: Server = make_server()
+    server.handler.auth_faults = [reply]
+    done = send(
+        tmp_path,
+        "--smtp",
+        server.url(),
+        OUTREACH_SMTP_PASSWORD=PASSWORD,
+        SSL_CERT_FILE=str(ca_file),
+    )
+    assert done.returncode == 1
+    assert server.handler.auth_attempts == ["PLAIN"]
+    assert "refused the login for now" in done.stderr
+    assert done.stdout.splitlines()[-3:] == [
+        "sent 0, failed 0, uncertain 0, not sent 2",
+        (
+            "next: the server refused the login for now: wait a while, then run the same command "
+            "to send the 2 not sent yet (none is sent twice): outreach send --yes "
+            f"--allow-reserved-domains --smtp {server.url()}"
+        ),
+        "next: see what happened to each recipient: outreach log",
+    ]
+
+
+def test_after_a_login_refused_for_good_the_next_step_is_to_fix_it(
+    tmp_path: Path, make_server, ca_file: Path
+) -> None:
+    """A permanent refusal of the login leads to fixing the user or password, then the same command."""
+    write_campaign(tmp_path, contacts=contacts_yaml(2))
+    server: Server = make_server()
+    server.handler.auth_faults = ["535 5.7.8 Authentication credentials invalid"]
+    done = send(
+        tmp_path,
+        "--smtp",
+        server.url(),
+        OUTREACH_SMTP_PASSWORD=PASSWORD,
+        SSL_CERT_FILE=str(ca_file),
+    )
+    assert done.returncode == 1
+    assert "Check the user name in --smtp and the password" in done.stderr
+    assert done.stdout.splitlines()[-2] == (
+        "next: once that is fixed, send the 2 not sent yet (none is sent twice): outreach send "
+        f"--yes --allow-reserved-domains --smtp {server.url()}"
+    )
 
 
 def test_a_failed_recipient_points_to_the_log_and_the_retry(

@@ -19,7 +19,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 import aiosmtplib
 
-from outreach.errors import ConfigError, OutreachError, ThrottledError, TransportError
+from outreach.errors import (
+    ConfigError,
+    LoginRefusedForNowError,
+    OutreachError,
+    ThrottledError,
+    TransportError,
+)
 from outreach.model import DEFAULT_TIMEOUT, is_loopback
 from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection, LoginTurn, is_throttling
 from outreach.transport.transaction import SmtpConnection
@@ -103,6 +109,9 @@ class SmtpTransport:
         self.description = settings.url
         self._tls_context = tls_context or self._default_context()
         self._local_hostname: str | None = None
+        # The server's refusal of the login for now (a 4xx reply to AUTH), once one has come:
+        # a batch it stopped goes on with the same command later, nothing to fix.
+        self.refused_for_now: LoginRefusedForNowError | None = None
 
     def _default_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()  # honours SSL_CERT_FILE and SSL_CERT_DIR
@@ -184,10 +193,11 @@ class SmtpTransport:
                 await self._login_oauth(client, offered, token)
             else:
                 await self._login_password(client, offered)
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise _refused(s, exc.code, exc.message) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            raise _refused(s, exc.code, exc.message) from None
+        except aiosmtplib.SMTPResponseException as exc:  # SMTPAuthenticationError among them
+            error = _refused(s, exc.code, exc.message)
+            if isinstance(error, LoginRefusedForNowError):
+                self.refused_for_now = error
+            raise error from None
 
     async def _login_password(self, client: aiosmtplib.SMTP, offered: list[str]) -> None:
         s = self.settings
@@ -272,7 +282,7 @@ def _refused(settings: SmtpSettings, code: int, text: str) -> TransportError:
             "and nothing more was sent. Wait a while (as long as the server's message says, if "
             "it says) and run the same command again: the send log keeps who is still pending."
         )
-        return TransportError(msg)
+        return LoginRefusedForNowError(msg)
     if settings.token is not None:
         msg = (
             f"{url}: the server refused the OAuth2 token ({said}). Check that the user in "
