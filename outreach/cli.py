@@ -847,6 +847,8 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
     from outreach import api
 
     try:
+        if not save_sent:
+            _refuse_copy_options(ctx)
         campaign = choice.load()
         profile, method = _sign_in_method(
             campaign, choice.path, provider, auth, oauth_token_command
@@ -950,6 +952,37 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
     # A copy missing fails the command too, so a script notices; the letters stay sent.
     if not summary.ok or (summary.copies is not None and summary.copies.missing):
         raise typer.Exit(code=1)
+
+
+# The options that say where the copies of --save-sent go, by parameter name.
+COPY_OPTIONS = {
+    "imap": "--imap",
+    "sent_folder": "--sent-folder",
+    "imap_password_command": "--imap-password-command",
+}
+
+
+def _refuse_copy_options(ctx: typer.Context) -> None:
+    """Refuse an option of --save-sent typed without it; from the environment it may be there.
+
+    OUTREACH_IMAP_URL and OUTREACH_IMAP_PASSWORD_COMMAND serve 'track' as well, so only what
+    was typed on the command line is refused.
+    """
+    typed = []
+    for name, option in COPY_OPTIONS.items():
+        source = ctx.get_parameter_source(name)
+        # By its name: typer has the enum from click, or from a copy of click of its own.
+        if source is not None and source.name == "COMMANDLINE":
+            typed.append(option)
+    if not typed:
+        return
+    names = " and ".join(typed)
+    takes = "takes" if len(typed) == 1 else "take"
+    msg = (
+        f"{names} only {takes} effect with --save-sent (a copy of each letter sent in the IMAP "
+        f"account's Sent folder): add --save-sent, or drop {names}. Nothing was sent."
+    )
+    raise ConfigError(msg)
 
 
 def _save_sent(

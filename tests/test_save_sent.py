@@ -414,6 +414,44 @@ def test_no_imap_account_is_refused_before_sending(
     assert server.handler.received == []
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--imap", "imaps://office@mail.outreach.example"),
+        ("--sent-folder", "Sent"),
+        ("--imap-password-command", "echo imap-password"),
+    ],
+)
+def test_an_imap_option_without_save_sent_is_refused_before_sending(
+    campaign: Path, make_server, ca_file: Path, option: str, value: str
+) -> None:
+    """An option of --save-sent given without it stops the run first, naming the option."""
+    server = make_server(pipelining=True)
+    env = {
+        "OUTREACH_SMTP_URL": server.url(),
+        "OUTREACH_SMTP_PASSWORD": SMTP_PASSWORD,
+        "SSL_CERT_FILE": str(ca_file),
+    }
+    done = run_cli(
+        "send", "--yes", "--allow-reserved-domains", option, value, cwd=campaign, env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: {option} only takes effect with --save-sent (a copy of each letter sent in the "
+        f"IMAP account's Sent folder): add --save-sent, or drop {option}. Nothing was sent.\n"
+    )
+    assert server.handler.received == []
+    assert not (campaign / "logs").exists()
+
+
+def test_the_imap_url_in_the_environment_alone_does_not_ask_for_save_sent(campaign: Path) -> None:
+    """OUTREACH_IMAP_URL, which 'track' reads too, is no reason to refuse a send without copies."""
+    env = {"OUTREACH_IMAP_URL": "imaps://office@mail.outreach.example"}
+    done = run_cli("send", cwd=campaign, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "sent 6, failed 0, uncertain 0, not sent 0" in done.stdout
+
+
 def test_save_sent_into_the_outbox_is_refused(campaign: Path) -> None:
     """Letters that only go into the outbox Maildir have no sent copy to file."""
     done = run_cli("send", "--save-sent", cwd=campaign)
