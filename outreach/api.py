@@ -157,6 +157,7 @@ __all__ = [
     "TrackSummary",
     "Transport",
     "check",
+    "check_sent_folder",
     "dry_run",
     "imap_oauth_credentials",
     "imap_settings",
@@ -379,26 +380,37 @@ def prepare_send(
     )
 
 
-def _sent_copier(save_sent: SaveSent, campaign: Campaign, *, log: Path) -> SentCopier:
+def check_sent_folder(campaign: Campaign, /, *, save_sent: SaveSent) -> str:
+    """Log in and find the folder for the copies, as a send with ``save_sent`` does; save nothing.
+
+    Return the folder's name; raise what would stop that send before anything is sent.
+    """
+    copier = _sent_copier(save_sent, campaign, log=None)
+    copier.close()
+    return copier.folder
+
+
+def _sent_copier(save_sent: SaveSent, campaign: Campaign, *, log: Path | None) -> SentCopier:
     """Log in to the account and find its Sent folder; say so if either cannot be done."""
     folder = save_sent.folder or campaign.sent_folder
-
-    def load(letter: SentLetter) -> bytes | None:
-        # In the copier's thread, beside the batch's writer: a reader of its own.
-        with SendLog(log, campaign=None, write=False) as reader:
-            return reader.kept_bytes(letter.contact_id, letter.message_id)
-
     try:
         return sent_copier(
             save_sent.imap,
             credentials=save_sent.credentials,
             folder=folder,
             tls_context=save_sent.tls_context,
-            load=load,
+            load=functools.partial(_kept_bytes, log) if log is not None else None,
         )
     except MailboxError as exc:
         msg = f"--save-sent: {exc}. Nothing was sent."
         raise MailboxError(msg) from None
+
+
+def _kept_bytes(log: Path, letter: SentLetter, /) -> bytes | None:
+    """Read a letter's bytes back from the send log, for its copy."""
+    # In the copier's thread, beside the batch's writer: a reader of its own.
+    with SendLog(log, campaign=None, write=False) as reader:
+        return reader.kept_bytes(letter.contact_id, letter.message_id)
 
 
 def _renders_apart(plan: Plan, options: SendOptions, /) -> bool:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         Recipient,
         SaveSent,
         SendLog,
+        SendOptions,
         SmtpSettings,
         Summary,
         TrackEvent,
@@ -767,7 +768,12 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
         list[str] | None, typer.Option("--only", help="Send only to this contact id (repeat).")
     ] = None,
     dry_run_: Annotated[
-        bool, typer.Option("--dry-run", help="Render and check everything; send and log nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Render and check everything (with --save-sent, log in to the IMAP account and "
+            "find its folder too); send, log and save nothing.",
+        ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a live batch.")] = False,
     retry_failed: Annotated[
@@ -874,7 +880,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
             settings = api.smtp_settings(
                 smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
             )
-        # Checked first (a dry run sends nothing to file): whatever would stop it stops the run.
+        # Checked first, in a dry run too: whatever would stop the run stops it.
         copies = (
             _save_sent(
                 campaign,
@@ -884,7 +890,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
                 (method, profile, oauth_token_command, imap_password_command),
                 test_to=test_to,
             )
-            if save_sent and not dry_run_
+            if save_sent
             else None
         )
         if _send_test(
@@ -904,10 +910,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
         ):
             return
         if dry_run_:
-            count = api.dry_run(campaign, options=options, log=log_path, live=settings is not None)
-            typer.echo(
-                f"dry run: {_count(count, 'draft')} rendered and checked; nothing sent or logged"
-            )
+            _dry_run(campaign, options, log=log_path, live=settings is not None, copies=copies)
             return
         with api.prepare_send(
             campaign, options=options, log=log_path, live=settings is not None, save_sent=copies
@@ -983,6 +986,28 @@ def _refuse_copy_options(ctx: typer.Context) -> None:
         f"account's Sent folder): add --save-sent, or drop {names}. Nothing was sent."
     )
     raise ConfigError(msg)
+
+
+def _dry_run(
+    campaign: Campaign,
+    options: SendOptions,
+    *,
+    log: Path | None,
+    live: bool,
+    copies: SaveSent | None,
+) -> None:
+    """Check the drafts and, with --save-sent, the account and its folder; send nothing."""
+    from outreach import api
+
+    count = api.dry_run(campaign, options=options, log=log, live=live)
+    # As the real run does once the drafts are checked: log in and find the folder.
+    folder = api.check_sent_folder(campaign, save_sent=copies) if copies is not None else None
+    typer.echo(f"dry run: {_count(count, 'draft')} rendered and checked; nothing sent or logged")
+    if copies is not None:
+        typer.echo(
+            f"dry run: logged in to {copies.imap.url}; the copies would be saved in the "
+            f"folder {folder!r} (nothing was saved)"
+        )
 
 
 def _save_sent(

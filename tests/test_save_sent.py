@@ -452,6 +452,76 @@ def test_the_imap_url_in_the_environment_alone_does_not_ask_for_save_sent(campai
     assert "sent 6, failed 0, uncertain 0, not sent 0" in done.stdout
 
 
+def test_a_dry_run_logs_in_finds_the_folder_and_says_where_the_copies_would_go(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
+) -> None:
+    """--dry-run --save-sent logs in and finds Sent, names it, and sends, logs and appends nothing."""
+    server = make_server(pipelining=True)
+    done = cli_send(campaign, cli_env(server, dovecot, ca_file), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "dry run: 6 drafts rendered and checked; nothing sent or logged\n"
+        f"dry run: logged in to {dovecot.url()}; the copies would be saved in the folder "
+        "'Sent' (nothing was saved)\n"
+    )
+    assert f"Login: user=<{USER}>" in dovecot.log()
+    assert sent_folder(dovecot) == {}
+    assert server.handler.received == []
+    assert not (campaign / "logs").exists()
+
+
+def test_a_dry_run_with_a_wrong_imap_password_fails_as_the_real_run_does(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
+) -> None:
+    """A refused IMAP login fails the dry run with the real run's error, and nothing is appended."""
+    server = make_server(pipelining=True)
+    env = cli_env(server, dovecot, ca_file, password=PASSWORD + "-wrong")
+    dry = cli_send(campaign, env, "--dry-run")
+    assert dry.returncode == 1
+    assert "--save-sent: " in dry.stderr
+    assert "login refused" in dry.stderr
+    assert PASSWORD not in dry.stderr + dry.stdout
+    assert dovecot.log().count("auth failed") == 1
+    assert not (campaign / "logs").exists()
+    real = cli_send(campaign, env)
+    assert real.returncode == 1
+    assert dry.stderr == real.stderr
+    assert sent_folder(dovecot) == {}
+    assert server.handler.received == []
+
+
+def test_a_dry_run_naming_a_folder_that_does_not_exist_fails_with_the_folders(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
+) -> None:
+    """--dry-run --save-sent --sent-folder naming no folder fails as the real run would."""
+    server = make_server(pipelining=True)
+    done = cli_send(
+        campaign, cli_env(server, dovecot, ca_file), "--dry-run", "--sent-folder", "Copies"
+    )
+    assert done.returncode == 1
+    assert "no folder 'Copies' for the copies of sent letters; the folders are: INBOX, Sent" in (
+        done.stderr
+    )
+    assert "Nothing was sent." in done.stderr
+    assert not (campaign / "logs").exists()
+
+
+def test_a_dry_run_without_an_imap_account_fails_as_the_real_run_does(
+    campaign: Path, make_server, ca_file: Path
+) -> None:
+    """--dry-run --save-sent with no IMAP URL anywhere says where to give one."""
+    server = make_server(pipelining=True)
+    env = {
+        "OUTREACH_SMTP_URL": server.url(),
+        "OUTREACH_SMTP_PASSWORD": SMTP_PASSWORD,
+        "SSL_CERT_FILE": str(ca_file),
+    }
+    done = cli_send(campaign, env, "--dry-run")
+    assert done.returncode == 1
+    assert "--save-sent: no IMAP account" in done.stderr
+    assert not (campaign / "logs").exists()
+
+
 def test_save_sent_into_the_outbox_is_refused(campaign: Path) -> None:
     """Letters that only go into the outbox Maildir have no sent copy to file."""
     done = run_cli("send", "--save-sent", cwd=campaign)
