@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -136,3 +138,23 @@ def test_one_draft_is_said_in_the_singular(tmp_path: Path) -> None:
     done = run_cli("preview", "c00001", "--out", "drafts", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "wrote 1 draft (.eml and .html) to drafts\n"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["send", "--no-such-option"]])
+def test_the_collector_is_frozen_when_the_command_ends(tmp_path: Path, args: list[str]) -> None:
+    """Whichever way a command ends, the collector's passes at exit skip what the process holds."""
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        "from outreach.cli import main\n"
+        "sys.argv = ['outreach', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.splitlines()[-1] == "frozen True"
