@@ -19,6 +19,7 @@ from outreach.errors import SendLogError
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
 from outreach.transport import SmtpSettings, SmtpTransport
+from outreach.transport.transaction import _stuffed
 
 FAST = SendOptions(max_attempts=3, backoff=0.01)
 
@@ -489,6 +490,23 @@ async def test_lines_starting_with_a_dot_arrive_intact(
     assert body is not None
     text = body.get_content().replace("\r\n", "\n")
     assert "\n.A line that starts with a dot\n\n..and two.\n" in text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b".first\r\nplain\r\n.\r\n.\r\n..two\r\n",
+        b"no line end at the end",
+        b"a\r\n.\r\n",
+        b".",
+        b"line\r\n\r\n.\r\n.\r\n.\r\n",
+    ],
+)
+def test_dot_stuffing_doubles_every_leading_dot_and_ends_the_data(data: bytes) -> None:
+    """Each line that starts with a dot gets a second one, and the data ends with CRLF.CRLF."""
+    lines = data.removesuffix(b"\r\n").split(b"\r\n")
+    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
+    assert _stuffed(data) == b"".join(line + b"\r\n" for line in stuffed) + b".\r\n"
 
 
 async def test_rendering_in_another_process_sends_the_same_letters(
