@@ -16,6 +16,7 @@ in the same cache folder. Every figure is measured in this run, on this machine.
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import os
 import shutil
@@ -176,6 +177,17 @@ def contact_loading(count: int) -> tuple[float, float]:
                     f"Permanent Mission of Country {n} to the United Nations",
                 ))  # fmt: skip
         return median(folder / "contacts.yaml"), median(folder / "contacts.csv")
+
+
+def compile_bytecode() -> str:
+    """Compile the package's bytecode once, as ``pip install`` does; say so in a line.
+
+    An installed outreach starts from bytecode written at install time. In this editable
+    checkout, with ``PYTHONDONTWRITEBYTECODE`` set (as on these machines), every run would
+    compile the package's 12,000 lines again first: about 55 ms that no user pays.
+    """
+    compileall.compile_dir(REPO / "outreach", quiet=1)
+    return "bytecode: the package's, compiled once before measuring, as pip install does"
 
 
 def outreach(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
@@ -430,6 +442,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {load}")
     size = message_size()
     print(f"message: the real letter, text + HTML, {size:,} bytes")
+    print(compile_bytecode())
     with sink() as (port, name):
         print(f"sink: {name} on 127.0.0.1:{port}; {CONCURRENCY} connections\n")
         if options.save_sent:

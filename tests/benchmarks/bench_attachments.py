@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import outreach, sink, write_workload
+from bench import compile_bytecode, outreach, sink, write_workload
 
 from outreach.campaign import load_campaign
 from outreach.contacts import load_contacts
@@ -155,7 +155,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller N, for a first look")
     options = parser.parse_args()
     drafts, sends, letters = (200, 200, 5) if options.quick else (1_000, 1_000, 15)
-    print(f"machine: {load()}; Python {sys.version.split()[0]}\n")
+    print(f"machine: {load()}; Python {sys.version.split()[0]}")
+    print(compile_bytecode() + "\n")
     with tempfile.TemporaryDirectory() as tmp:
         measure_attachments(Path(tmp), drafts=drafts, sends=sends)
         print()

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import bench
-from bench import free_port, message_size, run_limit, run_ours, run_peer, sink
+from bench import compile_bytecode, free_port, message_size, run_limit, run_ours, run_peer, sink
 
 PROXY = Path(__file__).with_name("delayproxy.py")
 
@@ -73,6 +73,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {load()}")
     size = message_size()
     print(f"message: the real letter, text + HTML, {size:,} bytes")
+    print(compile_bytecode())
     with sink() as (port, name):
         print(f"server: {name} behind the delay proxy; {bench.CONCURRENCY} connections")
         for rtt in round_trips:
