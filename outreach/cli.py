@@ -539,8 +539,11 @@ def _run_with_progress(
     """Run the batch with a progress bar on a terminal; Ctrl-C and SIGTERM stop it cleanly.
 
     The bar is drawn on stderr, where the warnings go too, through the bar's own console: each
-    warning then stands on a line of its own above the bar.
+    warning then stands on a line of its own above the bar. Elsewhere (a pipe, a file, a job
+    scheduler) the warnings are plain lines and no bar is built.
     """
+    if not sys.stderr.isatty():
+        return _run_reporting(prepared, transport, again=again, timeout=timeout)
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -557,35 +560,50 @@ def _run_with_progress(
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=not sys.stderr.isatty(),
         transient=True,
     ) as progress:
         task = progress.add_task("sending", total=len(prepared.plan.todo))
+        return _run_reporting(
+            prepared,
+            transport,
+            again=again,
+            timeout=timeout,
+            say=lambda line: console.print(line, markup=False, soft_wrap=True),
+            advance=lambda: progress.advance(task),
+        )
 
-        def say(line: str) -> None:
-            if progress.disable:
-                typer.echo(line, err=True)
-            else:
-                console.print(line, markup=False, soft_wrap=True)
 
-        def on_event(event: Event) -> None:
-            if event.status is not Status.PENDING:
-                progress.advance(task)
-            for line in _event_lines(event):
-                say(line)
+def _run_reporting(
+    prepared: PreparedSend,
+    transport: Transport,
+    *,
+    again: _Again,
+    timeout: float | None,
+    say: Callable[[str], None] | None = None,
+    advance: Callable[[], None] | None = None,
+) -> Summary:
+    """Run the batch, saying its warnings with ``say`` (on stderr if None); ``advance`` counts."""
+    if say is None:
+        say = functools.partial(typer.echo, err=True)
 
-        def on_signal(count: int) -> None:
-            in_flight = prepared.in_flight
-            if count == 1:
-                say(_stopping(in_flight, timeout))
-                return
-            say(_quitting(in_flight, again))
-            sys.stdout.flush()
-            sys.stderr.flush()
-            # The claims on disk make this safe, as a crash is: the next run finds them.
-            os._exit(EXIT_INTERRUPTED)
+    def on_event(event: Event) -> None:
+        if advance is not None and event.status is not Status.PENDING:
+            advance()
+        for line in _event_lines(event):
+            say(line)
 
-        return prepared.run(transport, on_event=on_event, on_signal=on_signal)
+    def on_signal(count: int) -> None:
+        in_flight = prepared.in_flight
+        if count == 1:
+            say(_stopping(in_flight, timeout))
+            return
+        say(_quitting(in_flight, again))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The claims on disk make this safe, as a crash is: the next run finds them.
+        os._exit(EXIT_INTERRUPTED)
+
+    return prepared.run(transport, on_event=on_event, on_signal=on_signal)
 
 
 def _stopping(in_flight: int, timeout: float | None) -> str:

@@ -426,3 +426,20 @@ def test_a_resume_checks_only_the_contacts_it_will_send(campaign_dir: Path) -> N
     result = run_cli("send", cwd=campaign_dir)
     assert result.returncode == 0, result.stderr
     assert "sent 4, failed 0, uncertain 0, not sent 0; left out: 1 sent" in result.stdout
+
+
+def test_a_send_with_no_terminal_builds_no_progress_bar(shipped: Path) -> None:
+    """Piped, a send says its lines plainly and does not load the progress bar's library."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('rich loaded:', 'rich' in sys.modules))\n"
+        "from outreach.cli import main\n"
+        "sys.argv = ['outreach', 'send', '--yes']\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=shipped, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sent 15" in done.stdout
+    assert done.stdout.splitlines()[-1] == "rich loaded: False"
