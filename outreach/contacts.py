@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -28,7 +29,8 @@ _UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '([^']
 MAX_DEPTH = 32
 MAX_BYTES = 256 * 1024 * 1024
 
-Fields = dict[str, tuple[int, str]]  # field name: its line, and how a message names it
+# Field name: its line, and how a message names it (None: "field 'name'", made when needed).
+Fields = dict[str, tuple[int, str | None]]
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
@@ -88,7 +90,10 @@ class _EventReader:
 
     def value(self, depth: int = 0) -> Any:
         """Build the next value (scalar, list or mapping) from the events."""
-        event = self.next()
+        return self.build(self.next(), depth)
+
+    def build(self, event: Any, depth: int) -> Any:
+        """Build the value that ``event``, just taken from the stream, begins."""
         if depth > MAX_DEPTH:
             msg = f"line {event.start_mark.line + 1}: nested too deeply for a contact list"
             raise yaml.YAMLError(msg)
@@ -124,12 +129,23 @@ class _EventReader:
         """Yield each key, its line and its value, up to the end of the current mapping."""
         merged: list[dict[Any, Any]] = []
         seen: set[Any] = set()
-        while not isinstance(self.peek(), yaml.MappingEndEvent):
-            key_event = self.peek()
-            key = self.value(depth + 1)
+        # Most keys and values are scalars without an anchor: those are read here directly,
+        # the rest through ``build``, which checks the depth and keeps anchors.
+        direct = depth < MAX_DEPTH
+        scalar = yaml.ScalarEvent
+        while type(key_event := self.next()) is not yaml.MappingEndEvent:
+            if direct and type(key_event) is scalar and not key_event.anchor:
+                key = self._scalar(key_event)
+            else:
+                key = self.build(key_event, depth + 1)
             line = key_event.start_mark.line + 1
-            item = self.value(depth + 1)
-            plain = isinstance(key_event, yaml.ScalarEvent) and key_event.implicit[0]
+            item_event = self.next()
+            item: Any
+            if direct and type(item_event) is scalar and not item_event.anchor:
+                item = self._scalar(item_event)
+            else:
+                item = self.build(item_event, depth + 1)
+            plain = type(key_event) is scalar and key_event.implicit[0]
             if key == _MERGE and plain:
                 merged.extend(item if isinstance(item, list) else [item])
                 continue
@@ -138,7 +154,6 @@ class _EventReader:
                 raise yaml.YAMLError(msg)
             seen.add(key)
             yield key, line, item
-        self.next()
         for source in merged:  # merge keys: earlier, explicit keys win
             if isinstance(source, dict):
                 for key, item in source.items():
@@ -269,7 +284,7 @@ def _entries(reader: _EventReader, path: Path, line: int) -> Iterator[tuple[int,
                 msg = f"entry {number}: the field {key!r} is given twice (also line {also})"
                 raise InputError([Problem(f"{path}:{key_line}", msg)])
             entry[key] = item
-            fields.setdefault(str(key), (key_line or entry_line, f"field {key!r}"))
+            fields.setdefault(str(key), (key_line or entry_line, None))
         reader.remember(entry_event.anchor, entry)
         yield number, entry_line, fields, entry
     reader.next()
@@ -483,15 +498,15 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
     fields: Fields,
     entry: object,
 ) -> _Checked:
-    label = f"entry {number}"
-    if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-        label += f" (id {entry['id']!r})"
 
-    def where(name: str | None = None) -> str:
+    def where(name: str | None = None) -> str:  # only when there is a problem to name
+        label = f"entry {number}"
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            label += f" (id {entry['id']!r})"
         if name is None:
             return f"{path}:{line}: {label}"
-        at, said = fields.get(name, (line, f"field {name!r}"))
-        return f"{path}:{at}: {label}, {said}"
+        at, said = fields.get(name, (line, None))
+        return f"{path}:{at}: {label}, {said or f'field {name!r}'}"
 
     if not isinstance(entry, dict):
         return _Checked(
@@ -552,7 +567,7 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
     for key, value in entry.items():
         if key in {"id", "email", "name", "cc", "attachments"}:
             continue
-        if not isinstance(key, str) or not FIELD_PATTERN.fullmatch(key):
+        if not isinstance(key, str) or not _is_field_name(key):
             msg = "a field name must be letters, digits and underscores, to be usable in a template"
             problems.append(Problem(where(str(key)), msg))
             continue
@@ -582,6 +597,12 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
         attachments=attachments,
     )
     return checked
+
+
+@functools.lru_cache(maxsize=256)
+def _is_field_name(name: str) -> bool:
+    """Tell whether ``name`` can be a template's variable: checked once a name, not a contact."""
+    return FIELD_PATTERN.fullmatch(name) is not None
 
 
 def _attachment_paths(value: object) -> tuple[tuple[str, ...], list[str]]:

@@ -344,6 +344,32 @@ def test_an_anchor_shared_by_entries_is_fine(tmp_path: Path) -> None:
     ]
 
 
+def test_an_anchored_value_and_its_alias_load_as_the_same_text(tmp_path: Path) -> None:
+    """A field's value given an anchor in one entry can be repeated by alias in another."""
+    path = write(
+        tmp_path,
+        """\
+        contacts:
+          - id: one
+            email: one@mission.example
+            &country-key country: &country Mexico
+          - id: two
+            email: two@mission.example
+            *country-key : *country
+        """,
+    )
+    contacts = load_contacts(path)
+    assert [c.data["country"] for c in contacts] == ["Mexico", "Mexico"]
+
+
+def test_mappings_nested_too_deeply_in_a_field_are_refused(tmp_path: Path) -> None:
+    """A field whose value nests mappings past the limit is refused with its line."""
+    nested = "{a: " * 40 + "x" + "}" * 40
+    path = write(tmp_path, f"contacts:\n  - id: a\n    email: a@b.example\n    deep: {nested}\n")
+    problems = problems_of(path)
+    assert any("line 4: nested too deeply for a contact list" in p for p in problems), problems
+
+
 def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     """A contact list over the size limit is refused from its size alone."""
     path = tmp_path / "contacts.yaml"
