@@ -432,35 +432,84 @@ LogOption = Annotated[
 ]
 
 
-def _password(settings: SmtpSettings, command: str | None) -> str | None:
+@dataclass(frozen=True, slots=True)
+class PasswordSource:
+    """Where one password may come from, named as the user gives it, for the errors to say."""
+
+    variable: str  # the environment variable that holds the password itself
+    option: str  # the option that names a command printing it
+    command_variable: str  # the environment variable the option is read from when not typed
+    command: str | None
+    from_variable: bool  # the command came from ``command_variable``, not the command line
+    not_done: str  # what the command did not do for want of it: "nothing was sent"
+
+    @property
+    def command_name(self) -> str:
+        """Name the command as the user gave it: by its variable, or by its option."""
+        return self.command_variable if self.from_variable else self.option
+
+
+def _password_source(
+    ctx: typer.Context, parameter: str, command: str | None, *, variable: str, not_done: str
+) -> PasswordSource:
+    """Describe the password whose ``command`` is given by the option ``parameter``."""
+    option = next(p for p in ctx.command.params if p.name == parameter)
+    source = ctx.get_parameter_source(parameter)
+    return PasswordSource(
+        variable=variable,
+        option=option.opts[0],
+        command_variable=str(option.envvar),
+        command=command,
+        # By its name: typer has the enum from click, or from a copy of click of its own.
+        from_variable=source is not None and source.name == "ENVIRONMENT",
+        not_done=not_done,
+    )
+
+
+def _password(settings: SmtpSettings, source: PasswordSource) -> str | None:
     """Find the SMTP password: environment, then a password command, then a prompt."""
     if settings.username is None:
         return None
     missing = f"{settings.url} names a user but no password was given"
-    return _find_password(
-        settings.url, env=PASSWORD_ENV, command=command, failed="nothing was sent", missing=missing
-    )
+    return _find_password(settings.url, source, missing=missing)
 
 
-def _find_password(url: str, *, env: str, command: str | None, failed: str, missing: str) -> str:
-    """Take the password from ``env``, else from the password command, else from a prompt."""
-    if env in os.environ:
-        return os.environ[env]
-    if command:
+def _find_password(url: str, source: PasswordSource, *, missing: str) -> str:
+    """Take the password from its variable, else from its command, else from a prompt.
+
+    Errors name the option or variable the user gave; the command's output is never shown.
+    """
+    if source.variable in os.environ:
+        return os.environ[source.variable]
+    name, not_done = source.command_name, source.not_done
+    if source.command:
         try:
             done = subprocess.run(
-                shlex.split(command), capture_output=True, text=True, check=False, timeout=60
+                shlex.split(source.command),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            msg = f"--password-command failed to run: {exc}"
+        except ValueError as exc:  # from shlex: an unclosed quote
+            msg = f"{name} cannot be read as a command ({exc}); check its quotes; {not_done}"
+            raise ConfigError(msg) from None
+        except subprocess.TimeoutExpired:
+            msg = f"{name} did not finish within 60 seconds; {not_done}"
+            raise ConfigError(msg) from None
+        except OSError as exc:
+            msg = f"{name} failed to run: {exc}; {not_done}"
             raise ConfigError(msg) from None
         if done.returncode != 0:
-            msg = f"--password-command exited with status {done.returncode}; {failed}"
+            msg = f"{name} exited with status {done.returncode}; {not_done}"
             raise ConfigError(msg)
         return done.stdout.rstrip("\r\n").split("\n")[0]
     if sys.stdin.isatty():
         return str(typer.prompt(f"Password for {url}", hide_input=True))
-    msg = f"{missing}: set {env}, pass --password-command, or run on a terminal to be asked"
+    msg = (
+        f"{missing}: set {source.variable}, pass {source.option} (or set "
+        f"{source.command_variable}), or run on a terminal to be asked; {not_done}"
+    )
     raise ConfigError(msg)
 
 
@@ -484,12 +533,12 @@ def _credentials(
     method: str,
     profile: Provider | None,
     token_command: str | None,
-    password_command: str | None,
+    password: PasswordSource,
 ) -> SmtpSettings:
     """Add the password, or the source of OAuth2 tokens, to the settings."""
     if method == "xoauth2":
         return _with_token(settings, profile, token_command)
-    return dataclasses.replace(settings, password=_password(settings, password_command))
+    return dataclasses.replace(settings, password=_password(settings, password))
 
 
 def _with_token(
@@ -874,6 +923,20 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
     try:
         if not save_sent:
             _refuse_copy_options(ctx)
+        smtp_password = _password_source(
+            ctx,
+            "password_command",
+            password_command,
+            variable=PASSWORD_ENV,
+            not_done="nothing was sent",
+        )
+        imap_password = _password_source(
+            ctx,
+            "imap_password_command",
+            imap_password_command,
+            variable=IMAP_PASSWORD_ENV,
+            not_done="nothing was sent",
+        )
         campaign = choice.load()
         profile, method = _sign_in_method(
             campaign, choice.path, provider, auth, oauth_token_command
@@ -906,7 +969,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
                 settings,
                 imap,
                 sent_folder,
-                (method, profile, oauth_token_command, imap_password_command),
+                (method, profile, oauth_token_command, imap_password),
                 test_to=test_to,
             )
             if save_sent
@@ -921,7 +984,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
                 settings,
                 outbox,
                 credentials=lambda s: _credentials(
-                    s, method, profile, oauth_token_command, password_command
+                    s, method, profile, oauth_token_command, smtp_password
                 ),
             ),
             log=log_path,
@@ -943,7 +1006,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
                 if prepared.plan.todo:
                     _confirm(prepared.plan, campaign, settings.url, yes, prepared.corrections)
                     settings = _credentials(
-                        settings, method, profile, oauth_token_command, password_command
+                        settings, method, profile, oauth_token_command, smtp_password
                     )
                 transport = api.SmtpTransport(settings)
             else:
@@ -1034,7 +1097,7 @@ def _save_sent(
     smtp: SmtpSettings | None,
     imap: str | None,
     folder: str | None,
-    sign_in: tuple[str, Provider | None, str | None, str | None],
+    sign_in: tuple[str, Provider | None, str | None, PasswordSource],
     *,
     test_to: str | None,
 ) -> SaveSent:
@@ -1050,7 +1113,7 @@ def _save_sent(
             "no sent letter to file; use it with --smtp. Nothing was sent."
         )
         raise ConfigError(msg)
-    method, profile, token_command, password_command = sign_in
+    method, profile, token_command, password = sign_in
     if profile is not None or smtp.host.lower().endswith(FILING_DOMAINS):
         typer.echo(
             "warning: Gmail and Microsoft 365 file the mail sent through them in Sent "
@@ -1073,7 +1136,7 @@ def _save_sent(
         timeout=smtp.timeout,
         require_tls=smtp.require_tls,
     )
-    credentials = _imap_credentials(settings, method, profile, token_command, password_command)
+    credentials = _imap_credentials(settings, method, profile, token_command, password)
     return api.SaveSent(imap=settings, credentials=credentials, folder=folder)
 
 
@@ -1636,12 +1699,9 @@ FILING_DOMAINS = (".gmail.com", ".googlemail.com", ".office365.com", ".outlook.c
 IMAP_PASSWORD_ENV = "OUTREACH_IMAP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 
-def _imap_password(url: str, command: str | None) -> str:
+def _imap_password(url: str, source: PasswordSource) -> str:
     """Find the IMAP password: environment, then a password command, then a prompt."""
-    missing = f"{url}: no password was given"
-    return _find_password(
-        url, env=IMAP_PASSWORD_ENV, command=command, failed="nothing was read", missing=missing
-    )
+    return _find_password(url, source, missing=f"{url}: no password was given")
 
 
 @app.command()
@@ -1689,12 +1749,20 @@ def track(
     auth: AuthOption = None,
     oauth_token_command: TokenCommandOption = None,
     *,
+    ctx: typer.Context,
     choice: CampaignChoice,
 ) -> None:
     """Read bounces, delays and replies from the mailbox into the send log; change nothing there."""
     from outreach import api
 
     try:
+        password = _password_source(
+            ctx,
+            "password_command",
+            password_command,
+            variable=IMAP_PASSWORD_ENV,
+            not_done="nothing was read",
+        )
         campaign = choice.load()
         profile, method = _sign_in_method(
             campaign, choice.path, provider, auth, oauth_token_command
@@ -1708,9 +1776,7 @@ def track(
             timeout=timeout,
             require_tls=require_tls,
         )
-        credentials = _imap_credentials(
-            settings, method, profile, oauth_token_command, password_command
-        )
+        credentials = _imap_credentials(settings, method, profile, oauth_token_command, password)
         summary = _track(campaign, settings, credentials, folders or ["INBOX"], log_path, move_to)
     except OutreachError as exc:
         raise _fail(exc) from None
@@ -1722,13 +1788,13 @@ def _imap_credentials(
     method: str,
     profile: Provider | None,
     token_command: str | None,
-    password_command: str | None,
+    source: PasswordSource,
 ) -> Credentials:
     """Return the IMAP login: the password, or OAuth2 tokens from the command or a sign-in."""
     from outreach import api
 
     if method != "xoauth2":
-        password = _imap_password(settings.url, password_command)
+        password = _imap_password(settings.url, source)
         return api.Credentials(api.Auth.PASSWORD, lambda: password)
     return api.imap_oauth_credentials(settings, profile=profile, token_command=token_command)
 

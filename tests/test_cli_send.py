@@ -309,6 +309,49 @@ def test_user_without_password_and_without_terminal_is_refused(
     result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=campaign_dir, env=env)
     assert result.returncode == 1
     assert "names a user but no password was given" in result.stderr
+    assert (
+        "set OUTREACH_SMTP_PASSWORD, pass --password-command (or set "
+        "OUTREACH_SMTP_PASSWORD_COMMAND), or run on a terminal to be asked; nothing was sent"
+    ) in result.stderr
+    assert smtp_server.handler.received == []
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "named"),
+    [
+        (("--password-command", "false"), {}, "--password-command"),
+        ((), {"OUTREACH_SMTP_PASSWORD_COMMAND": "false"}, "OUTREACH_SMTP_PASSWORD_COMMAND"),
+    ],
+)
+def test_a_failing_password_command_is_named_as_given_and_nothing_is_sent(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path, args, variables, named
+) -> None:
+    """A failing SMTP password command is named by the option or variable it came from."""
+    env = smtp_env(smtp_server, ca_file)
+    del env["OUTREACH_SMTP_PASSWORD"]
+    env.update(variables)
+    result = run_cli("send", "--yes", "--allow-reserved-domains", *args, cwd=campaign_dir, env=env)
+    assert result.returncode == 1
+    assert result.stderr.endswith(f"error: {named} exited with status 1; nothing was sent\n")
+    assert smtp_server.handler.received == []
+    assert smtp_server.handler.logins == 0
+
+
+def test_a_password_command_with_an_unclosed_quote_is_a_clear_error(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """A password command that cannot be split into words is named, not a traceback."""
+    env = smtp_env(smtp_server, ca_file)
+    del env["OUTREACH_SMTP_PASSWORD"]
+    result = run_cli(
+        "send", "--yes", "--allow-reserved-domains", "--password-command", "pass show 'smtp",
+        cwd=campaign_dir, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        "error: --password-command cannot be read as a command (No closing quotation); "
+        "check its quotes; nothing was sent\n"
+    )
     assert smtp_server.handler.received == []
 
 

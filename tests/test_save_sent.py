@@ -414,6 +414,50 @@ def test_no_imap_account_is_refused_before_sending(
     assert server.handler.received == []
 
 
+# Prints a would-be password on both outputs, then fails: neither may reach the user.
+FAILING_COMMAND = "sh -c 'echo s3ntinel-imap-73; echo s3ntinel-imap-73 >&2; exit 3'"
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "named"),
+    [
+        (("--imap-password-command", FAILING_COMMAND), {}, "--imap-password-command"),
+        ((), {"OUTREACH_IMAP_PASSWORD_COMMAND": FAILING_COMMAND}, "OUTREACH_IMAP_PASSWORD_COMMAND"),
+    ],
+)
+def test_a_failing_imap_password_command_is_named_and_nothing_is_sent(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path, args, variables, named
+) -> None:
+    """The IMAP password command's failure names its own option or variable; nothing is sent."""
+    server = make_server(pipelining=True)
+    env = cli_env(server, dovecot, ca_file)
+    del env["OUTREACH_IMAP_PASSWORD"]
+    env.update(variables)
+    done = cli_send(campaign, env, *args)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {named} exited with status 3; nothing was sent\n"
+    assert "s3ntinel" not in done.stdout + done.stderr
+    assert server.handler.received == []
+    assert not (campaign / "logs").exists()
+
+
+def test_no_imap_password_names_the_imap_options_and_nothing_is_sent(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
+) -> None:
+    """With no IMAP password anywhere, the error names the IMAP variables and option to use."""
+    server = make_server(pipelining=True)
+    env = cli_env(server, dovecot, ca_file)
+    del env["OUTREACH_IMAP_PASSWORD"]
+    done = cli_send(campaign, env)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: {dovecot.url()}: no password was given: set OUTREACH_IMAP_PASSWORD, pass "
+        "--imap-password-command (or set OUTREACH_IMAP_PASSWORD_COMMAND), or run on a terminal "
+        "to be asked; nothing was sent\n"
+    )
+    assert server.handler.received == []
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [

@@ -318,6 +318,40 @@ def test_a_wrong_password_stops_with_a_clear_error(sent, dovecot):
     assert events(folder) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "variables", "named"),
+    [
+        (("--password-command", "false"), {}, "--password-command"),
+        ((), {"OUTREACH_IMAP_PASSWORD_COMMAND": "false"}, "OUTREACH_IMAP_PASSWORD_COMMAND"),
+    ],
+)
+def test_a_failing_password_command_is_named_as_given_and_nothing_is_read(
+    sent, dovecot, args, variables, named
+):
+    """A failing password command is named by the option or variable it came from; no login."""
+    folder, _ = sent
+    env = {"SSL_CERT_FILE": str(dovecot.ca_file), **variables}
+    done = run_cli("track", "--imap", dovecot.url(), *args, cwd=folder, env=env)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {named} exited with status 1; nothing was read\n"
+    assert f"user=<{USER}>" not in dovecot.log()
+    assert events(folder) == []
+
+
+def test_no_password_names_the_imap_variables_and_option_and_nothing_is_read(sent, dovecot):
+    """With no password anywhere, the error names track's option and the IMAP variables."""
+    folder, _ = sent
+    env = {"SSL_CERT_FILE": str(dovecot.ca_file)}
+    done = run_cli("track", "--imap", dovecot.url(), cwd=folder, env=env)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: {dovecot.url()}: no password was given: set OUTREACH_IMAP_PASSWORD, pass "
+        "--password-command (or set OUTREACH_IMAP_PASSWORD_COMMAND), or run on a terminal to "
+        "be asked; nothing was read\n"
+    )
+    assert events(folder) == []
+
+
 def test_an_untrusted_certificate_stops_with_a_clear_error(sent, dovecot):
     """A server whose certificate the trust store does not know is refused, with what to do."""
     folder, _ = sent
