@@ -479,10 +479,12 @@ def _find_password(url: str, source: PasswordSource, *, missing: str) -> str:
 
     Errors name the option or variable the user gave; the command's output is never shown.
     """
-    if source.variable in os.environ:
-        return os.environ[source.variable]
+    # A blank variable counts as unset, as click counts the command variables.
+    stored = os.environ.get(source.variable, "")
+    if stored.strip():
+        return stored
     name, not_done = source.command_name, source.not_done
-    if source.command:
+    if source.command and source.command.strip():  # a blank one, like an empty one, is unset
         try:
             done = subprocess.run(
                 shlex.split(source.command),
@@ -503,9 +505,16 @@ def _find_password(url: str, source: PasswordSource, *, missing: str) -> str:
         if done.returncode != 0:
             msg = f"{name} exited with status {done.returncode}; {not_done}"
             raise ConfigError(msg)
-        return done.stdout.rstrip("\r\n").split("\n")[0]
+        password = done.stdout.rstrip("\r\n").split("\n")[0]
+        if not password.strip():  # an empty login would only count as a failed one
+            where = " on its first line" if done.stdout.strip() else ""
+            msg = f"{name} printed no password{where}; {not_done}"
+            raise ConfigError(msg)
+        return password
     if sys.stdin.isatty():
         return str(typer.prompt(f"Password for {url}", hide_input=True))
+    if source.variable in os.environ:
+        missing += f" ({source.variable} is empty)"
     msg = (
         f"{missing}: set {source.variable}, pass {source.option} (or set "
         f"{source.command_variable}), or run on a terminal to be asked; {not_done}"

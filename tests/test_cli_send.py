@@ -337,6 +337,87 @@ def test_a_failing_password_command_is_named_as_given_and_nothing_is_sent(
     assert smtp_server.handler.logins == 0
 
 
+# Commands that succeed but print no password: nothing, blank lines, only spaces.
+EMPTY_COMMANDS = ["true", "printf '\\n\\n'", "printf '  \\n'"]
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "named"),
+    [
+        *((("--password-command", c), {}, "--password-command") for c in EMPTY_COMMANDS),
+        ((), {"OUTREACH_SMTP_PASSWORD_COMMAND": "true"}, "OUTREACH_SMTP_PASSWORD_COMMAND"),
+    ],
+)
+def test_a_password_command_printing_no_password_is_refused_before_any_login(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path, args, variables, named
+) -> None:
+    """A password command that prints no password is named; no login is tried, nothing is sent."""
+    env = smtp_env(smtp_server, ca_file)
+    del env["OUTREACH_SMTP_PASSWORD"]
+    env.update(variables)
+    result = run_cli("send", "--yes", "--allow-reserved-domains", *args, cwd=campaign_dir, env=env)
+    assert result.returncode == 1
+    assert result.stderr.endswith(f"error: {named} printed no password; nothing was sent\n")
+    assert smtp_server.handler.auth_attempts == []
+    assert smtp_server.handler.received == []
+    # The password is asked for after the plan is written and confirmed: every one still pending.
+    with SendLog(
+        campaign_dir / "logs" / "test-campaign.sqlite3", campaign=None, write=False
+    ) as log:
+        assert {r.status for r in log.recipients()} == {"pending"}
+
+
+def test_an_empty_password_variable_counts_as_unset_and_the_command_gives_it(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path, tmp_path: Path
+) -> None:
+    """An empty OUTREACH_SMTP_PASSWORD is passed over for the password command, which logs in."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(PASSWORD + "\n", encoding="utf-8")
+    env = smtp_env(smtp_server, ca_file)
+    env["OUTREACH_SMTP_PASSWORD"] = ""
+    result = run_cli(
+        "send", "--yes", "--allow-reserved-domains", "--password-command", f"cat {secret}",
+        cwd=campaign_dir, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert smtp_server.handler.auth_attempts == ["PLAIN"]
+    assert len(smtp_server.handler.received) == 5
+
+
+def test_an_empty_password_variable_alone_is_refused_before_any_login(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """With only an empty OUTREACH_SMTP_PASSWORD and no terminal, the error says it is empty."""
+    env = smtp_env(smtp_server, ca_file)
+    env["OUTREACH_SMTP_PASSWORD"] = ""
+    result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=campaign_dir, env=env)
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        f"error: {smtp_server.url()} names a user but no password was given "
+        "(OUTREACH_SMTP_PASSWORD is empty): set OUTREACH_SMTP_PASSWORD, pass --password-command "
+        "(or set OUTREACH_SMTP_PASSWORD_COMMAND), or run on a terminal to be asked; "
+        "nothing was sent\n"
+    )
+    assert smtp_server.handler.auth_attempts == []
+    assert smtp_server.handler.received == []
+
+
+def test_a_blank_password_command_counts_as_unset(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """A password command of only spaces is no command: the error says no password was given."""
+    env = smtp_env(smtp_server, ca_file)
+    del env["OUTREACH_SMTP_PASSWORD"]
+    result = run_cli(
+        "send", "--yes", "--allow-reserved-domains", "--password-command", "  ",
+        cwd=campaign_dir, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "names a user but no password was given: set OUTREACH_SMTP_PASSWORD" in result.stderr
+    assert smtp_server.handler.auth_attempts == []
+
+
 def test_a_password_command_with_an_unclosed_quote_is_a_clear_error(
     campaign_dir: Path, smtp_server: Server, ca_file: Path
 ) -> None:
@@ -443,6 +524,24 @@ def test_on_a_terminal_send_asks_to_confirm_and_for_the_password(
     assert "sent 5, failed 0" in output
     assert "5/5" in output  # the progress bar, drawn only on a terminal
     assert output.endswith("[exit 0]")
+    assert len(smtp_server.handler.received) == 5
+
+
+def test_on_a_terminal_an_empty_password_variable_lets_the_prompt_ask(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """An empty OUTREACH_SMTP_PASSWORD counts as unset: on a terminal the password is asked for."""
+    env = smtp_env(smtp_server, ca_file)
+    env["OUTREACH_SMTP_PASSWORD"] = ""
+    output = run_on_terminal(
+        ["send", "--yes", "--allow-reserved-domains"],
+        cwd=campaign_dir,
+        env=env,
+        answers=[(f"127.0.0.1:{smtp_server.port}:", PASSWORD, True)],
+    )
+    assert "Password for smtp://outreach-user@127.0.0.1" in output
+    assert output.endswith("[exit 0]")
+    assert smtp_server.handler.auth_attempts == ["PLAIN"]
     assert len(smtp_server.handler.received) == 5
 
 

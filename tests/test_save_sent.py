@@ -441,6 +441,30 @@ def test_a_failing_imap_password_command_is_named_and_nothing_is_sent(
     assert not (campaign / "logs").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "variables", "named"),
+    [
+        (("--imap-password-command", "true"), {}, "--imap-password-command"),
+        ((), {"OUTREACH_IMAP_PASSWORD_COMMAND": "printf '\\n'"}, "OUTREACH_IMAP_PASSWORD_COMMAND"),
+    ],
+)
+def test_an_imap_password_command_printing_no_password_is_refused_and_nothing_is_sent(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path, args, variables, named
+) -> None:
+    """An IMAP password command that prints no password is named; no login, nothing sent."""
+    server = make_server(pipelining=True)
+    env = cli_env(server, dovecot, ca_file)
+    del env["OUTREACH_IMAP_PASSWORD"]
+    env.update(variables)
+    done = cli_send(campaign, env, *args)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {named} printed no password; nothing was sent\n"
+    assert server.handler.auth_attempts == []
+    assert server.handler.received == []
+    assert f"user=<{USER}>" not in dovecot.log()
+    assert not (campaign / "logs").exists()
+
+
 def test_no_imap_password_names_the_imap_options_and_nothing_is_sent(
     campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
 ) -> None:

@@ -338,6 +338,35 @@ def test_a_failing_password_command_is_named_as_given_and_nothing_is_read(
     assert events(folder) == []
 
 
+# Prints a would-be password on its second line only: the password, its first line, is empty.
+SECOND_LINE_COMMAND = "sh -c 'echo; echo s3ntinel-imap-88'"
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "said"),
+    [
+        (("--password-command", "true"), {}, "--password-command printed no password"),
+        (
+            (),
+            {"OUTREACH_IMAP_PASSWORD_COMMAND": SECOND_LINE_COMMAND},
+            "OUTREACH_IMAP_PASSWORD_COMMAND printed no password on its first line",
+        ),
+    ],
+)
+def test_a_password_command_printing_no_password_is_refused_and_nothing_is_read(
+    sent, dovecot, args, variables, said
+):
+    """A password command whose first line is blank is named, its output unshown; no login."""
+    folder, _ = sent
+    env = {"SSL_CERT_FILE": str(dovecot.ca_file), **variables}
+    done = run_cli("track", "--imap", dovecot.url(), *args, cwd=folder, env=env)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {said}; nothing was read\n"
+    assert "s3ntinel" not in done.stdout + done.stderr
+    assert f"user=<{USER}>" not in dovecot.log()
+    assert events(folder) == []
+
+
 def test_no_password_names_the_imap_variables_and_option_and_nothing_is_read(sent, dovecot):
     """With no password anywhere, the error names track's option and the IMAP variables."""
     folder, _ = sent
