@@ -40,9 +40,9 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from outreach import drafts, oauth, sink
+from outreach import drafts, oauth
 from outreach.attachments import Attachment
 from outreach.batch import (
     DAILY,
@@ -98,7 +98,6 @@ from outreach.sendlog import (
     SendLog,
     TrackEvent,
 )
-from outreach.sink import Login as SinkLogin
 from outreach.starter import Started, start
 from outreach.tracking import Kind, Sighting, TrackCounts, TrackingIndex
 from outreach.transport import (
@@ -111,6 +110,9 @@ from outreach.transport import (
     parse_smtp_url,
 )
 from outreach.validate import validate_address
+
+if TYPE_CHECKING:
+    from outreach.sink import Login as SinkLogin
 
 T = TypeVar("T")
 PARALLEL_RENDER_FROM = 500  # below this, starting a rendering process costs more than it saves
@@ -639,6 +641,7 @@ def serve_sink(
     tls: bool = False,
 ) -> None:
     """Serve SMTP on ``host:port`` into the Maildir ``maildir`` until Ctrl-C or SIGTERM."""
+    from outreach import sink  # noqa: PLC0415 - its SMTP server library, loaded for it alone
 
     async def serve_until_stopped() -> None:
         stop = asyncio.Event()
@@ -978,3 +981,13 @@ def logout(*, provider: str | None = None, user: str | None = None) -> list[str]
 def _run(coroutine: Coroutine[Any, Any, T], /) -> T:
     """Run a coroutine to its end: the one place that starts an event loop."""
     return asyncio.run(coroutine)
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``SinkLogin`` on first use: the sink's SMTP server library is loaded for it alone."""
+    if name == "SinkLogin":
+        from outreach.sink import Login  # noqa: PLC0415 - see above
+
+        return Login
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -3,6 +3,8 @@
 import asyncio
 import dataclasses
 import mailbox
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -289,3 +291,15 @@ def test_a_transport_error_mid_batch_leaves_the_recipient_pending_with_its_attem
     assert rows["c00001"] == ("sent", 1)
     assert rows["c00002"] == ("pending", 1)
     assert [rows[f"c{n:05d}"] for n in range(3, 6)] == [("pending", 0)] * 3
+
+
+def test_the_api_loads_the_sinks_server_library_only_for_the_sink() -> None:
+    """Importing the API leaves aiosmtpd out; SinkLogin, asked for, brings it in."""
+    code = (
+        "import sys\n"
+        "import outreach.api\n"
+        "print('aiosmtpd' in sys.modules)\n"
+        "print(outreach.api.SinkLogin.parse('any'), 'aiosmtpd' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["False", "Login(user=None, password=None) True"]
