@@ -452,7 +452,12 @@ class Batch:
         # it renders the rest, beginning at once. At most an eighth of the batch, so that a
         # small batch sent apart is still rendered apart.
         head = min(pool.CHUNK, len(plan.todo) // 8)
-        chunks = pool.drafts(plan.todo[head:], message_ids, files=files)
+        attachments = self._drafter.attachments
+
+        def size(contact: Contact) -> int:  # what makes a letter large: its files
+            return message_size(0, attachments.for_contact(contact))
+
+        chunks = pool.drafts(plan.todo[head:], message_ids, files=files, size=size)
         first = next(chunks, None)  # the first chunks go to the rendering process now
         for contact in plan.todo[:head]:
             if self._stop.is_set():

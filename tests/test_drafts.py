@@ -274,3 +274,37 @@ def test_the_rendering_process_renders_alike_and_yields_the_processor() -> None:
         assert re.sub(rb"Date: [^\r]*", b"", draft.data) == re.sub(
             rb"Date: [^\r]*", b"", again.data
         )
+
+
+def test_large_letters_are_rendered_in_small_chunks_and_few_ahead() -> None:
+    """Chunks keep under CHUNK_BYTES and the work ahead under AHEAD_BYTES, as ``size`` estimates."""
+    campaign = load_campaign(REPO / "campaign.toml")
+    contacts = load_contacts(campaign.contacts)  # the 15 delegations
+    ids = {contact.id: f"<{contact.id}@test.example>" for contact in contacts}
+    sized: list[str] = []
+
+    def size(contact: Contact) -> int:  # as if each letter carried a 3 MB file
+        sized.append(contact.id)
+        return 3_000_000
+
+    with DraftPool(campaign) as pool:
+        pool.CHUNK_BYTES, pool.AHEAD_BYTES = 7_000_000, 10_000_000
+        chunks = pool.drafts(contacts, ids, size=size)
+        first = next(chunks)
+        # Two letters a chunk; ahead of the first chunk yielded, at most 10 MB: the first
+        # chunk and one more are submitted, and one contact more was sized to close that one.
+        assert len(sized) <= 2 + 2 + 1
+        rendered = [first.result(), *(chunk.result() for chunk in chunks)]
+    assert [len(chunk) for chunk in rendered] == [2] * 7 + [1]
+    assert [draft.contact.id for chunk in rendered for draft in chunk] == [c.id for c in contacts]
+
+
+def test_without_sizes_chunks_are_cut_by_count_alone() -> None:
+    """With no size estimate the chunks are CHUNK letters each, as many ahead as AHEAD allows."""
+    campaign = load_campaign(REPO / "campaign.toml")
+    contacts = load_contacts(campaign.contacts)
+    ids = {contact.id: f"<{contact.id}@test.example>" for contact in contacts}
+    with DraftPool(campaign) as pool:
+        pool.CHUNK = 4
+        rendered = [chunk.result() for chunk in pool.drafts(contacts, ids)]
+    assert [len(chunk) for chunk in rendered] == [4, 4, 4, 3]

@@ -77,13 +77,13 @@ def first_encoding(size: int) -> float:
     return statistics.median(runs)
 
 
-def send_seconds(folder: Path, port: int) -> float:
-    """Send the workload's letters through the sink with the whole CLI; return seconds."""
-    seconds, _, _ = outreach(
+def send_seconds(folder: Path, port: int) -> tuple[float, float]:
+    """Send the workload's letters through the sink with the whole CLI; return seconds, MiB."""
+    seconds, rss, _ = outreach(
         "send", "--smtp", f"smtp://127.0.0.1:{port}", "--yes", "--allow-reserved-domains",
         "--concurrency", "4", cwd=folder,
     )  # fmt: skip
-    return seconds
+    return seconds, rss
 
 
 def measure_attachments(tmp: Path, *, drafts: int, sends: int) -> None:
@@ -113,13 +113,17 @@ def measure_attachments(tmp: Path, *, drafts: int, sends: int) -> None:
             (folder / "annex.pdf").write_bytes(os.urandom(1024 * 1024))
             with_lines(folder, 'attachments = ["annex.pdf"]\n')
             file_runs.append(send_seconds(folder, port))
-        plain_s, file_s = statistics.median(plain_runs), statistics.median(file_runs)
+        plain_s = statistics.median(seconds for seconds, _ in plain_runs)
+        file_s = statistics.median(seconds for seconds, _ in file_runs)
+        plain_rss = max(rss for _, rss in plain_runs)
+        file_rss = max(rss for _, rss in file_runs)
         print(
             f"  outreach send, N={sends:,}, {name}, 4 connections (medians of 3, taking turns):\n"
             f"    no file: {plain_s:.2f} s ({sends / plain_s:,.0f} msg/s); "
             f"1 MiB file: {file_s:.2f} s ({sends / file_s:,.0f} msg/s, "
             f"{sends * 1.37 / file_s:,.0f} MiB/s on the wire); "
-            f"+{(file_s - plain_s) / sends * 1e3:.2f} ms a message"
+            f"+{(file_s - plain_s) / sends * 1e3:.2f} ms a message\n"
+            f"    peak RSS: no file {plain_rss:,.0f} MiB; 1 MiB file {file_rss:,.0f} MiB"
         )
 
 
