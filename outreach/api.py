@@ -983,11 +983,13 @@ def _run(coroutine: Coroutine[Any, Any, T], /) -> T:
     return asyncio.run(coroutine)
 
 
-def __getattr__(name: str) -> Any:
-    """Load ``SinkLogin`` on first use: the sink's SMTP server library is loaded for it alone."""
-    if name == "SinkLogin":
-        from outreach.sink import Login  # noqa: PLC0415 - see above
+if not TYPE_CHECKING:  # the type checker sees the import above, and checks every other name
 
-        return Login
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+    def __getattr__(name: str) -> Any:
+        """Load ``SinkLogin`` on first use: the sink's server library is loaded for it alone."""
+        if name == "SinkLogin":
+            from outreach.sink import Login  # noqa: PLC0415 - see above
+
+            return Login
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
