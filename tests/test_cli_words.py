@@ -158,3 +158,21 @@ def test_the_collector_is_frozen_when_the_command_ends(tmp_path: Path, args: lis
         check=False,
     )
     assert done.stdout.splitlines()[-1] == "frozen True"
+
+
+def test_a_caller_of_main_keeps_a_working_collector_until_its_exit(tmp_path: Path) -> None:
+    """Run in a caller's process, main freezes nothing before that process ends."""
+    code = (
+        "import gc, sys\n"
+        "from outreach.cli import main\n"
+        "sys.argv = ['outreach', '--version']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('frozen after main:', gc.get_freeze_count())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "frozen after main: 0"
