@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -232,6 +233,9 @@ class DraftPool:
             max_workers=1, mp_context=context, initializer=_start_worker, initargs=(campaign,)
         )
         self._executor.submit(_ready)
+        # The most a letter has weighed beyond its files (its text, HTML, PDF), as rendered:
+        # added to the estimate of each letter not rendered yet. 0 until a chunk is back.
+        self._letter = 0
 
     def __enter__(self) -> Self:
         """Return the started pool."""
@@ -253,24 +257,50 @@ class DraftPool:
         """Yield futures of drafts, chunk by chunk, keeping a few chunks rendering ahead.
 
         ``files``, the attachments already read and checked, go to the rendering process once.
-        ``size`` estimates a contact's message in bytes: chunks and the work ahead are bounded
-        by it too (``CHUNK_BYTES``, ``AHEAD_BYTES``); without it only by count.
+        ``size`` gives the bytes of a contact's files: with the letter's own bytes, as rendered
+        so far, chunks and the work ahead are bounded by it too (``CHUNK_BYTES``,
+        ``AHEAD_BYTES``). Until a chunk is back, the letter's bytes are unknown (a letterhead PDF
+        may be most of them): one chunk only is rendered ahead of the one awaited.
         """
+        files_of = size or (lambda _: 0)
+
+        def estimate(contact: Contact) -> int:
+            return files_of(contact) + self._letter
+
         pending: deque[tuple[list[Contact], int, Future[list[tuple[str, bytes, str]]]]] = deque()
         ahead = 0
         given = files or []
-        for chunk, chunk_bytes in _chunks(contacts, size, count=self.CHUNK, limit=self.CHUNK_BYTES):
+        for chunk, chunk_bytes in _chunks(
+            contacts, estimate, count=self.CHUNK, limit=self.CHUNK_BYTES
+        ):
             work = [(contact, message_ids.get(contact.id)) for contact in chunk]
             future = self._executor.submit(_draft_chunk, work, given)
+            future.add_done_callback(functools.partial(self._weigh, chunk, files_of))
             given = []  # the files go with the first chunk only
             pending.append((chunk, chunk_bytes, future))
             ahead += chunk_bytes
-            while len(pending) > self.AHEAD or (len(pending) > 1 and ahead > self.AHEAD_BYTES):
+            most = self.AHEAD if self._letter else 1
+            while len(pending) > most or (len(pending) > 1 and ahead > self.AHEAD_BYTES):
                 done, done_bytes, rendered = pending.popleft()
                 ahead -= done_bytes
                 yield self._wrap(done, rendered)
         for chunk, _, rendered in pending:
             yield self._wrap(chunk, rendered)
+
+    def _weigh(
+        self,
+        chunk: list[Contact],
+        files_of: Callable[[Contact], int],
+        rendered: Future[list[tuple[str, bytes, str]]],
+    ) -> None:
+        """Note the most a rendered letter weighed beyond its files (in the executor's thread)."""
+        if rendered.cancelled() or rendered.exception() is not None:
+            return
+        heaviest = max(
+            len(data) - files_of(contact)
+            for contact, (_, data, _) in zip(chunk, rendered.result(), strict=True)
+        )
+        self._letter = max(self._letter, heaviest, 1)
 
     @staticmethod
     def _wrap(

@@ -1,7 +1,9 @@
+import dataclasses
 import email.utils
 import multiprocessing
 import os
 import re
+import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -284,7 +286,8 @@ def test_large_letters_are_rendered_in_small_chunks_and_few_ahead() -> None:
     sized: list[str] = []
 
     def size(contact: Contact) -> int:  # as if each letter carried a 3 MB file
-        sized.append(contact.id)
+        if threading.current_thread() is threading.main_thread():  # cutting, not weighing
+            sized.append(contact.id)
         return 3_000_000
 
     with DraftPool(campaign) as pool:
@@ -308,3 +311,25 @@ def test_without_sizes_chunks_are_cut_by_count_alone() -> None:
         pool.CHUNK = 4
         rendered = [chunk.result() for chunk in pool.drafts(contacts, ids)]
     assert [len(chunk) for chunk in rendered] == [4, 4, 4, 3]
+
+
+def test_once_letters_are_back_their_own_bytes_bound_the_chunks() -> None:
+    """A letter's bytes beyond its files (text, HTML, a PDF) count, as soon as one is rendered."""
+    campaign = load_campaign(REPO / "campaign.toml")
+    shipped = load_contacts(campaign.contacts)
+    contacts = [
+        dataclasses.replace(shipped[n % len(shipped)], id=f"c{n}", email=f"c{n}@m.example")
+        for n in range(200)
+    ]
+    ids = {contact.id: f"<{contact.id}@test.example>" for contact in contacts}
+    with DraftPool(campaign) as pool:
+        pool.CHUNK_BYTES = 50_000  # two letters of about 20 kB
+        chunks = pool.drafts(contacts, ids)
+        first = next(chunks)
+        rendered = [first.result(), *(chunk.result() for chunk in chunks)]
+    # Two chunks are cut before any letter is back, by count; then by bytes (the third began
+    # with a letter sized while none was back).
+    assert [len(chunk) for chunk in rendered[:2]] == [64, 64]
+    assert all(len(chunk) <= 3 for chunk in rendered[2:])
+    assert all(sum(len(d.data) for d in chunk) <= 50_000 for chunk in rendered[3:])
+    assert [draft.contact.id for chunk in rendered for draft in chunk] == [c.id for c in contacts]
