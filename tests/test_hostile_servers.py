@@ -159,11 +159,11 @@ async def test_the_answer_to_quit_is_not_waited_for(tmp_path: Path, pipelining: 
     """QUIT is said, and the batch ends without waiting for its answer: all is settled by then."""
     replies = {"QUIT": HANG, **(PIPELINING if pipelining else {})}
     with hostile_server(**replies) as server:
-        summary, statuses, seconds = await send_to(tmp_path / "c", server.port, timeout=5.0)
+        summary, statuses, seconds = await send_to(tmp_path / "c", server.port, timeout=30.0)
     assert summary.ok
     assert set(statuses.values()) == {"sent"}
     assert server.heard.count("QUIT") == 1
-    assert seconds < 2.5  # waiting for the answer would take the whole 5 s timeout
+    assert seconds < 10  # waiting for the answer would take the whole 30 s timeout
 
 
 @pytest.mark.parametrize(
