@@ -449,6 +449,24 @@ class PasswordSource:
         """Name the command as the user gave it: by its variable, or by its option."""
         return self.command_variable if self.from_variable else self.option
 
+    def stored(self) -> str | None:
+        """Return the password held in ``variable``; a blank one counts as unset."""
+        # As click counts the command variables: blank is unset.
+        value = os.environ.get(self.variable, "")
+        return value if value.strip() else None
+
+    def has_command(self) -> bool:
+        """Tell whether a command is given; a blank one, like an empty one, is unset."""
+        return bool(self.command and self.command.strip())
+
+    def taken_from(self) -> str:
+        """Say where the password is taken from, in the order ``_find_password`` looks."""
+        if self.stored() is not None:
+            return f"the password in {self.variable}"
+        if self.has_command():
+            return f"the password that {self.command_name} prints"
+        return "the password typed at the prompt"
+
 
 def _password_source(
     ctx: typer.Context, parameter: str, command: str | None, *, variable: str, not_done: str
@@ -480,12 +498,11 @@ def _find_password(url: str, source: PasswordSource, *, missing: str) -> str:
 
     Errors name the option or variable the user gave; the command's output is never shown.
     """
-    # A blank variable counts as unset, as click counts the command variables.
-    stored = os.environ.get(source.variable, "")
-    if stored.strip():
+    stored = source.stored()
+    if stored is not None:
         return stored
     name, not_done = source.command_name, source.not_done
-    if source.command and source.command.strip():  # a blank one, like an empty one, is unset
+    if source.command is not None and source.has_command():
         try:
             done = subprocess.run(
                 shlex.split(source.command),
@@ -1805,7 +1822,7 @@ def _imap_credentials(
 
     if method != "xoauth2":
         password = _imap_password(settings.url, source)
-        return api.Credentials(api.Auth.PASSWORD, lambda: password)
+        return api.Credentials(api.Auth.PASSWORD, lambda: password, source=source.taken_from())
     return api.imap_oauth_credentials(settings, profile=profile, token_command=token_command)
 
 

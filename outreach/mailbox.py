@@ -64,10 +64,13 @@ class Credentials:
 
     The secret (a password, or an OAuth2 access token for ``XOAUTH2``) is asked for only at
     login, so a token source can hand out a fresh token, and nothing keeps it afterwards.
+    ``source`` says, in the caller's words, where a password comes from (an option, a
+    variable), for the message of a refused login to name it.
     """
 
     method: Auth
     secret: Callable[[], str] = field(repr=False)
+    source: str = field(default="the password", kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +277,7 @@ class Mailbox:
                 client.login(s.username, self._credentials.secret())
         except LoginError as exc:
             # The server's reason only: the secret is never part of a message.
-            check = "the password (OUTREACH_IMAP_PASSWORD or --password-command)"
+            check = self._credentials.source
             said = _reason(exc)
             if bearer is not None:
                 if explanation := bearer.explanation():

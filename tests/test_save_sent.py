@@ -465,6 +465,44 @@ def test_an_imap_password_command_printing_no_password_is_refused_and_nothing_is
     assert not (campaign / "logs").exists()
 
 
+# A wrong IMAP password, printed by a command or held in the variable.
+WRONG = "wr0ng-s3ntinel-imap-65"
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "said"),
+    [
+        (
+            ("--imap-password-command", f"echo {WRONG}"),
+            {},
+            "the password that --imap-password-command prints",
+        ),
+        (
+            (),
+            {"OUTREACH_IMAP_PASSWORD_COMMAND": f"echo {WRONG}"},
+            "the password that OUTREACH_IMAP_PASSWORD_COMMAND prints",
+        ),
+        ((), {"OUTREACH_IMAP_PASSWORD": WRONG}, "the password in OUTREACH_IMAP_PASSWORD"),
+    ],
+)
+def test_a_refused_imap_login_names_where_the_password_came_from_and_nothing_is_sent(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path, args, variables, said
+) -> None:
+    """A refused IMAP login names send's own option or variable for the password, not track's."""
+    server = make_server(pipelining=True)
+    env = cli_env(server, dovecot, ca_file)
+    del env["OUTREACH_IMAP_PASSWORD"]
+    env.update(variables)
+    done = cli_send(campaign, env, *args)
+    assert done.returncode == 1
+    assert "--save-sent: " in done.stderr
+    assert "login refused" in done.stderr
+    assert done.stderr.endswith(f"; check the user name and {said}. Nothing was sent.\n")
+    assert "--password-command" not in done.stderr
+    assert WRONG not in done.stdout + done.stderr
+    assert server.handler.received == []
+
+
 def test_no_imap_password_names_the_imap_options_and_nothing_is_sent(
     campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
 ) -> None:

@@ -318,6 +318,38 @@ def test_a_wrong_password_stops_with_a_clear_error(sent, dovecot):
     assert events(folder) == []
 
 
+# A wrong password, printed by a command or held in the variable.
+WRONG = "wr0ng-s3ntinel-imap-64"
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "said"),
+    [
+        (
+            ("--password-command", f"echo {WRONG}"),
+            {},
+            "the password that --password-command prints",
+        ),
+        (
+            (),
+            {"OUTREACH_IMAP_PASSWORD_COMMAND": f"echo {WRONG}"},
+            "the password that OUTREACH_IMAP_PASSWORD_COMMAND prints",
+        ),
+        ((), {"OUTREACH_IMAP_PASSWORD": WRONG}, "the password in OUTREACH_IMAP_PASSWORD"),
+    ],
+)
+def test_a_refused_login_names_where_the_password_came_from(sent, dovecot, args, variables, said):
+    """A refused login names the option or variable that gave the password, and that alone."""
+    folder, _ = sent
+    env = {"SSL_CERT_FILE": str(dovecot.ca_file), **variables}
+    done = run_cli("track", "--imap", dovecot.url(), *args, cwd=folder, env=env)
+    assert done.returncode == 1
+    assert "login refused" in done.stderr
+    assert done.stderr.endswith(f"; check the user name and {said}\n")
+    assert WRONG not in done.stdout + done.stderr
+    assert events(folder) == []
+
+
 @pytest.mark.parametrize(
     ("args", "variables", "named"),
     [
