@@ -523,7 +523,9 @@ def _find_password(url: str, source: PasswordSource, *, missing: str) -> str:
         if done.returncode != 0:
             msg = f"{name} exited with status {done.returncode}; {not_done}"
             raise ConfigError(msg)
-        password = done.stdout.rstrip("\r\n").split("\n")[0]
+        # Text mode reads \r\n and a lone \r as \n (universal newlines): one split finds the
+        # first line without its end; spaces in or around the password are kept as printed.
+        password = done.stdout.split("\n", 1)[0]
         if not password.strip():  # an empty login would only count as a failed one
             where = " on its first line" if done.stdout.strip() else ""
             msg = f"{name} printed no password{where}; {not_done}"

@@ -300,6 +300,24 @@ def test_password_command_supplies_the_password(
     assert PASSWORD not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_a_password_command_of_several_lines_gives_its_first_line_without_its_end(
+    campaign_dir: Path, smtp_server: Server, ca_file: Path, tmp_path: Path, end: str
+) -> None:
+    """Whatever its line ends, a command's first line without its end is the SMTP password."""
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(f"{PASSWORD}{end}second line{end}".encode())
+    env = smtp_env(smtp_server, ca_file)
+    del env["OUTREACH_SMTP_PASSWORD"]
+    result = run_cli(
+        "send", "--yes", "--allow-reserved-domains", "--password-command", f"cat {secret}",
+        cwd=campaign_dir, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert smtp_server.handler.logins == 1
+    assert len(smtp_server.handler.received) == 5
+
+
 def test_user_without_password_and_without_terminal_is_refused(
     campaign_dir: Path, smtp_server: Server, ca_file: Path
 ) -> None:

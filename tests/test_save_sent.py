@@ -503,6 +503,21 @@ def test_a_refused_imap_login_names_where_the_password_came_from_and_nothing_is_
     assert server.handler.received == []
 
 
+def test_an_imap_password_command_of_several_lines_gives_its_first_line_without_its_end(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path, tmp_path: Path
+) -> None:
+    """An IMAP password command printing CRLF lines logs in with its first line; copies are saved."""
+    secret = tmp_path / "imap-secret.txt"
+    secret.write_bytes(f"{PASSWORD}\r\nsecond line\r\n".encode())
+    server = make_server(pipelining=True)
+    env = cli_env(server, dovecot, ca_file)
+    del env["OUTREACH_IMAP_PASSWORD"]
+    done = cli_send(campaign, env, "--imap-password-command", f"cat {secret}")
+    assert done.returncode == 0, done.stderr
+    assert len(server.handler.received) == 6
+    assert len(sent_folder(dovecot)) == 6
+
+
 def test_no_imap_password_names_the_imap_options_and_nothing_is_sent(
     campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
 ) -> None:

@@ -350,6 +350,23 @@ def test_a_refused_login_names_where_the_password_came_from(sent, dovecot, args,
     assert events(folder) == []
 
 
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_a_password_command_of_several_lines_gives_its_first_line_without_its_end(
+    sent, dovecot, tmp_path, end
+):
+    """Whatever its line ends, a command's first line without its end is the IMAP password."""
+    folder, _ = sent
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(f"{PASSWORD}{end}second line{end}".encode())
+    env = {"SSL_CERT_FILE": str(dovecot.ca_file)}
+    done = run_cli(
+        "track", "--imap", dovecot.url(), "--password-command", f"cat {secret}",
+        cwd=folder, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"Login: user=<{USER}>" in dovecot.log()
+
+
 @pytest.mark.parametrize(
     ("args", "variables", "named"),
     [
