@@ -686,13 +686,17 @@ def imap_settings(
     verify: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     require_tls: bool = False,
+    credentials_hint: str = "give it on its own",
 ) -> ImapSettings:
-    """Parse the mailbox's URL: ``url`` if given, else the campaign file's ``imap`` field."""
+    """Parse the mailbox's URL: ``url`` if given, else the campaign file's ``imap`` field.
+
+    ``credentials_hint`` says where the password goes, for a URL that holds one.
+    """
     if url:
-        settings = parse_imap_url(url)
+        settings = parse_imap_url(url, credentials_hint=credentials_hint)
     elif campaign is not None and campaign.imap:
         where = f"{campaign.folder / 'campaign.toml'}: field 'imap'"
-        settings = parse_imap_url(campaign.imap, where=where)
+        settings = parse_imap_url(campaign.imap, where=where, credentials_hint=credentials_hint)
     else:
         msg = (
             "no mailbox to read: pass --imap imaps://user@host, set OUTREACH_IMAP_URL, or add "

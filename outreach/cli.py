@@ -459,6 +459,13 @@ class PasswordSource:
         """Tell whether a command is given; a blank one, like an empty one, is unset."""
         return bool(self.command and self.command.strip())
 
+    def ways(self) -> str:
+        """Name the ways to give the password, as the command the user ran reads them."""
+        return (
+            f"set {self.variable}, pass {self.option} (or set {self.command_variable}), "
+            "or run on a terminal to be asked"
+        )
+
     def taken_from(self) -> str:
         """Say where the password is taken from, in the order ``_find_password`` looks."""
         if self.stored() is not None:
@@ -535,10 +542,7 @@ def _find_password(url: str, source: PasswordSource, *, missing: str) -> str:
         return str(typer.prompt(f"Password for {url}", hide_input=True))
     if source.variable in os.environ:
         missing += f" ({source.variable} is empty)"
-    msg = (
-        f"{missing}: set {source.variable}, pass {source.option} (or set "
-        f"{source.command_variable}), or run on a terminal to be asked; {not_done}"
-    )
+    msg = f"{missing}: {source.ways()}; {not_done}"
     raise ConfigError(msg)
 
 
@@ -1164,6 +1168,7 @@ def _save_sent(
         verify=smtp.verify,
         timeout=smtp.timeout,
         require_tls=smtp.require_tls,
+        credentials_hint=password.ways(),
     )
     credentials = _imap_credentials(settings, method, profile, token_command, password)
     return api.SaveSent(imap=settings, credentials=credentials, folder=folder)
@@ -1804,6 +1809,7 @@ def track(
             verify=not insecure_tls,
             timeout=timeout,
             require_tls=require_tls,
+            credentials_hint=password.ways(),
         )
         credentials = _imap_credentials(settings, method, profile, oauth_token_command, password)
         summary = _track(campaign, settings, credentials, folders or ["INBOX"], log_path, move_to)

@@ -98,8 +98,14 @@ class ImapSettings:
         return f"{scheme}://{quote(self.username, safe='')}@{host}:{self.port}"
 
 
-def parse_imap_url(url: str, /, *, where: str = "--imap") -> ImapSettings:
-    """Parse ``imaps://user@host[:port]`` or ``imap://user@host[:port]``."""
+def parse_imap_url(
+    url: str, /, *, where: str = "--imap", credentials_hint: str = "give it on its own"
+) -> ImapSettings:
+    """Parse ``imaps://user@host[:port]`` or ``imap://user@host[:port]``.
+
+    ``credentials_hint`` says, in the caller's words, where a password is given instead of in
+    the URL.
+    """
     parts = urlsplit(url)
     if parts.scheme not in {"imap", "imaps"}:
         msg = f"{where} {url!r}: unknown scheme {parts.scheme!r}; {URL_HINT}"
@@ -107,7 +113,7 @@ def parse_imap_url(url: str, /, *, where: str = "--imap") -> ImapSettings:
     if parts.password is not None:
         msg = (
             f"{where}: do not put the password in the URL (it would show in process lists); "
-            f"use OUTREACH_IMAP_PASSWORD, --password-command or the prompt; {URL_HINT}"
+            f"{credentials_hint}; {URL_HINT}"
         )
         raise ConfigError(msg)
     if parts.path not in {"", "/"} or parts.query or parts.fragment:

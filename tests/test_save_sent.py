@@ -503,6 +503,25 @@ def test_a_refused_imap_login_names_where_the_password_came_from_and_nothing_is_
     assert server.handler.received == []
 
 
+def test_a_password_in_the_imap_url_is_refused_naming_the_ways_send_reads_it(
+    campaign: Path, make_server, dovecot: Dovecot, ca_file: Path
+) -> None:
+    """A password in --imap is refused, naming send's IMAP option and variables; nothing is sent."""
+    server = make_server(pipelining=True)
+    env = cli_env(server, dovecot, ca_file)
+    url = dovecot.url().replace("@", ":s3ntinel-imap-66@", 1)
+    done = cli_send(campaign, env, "--imap", url)
+    assert done.returncode == 1
+    assert "do not put the password in the URL" in done.stderr
+    assert (
+        "set OUTREACH_IMAP_PASSWORD, pass --imap-password-command (or set "
+        "OUTREACH_IMAP_PASSWORD_COMMAND), or run on a terminal to be asked"
+    ) in done.stderr
+    assert "--password-command" not in done.stderr
+    assert "s3ntinel" not in done.stdout + done.stderr
+    assert server.handler.received == []
+
+
 def test_an_imap_password_command_of_several_lines_gives_its_first_line_without_its_end(
     campaign: Path, make_server, dovecot: Dovecot, ca_file: Path, tmp_path: Path
 ) -> None:
