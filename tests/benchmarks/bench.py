@@ -418,6 +418,26 @@ def startup() -> tuple[float, float]:
     return median("--help"), median("preview")
 
 
+def take_turns(
+    count: int, port: int, size: int, rounds: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Return the seconds of ours, the limit and smtp-source, ``rounds`` runs each.
+
+    This machine's speed drifts from minute to minute: ours and the limit take turns, each
+    going first in every other round, and their medians are compared.
+    """
+    ours_runs, limit_runs, source_runs = [], [], []
+    for turn in range(rounds):
+        if turn % 2 == 0:
+            ours_runs.append(run_ours(count, port)[0])
+        limit_runs.append(run_limit(count, port, size))
+        if turn % 2 == 1:
+            ours_runs.append(run_ours(count, port)[0])
+        if (source_run := run_source(count, port, size)) is not None:
+            source_runs.append(source_run)
+    return ours_runs, limit_runs, source_runs
+
+
 def main() -> None:
     """Run every measurement and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -432,11 +452,14 @@ def main() -> None:
         action="store_true",
         help="only the batch without and with --save-sent to a Dovecot on loopback",
     )
+    parser.add_argument(
+        "--rounds", type=int, help="turns of ours and the limit, medians compared (default 5)"
+    )
     options = parser.parse_args()
     big = 2_000 if options.quick else 10_000
     scaling = [500, 2_000, 5_000] if options.quick else [1_000, 10_000, 100_000]
     peer_count = 200 if options.quick else 1_000
-    rounds = 1 if options.quick else 3
+    rounds = options.rounds or (1 if options.quick else 5)
 
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {load}")
@@ -448,14 +471,7 @@ def main() -> None:
         if options.save_sent:
             save_sent(500 if options.quick else 5_000, port, rounds=2)
             return
-        # This machine's speed drifts from minute to minute: ours and the limit take turns, and
-        # the medians are compared.
-        ours_runs, limit_runs, source_runs = [], [], []
-        for _ in range(rounds):
-            ours_runs.append(run_ours(big, port)[0])
-            limit_runs.append(run_limit(big, port, size))
-            if (source_run := run_source(big, port, size)) is not None:
-                source_runs.append(source_run)
+        ours_runs, limit_runs, source_runs = take_turns(big, port, size, rounds)
         ours, limit = statistics.median(ours_runs), statistics.median(limit_runs)
         peer = run_peer(peer_count, port)
 
