@@ -105,6 +105,9 @@ class Summary:
     left_out: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     fatal: str | None = None
+    # The error that stopped the batch, said in ``fatal``: its type tells what to do next (a
+    # LoginRefusedForNowError: the same command, later).
+    error: OutreachError | None = field(default=None, compare=False)
     resume_at: dt.datetime | None = None  # when the daily limit lets the rest go
     copies: Copies | None = None  # with --save-sent: what became of the copies
 
@@ -315,7 +318,7 @@ class Batch:
             except OutreachError as exc:
                 if first is not None:
                     await first.close()
-                summary.fatal = str(exc)
+                summary.fatal, summary.error = str(exc), exc
                 summary.not_sent = len(plan.todo)
                 return summary
         self._log.start_run(self._transport.description)
@@ -331,7 +334,7 @@ class Batch:
         summary.not_sent = len(plan.todo) - summary.sent - summary.failed - summary.uncertain
         if self._fatal is not None:
             summary.interrupted = False
-            summary.fatal = str(self._fatal)
+            summary.fatal, summary.error = str(self._fatal), self._fatal
         outcome = "complete"
         if summary.fatal:
             outcome = f"stopped: {summary.fatal}"

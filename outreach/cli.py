@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import typer
 
-from outreach.errors import ConfigError, OutreachError
+from outreach.errors import ConfigError, LoginRefusedForNowError, OutreachError
 from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT, Status
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
@@ -1055,15 +1055,13 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
             )
     except OutreachError as exc:
         raise _fail(exc) from None
-    refusal = transport.refused_for_now if isinstance(transport, api.SmtpTransport) else None
     _print_summary(
         summary,
         again=again,
         destination=settings.url if settings is not None else None,
         outbox=None if settings is not None else outbox or campaign.default_outbox,
         log_file=log_path or campaign.default_log,
-        # The stop came from that refusal only if the batch says so in its very words.
-        later=refusal is not None and summary.fatal == str(refusal),
+        later=isinstance(summary.error, LoginRefusedForNowError),
     )
     if summary.interrupted:
         raise typer.Exit(code=EXIT_INTERRUPTED)

@@ -15,7 +15,7 @@ from mailserver import PASSWORD, USERNAME, RecordingHandler, Server, free_port
 from outreach import api, drafts
 from outreach.batch import LIMITED, Batch, SendOptions, Summary, choose
 from outreach.campaign import load_campaign
-from outreach.errors import SendLogError
+from outreach.errors import LoginRefusedForNowError, SendLogError, TransportError
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
 from outreach.transport import SmtpSettings, SmtpTransport
@@ -336,6 +336,16 @@ async def test_a_failed_claim_hangs_up_at_once(
     assert log.failed_at is not None
     # Left open, the connection would wait a whole timeout for an answer to QUIT sent as data.
     assert ended - log.failed_at < timeout / 2
+
+
+async def test_the_error_that_stopped_a_batch_comes_with_its_summary(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A stopped batch's summary holds the error itself beside its words, for callers to sort."""
+    summary = await send_batch(campaign_dir, smtp_server, client_tls, password="wrong")
+    assert isinstance(summary.error, TransportError)
+    assert not isinstance(summary.error, LoginRefusedForNowError)  # refused for good: a 535
+    assert summary.fatal == str(summary.error)
 
 
 async def test_wrong_password_stops_the_batch_and_sends_nothing(

@@ -109,9 +109,6 @@ class SmtpTransport:
         self.description = settings.url
         self._tls_context = tls_context or self._default_context()
         self._local_hostname: str | None = None
-        # The server's refusal of the login for now (a 4xx reply to AUTH), once one has come:
-        # a batch it stopped goes on with the same command later, nothing to fix.
-        self.refused_for_now: LoginRefusedForNowError | None = None
 
     def _default_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()  # honours SSL_CERT_FILE and SSL_CERT_DIR
@@ -194,10 +191,7 @@ class SmtpTransport:
             else:
                 await self._login_password(client, offered)
         except aiosmtplib.SMTPResponseException as exc:  # SMTPAuthenticationError among them
-            error = _refused(s, exc.code, exc.message)
-            if isinstance(error, LoginRefusedForNowError):
-                self.refused_for_now = error
-            raise error from None
+            raise _refused(s, exc.code, exc.message) from None
 
     async def _login_password(self, client: aiosmtplib.SMTP, offered: list[str]) -> None:
         s = self.settings
