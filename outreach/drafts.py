@@ -341,7 +341,7 @@ class DraftPool:
 
 
 def _chunks(
-    contacts: list[Contact], size: Callable[[Contact], int] | None, *, count: int, limit: int
+    contacts: list[Contact], size: Callable[[Contact], int], *, count: int, limit: int
 ) -> Iterator[tuple[list[Contact], int]]:
     """Cut ``contacts`` into chunks of at most ``count``, and ``limit`` bytes unless one alone is.
 
@@ -350,7 +350,7 @@ def _chunks(
     chunk: list[Contact] = []
     total = 0
     for contact in contacts:
-        estimate = size(contact) if size is not None else 0
+        estimate = size(contact)
         if chunk and (len(chunk) == count or total + estimate > limit):
             yield chunk, total
             chunk, total = [], 0
