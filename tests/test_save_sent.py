@@ -315,15 +315,22 @@ def test_a_log_of_schema_3_migrates_with_nothing_lost(tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM sent_copies").fetchone()[0] == 0
 
 
-def cli_env(server: Server, dovecot: Dovecot, ca_file: Path, *, password: str = PASSWORD) -> dict:
-    """Return the environment that points the CLI at both servers and trusts the test CA."""
-    return {
+def cli_env(
+    server: Server, dovecot: Dovecot, ca_file: Path, *, password: str | None = PASSWORD
+) -> dict:
+    """Return the environment that points the CLI at both servers and trusts the test CA.
+
+    With ``password`` None the IMAP password is not in the environment.
+    """
+    env = {
         "OUTREACH_SMTP_URL": server.url(),
         "OUTREACH_SMTP_PASSWORD": SMTP_PASSWORD,
         "OUTREACH_IMAP_URL": dovecot.url(),
-        "OUTREACH_IMAP_PASSWORD": password,
         "SSL_CERT_FILE": str(ca_file),
     }
+    if password is not None:
+        env["OUTREACH_IMAP_PASSWORD"] = password
+    return env
 
 
 def cli_send(folder: Path, env: dict, *args: str):
@@ -430,9 +437,7 @@ def test_a_failing_imap_password_command_is_named_and_nothing_is_sent(
 ) -> None:
     """The IMAP password command's failure names its own option or variable; nothing is sent."""
     server = make_server(pipelining=True)
-    env = cli_env(server, dovecot, ca_file)
-    del env["OUTREACH_IMAP_PASSWORD"]
-    env.update(variables)
+    env = cli_env(server, dovecot, ca_file, password=None) | variables
     done = cli_send(campaign, env, *args)
     assert done.returncode == 1
     assert done.stderr == f"error: {named} exited with status 3; nothing was sent\n"
@@ -453,9 +458,7 @@ def test_an_imap_password_command_printing_no_password_is_refused_and_nothing_is
 ) -> None:
     """An IMAP password command that prints no password is named; no login, nothing sent."""
     server = make_server(pipelining=True)
-    env = cli_env(server, dovecot, ca_file)
-    del env["OUTREACH_IMAP_PASSWORD"]
-    env.update(variables)
+    env = cli_env(server, dovecot, ca_file, password=None) | variables
     done = cli_send(campaign, env, *args)
     assert done.returncode == 1
     assert done.stderr == f"error: {named} printed no password; nothing was sent\n"
@@ -490,9 +493,7 @@ def test_a_refused_imap_login_names_where_the_password_came_from_and_nothing_is_
 ) -> None:
     """A refused IMAP login names send's own option or variable for the password, not track's."""
     server = make_server(pipelining=True)
-    env = cli_env(server, dovecot, ca_file)
-    del env["OUTREACH_IMAP_PASSWORD"]
-    env.update(variables)
+    env = cli_env(server, dovecot, ca_file, password=None) | variables
     done = cli_send(campaign, env, *args)
     assert done.returncode == 1
     assert "--save-sent: " in done.stderr
@@ -529,8 +530,7 @@ def test_an_imap_password_command_of_several_lines_gives_its_first_line_without_
     secret = tmp_path / "imap-secret.txt"
     secret.write_bytes(f"{PASSWORD}\r\nsecond line\r\n".encode())
     server = make_server(pipelining=True)
-    env = cli_env(server, dovecot, ca_file)
-    del env["OUTREACH_IMAP_PASSWORD"]
+    env = cli_env(server, dovecot, ca_file, password=None)
     done = cli_send(campaign, env, "--imap-password-command", f"cat {secret}")
     assert done.returncode == 0, done.stderr
     assert len(server.handler.received) == 6
@@ -542,8 +542,7 @@ def test_no_imap_password_names_the_imap_options_and_nothing_is_sent(
 ) -> None:
     """With no IMAP password anywhere, the error names the IMAP variables and option to use."""
     server = make_server(pipelining=True)
-    env = cli_env(server, dovecot, ca_file)
-    del env["OUTREACH_IMAP_PASSWORD"]
+    env = cli_env(server, dovecot, ca_file, password=None)
     done = cli_send(campaign, env)
     assert done.returncode == 1
     assert done.stderr == (
