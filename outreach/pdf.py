@@ -68,7 +68,8 @@ class LetterPdf:
         except jinja2.TemplateNotFound:
             msg = (
                 "no letterhead template here; set 'letterhead' in campaign.toml to an HTML "
-                "template (the shipped one is templates/letterhead.html.j2)"
+                "template, or take the one outreach ships: 'outreach init NEW-FOLDER' writes it "
+                "as NEW-FOLDER/templates/letterhead.html.j2"
             )
             raise InputError([Problem(str(path), msg)]) from None
         except jinja2.TemplateSyntaxError as exc:

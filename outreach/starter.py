@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from outreach.model import CAMPAIGN_FILE
 
 CONTACTS_FILE = "contacts.yaml"
 TEMPLATE_FILE = "letter.md.j2"
+# The campaign's default letterhead (campaign.DEFAULT_LETTERHEAD), copied from the package.
+LETTERHEAD_FILE = "templates/letterhead.html.j2"
 DEFAULT_NAME = "first-campaign"
 
 _CAMPAIGN = """\
@@ -44,6 +47,13 @@ from = "Your Name <you@your-organization.example>"
 # OUTREACH_SMTP_PASSWORD, --password-command or a prompt, never from a file:
 #   --smtp smtp://user@mail.your-organization.example    STARTTLS, port 587
 #   --smtp smtps://user@mail.your-organization.example   TLS from the start, port 465
+
+# The letter as a PDF on your letterhead ({letterhead}: HTML and CSS), attached to every
+# email. It needs WeasyPrint and Pango: pip install 'outreach[pdf]'. Until organization_address
+# is set, the letterhead shows a placeholder where the postal address goes.
+# pdf = true
+# organization = "Your Organization"
+# organization_address = ["Street and number", "City, postal code", "Country"]
 """
 
 _TEMPLATE = """\
@@ -92,6 +102,12 @@ class Started:
     name: str
 
 
+def shipped_letterhead() -> str:
+    """Return the letterhead template the package ships, as text."""
+    resource = importlib.resources.files("outreach") / "templates" / "letterhead.html.j2"
+    return resource.read_text(encoding="utf-8")
+
+
 def campaign_name(folder: Path) -> str:
     """Derive a campaign name from the folder's name: letters, digits, '.', '-' and '_'."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.resolve().name)
@@ -100,14 +116,19 @@ def campaign_name(folder: Path) -> str:
 
 
 def start(folder: Path, /) -> Started:
-    """Write a campaign, its letter and a contact list of two into ``folder``.
+    """Write a campaign, its letter, a contact list of two and a letterhead into ``folder``.
 
-    Nothing is written if any of the three files exists already.
+    Nothing is written if any of the four files exists already.
     """
     if folder.exists() and not folder.is_dir():
         msg = f"{folder}: is a file, not a folder; give a folder for the new campaign"
         raise ConfigError(msg)
-    files = {CAMPAIGN_FILE: "", TEMPLATE_FILE: _TEMPLATE, CONTACTS_FILE: _CONTACTS}
+    files = {
+        CAMPAIGN_FILE: "",
+        TEMPLATE_FILE: _TEMPLATE,
+        CONTACTS_FILE: _CONTACTS,
+        LETTERHEAD_FILE: shipped_letterhead(),
+    }
     if existing := [name for name in files if (folder / name).exists()]:
         listed = ", ".join(existing)
         here = "this folder" if folder == Path() else str(folder)
@@ -118,11 +139,11 @@ def start(folder: Path, /) -> Started:
         raise ConfigError(msg)
     name = campaign_name(folder)
     files[CAMPAIGN_FILE] = _CAMPAIGN.format(
-        name=name, template=TEMPLATE_FILE, contacts=CONTACTS_FILE
+        name=name, template=TEMPLATE_FILE, contacts=CONTACTS_FILE, letterhead=LETTERHEAD_FILE
     )
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         for file_name, text in files.items():
+            (folder / file_name).parent.mkdir(parents=True, exist_ok=True)
             with (folder / file_name).open("x", encoding="utf-8") as out:
                 out.write(text)
     except OSError as exc:

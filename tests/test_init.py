@@ -1,8 +1,9 @@
 import mailbox
+import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import need_module, need_program, run_cli
 
 
 def test_init_writes_a_campaign_that_checks_and_sends_into_the_outbox(tmp_path: Path) -> None:
@@ -10,7 +11,8 @@ def test_init_writes_a_campaign_that_checks_and_sends_into_the_outbox(tmp_path: 
     done = run_cli("init", "spring-appeal", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
-        "wrote campaign.toml, letter.md.j2, contacts.yaml into spring-appeal\n"
+        "wrote campaign.toml, letter.md.j2, contacts.yaml, templates/letterhead.html.j2 into "
+        "spring-appeal\n"
         "next: cd spring-appeal && outreach check, then outreach send: the letters go into the "
         "Maildir outbox/ and nothing leaves this machine\n"
     )
@@ -87,3 +89,26 @@ def test_the_commented_plain_server_examples_parse(tmp_path: Path) -> None:
             0,
             "dry run: 2 drafts rendered and checked; nothing sent or logged\n",
         )
+
+
+def test_the_commented_pdf_line_makes_a_pdf_on_the_written_letterhead(tmp_path: Path) -> None:
+    """Uncommenting 'pdf = true' in the written campaign.toml gives a campaign that checks and previews as PDFs."""
+    need_module("weasyprint", install="pip install '.[pdf]' (and Pango from the system)")
+    assert run_cli("init", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "templates" / "letterhead.html.j2").is_file()
+    campaign = tmp_path / "campaign.toml"
+    text = campaign.read_text(encoding="utf-8")
+    assert "\n# pdf = true\n" in text
+    campaign.write_text(text.replace("\n# pdf = true\n", "\npdf = true\n"), encoding="utf-8")
+    checked = run_cli("check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith(
+        "check passed: 2 contacts valid, 2 drafts rendered, 0 problems"
+    )
+    previewed = run_cli("preview", "ada-example", "--out", "drafts", cwd=tmp_path)
+    assert previewed.returncode == 0, previewed.stderr
+    pdf = (tmp_path / "drafts" / "ada-example.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    program = need_program("pdftotext", package="poppler-utils")
+    done = subprocess.run([program, "-", "-"], input=pdf, capture_output=True, check=True)
+    assert "Dear Ada Example," in done.stdout.decode("utf-8")

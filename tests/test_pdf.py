@@ -268,3 +268,9 @@ def test_pdf_field_must_be_true_or_false(tmp_path: Path) -> None:
         load_campaign(folder / "campaign.toml")
     assert "field 'pdf' must be true or false" in str(caught.value)
     assert "field 'attachments' must be a list of paths" in str(caught.value)
+
+
+def test_the_repository_letterhead_is_the_one_the_package_ships() -> None:
+    """Templates/letterhead.html.j2 beside campaign.toml is the same text as the letterhead 'init' writes."""
+    shipped = REPO / "outreach" / "templates" / "letterhead.html.j2"
+    assert (REPO / "templates" / "letterhead.html.j2").read_bytes() == shipped.read_bytes()
