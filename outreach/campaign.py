@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from outreach.errors import ConfigError
-from outreach.model import CAMPAIGN_FILE, Campaign, Letterhead, Sender
+from outreach.model import CAMPAIGN_FILE, PLACEHOLDER_ADDRESS, Campaign, Letterhead, Sender
 from outreach.providers import PROVIDERS
 from outreach.validate import control_character, validate_address
 
@@ -44,8 +44,6 @@ KNOWN_FIELDS = {
 RETURN_PATH_ID = "{id}"
 AUTH_METHODS = ("password", "xoauth2")
 DEFAULT_LETTERHEAD = "templates/letterhead.html.j2"
-# No postal address is known for the shipped campaign: this stands in the PDF until one is set.
-PLACEHOLDER_ADDRESS = ("[postal address: set organization_address in campaign.toml]",)
 _EXAMPLES = {
     "name": 'name = "spring-appeal"',
     "subject": 'subject = "An open letter"',

@@ -20,7 +20,7 @@ from outreach.attachments import ADVISED_MESSAGE_SIZE, Attachment, Attachments, 
 from outreach.contacts import ContactList, load_contacts, read_contact_list
 from outreach.errors import InputError, OutreachError, Problem
 from outreach.message import MessageBuilder, new_message_id
-from outreach.model import Campaign, Contact, is_reserved
+from outreach.model import PLACEHOLDER_ADDRESS, Campaign, Contact, is_reserved
 from outreach.render import Letter
 
 if TYPE_CHECKING:
@@ -425,9 +425,23 @@ def check(campaign: Campaign, /) -> CheckReport:
             f"(.example, .invalid, .test, .localhost), which cannot receive mail: {shown}"
         )
         report.warnings.append(Problem(str(campaign.contacts), msg))
-    if is_reserved(campaign.sender.address):
-        msg = f"the sender {campaign.sender.address} is a placeholder; set --from or 'from'"
-        report.warnings.append(Problem("campaign", msg))
+    report.warnings.extend(_placeholder_fields(campaign))
     report.attachments = drafter.attachments.loaded()
     report.problems = list(dict.fromkeys(report.problems))  # a campaign's file: named once
     return report
+
+
+def _placeholder_fields(campaign: Campaign, /) -> list[Problem]:
+    """Warn of the campaign's fields that still hold placeholders: the sender, the address."""
+    warnings: list[Problem] = []
+    if is_reserved(campaign.sender.address):
+        msg = f"the sender {campaign.sender.address} is a placeholder; set --from or 'from'"
+        warnings.append(Problem("campaign", msg))
+    if campaign.letterhead is not None and campaign.letterhead.address == PLACEHOLDER_ADDRESS:
+        msg = (
+            "the letterhead's postal address is a placeholder: every PDF shows "
+            f"{PLACEHOLDER_ADDRESS[0]!r}; set organization_address to the address's lines, "
+            'e.g. organization_address = ["Street and number", "City"]'
+        )
+        warnings.append(Problem("campaign", msg))
+    return warnings

@@ -12,6 +12,8 @@ from typing import Any
 RESERVED_TLDS = ("example", "invalid", "test", "localhost")
 CAMPAIGN_FILE = "campaign.toml"
 DEFAULT_TIMEOUT = 60.0  # seconds to wait for each reply of an SMTP server
+# The letterhead's postal address until organization_address is set; 'check' warns about it.
+PLACEHOLDER_ADDRESS = ("[postal address: set organization_address in campaign.toml]",)
 
 
 class Status(StrEnum):

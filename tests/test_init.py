@@ -102,9 +102,10 @@ def test_the_commented_pdf_line_makes_a_pdf_on_the_written_letterhead(tmp_path: 
     campaign.write_text(text.replace("\n# pdf = true\n", "\npdf = true\n"), encoding="utf-8")
     checked = run_cli("check", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.startswith(
-        "check passed: 2 contacts valid, 2 drafts rendered, 0 problems"
+    assert checked.stdout == (
+        "check passed: 2 contacts valid, 2 drafts rendered, 0 problems, 3 warnings\n"
     )
+    assert "warning: campaign: the letterhead's postal address is a placeholder" in checked.stderr
     previewed = run_cli("preview", "ada-example", "--out", "drafts", cwd=tmp_path)
     assert previewed.returncode == 0, previewed.stderr
     pdf = (tmp_path / "drafts" / "ada-example.pdf").read_bytes()

@@ -274,3 +274,28 @@ def test_the_repository_letterhead_is_the_one_the_package_ships() -> None:
     """Templates/letterhead.html.j2 beside campaign.toml is the same text as the letterhead 'init' writes."""
     shipped = REPO / "outreach" / "templates" / "letterhead.html.j2"
     assert (REPO / "templates" / "letterhead.html.j2").read_bytes() == shipped.read_bytes()
+
+
+def test_check_warns_of_the_placeholder_postal_address(tmp_path: Path) -> None:
+    """Check passes but warns, naming organization_address, while the letterhead shows the placeholder."""
+    need_module("weasyprint", install="pip install '.[pdf]'")
+    folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS)
+    result = run_cli("check", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: campaign: the letterhead's postal address is a placeholder: every PDF shows "
+        "'[postal address: set organization_address in campaign.toml]'; set "
+        "organization_address to the address's lines, e.g. organization_address = [\"Street and "
+        'number", "City"]\n'
+    ) in result.stderr
+
+
+def test_check_is_silent_about_a_postal_address_that_is_set(tmp_path: Path) -> None:
+    """With organization_address set, check says nothing of the letterhead's address."""
+    need_module("weasyprint", install="pip install '.[pdf]'")
+    extra = PDF_SETTINGS + 'organization_address = ["1 Example Street", "Example City"]\n'
+    folder = copy_shipped(tmp_path / "c", extra=extra)
+    result = run_cli("check", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "postal address" not in result.stderr
+    assert "organization_address" not in result.stderr
