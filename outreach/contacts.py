@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -491,15 +491,58 @@ class _Checked:
     where: Callable[[str], str] = str  # names a field of the entry in a message
 
 
-def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fields reads best
+def _validate_entry(
     path: Path,
     number: int,
     line: int,
     fields: Fields,
     entry: object,
 ) -> _Checked:
+    """Check one entry's fields, each in its own step, collecting every problem of the entry."""
+    where = _locator(path, number, line, fields, entry)
+    if not isinstance(entry, dict):
+        return _Checked(
+            None, [Problem(where(), f"must be a mapping of fields, not {describe(entry)}")]
+        )
+    problems = [
+        Problem(where(), f"the required field {required!r} is missing")
+        for required in ("id", "email")
+        if entry.get(required) is None
+    ]
+    good_id = _check_id(entry.get("id"), where, problems)
+    email = _check_email(entry.get("email"), where, problems)
+    name = _check_name(entry.get("name") or "", where, problems)
+    cc = _check_cc(entry.get("cc"), where, problems)
+    attachments, attachment_problems = _attachment_paths(entry.get("attachments") or [])
+    problems.extend(Problem(where("attachments"), message) for message in attachment_problems)
+    data = _check_data(entry, where, problems)
 
-    def where(name: str | None = None) -> str:  # only when there is a problem to name
+    checked = _Checked(None, problems, good_id, email, where)
+    if problems or email is None or good_id is None:
+        return checked
+    checked.contact = Contact(
+        id=good_id,
+        email=email,
+        name=name,
+        cc=tuple(cc),
+        data=data,
+        line=line,
+        attachments=attachments,
+    )
+    return checked
+
+
+class _Where(Protocol):
+    """Name an entry, or one of its fields, in a message."""
+
+    def __call__(self, name: str | None = None, /) -> str:
+        """Return ``path:line: entry N (id 'x')``, and ``, field 'f'`` when a field is named."""
+
+
+def _locator(path: Path, number: int, line: int, fields: Fields, entry: object) -> _Where:
+    """Return what names the entry, or one of its fields, in a message: made only when needed."""
+
+    def where(name: str | None = None, /) -> str:
         label = f"entry {number}"
         if isinstance(entry, dict) and isinstance(entry.get("id"), str):
             label += f" (id {entry['id']!r})"
@@ -508,33 +551,32 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
         at, said = fields.get(name, (line, None))
         return f"{path}:{at}: {label}, {said or f'field {name!r}'}"
 
-    if not isinstance(entry, dict):
-        return _Checked(
-            None, [Problem(where(), f"must be a mapping of fields, not {describe(entry)}")]
-        )
-    problems: list[Problem] = []
-    problems.extend(
-        Problem(where(), f"the required field {required!r} is missing")
-        for required in ("id", "email")
-        if entry.get(required) is None
-    )
+    return where
 
-    contact_id = entry.get("id")
-    good_id: str | None = None
-    if contact_id is not None:
-        if isinstance(contact_id, str) and ID_PATTERN.fullmatch(contact_id):
-            good_id = contact_id
-        else:
-            msg = f"must be lowercase letters, digits and single dashes, not {describe(contact_id)}"
-            problems.append(Problem(where("id"), msg))
 
-    email: str | None = None
-    if entry.get("email") is not None:
-        email, bad = validate_address(entry["email"])
-        if bad:
-            problems.append(Problem(where("email"), bad))
+def _check_id(value: object, where: _Where, problems: list[Problem]) -> str | None:
+    """Return the entry's id if it keeps the id rule; note what is wrong if it does not."""
+    if value is None:
+        return None
+    if isinstance(value, str) and ID_PATTERN.fullmatch(value):
+        return value
+    msg = f"must be lowercase letters, digits and single dashes, not {describe(value)}"
+    problems.append(Problem(where("id"), msg))
+    return None
 
-    name = entry.get("name") or ""
+
+def _check_email(value: object, where: _Where, problems: list[Problem]) -> str | None:
+    """Return the entry's address, normalized, if it is one; note what is wrong if not."""
+    if value is None:
+        return None
+    email, bad = validate_address(value)
+    if bad:
+        problems.append(Problem(where("email"), bad))
+    return email
+
+
+def _check_name(name: object, where: _Where, problems: list[Problem]) -> str:
+    """Return the display name with its spacing made single; note what a header cannot hold."""
     if not isinstance(name, str):
         problems.append(Problem(where("name"), f"must be text, not {describe(name)}"))
     elif bad := control_character(name):
@@ -543,29 +585,38 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
         msg = f"is {len(name)} characters long; a display name may have at most {MAX_NAME}"
         problems.append(Problem(where("name"), msg))
     else:
-        name = " ".join(name.split())  # a display name's spacing does not survive a header
+        return " ".join(name.split())  # a display name's spacing does not survive a header
+    return ""
 
-    cc: list[str] = []
-    raw_cc = entry.get("cc")
-    if isinstance(raw_cc, str):
-        raw_cc = [raw_cc]  # one address needs no list
-    if raw_cc is not None and not isinstance(raw_cc, list):
-        msg = f"must be an email address or a list of them, not {describe(raw_cc)}"
+
+def _check_cc(value: object, where: _Where, problems: list[Problem]) -> list[str]:
+    """Return the Cc addresses, normalized: one address, or a list of them."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]  # one address needs no list
+    if not isinstance(value, list):
+        msg = f"must be an email address or a list of them, not {describe(value)}"
         problems.append(Problem(where("cc"), msg))
-    else:
-        for position, item in enumerate(raw_cc or [], start=1):
-            address, bad = validate_address(item)
-            if bad:
-                problems.append(Problem(where("cc"), f"item {position}: {bad}"))
-            elif address is not None:
-                cc.append(address)
+        return []
+    cc: list[str] = []
+    for position, item in enumerate(value, start=1):
+        address, bad = validate_address(item)
+        if bad:
+            problems.append(Problem(where("cc"), f"item {position}: {bad}"))
+        elif address is not None:
+            cc.append(address)
+    return cc
 
-    attachments, attachment_problems = _attachment_paths(entry.get("attachments") or [])
-    problems.extend(Problem(where("attachments"), message) for message in attachment_problems)
 
+_OWN_FIELDS = frozenset({"id", "email", "name", "cc", "attachments"})
+
+
+def _check_data(entry: dict[Any, Any], where: _Where, problems: list[Problem]) -> dict[str, Any]:
+    """Return the entry's other fields, the template's data: each named usably and text."""
     data: dict[str, Any] = {}
     for key, value in entry.items():
-        if key in {"id", "email", "name", "cc", "attachments"}:
+        if key in _OWN_FIELDS:
             continue
         if not isinstance(key, str) or not _is_field_name(key):
             msg = "a field name must be letters, digits and underscores, to be usable in a template"
@@ -583,20 +634,7 @@ def _validate_entry(  # noqa: C901, PLR0912, PLR0915 - one flat pass over the fi
             problems.append(Problem(where(key), f"{bad} is not allowed"))
             continue
         data[key] = value
-
-    checked = _Checked(None, problems, good_id, email, where)
-    if problems or email is None or good_id is None:
-        return checked
-    checked.contact = Contact(
-        id=good_id,
-        email=email,
-        name=name,
-        cc=tuple(cc),
-        data=data,
-        line=line,
-        attachments=attachments,
-    )
-    return checked
+    return data
 
 
 @functools.lru_cache(maxsize=256)
