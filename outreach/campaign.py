@@ -117,7 +117,7 @@ def _read(path: Path) -> dict[str, object]:
         raise ConfigError(msg_0) from None
 
 
-def load_campaign(  # noqa: C901, PLR0912, PLR0915 - one check per field, in file order
+def load_campaign(
     path: Path,
     /,
     *,
@@ -130,73 +130,26 @@ def load_campaign(  # noqa: C901, PLR0912, PLR0915 - one check per field, in fil
     Every problem of the file is found in one pass and reported together.
     """
     data = _read(path)
-    problems: list[str] = []
-
-    def text(key: str, *, required: bool = True) -> str | None:
-        value = data.get(key)
-        if value is None:
-            if required:
-                problems.append(f"field {key!r} is missing; add a line such as {_EXAMPLES[key]}")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"field {key!r} must be non-empty text")
-            return None
-        if bad := control_character(value):
-            problems.append(f"field {key!r}: {bad} is not allowed")
-            return None
-        return value
-
+    fields = _Fields(data)
     if unknown := sorted(set(data) - KNOWN_FIELDS):
-        problems.append(f"unknown fields {unknown}; known: {sorted(KNOWN_FIELDS)}")
+        fields.problems.append(f"unknown fields {unknown}; known: {sorted(KNOWN_FIELDS)}")
     folder = path.parent
-    name = text("name") or ""
-    if name and (bad_name := check_name(name)):
-        problems.append(f"field 'name': {bad_name}")
-    subject = text("subject") or ""
-    template_value = text("template", required=template is None)
-    contacts_value = text("contacts", required=contacts is None)
-    from_value = sender if sender is not None else text("from")
-    parsed_sender: Sender | None = None
-    if from_value is not None:
-        from_where = "--from (on the command line)" if sender is not None else "field 'from'"
-        try:
-            parsed_sender = parse_sender(from_value, where=from_where)
-        except ConfigError as exc:
-            problems.append(str(exc))
-    reply_to_value = text("reply_to", required=False)
-    reply_to = None
-    if reply_to_value is not None:
-        reply_to, bad = validate_address(reply_to_value)
-        if bad:
-            problems.append(f"field 'reply_to': {bad}")
-    provider = text("provider", required=False)
-    if provider is not None and provider.strip().lower() not in PROVIDERS:
-        problems.append(f"field 'provider': {provider!r} is not one of {', '.join(PROVIDERS)}")
-    auth = text("auth", required=False)
-    if auth is not None and auth not in AUTH_METHODS:
-        problems.append(f"field 'auth': {auth!r} is not one of {', '.join(AUTH_METHODS)}")
-    daily_limit = data.get("daily_limit")
-    if daily_limit is not None and (
-        isinstance(daily_limit, bool) or not isinstance(daily_limit, int) or daily_limit < 1
-    ):
-        problems.append("field 'daily_limit' must be a whole number of recipients, 1 or more")
-        daily_limit = None
+    name = _name(fields)
+    subject = fields.text("subject") or ""
+    template_value = fields.text("template", required=template is None)
+    contacts_value = fields.text("contacts", required=contacts is None)
+    parsed_sender, reply_to = _addresses(fields, sender)
+    provider, auth, daily_limit = _sending(fields)
     files = _attachment_fields(data, folder=folder, name=name, sender=parsed_sender)
-    problems.extend(files.pop("problems"))
+    fields.problems.extend(files.pop("problems"))
     # The mailbox 'track' reads; its URL is parsed where it is used.
-    imap = text("imap", required=False)
-    sent_folder = text("sent_folder", required=False)  # where 'send --save-sent' files copies
-    return_path = text("return_path", required=False)
-    if return_path is not None and (bad_path := check_return_path(return_path)):
-        problems.append(f"field 'return_path': {bad_path}")
-        return_path = None
-    if problems or parsed_sender is None:
-        if len(problems) == 1:
-            msg = f"{path}: {problems[0]}"
-        else:
-            lines = "".join(f"\n  {problem}" for problem in problems)
-            msg = f"{path}: {len(problems)} problems:{lines}"
-        raise ConfigError(msg)
+    imap = fields.text("imap", required=False)
+    sent_folder = fields.text(
+        "sent_folder", required=False
+    )  # where 'send --save-sent' files copies
+    return_path = _return_path(fields)
+    if fields.problems or parsed_sender is None:
+        raise _problems_error(path, fields.problems)
     return Campaign(
         name=name,
         subject=subject,
@@ -205,14 +158,105 @@ def load_campaign(  # noqa: C901, PLR0912, PLR0915 - one check per field, in fil
         sender=parsed_sender,
         folder=folder,
         reply_to=reply_to,
-        provider=provider.strip().lower() if provider else None,
+        provider=provider,
         auth=auth,
-        daily_limit=daily_limit if isinstance(daily_limit, int) else None,
+        daily_limit=daily_limit,
         **files,
         imap=imap,
         sent_folder=sent_folder,
         return_path=return_path,
     )
+
+
+class _Fields:
+    """Read the campaign file's fields, noting every problem rather than stopping at the first."""
+
+    def __init__(self, data: dict[str, object]) -> None:
+        self.data = data
+        self.problems: list[str] = []
+
+    def text(self, key: str, *, required: bool = True) -> str | None:
+        """Return a field of one line of text; None, and a problem noted, if it is not one."""
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                example = _EXAMPLES[key]
+                self.problems.append(f"field {key!r} is missing; add a line such as {example}")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problems.append(f"field {key!r} must be non-empty text")
+            return None
+        if bad := control_character(value):
+            self.problems.append(f"field {key!r}: {bad} is not allowed")
+            return None
+        return value
+
+
+def _name(fields: _Fields) -> str:
+    """Return the campaign's name, which names the send log file; empty if it cannot."""
+    name = fields.text("name") or ""
+    if name and (bad_name := check_name(name)):
+        fields.problems.append(f"field 'name': {bad_name}")
+    return name
+
+
+def _addresses(fields: _Fields, sender: str | None) -> tuple[Sender | None, str | None]:
+    """Return the sender (the command line's ``--from`` first) and the Reply-To address."""
+    from_value = sender if sender is not None else fields.text("from")
+    parsed_sender: Sender | None = None
+    if from_value is not None:
+        from_where = "--from (on the command line)" if sender is not None else "field 'from'"
+        try:
+            parsed_sender = parse_sender(from_value, where=from_where)
+        except ConfigError as exc:
+            fields.problems.append(str(exc))
+    reply_to_value = fields.text("reply_to", required=False)
+    reply_to = None
+    if reply_to_value is not None:
+        reply_to, bad = validate_address(reply_to_value)
+        if bad:
+            fields.problems.append(f"field 'reply_to': {bad}")
+    return parsed_sender, reply_to
+
+
+def _sending(fields: _Fields) -> tuple[str | None, str | None, int | None]:
+    """Return the provider (in lowercase), the sign-in method and the daily limit, if given."""
+    provider = fields.text("provider", required=False)
+    if provider is not None:
+        if provider.strip().lower() not in PROVIDERS:
+            fields.problems.append(
+                f"field 'provider': {provider!r} is not one of {', '.join(PROVIDERS)}"
+            )
+        provider = provider.strip().lower()
+    auth = fields.text("auth", required=False)
+    if auth is not None and auth not in AUTH_METHODS:
+        fields.problems.append(f"field 'auth': {auth!r} is not one of {', '.join(AUTH_METHODS)}")
+    daily_limit = fields.data.get("daily_limit")
+    if daily_limit is None:
+        return provider, auth, None
+    if isinstance(daily_limit, bool) or not isinstance(daily_limit, int) or daily_limit < 1:
+        fields.problems.append(
+            "field 'daily_limit' must be a whole number of recipients, 1 or more"
+        )
+        return provider, auth, None
+    return provider, auth, daily_limit
+
+
+def _return_path(fields: _Fields) -> str | None:
+    """Return the per-recipient return path if given and it makes an address."""
+    return_path = fields.text("return_path", required=False)
+    if return_path is not None and (bad_path := check_return_path(return_path)):
+        fields.problems.append(f"field 'return_path': {bad_path}")
+        return None
+    return return_path
+
+
+def _problems_error(path: Path, problems: list[str]) -> ConfigError:
+    """Return the error that names the campaign file and every problem found in it."""
+    if len(problems) == 1:
+        return ConfigError(f"{path}: {problems[0]}")
+    lines = "".join(f"\n  {problem}" for problem in problems)
+    return ConfigError(f"{path}: {len(problems)} problems:{lines}")
 
 
 def _attachment_fields(
