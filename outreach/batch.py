@@ -356,8 +356,9 @@ class Batch:
             self._start_copies(self._copier)
         producer = asyncio.create_task(self._produce(plan, queue, workers, message_ids))
         try:
-            # With nothing to send, a run with a copier only saves the copies left unsaved.
-            if plan.todo or self._copier is None:
+            # With nothing to send no connection is opened, so no login is tried: a run with a
+            # copier only saves the copies left unsaved.
+            if plan.todo:
                 await asyncio.gather(
                     *(
                         self._work(queue, first if number == 0 else None)

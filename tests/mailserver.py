@@ -77,6 +77,7 @@ class RecordingHandler:
         self.faults = Faults()
         self.commands: list[str] = []
         self.logins = 0
+        self.connections = 0  # connections opened, the controller's own check at start among them
         self.auth_attempts: list[str] = []  # the mechanism of every AUTH the server judged
         self.basic_auth_reply: str | None = None  # refuse every password login with this reply
         self.auth_faults: list[str] = []  # refuse the next logins with these replies, in order
@@ -181,7 +182,14 @@ class RecordingHandler:
 
 
 class FaultySMTP(SMTP):
-    """aiosmtpd's SMTP, able to drop the connection when DATA is asked for."""
+    """aiosmtpd's SMTP, counting connections, able to drop one when DATA is asked for."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Count a new connection; after STARTTLS the same one is made again, not counted."""
+        if self._original_transport is None:
+            handler: RecordingHandler = self.event_handler
+            handler.connections += 1
+        super().connection_made(transport)
 
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
         handler: RecordingHandler = self.event_handler

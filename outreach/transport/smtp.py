@@ -118,8 +118,14 @@ class SmtpTransport:
         return context
 
     async def connect(self, *, login_turn: LoginTurn | None = None) -> Connection:
-        """Connect, secure the connection and log in, the login inside ``login_turn()``."""
+        """Connect, secure the connection and log in, the login inside ``login_turn()``.
+
+        A user without a password or a token is refused before connecting: a login without
+        its secret would only count as a failed one against the server's ban limit.
+        """
         s = self.settings
+        if s.username is not None and s.token is None and not s.password:
+            raise _no_password(s)
         if self._local_hostname is None:
             # Resolved once: aiosmtplib would look it up again for every connection.
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
@@ -148,6 +154,14 @@ class SmtpTransport:
                     # A login that times out or is hung up on is said as such within the turn,
                     # so that no other connection tries it after.
                     token = await s.token() if s.token is not None else None
+                    if token is not None and not token.strip():
+                        msg = (
+                            f"{s.url}: the OAuth2 token source gave an empty access token, so "
+                            "no login was tried and nothing was sent. Check the command or "
+                            "function that gives the token (--oauth-token-command, or run "
+                            "'outreach login' again)"
+                        )
+                        raise ConfigError(msg)
                     try:
                         await self._login(client, token)
                     except _CONNECTION_ERRORS as exc:
@@ -244,6 +258,20 @@ async def _auth_oauthbearer(
         response = await client.execute_command(base64.b64encode(b"\x01"))
     if response.code != aiosmtplib.SMTPStatus.auth_successful:
         raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
+
+
+def _no_password(settings: SmtpSettings) -> ConfigError:
+    """Say that the URL names a user whose password is missing, and where to give it."""
+    anonymous = SmtpSettings(
+        host=settings.host, port=settings.port, implicit_tls=settings.implicit_tls
+    )
+    msg = (
+        f"{settings.url} names the user {settings.username!r} but no password was given, so no "
+        "login was tried and nothing was sent. Give the password (OUTREACH_SMTP_PASSWORD, "
+        "--password-command or the prompt of 'outreach send'; SmtpSettings.password from "
+        f"Python), or, for a server that takes mail without a login, use {anonymous.url}"
+    )
+    return ConfigError(msg)
 
 
 def _refused(settings: SmtpSettings, code: int, text: str) -> TransportError:
