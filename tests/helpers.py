@@ -1,22 +1,47 @@
-"""Helpers the tests share: paths of the repository, campaigns written inline, the CLI."""
+"""Helpers the tests share: paths, campaigns written inline, the CLI, batches, messages.
+
+Test modules import what they share from here (or take a fixture from conftest.py), never from
+one another: a test module is collected on its own, and importing one runs its module body.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import hashlib
 import importlib
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+from mailserver import PASSWORD, USERNAME, Server
+
+from outreach import api, drafts
+from outreach.batch import Batch, SendOptions, Summary, choose, daily_allowance
+from outreach.campaign import load_campaign
+from outreach.sendlog import SendLog
+from outreach.transport import SmtpSettings, SmtpTransport
+
+if TYPE_CHECKING:
+    # imapserver imports this module (for missing), so its names are only for the type checker.
+    from imapserver import Dovecot
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "seeds" / "open-letter-kyrgyzstan-2010-06-24.md"
 SHIPPED_CONTACTS = REPO / "contacts" / "security-council-2010.yaml"
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+# The account of the test IMAP server (imapserver.USER): the campaigns' sender reads its mail.
+IMAP_USER = "sender@outreach.example"
 
 TEMPLATE = textwrap.dedent(
     """\
@@ -120,3 +145,266 @@ def need_module(name: str, /, *, install: str) -> ModuleType:
         return importlib.import_module(name)
     except (ImportError, OSError) as exc:
         missing(f"{name} cannot be imported ({exc}); {install}")
+
+
+# Batches through the API against a test SMTP server.
+
+FAST = SendOptions(max_attempts=3, backoff=0.01)
+
+
+async def send_batch(
+    folder: Path,
+    server: Server,
+    tls: ssl.SSLContext | None,
+    *,
+    options: SendOptions = FAST,
+    password: str = PASSWORD,
+    timeout: float = 10.0,
+    implicit_tls: bool = False,
+    username: str | None = USERNAME,
+) -> Summary:
+    """Run one batch through the API, as 'outreach send' does, against ``server``."""
+    campaign = api.load_campaign(folder / "campaign.toml")
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=server.port,
+        implicit_tls=implicit_tls,
+        username=username,
+        password=password if username else None,
+        timeout=timeout,
+    )
+    transport = SmtpTransport(settings, tls_context=tls)
+    options = dataclasses.replace(options, allow_reserved=True)  # the test addresses are .example
+    with api.prepare_send(campaign, options=options, log=folder / "send.sqlite3") as batch:
+        return await batch.run_async(transport)
+
+
+def log_rows(folder: Path) -> dict[str, tuple[str, int, int | None]]:
+    """Return each recipient's status, attempts and last reply code."""
+    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
+        return {r.id: (r.status, r.attempts, r.reply_code) for r in log.recipients()}
+
+
+def smtp_env(server: Server, ca_file: Path) -> dict[str, str]:
+    """Return the environment that points the CLI at ``server`` and trusts the test CA."""
+    return {
+        "OUTREACH_SMTP_URL": server.url(),
+        "OUTREACH_SMTP_PASSWORD": PASSWORD,
+        "SSL_CERT_FILE": str(ca_file),
+    }
+
+
+# A server reply that offers PIPELINING, for hostile_server's script.
+PIPELINING = {"EHLO": b"250-hostile.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"}
+
+
+# The daily limit, counted on a clock the test moves, over several connections.
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+THREE_CONNECTIONS = SendOptions(concurrency=3, daily_limit=4, max_attempts=3, backoff=0.01)
+
+
+async def send_on_three_connections(
+    folder: Path, server: Server, tls: ssl.SSLContext, clock: Clock, *, password: str = PASSWORD
+) -> Summary:
+    """Run one batch over three connections, with the daily limit counted on ``clock``."""
+    campaign = load_campaign(folder / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    with SendLog(folder / "send.sqlite3", campaign=campaign.name, write=True, clock=clock) as log:
+        log.recover()
+        log.register(contacts)
+        assert THREE_CONNECTIONS.daily_limit is not None
+        plan = choose(
+            contacts,
+            log.statuses(),
+            THREE_CONNECTIONS,
+            allowance=daily_allowance(log, THREE_CONNECTIONS.daily_limit),
+        )
+        settings = SmtpSettings(
+            host="127.0.0.1", port=server.port, implicit_tls=False, username=USERNAME,
+            password=password,
+        )  # fmt: skip
+        transport = SmtpTransport(settings, tls_context=tls)
+        return await Batch(drafter, log, transport, options=THREE_CONNECTIONS).run(plan)
+
+
+# Copies saved into the IMAP server's Sent folder.
+
+
+def send_saving_sent(
+    folder: Path,
+    server: Server,
+    client_tls: ssl.SSLContext,
+    copies: api.SaveSent,
+    *,
+    concurrency: int = 2,
+    on_event: Callable[[api.Event], None] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> api.Summary:
+    """Send the campaign in ``folder`` through ``server`` with copies saved as ``copies`` says."""
+    campaign = api.load_campaign(folder / "campaign.toml")
+    settings = api.SmtpSettings(
+        host="127.0.0.1",
+        port=server.port,
+        implicit_tls=False,
+        username=USERNAME,
+        password=PASSWORD,
+    )
+    options = api.SendOptions(concurrency=concurrency, allow_reserved=True, backoff=0.01)
+    with api.prepare_send(
+        campaign, options=options, live=True, save_sent=copies, clock=clock
+    ) as batch:
+        transport = api.SmtpTransport(settings, tls_context=client_tls)
+        return batch.run(transport, on_event=on_event, handle_signals=False)
+
+
+def sent_folder(dovecot: Dovecot, folder: str = "Sent") -> dict[bytes, dict[bytes, object]]:
+    """Return every message in the folder: its bytes, flags and internal date, by UID."""
+    with dovecot.client(folder, readonly=True) as client:
+        uids = client.search("ALL")
+        return client.fetch(uids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]) if uids else {}
+
+
+def snapshot(dovecot: Dovecot) -> tuple[dict, dict]:
+    """Return every message's flags and contents as IMAP shows them, and the Maildir's files."""
+    with dovecot.client(readonly=True) as client:
+        uids = client.search("ALL")
+        fetched = client.fetch(uids, ["FLAGS", "BODY.PEEK[]"]) if uids else {}
+    imap = {
+        uid: (
+            sorted(f for f in item[b"FLAGS"] if f != b"\\Recent"),
+            hashlib.sha256(item[b"BODY[]"]).hexdigest(),
+        )
+        for uid, item in fetched.items()
+    }
+    files = {
+        str(path.relative_to(dovecot.maildir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(dovecot.maildir.rglob("*"))
+        if path.is_file() and path.parent.name in {"new", "cur", "tmp"}
+    }
+    return imap, files
+
+
+# Messages that come back to the sender: delivery reports and replies.
+
+
+def crlf(text: str) -> bytes:
+    """Return dedented text with CRLF line ends, as a message on the wire."""
+    return textwrap.dedent(text).replace("\n", "\r\n").encode()
+
+
+def dsn(recipient: str, original_id: str, number: int, *, action: str = "failed") -> bytes:
+    """Return an RFC 3464 report about one recipient of the letter ``original_id``."""
+    status = "5.1.1" if action == "failed" else "4.2.2"
+    return crlf(
+        f"""\
+        From: Mail Delivery System <MAILER-DAEMON@mx.mission.example>
+        To: {IMAP_USER}
+        Subject: Undelivered Mail Returned to Sender
+        Message-ID: <report{number}@mx.mission.example>
+        Date: Mon, 28 Jun 2010 10:00:00 +0000
+        MIME-Version: 1.0
+        Content-Type: multipart/report; report-type=delivery-status; boundary="R{number}"
+
+        --R{number}
+        Content-Type: text/plain
+
+        Your message could not be delivered.
+        --R{number}
+        Content-Type: message/delivery-status
+
+        Reporting-MTA: dns; mx.mission.example
+
+        Final-Recipient: rfc822; {recipient}
+        Action: {action}
+        Status: {status}
+        Diagnostic-Code: smtp; 550 {status} <{recipient}>: no such user here
+
+        --R{number}
+        Content-Type: text/rfc822-headers
+
+        From: Sender Name <sender@outreach.example>
+        To: {recipient}
+        Message-ID: {original_id}
+        Subject: A test letter
+
+        --R{number}--
+        """
+    )
+
+
+def reply(sender: str, original_id: str, number: int, *, auto: bool = False) -> bytes:
+    """Return a reply (or an automatic one) to the letter ``original_id``."""
+    extra = "Auto-Submitted: auto-replied\n        " if auto else ""
+    subject = "Automatic reply: A test letter" if auto else "Re: A test letter"
+    return crlf(
+        f"""\
+        From: Someone <{sender}>
+        To: {IMAP_USER}
+        Subject: {subject}
+        Message-ID: <reply{number}@mission.example>
+        In-Reply-To: {original_id}
+        References: {original_id}
+        Date: Tue, 29 Jun 2010 09:30:00 +0000
+        {extra}Content-Type: text/plain; charset=utf-8
+
+        Thank you for your letter; we will answer next week.
+
+        > Dear Contact,
+        """
+    )
+
+
+# The facts of ../shared/facts, restated here so that the shipped list is checked against them:
+# id -> (addressee line, country as the title names it, salutation).
+DELEGATIONS = {
+    "china": ("H.E. Mr. Li Baodong", "China", "Dear Ambassador Li"),
+    "france": ("H.E. Mr. Gérard Araud", "France", "Dear Ambassador Araud"),
+    "russian-federation": (
+        "H.E. Mr. Vitaly I. Churkin",
+        "the Russian Federation",
+        "Dear Ambassador Churkin",
+    ),
+    "united-kingdom": (
+        "H.E. Sir Mark Lyall Grant",
+        "the United Kingdom of Great Britain and Northern Ireland",
+        "Dear Sir Mark",
+    ),
+    "united-states": (
+        "H.E. Ms. Susan E. Rice",
+        "the United States of America",
+        "Dear Ambassador Rice",
+    ),
+    "austria": ("H.E. Mr. Thomas Mayr-Harting", "Austria", "Dear Ambassador Mayr-Harting"),
+    "bosnia-and-herzegovina": (
+        "H.E. Mr. Ivan Barbalić",
+        "Bosnia and Herzegovina",
+        "Dear Ambassador Barbalić",
+    ),
+    "brazil": ("H.E. Mrs. Maria Luiza Ribeiro Viotti", "Brazil", "Dear Ambassador Viotti"),
+    "gabon": ("H.E. Mr. Emmanuel Issoze-Ngondet", "Gabon", "Dear Ambassador Issoze-Ngondet"),
+    "japan": ("H.E. Mr. Yukio Takasu", "Japan", "Dear Ambassador Takasu"),
+    "lebanon": ("H.E. Mr. Nawaf Salam", "Lebanon", "Dear Ambassador Salam"),
+    "mexico": ("H.E. Mr. Claude Heller", "Mexico", "Dear Ambassador Heller"),
+    "nigeria": ("H.E. Prof. U. Joy Ogwu", "Nigeria", "Dear Ambassador Ogwu"),
+    "turkey": ("H.E. Mr. Ertuğrul Apakan", "Turkey", "Dear Ambassador Apakan"),
+    "uganda": ("H.E. Dr. Ruhakana Rugunda", "Uganda", "Dear Ambassador Rugunda"),
+}
+PRESIDENCY = "President of the Security Council for June 2010"
+
+
+def seed_paragraphs() -> list[str]:
+    """Return the seed's paragraphs as plain words: markup gone, whitespace folded."""
+    text = SEED.read_text(encoding="utf-8")
+    text = re.sub(r"</?sup>", "", text).replace("**", "").replace("### ", "")
+    return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]

@@ -28,10 +28,10 @@ from urllib.parse import quote
 
 import pytest
 import trustme
-from helpers import missing
+from helpers import IMAP_USER, missing
 from imapclient import IMAPClient
 
-USER = "sender@outreach.example"
+USER = IMAP_USER
 PASSWORD = "imap-s3ntinel-PASSWORD-4d2e"  # a sentinel: it must never show anywhere
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, contacts_yaml, run_cli, write_campaign
+from helpers import REPO, contacts_yaml, run_cli, smtp_env, write_campaign
 from mailserver import PASSWORD, Server, free_port
 
 from outreach.sendlog import SendLog
@@ -35,15 +35,6 @@ def shipped(tmp_path: Path) -> Path:
             folder.mkdir(exist_ok=True)
             shutil.copy(source, folder / name)
     return folder
-
-
-def smtp_env(server: Server, ca_file: Path) -> dict[str, str]:
-    """Return the environment that points the CLI at ``server`` and trusts the test CA."""
-    return {
-        "OUTREACH_SMTP_URL": server.url(),
-        "OUTREACH_SMTP_PASSWORD": PASSWORD,
-        "SSL_CERT_FILE": str(ca_file),
-    }
 
 
 def test_default_send_fills_the_outbox_once_and_says_nothing_left(shipped: Path) -> None:

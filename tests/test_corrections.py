@@ -1,9 +1,8 @@
 import json
 from pathlib import Path
 
-from helpers import contacts_yaml, run_cli
+from helpers import contacts_yaml, run_cli, smtp_env
 from mailserver import Server
-from test_cli_send import smtp_env
 
 from outreach.sendlog import SendLog
 from outreach.tracking import Kind, Sighting

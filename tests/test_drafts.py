@@ -9,57 +9,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from helpers import REPO, SEED, run_cli
+from helpers import DELEGATIONS, PRESIDENCY, REPO, run_cli, seed_paragraphs
 
 from outreach.campaign import load_campaign
 from outreach.contacts import load_contacts
 from outreach.drafts import RENDER_NICENESS, Drafter, DraftPool
 from outreach.message import MessageBuilder
 from outreach.model import Contact, Rendered, Sender
-
-# The facts of ../shared/facts, restated here so that the shipped list is checked against them:
-# id -> (addressee line, country as the title names it, salutation).
-DELEGATIONS = {
-    "china": ("H.E. Mr. Li Baodong", "China", "Dear Ambassador Li"),
-    "france": ("H.E. Mr. Gérard Araud", "France", "Dear Ambassador Araud"),
-    "russian-federation": (
-        "H.E. Mr. Vitaly I. Churkin",
-        "the Russian Federation",
-        "Dear Ambassador Churkin",
-    ),
-    "united-kingdom": (
-        "H.E. Sir Mark Lyall Grant",
-        "the United Kingdom of Great Britain and Northern Ireland",
-        "Dear Sir Mark",
-    ),
-    "united-states": (
-        "H.E. Ms. Susan E. Rice",
-        "the United States of America",
-        "Dear Ambassador Rice",
-    ),
-    "austria": ("H.E. Mr. Thomas Mayr-Harting", "Austria", "Dear Ambassador Mayr-Harting"),
-    "bosnia-and-herzegovina": (
-        "H.E. Mr. Ivan Barbalić",
-        "Bosnia and Herzegovina",
-        "Dear Ambassador Barbalić",
-    ),
-    "brazil": ("H.E. Mrs. Maria Luiza Ribeiro Viotti", "Brazil", "Dear Ambassador Viotti"),
-    "gabon": ("H.E. Mr. Emmanuel Issoze-Ngondet", "Gabon", "Dear Ambassador Issoze-Ngondet"),
-    "japan": ("H.E. Mr. Yukio Takasu", "Japan", "Dear Ambassador Takasu"),
-    "lebanon": ("H.E. Mr. Nawaf Salam", "Lebanon", "Dear Ambassador Salam"),
-    "mexico": ("H.E. Mr. Claude Heller", "Mexico", "Dear Ambassador Heller"),
-    "nigeria": ("H.E. Prof. U. Joy Ogwu", "Nigeria", "Dear Ambassador Ogwu"),
-    "turkey": ("H.E. Mr. Ertuğrul Apakan", "Turkey", "Dear Ambassador Apakan"),
-    "uganda": ("H.E. Dr. Ruhakana Rugunda", "Uganda", "Dear Ambassador Rugunda"),
-}
-PRESIDENCY = "President of the Security Council for June 2010"
-
-
-def seed_paragraphs() -> list[str]:
-    """Return the seed's paragraphs as plain words: markup gone, whitespace folded."""
-    text = SEED.read_text(encoding="utf-8")
-    text = re.sub(r"</?sup>", "", text).replace("**", "").replace("### ", "")
-    return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
 
 
 def unflow(text: str) -> str:

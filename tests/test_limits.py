@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, write_campaign
+from helpers import Clock, contacts_yaml, write_campaign
 from hostile import CLOSE, hostile_server
 from mailserver import PASSWORD, USERNAME, Server
 
@@ -22,16 +22,6 @@ from outreach.providers import get_provider
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
 from outreach.transport import SmtpSettings, SmtpTransport, parse_smtp_url
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 def run_day(folder: Path, clock: Clock, options: SendOptions) -> Summary:

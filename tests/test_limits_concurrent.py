@@ -11,39 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
-from helpers import contacts_yaml, write_campaign
-from mailserver import PASSWORD, USERNAME, RecordingHandler, Server
-from test_limits import Clock
+from helpers import Clock, contacts_yaml, send_on_three_connections, write_campaign
+from mailserver import PASSWORD, RecordingHandler, Server
 
-from outreach import drafts
-from outreach.batch import DAILY, Batch, SendOptions, Summary, choose, daily_allowance
-from outreach.campaign import load_campaign
-from outreach.sendlog import SendLog
-from outreach.transport import SmtpSettings, SmtpTransport
+from outreach.batch import DAILY
 
 LOGINS = 3  # one a connection
-OPTIONS = SendOptions(concurrency=3, daily_limit=4, max_attempts=3, backoff=0.01)
-
-
-async def run(
-    folder: Path, server: Server, tls: ssl.SSLContext, clock: Clock, *, password: str = PASSWORD
-) -> Summary:
-    """Run one batch over three connections, with the daily limit counted on ``clock``."""
-    campaign = load_campaign(folder / "campaign.toml")
-    drafter, contacts = drafts.load(campaign)
-    with SendLog(folder / "send.sqlite3", campaign=campaign.name, write=True, clock=clock) as log:
-        log.recover()
-        log.register(contacts)
-        assert OPTIONS.daily_limit is not None
-        plan = choose(
-            contacts, log.statuses(), OPTIONS, allowance=daily_allowance(log, OPTIONS.daily_limit)
-        )
-        settings = SmtpSettings(
-            host="127.0.0.1", port=server.port, implicit_tls=False, username=USERNAME,
-            password=password,
-        )  # fmt: skip
-        transport = SmtpTransport(settings, tls_context=tls)
-        return await Batch(drafter, log, transport, options=OPTIONS).run(plan)
 
 
 async def test_daily_limit_holds_over_three_pipelined_connections_and_across_runs(
@@ -54,14 +27,14 @@ async def test_daily_limit_holds_over_three_pipelined_connections_and_across_run
     write_campaign(folder, contacts=contacts_yaml(10))
     server = make_server(pipelining=True)
     clock = Clock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC))
-    first = await run(folder, server, client_tls, clock)
+    first = await send_on_three_connections(folder, server, client_tls, clock)
     assert (first.sent, first.left_out[DAILY]) == (4, 6)
     clock.now += dt.timedelta(hours=23)
-    again = await run(folder, server, client_tls, clock)
+    again = await send_on_three_connections(folder, server, client_tls, clock)
     assert again.sent == 0
     assert len(server.handler.received) == 4
     clock.now += dt.timedelta(hours=1, seconds=1)
-    later = await run(folder, server, client_tls, clock)
+    later = await send_on_three_connections(folder, server, client_tls, clock)
     assert later.sent == 4
     received = [record.rcpt_tos[0] for record in server.handler.received]
     assert len(received) == len(set(received)) == 8
@@ -75,7 +48,9 @@ async def test_wrong_password_over_three_pipelined_connections_is_one_login(
     write_campaign(folder, contacts=contacts_yaml(10))
     server = make_server(pipelining=True)
     clock = Clock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC))
-    summary = await run(folder, server, client_tls, clock, password=PASSWORD + "-wrong")
+    summary = await send_on_three_connections(
+        folder, server, client_tls, clock, password=PASSWORD + "-wrong"
+    )
     assert summary.fatal is not None
     assert "refused the login" in summary.fatal
     assert server.handler.auth_attempts == ["PLAIN"]
@@ -121,7 +96,9 @@ async def test_login_refused_when_reconnecting_after_421_is_tried_once(
     handler = RefusedOnceAllLoggedIn(pipelining=True)
     handler.faults.mail = ["421 4.3.2 shutting down"] * LOGINS
     server = make_server(handler=handler)
-    summary = await run(folder, server, client_tls, Clock(dt.datetime(2026, 3, 2, tzinfo=dt.UTC)))
+    summary = await send_on_three_connections(
+        folder, server, client_tls, Clock(dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+    )
     assert summary.fatal is not None
     assert "refused the login" in summary.fatal
     assert handler.logins == LOGINS
@@ -173,7 +150,9 @@ async def test_connections_open_together_and_only_the_logins_wait_for_the_first(
     write_campaign(folder, contacts=contacts_yaml(4))
     handler = HeldFirstLogin()
     server = make_server(handler=handler)
-    summary = await run(folder, server, client_tls, Clock(dt.datetime(2026, 3, 2, tzinfo=dt.UTC)))
+    summary = await send_on_three_connections(
+        folder, server, client_tls, Clock(dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+    )
     assert (summary.sent, summary.fatal) == (4, None)
     assert handler.greeted_at_first_login == LOGINS
     assert handler.auth_attempts == ["PLAIN"] * LOGINS

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
-from helpers import contacts_yaml, write_campaign
+from helpers import Clock, contacts_yaml, send_on_three_connections, write_campaign
 from hostile import CLOSE, SLOW, hostile_server
 from mailserver import RecordingHandler, Server
-from test_limits import Clock
-from test_limits_concurrent import run
 
 from outreach import drafts
 from outreach.batch import Batch, SendOptions, Summary, choose
@@ -89,8 +87,11 @@ async def test_once_the_first_login_succeeds_the_others_log_in_together(
     write_campaign(folder, contacts=contacts_yaml(6))
     handler = HeldLogins()
     server = make_server(handler=handler)
-    summary = await run(folder, server, client_tls, Clock(dt.datetime(2026, 3, 2, tzinfo=dt.UTC)))
-    assert (summary.sent, summary.fatal) == (4, None)  # the daily limit of run()'s options
+    summary = await send_on_three_connections(
+        folder, server, client_tls, Clock(dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+    )
+    # Four: the daily limit of THREE_CONNECTIONS, the options send_on_three_connections uses.
+    assert (summary.sent, summary.fatal) == (4, None)
     assert handler.auth_attempts == ["PLAIN"] * 3
     assert handler.most_held == 2
 

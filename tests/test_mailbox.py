@@ -1,9 +1,9 @@
-import hashlib
 import re
 import ssl
 import textwrap
 
 import pytest
+from helpers import snapshot
 from imapserver import PASSWORD, USER, CuttingProxy, Dovecot
 
 from outreach.errors import ConfigError, MailboxError
@@ -51,26 +51,6 @@ def read_all(box: Mailbox, folder_name: str = "INBOX", cursor: Cursor | None = N
         for head, data in box.bodies(heads):
             messages[head.uid] = data
     return folder, messages
-
-
-def snapshot(dovecot: Dovecot) -> tuple[dict, dict]:
-    """Return every message's flags and contents as IMAP shows them, and the Maildir's files."""
-    with dovecot.client(readonly=True) as client:
-        uids = client.search("ALL")
-        fetched = client.fetch(uids, ["FLAGS", "BODY.PEEK[]"]) if uids else {}
-    imap = {
-        uid: (
-            sorted(f for f in item[b"FLAGS"] if f != b"\\Recent"),
-            hashlib.sha256(item[b"BODY[]"]).hexdigest(),
-        )
-        for uid, item in fetched.items()
-    }
-    files = {
-        str(path.relative_to(dovecot.maildir)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(dovecot.maildir.rglob("*"))
-        if path.is_file() and path.parent.name in {"new", "cur", "tmp"}
-    }
-    return imap, files
 
 
 def test_reads_headers_size_and_structure_of_new_messages(dovecot):

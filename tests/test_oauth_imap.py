@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import trustme
-from helpers import contacts_yaml, run_cli, write_campaign
+from helpers import contacts_yaml, run_cli, send_saving_sent, sent_folder, write_campaign
 from imapserver import USER, Dovecot, open_folder, start_dovecot
-from test_save_sent import send, sent_folder
 from tokenserver import ACCESS_PREFIX, CLIENT_ID, TENANT, TokenServer
 
 from outreach import api, oauth
@@ -195,7 +194,7 @@ def test_save_sent_logs_in_with_oauth_and_no_token_is_kept_anywhere(
         credentials=Credentials(Auth.XOAUTH2, oauth.blocking_token(source)),
         tls_context=oauth_dovecot.tls_context(),
     )
-    summary = send(folder, make_server(pipelining=True), client_tls, copies)
+    summary = send_saving_sent(folder, make_server(pipelining=True), client_tls, copies)
     assert summary.copies == api.Copies(folder="Sent", saved=3)
     assert logged_in_with(oauth_dovecot)[-1] == "OAUTHBEARER"
     saved = sent_folder(oauth_dovecot)

@@ -8,8 +8,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from helpers import REPO, need_module, need_program, run_cli
-from test_drafts import DELEGATIONS, PRESIDENCY, seed_paragraphs
+from helpers import (
+    DELEGATIONS,
+    PRESIDENCY,
+    REPO,
+    need_module,
+    need_program,
+    run_cli,
+    seed_paragraphs,
+)
 
 from outreach.campaign import PLACEHOLDER_ADDRESS, load_campaign
 from outreach.contacts import load_contacts

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, write_campaign
+from helpers import FAST, PIPELINING, contacts_yaml, write_campaign
 from hostile import CLOSE, HANG, SLOW, hostile_server
-from test_pipelining import PIPELINING
 
 from outreach import drafts
-from outreach.batch import Batch, Event, SendOptions, Summary, choose
+from outreach.batch import Batch, Event, Summary, choose
 from outreach.campaign import load_campaign
 from outreach.errors import SendLogError
 from outreach.model import Contact
@@ -26,7 +25,6 @@ from outreach.sendlog import Journal, SendLog
 from outreach.transport import Envelope, Outcome, SmtpSettings, SmtpTransport
 
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
-FAST = SendOptions(max_attempts=3, backoff=0.01)
 Rows = dict[str, tuple[str, int]]
 
 

@@ -12,10 +12,9 @@ import ssl
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, write_campaign
+from helpers import PIPELINING, contacts_yaml, log_rows, send_batch, write_campaign
 from hostile import CLOSE, SLOW, hostile_server
 from mailserver import Server
-from test_send import log_rows, send_batch
 
 from outreach import drafts
 from outreach.batch import Batch, SendOptions, Summary, choose
@@ -24,7 +23,6 @@ from outreach.errors import SendLogError
 from outreach.sendlog import SendLog
 from outreach.transport import Envelope, Outcome, SmtpSettings, SmtpTransport
 
-PIPELINING = {"EHLO": b"250-hostile.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"}
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
 NEXT_ENVELOPE = ["MAIL", "RCPT", "DATA"]
 

@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import REPO
+from helpers import REPO, dsn, reply
 from imapserver import PASSWORD, Dovecot
-from test_track import dsn, reply
 
 import outreach
 

@@ -7,15 +7,13 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, run_cli, write_campaign
+from helpers import SAMPLES, contacts_yaml, run_cli, send_saving_sent, sent_folder, write_campaign
 from imapserver import PASSWORD, USER, Dovecot, open_folder, start_dovecot
 from mailserver import PASSWORD as SMTP_PASSWORD
 from mailserver import USERNAME, Server
-from test_tracklog import SAMPLES
 
 from outreach import api, batch
 from outreach.errors import MailboxError
@@ -31,40 +29,6 @@ def save_sent(dovecot: Dovecot, *, folder: str | None = None) -> api.SaveSent:
         folder=folder,
         tls_context=dovecot.tls_context(),
     )
-
-
-def send(
-    folder: Path,
-    server: Server,
-    client_tls,
-    copies: api.SaveSent,
-    *,
-    concurrency: int = 2,
-    on_event: Callable[[api.Event], None] | None = None,
-    clock: Callable[[], dt.datetime] | None = None,
-) -> api.Summary:
-    """Send the campaign in ``folder`` through ``server`` with copies saved as ``copies`` says."""
-    campaign = api.load_campaign(folder / "campaign.toml")
-    settings = api.SmtpSettings(
-        host="127.0.0.1",
-        port=server.port,
-        implicit_tls=False,
-        username=USERNAME,
-        password=SMTP_PASSWORD,
-    )
-    options = api.SendOptions(concurrency=concurrency, allow_reserved=True, backoff=0.01)
-    with api.prepare_send(
-        campaign, options=options, live=True, save_sent=copies, clock=clock
-    ) as batch:
-        transport = api.SmtpTransport(settings, tls_context=client_tls)
-        return batch.run(transport, on_event=on_event, handle_signals=False)
-
-
-def sent_folder(dovecot: Dovecot, folder: str = "Sent") -> dict[bytes, dict[bytes, object]]:
-    """Return every message in the folder: its bytes, flags and internal date, by UID."""
-    with dovecot.client(folder, readonly=True) as client:
-        uids = client.search("ALL")
-        return client.fetch(uids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]) if uids else {}
 
 
 def message_ids(messages: dict) -> list[str]:
@@ -90,7 +54,7 @@ def test_each_letter_is_saved_once_as_sent_and_flagged_seen(
     campaign: Path, smtp_server: Server, client_tls, dovecot: Dovecot
 ) -> None:
     """Sent holds one copy of each letter: the very bytes the server received, flagged seen."""
-    summary = send(campaign, smtp_server, client_tls, save_sent(dovecot))
+    summary = send_saving_sent(campaign, smtp_server, client_tls, save_sent(dovecot))
     assert summary.sent == 6
     assert summary.copies == api.Copies(folder="Sent", saved=6)
     received = {r.message["Message-ID"]: r.data for r in smtp_server.handler.received}
@@ -110,7 +74,7 @@ def test_letters_queued_without_their_bytes_are_read_back_from_the_log(
     """Past the bytes held in memory, each copy is read back from the send log, byte for byte."""
     monkeypatch.setattr(batch, "COPY_QUEUE_BYTES", 0)
     server = make_server(pipelining=True)
-    summary = send(campaign, server, client_tls, save_sent(dovecot))
+    summary = send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
     assert summary.copies == api.Copies(folder="Sent", saved=6)
     received = {r.message["Message-ID"]: r.data for r in server.handler.received}
     saved = sent_folder(dovecot)
@@ -124,7 +88,9 @@ def test_the_internal_date_is_the_time_of_the_250(
 ) -> None:
     """Each copy is dated with its letter's send time, as the log's clock gave it."""
     then = dt.datetime(2010, 6, 24, 9, 30, 15, tzinfo=dt.UTC)
-    send(campaign, make_server(pipelining=True), client_tls, save_sent(dovecot), clock=lambda: then)
+    send_saving_sent(
+        campaign, make_server(pipelining=True), client_tls, save_sent(dovecot), clock=lambda: then
+    )
     saved = sent_folder(dovecot)
     assert len(saved) == 6
     for item in saved.values():
@@ -136,8 +102,8 @@ def test_a_second_run_appends_nothing(
 ) -> None:
     """A rerun with nothing left to send and no copy missing leaves the folder as it was."""
     server = make_server(pipelining=True)
-    send(campaign, server, client_tls, save_sent(dovecot))
-    again = send(campaign, server, client_tls, save_sent(dovecot))
+    send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
+    again = send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
     assert again.sent == 0
     assert again.copies == api.Copies(folder="Sent")
     assert len(server.handler.received) == 6
@@ -165,7 +131,7 @@ def test_dovecot_stopped_mid_batch_sends_every_letter_once_and_the_rerun_saves_t
             wait_for_copies(dovecot, 2)
             dovecot.stop()
 
-    summary = send(
+    summary = send_saving_sent(
         campaign, server, client_tls, save_sent(dovecot), concurrency=1, on_event=stop_after_two
     )
     assert summary.sent == 6
@@ -179,7 +145,7 @@ def test_dovecot_stopped_mid_batch_sends_every_letter_once_and_the_rerun_saves_t
     assert "cannot connect" in copies.reason
     dovecot.restart()
     assert len(sent_folder(dovecot)) == copies.saved
-    again = send(campaign, server, client_tls, save_sent(dovecot))
+    again = send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
     assert again.sent == 0
     assert again.copies == api.Copies(folder="Sent", saved=copies.missing)
     assert len(server.handler.received) == 6
@@ -202,7 +168,7 @@ def test_a_login_refused_mid_batch_leaves_the_letters_sent_and_the_rerun_saves_t
             dovecot.set_password("another-password")
             dovecot.doveadm("kick", USER)
 
-    summary = send(
+    summary = send_saving_sent(
         campaign, server, client_tls, save_sent(dovecot), concurrency=1, on_event=refuse_after_two
     )
     assert summary.sent == 6
@@ -215,7 +181,7 @@ def test_a_login_refused_mid_batch_leaves_the_letters_sent_and_the_rerun_saves_t
     assert PASSWORD not in copies.reason
     assert dovecot.log().count("auth failed") == 1  # one try, and no more
     dovecot.set_password(PASSWORD)
-    again = send(campaign, server, client_tls, save_sent(dovecot))
+    again = send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
     assert again.copies == api.Copies(folder="Sent", saved=copies.missing)
     received = sorted(r.message["Message-ID"] for r in server.handler.received)
     assert sorted(message_ids(sent_folder(dovecot))) == received
@@ -226,14 +192,14 @@ def test_a_copy_already_in_the_folder_is_not_appended_again(
 ) -> None:
     """A copy saved by a run that died before recording it is found by Message-ID, not doubled."""
     server = make_server(pipelining=True)
-    send(campaign, server, client_tls, save_sent(dovecot))
+    send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
     log_file = campaign / "logs" / "test-campaign.sqlite3"
     with sqlite3.connect(log_file) as db:
         db.execute(
             "UPDATE sent_copies SET saved_at = NULL, data = ? WHERE contact_id = 'c00002'",
             (b"not the letter: only the Message-ID is looked for",),
         )
-    again = send(campaign, server, client_tls, save_sent(dovecot))
+    again = send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
     assert again.copies == api.Copies(folder="Sent", found=1)
     assert len(sent_folder(dovecot)) == 6
     with SendLog(log_file, campaign=None, write=False) as log:
@@ -249,7 +215,7 @@ def test_no_sent_folder_is_refused_before_anything_is_sent(
         bare = start_dovecot(root, ca=ca, sent=False)
         try:
             with pytest.raises(MailboxError, match=r"--sent-folder NAME.*Nothing was sent"):
-                send(campaign, server, client_tls, save_sent(bare))
+                send_saving_sent(campaign, server, client_tls, save_sent(bare))
         finally:
             bare.stop()
     assert server.handler.received == []
@@ -263,7 +229,7 @@ def test_a_named_folder_that_does_not_exist_is_refused_with_the_folders(
     """--sent-folder naming no folder stops the batch first and lists those there are."""
     server = make_server(pipelining=True)
     with pytest.raises(MailboxError, match=r"no folder 'Copies'.*INBOX, Sent"):
-        send(campaign, server, client_tls, save_sent(dovecot, folder="Copies"))
+        send_saving_sent(campaign, server, client_tls, save_sent(dovecot, folder="Copies"))
     assert server.handler.received == []
 
 
@@ -272,7 +238,9 @@ def test_a_named_folder_takes_the_copies(
 ) -> None:
     """A folder named by the user takes the copies, and the Sent one stays empty."""
     dovecot.append(b"Subject: placeholder\r\n\r\nx\r\n", folder="Copies")
-    send(campaign, make_server(pipelining=True), client_tls, save_sent(dovecot, folder="Copies"))
+    send_saving_sent(
+        campaign, make_server(pipelining=True), client_tls, save_sent(dovecot, folder="Copies")
+    )
     assert len(sent_folder(dovecot, "Copies")) == 7
     assert sent_folder(dovecot) == {}
 
@@ -288,7 +256,7 @@ def test_a_wrong_imap_password_is_refused_before_anything_is_sent(
         tls_context=dovecot.tls_context(),
     )
     with pytest.raises(MailboxError, match=r"login refused.*Nothing was sent") as caught:
-        send(campaign, server, client_tls, copies)
+        send_saving_sent(campaign, server, client_tls, copies)
     assert PASSWORD not in str(caught.value)
     assert server.handler.received == []
 
@@ -729,7 +697,7 @@ def test_a_stopped_batch_keeps_its_copies_for_the_next_run(
     assert summary.copies is not None
     assert summary.copies.saved + summary.copies.missing == summary.sent
     assert len(sent_folder(dovecot)) == summary.copies.saved
-    again = send(campaign, server, client_tls, save_sent(dovecot))
+    again = send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
     assert again.sent == 6 - summary.sent
     assert again.copies == api.Copies(folder="Sent", saved=6 - summary.copies.saved)
     received = sorted(r.message["Message-ID"] for r in server.handler.received)

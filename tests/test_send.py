@@ -9,52 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, write_campaign
+from helpers import FAST, contacts_yaml, log_rows, send_batch, write_campaign
 from mailserver import PASSWORD, USERNAME, RecordingHandler, Server, free_port
 
-from outreach import api, drafts
-from outreach.batch import LIMITED, Batch, SendOptions, Summary, choose
+from outreach import drafts
+from outreach.batch import LIMITED, Batch, SendOptions, choose
 from outreach.campaign import load_campaign
 from outreach.errors import LoginRefusedForNowError, SendLogError, TransportError
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
 from outreach.transport import SmtpSettings, SmtpTransport
 from outreach.transport.transaction import _stuffed
-
-FAST = SendOptions(max_attempts=3, backoff=0.01)
-
-
-async def send_batch(
-    folder: Path,
-    server: Server,
-    tls: ssl.SSLContext | None,
-    *,
-    options: SendOptions = FAST,
-    password: str = PASSWORD,
-    timeout: float = 10.0,
-    implicit_tls: bool = False,
-    username: str | None = USERNAME,
-) -> Summary:
-    """Run one batch through the API, as 'outreach send' does, against ``server``."""
-    campaign = api.load_campaign(folder / "campaign.toml")
-    settings = SmtpSettings(
-        host="127.0.0.1",
-        port=server.port,
-        implicit_tls=implicit_tls,
-        username=username,
-        password=password if username else None,
-        timeout=timeout,
-    )
-    transport = SmtpTransport(settings, tls_context=tls)
-    options = dataclasses.replace(options, allow_reserved=True)  # the test addresses are .example
-    with api.prepare_send(campaign, options=options, log=folder / "send.sqlite3") as batch:
-        return await batch.run_async(transport)
-
-
-def log_rows(folder: Path) -> dict[str, tuple[str, int, int | None]]:
-    """Return each recipient's status, attempts and last reply code."""
-    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
-        return {r.id: (r.status, r.attempts, r.reply_code) for r in log.recipients()}
 
 
 async def test_each_contact_gets_one_message_over_tls_with_login(

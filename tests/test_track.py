@@ -1,84 +1,15 @@
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, run_cli, write_campaign
+from helpers import contacts_yaml, crlf, dsn, reply, run_cli, snapshot, write_campaign
 from imapserver import PASSWORD, USER, CuttingProxy, Dovecot
-from test_mailbox import snapshot
 
 from outreach.api import imap_settings, track
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError, MailboxError
 from outreach.mailbox import Auth, Credentials
 from outreach.sendlog import SendLog
-
-
-def crlf(text: str) -> bytes:
-    """Return dedented text with CRLF line ends, as a message on the wire."""
-    return textwrap.dedent(text).replace("\n", "\r\n").encode()
-
-
-def dsn(recipient: str, original_id: str, number: int, *, action: str = "failed") -> bytes:
-    """Return an RFC 3464 report about one recipient of the letter ``original_id``."""
-    status = "5.1.1" if action == "failed" else "4.2.2"
-    return crlf(
-        f"""\
-        From: Mail Delivery System <MAILER-DAEMON@mx.mission.example>
-        To: {USER}
-        Subject: Undelivered Mail Returned to Sender
-        Message-ID: <report{number}@mx.mission.example>
-        Date: Mon, 28 Jun 2010 10:00:00 +0000
-        MIME-Version: 1.0
-        Content-Type: multipart/report; report-type=delivery-status; boundary="R{number}"
-
-        --R{number}
-        Content-Type: text/plain
-
-        Your message could not be delivered.
-        --R{number}
-        Content-Type: message/delivery-status
-
-        Reporting-MTA: dns; mx.mission.example
-
-        Final-Recipient: rfc822; {recipient}
-        Action: {action}
-        Status: {status}
-        Diagnostic-Code: smtp; 550 {status} <{recipient}>: no such user here
-
-        --R{number}
-        Content-Type: text/rfc822-headers
-
-        From: Sender Name <sender@outreach.example>
-        To: {recipient}
-        Message-ID: {original_id}
-        Subject: A test letter
-
-        --R{number}--
-        """
-    )
-
-
-def reply(sender: str, original_id: str, number: int, *, auto: bool = False) -> bytes:
-    """Return a reply (or an automatic one) to the letter ``original_id``."""
-    extra = "Auto-Submitted: auto-replied\n        " if auto else ""
-    subject = "Automatic reply: A test letter" if auto else "Re: A test letter"
-    return crlf(
-        f"""\
-        From: Someone <{sender}>
-        To: {USER}
-        Subject: {subject}
-        Message-ID: <reply{number}@mission.example>
-        In-Reply-To: {original_id}
-        References: {original_id}
-        Date: Tue, 29 Jun 2010 09:30:00 +0000
-        {extra}Content-Type: text/plain; charset=utf-8
-
-        Thank you for your letter; we will answer next week.
-
-        > Dear Contact,
-        """
-    )
 
 
 def unrelated(number: int) -> bytes:

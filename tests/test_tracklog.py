@@ -4,6 +4,7 @@ from pathlib import Path
 from random import Random
 
 import pytest
+from helpers import SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +12,6 @@ from outreach.model import Contact
 from outreach.sendlog import SCHEMA_VERSION, SendLog, Status
 from outreach.tracking import Kind, Sighting, TrackCounts
 
-SAMPLES = Path(__file__).parent / "samples"
 CONTACTS = [
     Contact(id="unoda", email="registry@unoda.example", cc=("desk@unoda.example",)),
     Contact(id="unhcr", email="office@unhcr.example"),
