@@ -230,7 +230,7 @@ class SmtpConnection:
         )  # fmt: skip
         return loop.create_task(transaction)
 
-    async def _transaction(  # noqa: PLR0911 - one return for each way a transaction ends
+    async def _transaction(
         self,
         envelope: Envelope,
         claimed: Awaitable[object],
@@ -268,14 +268,7 @@ class SmtpConnection:
                 data += follower.pop()
             self._replies.write(data, now=True)
             _resolve(written)
-            reply = await self._replies.read()
-            if reply.code == aiosmtplib.SMTPStatus.completed:
-                return Delivery(Outcome.SENT, reply.code, reply.message, refused)
-            if 400 <= reply.code < 600:  # noqa: PLR2004 - a refusal: the message was not taken
-                return await self._refused(reply.code, reply.message, after_data=True)
-            # Neither 250 nor a refusal (a 354, a 251): out of step, and it may have been taken.
-            text = f"unexpected reply to the end of the data ({reply.code} {reply.message})"
-            return self._lost(text, handed_over=True)
+            return self._ended(await self._replies.read(), refused)
         except aiosmtplib.SMTPResponseException as exc:
             # Only a reply that is not SMTP at all escapes the refusals handled above.
             return self._lost(f"unreadable reply ({exc.message})", handed_over=handed_over)
@@ -334,6 +327,22 @@ class SmtpConnection:
             return Delivery(outcome, failure.code, failure.message, reconnect=True)
         return await self._refused(failure.code, failure.message)
 
+    def _ended(self, reply: aiosmtplib.SMTPResponse, refused: dict[str, str]) -> Delivery:
+        """Judge the reply to the end of the data: sent, refused, or unknown (it may be out)."""
+        code, text = reply.code, reply.message
+        if code == aiosmtplib.SMTPStatus.completed:
+            return Delivery(Outcome.SENT, code, text, refused)
+        if code == _CLOSING:
+            self._replies.close()
+            return Delivery(Outcome.TRANSIENT, code, text, reconnect=True)
+        if 400 <= code < 500:  # noqa: PLR2004 - refused for now: the message was not taken
+            return Delivery(Outcome.TRANSIENT, code, text)
+        if 500 <= code < 600:  # noqa: PLR2004 - refused for good
+            return Delivery(Outcome.PERMANENT, code, text)
+        # Neither 250 nor a refusal (a 354, a 251): out of step, and it may have been taken.
+        reason = f"unexpected reply to the end of the data ({code} {text})"
+        return self._lost(reason, handed_over=True)
+
     def _lost(self, reason: str, *, handed_over: bool) -> Delivery:
         """Close a connection in an unknown state; the message may be out if it was handed over."""
         self._replies.close()
@@ -343,25 +352,25 @@ class SmtpConnection:
         text = f"connection lost before the message was handed over: {reason}"
         return Delivery(Outcome.TRANSIENT, None, text, reconnect=True)
 
-    async def _refused(self, code: int, text: str, *, after_data: bool = False) -> Delivery:
-        """Classify a refusal: 421 closes the connection, other 4xx retry, 5xx give up."""
+    async def _refused(self, code: int, text: str) -> Delivery:
+        """Classify a refusal before the data: 421 closes, other 4xx retry, the rest give up.
+
+        Nothing of the message has left, so the transaction is reset for the next one.
+        """
         if not 200 <= code < 600:  # noqa: PLR2004 - not an SMTP reply: the session is unusable
-            return self._lost(f"unreadable reply ({code} {text})", handed_over=after_data)
+            return self._lost(f"unreadable reply ({code} {text})", handed_over=False)
         if code == _CLOSING:
             self._replies.close()
             return Delivery(Outcome.TRANSIENT, code, text, reconnect=True)
         outcome = Outcome.TRANSIENT if 400 <= code < 500 else Outcome.PERMANENT  # noqa: PLR2004
-        reconnect = False
-        if not after_data:  # after the end of DATA the transaction is over: nothing to reset
-            try:
-                self._replies.write(b"RSET\r\n")
-                if (await self._replies.read()).code != aiosmtplib.SMTPStatus.completed:
-                    self._replies.close()
-                    reconnect = True
-            except (aiosmtplib.SMTPException, OSError):
-                self._replies.close()
-                reconnect = True
-        return Delivery(outcome, code, text, reconnect=reconnect)
+        try:
+            self._replies.write(b"RSET\r\n")
+            reset = (await self._replies.read()).code == aiosmtplib.SMTPStatus.completed
+        except (aiosmtplib.SMTPException, OSError):
+            reset = False
+        if not reset:  # the session's state is unknown: the next message takes a new one
+            self._replies.close()
+        return Delivery(outcome, code, text, reconnect=not reset)
 
     async def close(self) -> None:
         """Say QUIT once the last message's reply is in, if the connection is still usable.

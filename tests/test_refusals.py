@@ -1,0 +1,96 @@
+"""Each reply that is not a plain yes: retried, failed for good, or uncertain, and never sent twice.
+
+A 4xx is refused for now and retried, a 5xx (500 included) refused for good; a reply that is
+not one of those after the message was handed over leaves it uncertain, since it may have
+arrived. A session whose state is unknown (a refused RSET) is replaced, not reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hostile import hostile_server
+from test_pipeline_faults import OFFERED, script, send
+
+PIPELINED = True
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        pytest.param(b"garbage after the message\r\n", id="not-smtp"),
+        pytest.param(b"999 nonsense\r\n", id="code-out-of-range"),
+        pytest.param(b"354 go ahead\r\n", id="out-of-step-354"),
+        pytest.param(b"251 will forward\r\n", id="out-of-step-251"),
+    ],
+)
+@OFFERED
+async def test_unreadable_reply_to_the_end_of_the_data_leaves_it_uncertain_not_resent(
+    tmp_path: Path, end: bytes, pipelining: bool
+) -> None:
+    """No readable 2xx-5xx after the data: the letter may have arrived, so it is uncertain, sent once."""
+    with hostile_server(**script(pipelining, END=[end])) as server:
+        summary, rows = await send(tmp_path / "c", server.port, count=1)
+    assert rows == {"c00001": ("uncertain", 1)}
+    assert (summary.sent, summary.failed, summary.uncertain, summary.not_sent) == (0, 0, 1, 0)
+    assert server.messages == 1
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param({"RCPT": [b"450 4.2.1 mailbox busy\r\n"]}, id="450-at-rcpt"),
+        pytest.param({"RCPT": [b"451 4.3.0 try again later\r\n"]}, id="451-at-rcpt"),
+        pytest.param({"RCPT": [b"452 4.2.2 mailbox full\r\n"]}, id="452-at-rcpt"),
+        pytest.param({"MAIL": [b"451 4.3.0 try again later\r\n"]}, id="451-at-mail"),
+    ],
+)
+async def test_refused_for_now_with_its_data_accepted_is_retried_not_failed(
+    tmp_path: Path, replies: dict[str, list[bytes]]
+) -> None:
+    """A pipelined 4xx at MAIL or RCPT whose DATA got a 354 anyway: hung up on, then sent again."""
+    with hostile_server(**script(PIPELINED, **replies)) as server:
+        summary, rows = await send(tmp_path / "c", server.port, count=1)
+    assert rows == {"c00001": ("sent", 2)}
+    assert summary.ok
+    assert server.messages == 1  # the first DATA was hung up on: nothing delivered
+    assert server.heard.count("DATA") == 2
+
+
+REFUSED_500 = b"500 5.5.1 command unrecognized\r\n"
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA", "END"])
+@OFFERED
+async def test_500_is_a_refusal_for_good(tmp_path: Path, stage: str, pipelining: bool) -> None:
+    """A 500 at any step fails the letter after one attempt: it is not retried."""
+    with hostile_server(**script(pipelining, **{stage: [REFUSED_500]})) as server:
+        summary, rows = await send(tmp_path / "c", server.port, count=1)
+    assert rows == {"c00001": ("failed", 1)}
+    assert (summary.sent, summary.failed, summary.uncertain) == (0, 1, 0)
+    assert server.heard.count("MAIL") == 1
+    assert server.messages == (1 if stage == "END" else 0)
+
+
+@OFFERED
+async def test_refused_rset_after_a_refusal_replaces_the_connection(
+    tmp_path: Path, pipelining: bool
+) -> None:
+    """An RSET refused after a refused recipient: the next letter goes over a new connection."""
+    # Pipelined, DATA went too: it is refused, or it would be hung up on instead of reset.
+    data: dict[str, list[bytes]] = {"DATA": [b"503 5.5.1 no valid recipients\r\n"]}
+    replies = script(
+        pipelining,
+        RCPT=[b"550 5.1.1 no such user\r\n"],
+        RSET=[b"554 5.5.0 out of step\r\n"],
+        **(data if pipelining else {}),
+    )
+    with hostile_server(**replies) as server:
+        summary, rows = await send(tmp_path / "c", server.port)
+    # With PIPELINING the second's envelope waited behind the first's, on the dropped
+    # connection: one attempt that handed nothing over.
+    assert rows == {"c00001": ("failed", 1), "c00002": ("sent", 2 if pipelining else 1)}
+    assert (summary.sent, summary.failed) == (1, 1)
+    assert server.heard.count("EHLO") == 2
+    assert server.messages == 1
