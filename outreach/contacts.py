@@ -6,6 +6,7 @@ import csv
 import functools
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from outreach.validate import control_character, describe, validate_address
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 ID_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_ID_RUN = re.compile(r"[a-z0-9]+")
+# Latin letters that no decomposition turns into ASCII ones.
+_LETTERS = str.maketrans({"æ": "ae", "ø": "o", "œ": "oe", "đ": "d", "ð": "d", "ł": "l", "þ": "th"})
 FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_FIELDS = frozenset({"campaign", "contact"})
 MAX_NAME = 256
@@ -120,7 +124,7 @@ class _EventReader:
                 result[key] = item
             return result
         else:
-            msg = f"unexpected YAML event {type(event).__name__}"
+            msg = f"line {event.start_mark.line + 1}: expected a value: text, a list or a mapping"
             raise yaml.YAMLError(msg)
         self.remember(event.anchor, result)
         return result
@@ -558,11 +562,26 @@ def _check_id(value: object, where: _Where, problems: list[Problem]) -> str | No
     """Return the entry's id if it keeps the id rule; note what is wrong if it does not."""
     if value is None:
         return None
-    if isinstance(value, str) and ID_PATTERN.fullmatch(value):
+    if not isinstance(value, str):
+        msg = f"must be lowercase letters, digits and single dashes, not {describe(value)}"
+    elif ID_PATTERN.fullmatch(value):
         return value
-    msg = f"must be lowercase letters, digits and single dashes, not {describe(value)}"
+    elif suggestion := slug(value):
+        msg = f"{value!r} is not a valid id; try {suggestion!r}"
+    else:
+        msg = f"{value!r} is not a valid id: use lowercase letters, digits and single dashes"
     problems.append(Problem(where("id"), msg))
     return None
+
+
+def slug(text: str) -> str:
+    """Return ``text`` made a valid id: lowercase ASCII letters and digits, runs joined by dashes.
+
+    Accents are dropped (``Côte`` gives ``cote``); empty when nothing of ``text`` is left.
+    """
+    folded = text.casefold().translate(_LETTERS)
+    plain = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode()
+    return "-".join(_ID_RUN.findall(plain))
 
 
 def _check_email(value: object, where: _Where, problems: list[Problem]) -> str | None:

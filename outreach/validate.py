@@ -70,11 +70,19 @@ def _plain_domain(domain: str) -> str | None:
 
 
 def describe(value: object) -> str:
-    """Describe a YAML value for an error message: its kind, and the value when short."""
+    """Describe a value for an error message in words, never by its Python type."""
     if value is None:
-        return "an empty value"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"{type(value).__name__} {value!r}"
+        words = "an empty value"
+    elif isinstance(value, list):
+        words = "a list"
+    elif isinstance(value, dict):
+        words = "a mapping"
+    elif isinstance(value, bool):
+        words = f"the value {str(value).lower()}"
+    elif isinstance(value, int | float):
+        words = f"the number {value!r}"
+    elif isinstance(value, str):
+        words = f"the text {value!r}"
+    else:
+        words = "a value that is not text"
+    return words

@@ -325,7 +325,7 @@ def test_contact_attachments_field_must_be_a_list_of_paths(tmp_path: Path) -> No
     campaign_with(folder, contacts=contacts)
     messages = [str(p) for p in check(load_campaign(folder / "campaign.toml")).problems]
     assert messages == [
-        f"{folder / 'contacts.yaml'}:5: entry 1 (id 'alpha'), field 'attachments': must be a list of file paths, not str 'annex.pdf'",
+        f"{folder / 'contacts.yaml'}:5: entry 1 (id 'alpha'), field 'attachments': must be a list of file paths, not the text 'annex.pdf'",
         f"{folder / 'contacts.yaml'}:9: entry 2 (id 'beta'), field 'attachments': item 2: must be a file path, not a list",
     ]
 

@@ -69,12 +69,44 @@ def test_shipped_list_loads_fifteen_delegations() -> None:
         pytest.param(
             "contacts:\n  - id: Mexico City\n    email: a@b.example\n",
             [
-                (
-                    "{path}:2: entry 1 (id 'Mexico City'), field 'id': must be lowercase letters, digits and single dashes,"
-                    " not str 'Mexico City'"
-                )
+                "{path}:2: entry 1 (id 'Mexico City'), field 'id': 'Mexico City' is not a valid id; try 'mexico-city'"
             ],
             id="bad-id",
+        ),
+        pytest.param(
+            "contacts:\n  - id: Côte d'Ivoire\n    email: a@b.example\n",
+            [
+                "{path}:2: entry 1 (id \"Côte d'Ivoire\"), field 'id': \"Côte d'Ivoire\" is not a valid id; try 'cote-d-ivoire'"
+            ],
+            id="bad-id-accents",
+        ),
+        pytest.param(
+            "contacts:\n  - id: 北京\n    email: a@b.example\n",
+            [
+                "{path}:2: entry 1 (id '北京'), field 'id': '北京' is not a valid id: use lowercase letters, digits and single dashes"
+            ],
+            id="bad-id-no-suggestion",
+        ),
+        pytest.param(
+            "contacts:\n  - id: [mexico]\n    email: a@b.example\n",
+            [
+                "{path}:2: entry 1, field 'id': must be lowercase letters, digits and single dashes, not a list"
+            ],
+            id="id-a-list",
+        ),
+        pytest.param(
+            "contacts:\n  - mexico@un-missions.example\n",
+            [
+                "{path}:2: entry 1: must be a mapping of fields, not the text 'mexico@un-missions.example'"
+            ],
+            id="entry-a-text",
+        ),
+        pytest.param(
+            "contacts:\n  - id: mexico\n    email: a@b.example\n    attachments: annex.pdf\n",
+            [
+                "{path}:4: entry 1 (id 'mexico'), field 'attachments': must be a list of file paths, not the text 'annex.pdf'"
+            ],
+            id="attachments-a-text",
         ),
         pytest.param(
             "contacts:\n  - id: mexico\n    email: 42\n",
