@@ -10,10 +10,38 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hostile import hostile_server
-from test_pipeline_faults import OFFERED, script, send
+from helpers import FAST, PIPELINING, contacts_yaml, write_campaign
+from hostile import Reply, hostile_server
 
+from outreach import drafts
+from outreach.batch import Batch, Summary, choose
+from outreach.campaign import load_campaign
+from outreach.sendlog import SendLog
+from outreach.transport import SmtpSettings, SmtpTransport
+
+OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
 PIPELINED = True
+
+
+def script(pipelining: bool, **replies: Reply) -> dict[str, Reply]:
+    """Return the server's replies, offering PIPELINING or not."""
+    return {**(PIPELINING if pipelining else {}), **replies}
+
+
+async def send(
+    folder: Path, port: int, *, count: int = 1
+) -> tuple[Summary, dict[str, tuple[str, int]]]:
+    """Send ``count`` letters to the scripted server, 3 attempts each; return summary and rows."""
+    write_campaign(folder, contacts=contacts_yaml(count))
+    campaign = load_campaign(folder / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    settings = SmtpSettings(host="127.0.0.1", port=port, implicit_tls=False, timeout=2.0)
+    with SendLog(folder / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        batch = Batch(drafter, log, SmtpTransport(settings), options=FAST)
+        summary = await batch.run(choose(contacts, log.statuses(), FAST))
+        rows = {r.id: (r.status, r.attempts) for r in log.recipients()}
+    return summary, rows
 
 
 @pytest.mark.parametrize(
@@ -31,7 +59,7 @@ async def test_unreadable_reply_to_the_end_of_the_data_leaves_it_uncertain_not_r
 ) -> None:
     """No readable 2xx-5xx after the data: the letter may have arrived, so it is uncertain, sent once."""
     with hostile_server(**script(pipelining, END=[end])) as server:
-        summary, rows = await send(tmp_path / "c", server.port, count=1)
+        summary, rows = await send(tmp_path / "c", server.port)
     assert rows == {"c00001": ("uncertain", 1)}
     assert (summary.sent, summary.failed, summary.uncertain, summary.not_sent) == (0, 0, 1, 0)
     assert server.messages == 1
@@ -51,7 +79,7 @@ async def test_refused_for_now_with_its_data_accepted_is_retried_not_failed(
 ) -> None:
     """A pipelined 4xx at MAIL or RCPT whose DATA got a 354 anyway: hung up on, then sent again."""
     with hostile_server(**script(PIPELINED, **replies)) as server:
-        summary, rows = await send(tmp_path / "c", server.port, count=1)
+        summary, rows = await send(tmp_path / "c", server.port)
     assert rows == {"c00001": ("sent", 2)}
     assert summary.ok
     assert server.messages == 1  # the first DATA was hung up on: nothing delivered
@@ -66,7 +94,7 @@ REFUSED_500 = b"500 5.5.1 command unrecognized\r\n"
 async def test_500_is_a_refusal_for_good(tmp_path: Path, stage: str, pipelining: bool) -> None:
     """A 500 at any step fails the letter after one attempt: it is not retried."""
     with hostile_server(**script(pipelining, **{stage: [REFUSED_500]})) as server:
-        summary, rows = await send(tmp_path / "c", server.port, count=1)
+        summary, rows = await send(tmp_path / "c", server.port)
     assert rows == {"c00001": ("failed", 1)}
     assert (summary.sent, summary.failed, summary.uncertain) == (0, 1, 0)
     assert server.heard.count("MAIL") == 1
@@ -87,7 +115,7 @@ async def test_refused_rset_after_a_refusal_replaces_the_connection(
         **(data if pipelining else {}),
     )
     with hostile_server(**replies) as server:
-        summary, rows = await send(tmp_path / "c", server.port)
+        summary, rows = await send(tmp_path / "c", server.port, count=2)
     # With PIPELINING the second's envelope waited behind the first's, on the dropped
     # connection: one attempt that handed nothing over.
     assert rows == {"c00001": ("failed", 1), "c00002": ("sent", 2 if pipelining else 1)}
