@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import re
 import shutil
@@ -29,6 +30,7 @@ PDF_SETTINGS = f'\npdf = true\npdf_name = "{STEM}"\n'
 # What Pango puts where it breaks a word at the end of a line: U+2010, never the ASCII hyphen.
 SOFT_HYPHEN_BREAK = re.compile("\u2010\n")
 PAGE_NUMBER = re.compile(r"\d+ ?/ ?\d+")
+SIGNER = "Dr. Mónica Serrano"
 
 
 def copy_shipped(folder: Path, *, extra: str = "") -> Path:
@@ -55,6 +57,21 @@ def pdf_text(pdf: bytes) -> str:
     # The page numbers in the footer ("1/3") stand between the lines of a paragraph cut by a page.
     lines = [line for line in text.split("\n") if not PAGE_NUMBER.fullmatch(line.strip())]
     return SOFT_HYPHEN_BREAK.sub("", "\n".join(lines))
+
+
+def page_texts(pdf: bytes) -> list[str]:
+    """Extract each page's text with poppler's pdftotext, in page order."""
+    program = need_program("pdftotext", package="poppler-utils")
+    done = subprocess.run(
+        [program, "-enc", "UTF-8", "-", "-"], input=pdf, capture_output=True, check=True
+    )
+    return done.stdout.decode("utf-8").split("\f")[:-1]  # a form feed ends every page
+
+
+def signed_page(pdf: bytes) -> str:
+    """Return the text of the one page that holds the signer's name."""
+    [page] = [page for page in page_texts(pdf) if SIGNER in page]
+    return page
 
 
 def words(text: str) -> str:
@@ -125,6 +142,34 @@ def test_pdf_carries_the_letterhead_and_the_signature(texts: dict[str, str]) -> 
     assert lines[1] == PLACEHOLDER_ADDRESS[0]
     text = words(texts["mexico"])
     assert text.index("Sincerely,") < text.index("Dr. Mónica Serrano, Executive Director")
+
+
+def test_the_closing_stays_on_the_page_of_the_signature(pdf_drafts: dict[str, Draft]) -> None:
+    """In each shipped PDF the page that holds the signer's name also holds "Sincerely,"."""
+    for contact_id, draft in pdf_drafts.items():
+        assert draft.pdf is not None
+        assert "Sincerely," in signed_page(draft.pdf), contact_id
+
+
+def test_the_closing_follows_the_signature_across_a_page_break(tmp_path: Path) -> None:
+    """However many lines the letterhead's address pushes the letter down, the closing is on the signature's page."""
+    need_module("weasyprint", install="pip install '.[pdf]'")
+    folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS)
+    campaign = load_campaign(folder / "campaign.toml")
+    assert campaign.letterhead is not None
+    contact = load_contacts(campaign.contacts)[0]
+    page_counts = set()
+    for lines in range(16):
+        address = tuple(f"Address line {number}" for number in range(lines))
+        letterhead = dataclasses.replace(campaign.letterhead, address=address)
+        draft = Drafter(dataclasses.replace(campaign, letterhead=letterhead)).draft(contact)
+        assert draft.pdf is not None
+        assert "Sincerely," in signed_page(draft.pdf), f"{lines} address lines"
+        page_counts.add(len(page_texts(draft.pdf)))
+    # The letter's end crossed a page break: each step (one address line) is shorter than the
+    # signature, so some step put the break between the closing and the signer's name unless
+    # the letterhead keeps them together.
+    assert len(page_counts) > 1
 
 
 def test_every_page_is_a4(pdf_drafts: dict[str, Draft]) -> None:
