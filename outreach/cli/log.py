@@ -1,0 +1,376 @@
+"""Show the send log: a table, JSON Lines, CSV, or one recipient's whole history."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import sys
+from collections import Counter
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from outreach.cli.options import CampaignChoice, LogOption, campaign_command
+from outreach.cli.say import fail, when
+from outreach.errors import OutreachError
+from outreach.model import Status
+
+# The API is imported by the commands that use it: `outreach --help` stays quick.
+if TYPE_CHECKING:
+    from outreach.api import NotedTestSend, Recipient, SendLog, TrackEvent
+
+
+LOG_FIELDS = (
+    "id",
+    "email",
+    "cc",
+    "status",
+    "attempts",
+    "message_id",
+    "reply",
+    "reply_code",
+    "reply_text",
+    "refused",
+    "content_hash",
+    "updated_at",
+    "delivery",
+    "replied_at",
+    "auto_replied_at",
+)
+NO_NEWS = "no news"
+# How the totals and --status name what is known of a sent letter, the most telling first.
+OUTCOMES = ("replied", "bounced", "auto-replied", "delivered", "delayed", NO_NEWS)
+
+
+class Shown(StrEnum):
+    """Name the recipients 'outreach log --status' shows: a send status, a delivery, a reply."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    NO_NEWS = "no-news"
+    DELIVERED = "delivered"
+    DELAYED = "delayed"
+    BOUNCED = "bounced"
+    REPLIED = "replied"
+    AUTO_REPLIED = "auto-replied"
+
+
+def _outcome(row: Recipient) -> str:
+    """Say what is known of a recipient's letter: replied, bounced, ... or no news."""
+    if row.replied_at:
+        return "replied"
+    if row.delivery == "bounced":
+        return "bounced"
+    if row.auto_replied_at:
+        return "auto-replied"
+    if row.delivery in {"delivered", "delayed"}:
+        return row.delivery
+    return NO_NEWS
+
+
+def _shows(row: Recipient, shown: Shown) -> bool:
+    if shown.value in set(Status):
+        return row.status == shown.value
+    if shown is Shown.REPLIED:
+        return row.replied_at is not None
+    if shown is Shown.AUTO_REPLIED:
+        return row.auto_replied_at is not None
+    if shown is Shown.NO_NEWS:
+        return row.status == Status.SENT and _outcome(row) == NO_NEWS
+    return row.delivery == shown.value
+
+
+def _totals(rows: list[Recipient]) -> str:
+    """Return e.g. ``15 sent: 12 no news, 1 bounced, 2 replied; 3 pending``."""
+    if not rows:
+        return "no recipients yet"
+    outcomes = Counter(_outcome(row) for row in rows if row.status == Status.SENT)
+    statuses = Counter(row.status for row in rows if row.status != Status.SENT)
+    parts = []
+    if outcomes:
+        known = ", ".join(f"{outcomes[o]} {o}" for o in reversed(OUTCOMES) if outcomes.get(o))
+        parts.append(f"{sum(outcomes.values())} sent: {known}")
+    others = ", ".join(f"{statuses[s]} {s}" for s in Status if statuses.get(s))
+    return "; ".join([*parts, others] if others else parts)
+
+
+def _event_dict(event: TrackEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "at": event.at,
+        "address": event.address,
+        "status_code": event.status_code,
+        "diagnostic": event.diagnostic,
+        "sender": event.sender,
+        "excerpt": event.excerpt,
+        "original_message_id": event.original_id,
+        "matched_by": event.matched_by,
+        "evidence": event.evidence,
+        "folder": event.folder,
+        "uidvalidity": event.uidvalidity,
+        "uid": event.uid,
+        "recorded_at": event.recorded_at,
+    }
+
+
+def _as_dict(row: Recipient) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "email": row.email,
+        "cc": row.cc.split() if row.cc else [],
+        "status": row.status,
+        "attempts": row.attempts,
+        "message_id": row.message_id,
+        "reply": row.reply,
+        "reply_code": row.reply_code,
+        "reply_text": row.reply_text,
+        "refused": row.refused,
+        "content_hash": row.content_hash,
+        "updated_at": row.updated_at,
+        "delivery": row.delivery,
+        "replied_at": row.replied_at,
+        "auto_replied_at": row.auto_replied_at,
+    }
+
+
+@campaign_command
+def show(
+    contact_id: Annotated[
+        str | None, typer.Argument(help="Show this recipient's whole history.")
+    ] = None,
+    status: Annotated[
+        Shown | None,
+        typer.Option(
+            "--status",
+            help="Only recipients in this state: a send status, what came back "
+            "(no-news, delivered, delayed, bounced), replied or auto-replied.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON Lines, one per recipient, with its events.")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per recipient.")] = False,
+    log_path: LogOption = None,
+    *,
+    choice: CampaignChoice,
+) -> None:
+    """Show what happened to every recipient: status, delivery, replies, last server reply."""
+    from outreach import api
+
+    if as_json and as_csv:
+        typer.echo("error: --json and --csv cannot be used together; choose one", err=True)
+        raise typer.Exit(code=2)
+    try:
+        path = log_path or choice.load().default_log
+        with api.open_log(path) as log:
+            if contact_id is not None:
+                _show_history(log, contact_id, as_json=as_json)
+                return
+            everyone = log.recipients()
+            test_sends = log.test_sends()
+            events: dict[str, list[TrackEvent]] = {}
+            if as_json:
+                for event in log.events():
+                    events.setdefault(event.contact_id, []).append(event)
+    except OutreachError as exc:
+        raise fail(exc) from None
+    rows = [row for row in everyone if status is None or _shows(row, status)]
+    if as_json or as_csv:
+        _print_records(rows, events if as_json else None)
+        return
+    if rows:
+        _print_table(rows)
+    if status is not None and rows:
+        typer.echo(f"{len(rows)} of {len(everyone)} match --status {status.value}")
+    elif status is not None:
+        typer.echo(f"no recipient matches --status {status.value} ({len(everyone)} in the log)")
+    _print_wrapped(_totals(everyone))
+    _print_test_sends(test_sends)
+
+
+def _print_test_sends(test_sends: list[NotedTestSend]) -> None:
+    """Count the test sends on a line of their own: they are no recipient's delivery."""
+    if not test_sends:
+        return
+    last = test_sends[-1]
+    _print_wrapped(
+        f"test sends (--test-to, no recipient's status): {len(test_sends)}; the last, "
+        f"{last.contact_id}'s letter to {last.address}, {when(last.sent_at)} UTC: {last.outcome}"
+    )
+
+
+def _print_records(rows: list[Recipient], events: dict[str, list[TrackEvent]] | None) -> None:
+    """Print JSON Lines with each recipient's events, or CSV when ``events`` is None."""
+    if events is not None:
+        for row in rows:
+            record = _as_dict(row)
+            record["events"] = [_event_dict(e) for e in events.get(row.id, [])]
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=LOG_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        record = _as_dict(row)
+        record["cc"] = " ".join(record["cc"])
+        writer.writerow(record)
+
+
+def _print_wrapped(line: str) -> None:
+    """Print a line of text folded at spaces to the terminal's width, as the table is."""
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(highlight=False).print(Text(line))
+
+
+# Columns of 'outreach log', in order; those that go first when the terminal is narrow last.
+_COLUMNS = (
+    "ID",
+    "STATUS",
+    "TRIES",
+    "DELIVERY",
+    "REPLIED",
+    "UPDATED (UTC)",
+    "LAST REPLY",
+    "MESSAGE-ID",
+)
+_DROPPED_FIRST = ("MESSAGE-ID", "TRIES", "UPDATED (UTC)", "LAST REPLY", "REPLIED")
+_SHRINKING = {"ID": 20, "LAST REPLY": 16, "MESSAGE-ID": 20}  # their narrowest
+_GAP = 2
+
+
+def _widths(cells: list[dict[str, str]], width: int) -> dict[str, int]:
+    """Choose the columns that fit ``width`` and their widths; some shrink, none wraps."""
+    natural = {name: max(len(name), *(len(c[name]) for c in cells)) for name in _COLUMNS}
+    least = {name: min(natural[name], _SHRINKING.get(name, natural[name])) for name in _COLUMNS}
+    shown = list(_COLUMNS)
+
+    def needed(names: list[str]) -> int:
+        return sum(least[n] for n in names) + _GAP * (len(names) - 1)
+
+    for name in _DROPPED_FIRST:
+        if needed(shown) <= width:
+            break
+        shown.remove(name)
+    widths = {name: least[name] for name in shown}
+    room = width - needed(shown)
+    # Room left goes to the ids up to a readable length, the server's reply, then the rest.
+    for name, upto in (("ID", 24), ("LAST REPLY", 80), ("ID", 64), ("MESSAGE-ID", 80)):
+        if name in widths and room > 0:
+            grow = max(0, min(room, min(natural[name], upto) - widths[name]))
+            widths[name] += grow
+            room -= grow
+    return widths
+
+
+def _print_table(rows: list[Recipient]) -> None:
+    """Draw the recipients to fit the terminal: columns shrink or go, rows never wrap."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = []
+    for row in rows:
+        delivery = NO_NEWS if row.delivery == "unknown" else row.delivery
+        if row.status not in {Status.SENT, Status.UNCERTAIN} and row.delivery == "unknown":
+            delivery = ""
+        replied = when(row.replied_at)[5:]
+        if not replied and row.auto_replied_at:
+            replied = f"auto {when(row.auto_replied_at)[5:10]}"
+        cells.append(
+            {
+                "ID": row.id,
+                "STATUS": row.status,
+                "TRIES": str(row.attempts),
+                "DELIVERY": delivery,
+                "REPLIED": replied,
+                "UPDATED (UTC)": when(row.updated_at),
+                "LAST REPLY": " ".join(row.reply.split()),
+                "MESSAGE-ID": row.message_id or "",
+            }
+        )
+    console = Console(highlight=False, soft_wrap=False)
+    widths = _widths(cells, console.width)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, _GAP // 2),
+        collapse_padding=True,
+    )
+    for name, size in widths.items():
+        table.add_column(name, width=size, no_wrap=True, overflow="ellipsis")
+    for line in cells:
+        table.add_row(*(Text(line[name]) for name in widths))
+    console.print(table)
+
+
+def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
+    row = log.recipient(contact_id)
+    if row is None:
+        msg = f"{log.path}: no recipient {contact_id!r} in this send log"
+        raise OutreachError(msg)
+    attempts = log.history(contact_id)
+    events = log.events(contact_id)
+    copies = log.copies(contact_id)
+    if as_json:
+        record = _as_dict(row)
+        record["history"] = [
+            {
+                "attempt": a.number,
+                "run": a.run_id,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "outcome": a.outcome,
+                "reply_code": a.reply_code,
+                "reply_text": a.reply_text,
+                "refused": a.refused,
+                "message_id": a.message_id,
+                "content_hash": a.content_hash,
+                "email": a.email,
+            }
+            for a in attempts
+        ]
+        record["events"] = [_event_dict(e) for e in events]
+        record["sent_copies"] = [dataclasses.asdict(c) for c in copies]
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    cc = f" (cc {row.cc})" if row.cc else ""
+    tries = "attempt" if row.attempts == 1 else "attempts"
+    typer.echo(f"{row.id} <{row.email}>{cc}: {row.status} after {row.attempts} {tries}")
+    delivery = NO_NEWS if row.delivery == "unknown" else row.delivery
+    typer.echo(
+        f"delivery: {delivery}; replied: {when(row.replied_at) or 'no'}; "
+        f"auto-replied: {when(row.auto_replied_at) or 'no'}"
+    )
+    typer.echo(f"Message-ID: {row.message_id or '-'}   content SHA-256: {row.content_hash or '-'}")
+    for a in attempts:
+        reply = " ".join(f"{a.reply_code or ''} {a.reply_text or ''}".split())
+        to = f" to {a.email}" if a.email and a.email != row.email else ""
+        typer.echo(
+            f"  attempt {a.number} (run {a.run_id}){to} {a.started_at} -> "
+            f"{a.finished_at or '?'}: {a.outcome or 'in flight'}: {reply}"
+        )
+        if a.refused:
+            typer.echo(f"    refused: {a.refused}")
+    for c in copies:
+        if c.saved_at:
+            typer.echo(f"  copy of {c.message_id} saved in {c.folder!r} at {when(c.saved_at)}")
+        else:
+            why = f": {c.error}" if c.error else ""
+            typer.echo(f"  copy of {c.message_id} not in the Sent folder yet{why}")
+    for e in events:
+        where = f"({e.folder}, UID {e.uid}, {e.evidence})"
+        if e.kind in {"replied", "auto_replied"}:
+            typer.echo(f"  {e.kind.replace('_', '-')} {when(e.at)} from {e.sender} {where}")
+            for line in e.excerpt.splitlines():
+                typer.echo(f"    | {line}")
+        else:
+            detail = " ".join(part for part in (e.status_code, e.diagnostic) if part)
+            typer.echo(f"  {e.kind} {when(e.at)} {e.address or '(no address)'}: {detail} {where}")

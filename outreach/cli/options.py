@@ -1,0 +1,243 @@
+"""The options several commands share: numbers with their ranges, the campaign, the help's words."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
+
+import typer
+
+from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT
+
+# The API is imported by the commands that use it: `outreach --help` stays quick.
+if TYPE_CHECKING:
+    from outreach.api import Campaign
+
+
+N = TypeVar("N", int, float)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounded(Generic[N]):
+    """Declare a number option once: its help, its range in words, its check and its default.
+
+    Typer renders a declared ``min``/``max`` in the help as ``1<=x<=64``, with no setting to
+    turn that off; the range is checked here instead, in a callback, and said in words.
+    """
+
+    help: str
+    low: N
+    high: N | None = None
+    default: N | None = None
+
+    @property
+    def range(self) -> str:
+        """Say the range in words: ``1 to 64``, or ``0.1 or more``."""
+        if self.high is None:
+            return f"{self.low:g} or more"
+        return f"{self.low:g} to {self.high:g}"
+
+    def option(self, *names: str) -> Any:
+        """Return the typer option, its help ending with the range and the default in words."""
+        default = f", default {self.default:g}" if self.default is not None else ""
+        return typer.Option(
+            *names,
+            help=f"{self.help} ({self.range}{default}).",
+            show_default=False,
+            callback=self.check,
+        )
+
+    @property
+    def value(self) -> N:
+        """Return the default, for the parameter's signature."""
+        if self.default is None:
+            msg = f"{self.help!r} has no default"
+            raise TypeError(msg)
+        return self.default
+
+    def check(self, value: float | None) -> float | None:
+        """Refuse a number outside the range, naming the range (typer names the option)."""
+        if value is None:
+            return value
+        # Written so that NaN, which compares false with everything, is refused too.
+        if not self.low <= value or (self.high is not None and not value <= self.high):
+            wanted = f"from {self.range}" if self.high is not None else f"of {self.range}"
+            msg = f"{value:g} is outside the range: give a number {wanted}"
+            raise typer.BadParameter(msg)
+        return value
+
+
+CONCURRENCY = Bounded("SMTP connections", 1, 64, default=1)
+LIMIT = Bounded("Send at most N messages", 1)
+MAX_ATTEMPTS = Bounded("Attempts per recipient for transient failures", 1, 20, default=3)
+RETRY_BACKOFF = Bounded("Seconds before the first retry; doubles each time", 0.0, default=5.0)
+TIMEOUT = Bounded("Seconds to wait for each server reply", 0.1, default=DEFAULT_TIMEOUT)
+DAILY_LIMIT = Bounded("Recipients in any 24 hours, counted from the send log across runs", 1)
+SINK_PORT = Bounded("Port to listen on", 1, 65535, default=2525)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignChoice:
+    """Say which campaign a command works on: the four options every command shares."""
+
+    path: Path = Path(CAMPAIGN_FILE)
+    template: Path | None = None
+    contacts: Path | None = None
+    sender: str | None = None
+
+    def load(self) -> Campaign:
+        """Load the campaign file with the overrides given."""
+        from outreach import api
+
+        return api.load_campaign(
+            self.path, template=self.template, contacts=self.contacts, sender=self.sender
+        )
+
+
+_CAMPAIGN_OPTIONS = [
+    inspect.Parameter(
+        "campaign_file",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=Path(CAMPAIGN_FILE),
+        annotation=Annotated[
+            Path, typer.Option("--campaign", help="The campaign file.", show_default=True)
+        ],
+    ),
+    inspect.Parameter(
+        "template",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None, typer.Option("--template", help="Use this letter template instead.")
+        ],
+    ),
+    inspect.Parameter(
+        "contacts",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None, typer.Option("--contacts", help="Use this contact list instead.")
+        ],
+    ),
+    inspect.Parameter(
+        "sender",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--from", help="Send as 'Name <address>' instead of the campaign's sender."
+            ),
+        ],
+    ),
+]
+
+
+def campaign_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the shared campaign options, passed to it as one ``choice`` argument.
+
+    The options are declared once, above; typer reads them from the signature made here.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    parameters = [p for p in signature.parameters.values() if p.name != "choice"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        choice = CampaignChoice(
+            path=kwargs.pop("campaign_file"),
+            template=kwargs.pop("template"),
+            contacts=kwargs.pop("contacts"),
+            sender=kwargs.pop("sender"),
+        )
+        command(choice=choice, **kwargs)
+
+    parameters += _CAMPAIGN_OPTIONS
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
+
+
+ProviderOption = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        help="microsoft365, gmail or google-workspace: its servers, OAuth2 sign-in and "
+        "published limits as defaults (also 'provider =' in campaign.toml).",
+    ),
+]
+AuthOption = Annotated[
+    str | None,
+    typer.Option(
+        "--auth",
+        help="password (the default) or xoauth2 (OAuth2; see 'outreach login').",
+    ),
+]
+TokenCommandOption = Annotated[
+    str | None,
+    typer.Option(
+        "--oauth-token-command",
+        envvar="OUTREACH_OAUTH_TOKEN_COMMAND",
+        help="A command that prints an OAuth2 access token; run for each login.",
+    ),
+]
+LogOption = Annotated[
+    Path | None,
+    typer.Option("--log", help="The send log (SQLite). [default: logs/<campaign>.sqlite3]"),
+]
+
+
+# What each option's value is, in the help: the parser would say `<int range>`, `<list[str]>`.
+METAVARS = {
+    "--smtp": "URL",
+    "--outbox": "DIR",
+    "--out": "DIR",
+    "--maildir": "DIR",
+    "--log": "FILE",
+    "--campaign": "FILE",
+    "--template": "FILE",
+    "--contacts": "FILE",
+    "--from": "'NAME <ADDRESS>'",
+    "--rate": "RATE",
+    "--concurrency": "N",
+    "--limit": "N",
+    "--max-attempts": "N",
+    "--only": "ID",
+    "--password-command": "COMMAND",
+    "--retry-backoff": "SECONDS",
+    "--timeout": "SECONDS",
+    "--host": "ADDRESS",
+    "--port": "PORT",
+    "--status": "STATUS",
+    "--provider": "PROVIDER",
+    "--auth": "MECHANISM",
+    "--oauth-token-command": "COMMAND",
+    "--daily-limit": "N",
+    "--user": "ADDRESS",
+    "--client-id": "ID",
+    "--tenant": "TENANT",
+    "--authority": "URL",
+    "--client-secrets": "FILE",
+    "--imap": "URL",
+    "--folder": "FOLDER",
+    "--move-to": "FOLDER",
+    "--sent-folder": "NAME",
+    "--imap-password-command": "COMMAND",
+}
+
+
+def name_values(command: Any) -> None:
+    """Give every option that takes a value a plain name for it in the help."""
+    for sub in getattr(command, "commands", {}).values():
+        name_values(sub)
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.name.upper()
+            param.display_type_rich = lambda **_: None  # the name says it: no `<list[str]>`
+        elif not param.is_flag:
+            param.metavar = next((METAVARS[o] for o in param.opts if o in METAVARS), "VALUE")
