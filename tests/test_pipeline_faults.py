@@ -8,21 +8,33 @@ what the send log says of each, and what the server got.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import mailbox
 import sqlite3
-from collections.abc import Callable
+from asyncio import Future
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from helpers import FAST, PIPELINING, contacts_yaml, write_campaign
 from hostile import CLOSE, HANG, SLOW, hostile_server
 
-from outreach import drafts
+from outreach import api, drafts
 from outreach.batch import Batch, Event, Summary, choose
 from outreach.campaign import load_campaign
-from outreach.errors import SendLogError
+from outreach.errors import SendLogError, TransportError
 from outreach.model import Contact
 from outreach.sendlog import Journal, SendLog
-from outreach.transport import Envelope, Outcome, SmtpSettings, SmtpTransport
+from outreach.transport import (
+    Connection,
+    Delivery,
+    Envelope,
+    LoginTurn,
+    MaildirTransport,
+    Outcome,
+    SmtpSettings,
+    SmtpTransport,
+)
 
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
 Rows = dict[str, tuple[str, int]]
@@ -236,3 +248,68 @@ def test_a_claim_is_resolved_only_once_another_connection_reads_it(tmp_path: Pat
             claim.add_done_callback(lambda _f, cid=contact.id: look(cid))
         journal.close()
     assert seen == ["sending"] * len(contacts)
+
+
+class _FullAfterOne:
+    """A connection carrying three messages at once whose disk fills after the first."""
+
+    depth = 3
+    max_size = None
+
+    def __init__(self, inner: Connection) -> None:
+        self._inner = inner
+        self._stored = 0
+
+    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Future[Delivery]:
+        """Store the first message; fail each later one once its claim is written."""
+        if not self._stored:
+            self._stored += 1
+            return await self._inner.send(envelope, claimed)
+        return asyncio.ensure_future(self._fail(claimed))
+
+    async def _fail(self, claimed: Awaitable[object]) -> Delivery:
+        await claimed
+        await asyncio.sleep(0.05)  # the next messages are handed over meanwhile
+        msg = "outbox: no space left on device"
+        raise TransportError(msg)
+
+    async def close(self) -> None:
+        """Close the Maildir."""
+        await self._inner.close()
+
+
+class FullAfterOne:
+    """A Maildir outbox behind a connection that carries three messages, full after one."""
+
+    def __init__(self, path: Path) -> None:
+        self._inner = MaildirTransport(path)
+        self.description = self._inner.description
+
+    async def connect(self, *, login_turn: LoginTurn | None = None) -> _FullAfterOne:
+        """Open the Maildir."""
+        return _FullAfterOne(await self._inner.connect(login_turn=login_turn))
+
+
+async def test_transport_errors_in_flight_give_their_claim_slots_back(tmp_path: Path) -> None:
+    """Two claimed messages failing in flight free their slots: the batch ends, the third unclaimed."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(5))
+    campaign = load_campaign(folder / "campaign.toml")
+    with api.prepare_send(
+        campaign, options=dataclasses.replace(FAST, allow_reserved=True)
+    ) as batch:
+        # Were a written claim's slot kept, the fourth would wait for one forever.
+        summary = await asyncio.wait_for(batch.run_async(FullAfterOne(tmp_path / "out")), 20)
+    assert summary.fatal is not None
+    assert "no space left on device" in summary.fatal
+    assert summary.sent == 1
+    assert len(mailbox.Maildir(tmp_path / "out", create=False)) == 1
+    with SendLog(campaign.default_log, campaign=None, write=False) as log:
+        rows = {r.id: (r.status, r.attempts) for r in log.recipients()}
+    assert rows == {
+        "c00001": ("sent", 1),
+        "c00002": ("pending", 1),
+        "c00003": ("pending", 1),
+        "c00004": ("pending", 0),
+        "c00005": ("pending", 0),
+    }
