@@ -13,6 +13,7 @@ import importlib
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
-from mailserver import PASSWORD, USERNAME, Server
+from mailserver import PASSWORD, USERNAME, Server, free_port
 
 from outreach import api, drafts
 from outreach.batch import Batch, SendOptions, Summary, choose, daily_allowance
@@ -408,3 +409,33 @@ def seed_paragraphs() -> list[str]:
     text = SEED.read_text(encoding="utf-8")
     text = re.sub(r"</?sup>", "", text).replace("**", "").replace("### ", "")
     return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+
+
+class Sink:
+    """An `outreach sink` process and the lines it has printed."""
+
+    def __init__(self, folder: Path, *args: str) -> None:
+        self.port = free_port()
+        self.maildir = folder / "sink"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "outreach", "sink", "--port", str(self.port), "--maildir", str(self.maildir), *args],
+            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self.wait_for("listening on ")
+
+    def wait_for(self, start: str) -> str:
+        """Read printed lines until one starts with ``start``; return it."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith(start):
+                return line.rstrip("\n")
+        pytest.fail(f"the sink ended without printing {start!r}: {self.lines}")
+
+    def stop(self) -> None:
+        """Stop the sink as Ctrl-C does, and keep the rest of what it printed."""
+        self.process.send_signal(signal.SIGINT)
+        out, _ = self.process.communicate(timeout=30)
+        self.lines.extend(out.splitlines())

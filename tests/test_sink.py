@@ -1,47 +1,13 @@
 import mailbox
-import os
 import re
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, run_cli, write_campaign
-from mailserver import free_port
+from helpers import Sink, contacts_yaml, run_cli, write_campaign
 
 PASSWORD = "sink-trial-secret"
-
-
-class Sink:
-    """An `outreach sink` process and the lines it has printed."""
-
-    def __init__(self, folder: Path, *args: str) -> None:
-        self.port = free_port()
-        self.maildir = folder / "sink"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "outreach", "sink", "--port", str(self.port), "--maildir", str(self.maildir), *args],
-            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self.lines: list[str] = []
-        self.wait_for("listening on ")
-
-    def wait_for(self, start: str) -> str:
-        """Read printed lines until one starts with ``start``; return it."""
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if line.startswith(start):
-                return line.rstrip("\n")
-        pytest.fail(f"the sink ended without printing {start!r}: {self.lines}")
-
-    def stop(self) -> None:
-        """Stop the sink as Ctrl-C does, and keep the rest of what it printed."""
-        self.process.send_signal(signal.SIGINT)
-        out, _ = self.process.communicate(timeout=30)
-        self.lines.extend(out.splitlines())
 
 
 @pytest.fixture

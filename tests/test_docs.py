@@ -1,0 +1,290 @@
+"""The README's and the site's examples run as written, and the command reference is current.
+
+An example that runs on one machine is marked on its page by a comment on the line before its
+fenced block, ``<!-- test: NAME -->``; a test here runs it, asking for it with ``block("NAME")``.
+In a ``console`` block, a line starting with ``$ `` is a command and the lines after it are what
+it prints; a line ``...`` stands for any number of lines left out.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import mailbox
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import REPO, Sink, dsn, reply
+from imapserver import PASSWORD, Dovecot
+
+import outreach
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+SHIPPED = ("campaign.toml", "templates", "contacts", "seeds")
+MARK = re.compile(r"^<!-- test: ([a-z0-9-]+) -->\n```[a-z]*\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+# The servers the README's walkthrough names, and what stands in for them here.
+README_SMTP = "smtps://you@mail.your-organization.example"
+README_IMAP = "imaps://you@mail.your-organization.example"
+PYTHON_MAILBOX = "imaps://office@mail.your-organization.example"
+
+
+def marked_blocks() -> dict[str, tuple[Path, str]]:
+    """Return every marked block of the README and the site: its page and its text, by name."""
+    blocks: dict[str, tuple[Path, str]] = {}
+    for page in PAGES:
+        for name, text in MARK.findall(page.read_text(encoding="utf-8")):
+            assert name not in blocks, f"{page.name}: the block name {name!r} is used twice"
+            blocks[name] = (page, text)
+    return blocks
+
+
+def block(name: str) -> str:
+    """Return the text of the block marked ``<!-- test: name -->``."""
+    blocks = marked_blocks()
+    assert name in blocks, f"no page has a block marked <!-- test: {name} -->"
+    return blocks[name][1]
+
+
+def test_every_marked_block_is_run_by_a_test() -> None:
+    """The names of the marked blocks are exactly the names this file's tests ask for."""
+    asked = set(re.findall(r'block\("([a-z0-9-]+)"\)', Path(__file__).read_text(encoding="utf-8")))
+    assert set(marked_blocks()) == asked
+
+
+def test_the_command_reference_is_the_command_lines_own_help() -> None:
+    """docs/cli.md is what docs/gen_cli.py writes from each command's --help today."""
+    spec = importlib.util.spec_from_file_location("gen_cli", REPO / "docs" / "gen_cli.py")
+    assert spec is not None
+    assert spec.loader is not None
+    gen_cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_cli)
+    committed = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert committed == gen_cli.render(), "docs/cli.md is out of date: run python docs/gen_cli.py"
+
+
+def copy_shipped_campaign(folder: Path) -> None:
+    """Copy the shipped campaign's files into ``folder``."""
+    for name in SHIPPED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        else:
+            shutil.copy(source, folder / name)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """Return this process's environment without OUTREACH_ variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, *, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` in a fresh Python in ``cwd``; return what it printed, failing on an error."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd, env=clean_env(**(env or {})), capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# What changes from one run to the next: times, Message-IDs, content hashes.
+VOLATILE = (
+    (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?(\+00:00)?"), "<time>"),
+    (re.compile(r"\d\d-\d\d \d\d:\d\d"), "<time>"),
+    (re.compile(r"<\d+\.[\d.…]+(@[\w.-]+>)?"), "<message-id>"),
+    (re.compile(r"\b[0-9a-f]{64}\b"), "<sha256>"),
+    (re.compile(r"─+"), "─"),  # a table's columns are as wide as what they hold today
+    (re.compile(r"  +"), " "),
+)
+
+
+def normal(line: str) -> str:
+    """Return ``line`` without what changes between runs, and with its spaces evened out."""
+    for pattern, word in VOLATILE:
+        line = pattern.sub(word, line)
+    return line.rstrip()
+
+
+def fits(shown: list[str], printed: list[str]) -> bool:
+    """Say whether ``printed`` is ``shown``, where a shown line ``...`` stands for any lines."""
+    if not shown:
+        return not printed
+    if shown[0] == "...":
+        return any(fits(shown[1:], printed[start:]) for start in range(len(printed) + 1))
+    return bool(printed) and normal(shown[0]) == normal(printed[0]) and fits(shown[1:], printed[1:])
+
+
+def console(text: str) -> Iterator[tuple[str, list[str]]]:
+    """Yield each command of a console block with the lines shown as its output."""
+    command: str | None = None
+    shown: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("$ "):
+            if command is not None:
+                yield command, shown
+            command, shown = line[2:], []
+        else:
+            shown.append(line)
+    assert command is not None, f"no command in {text!r}"
+    yield command, shown
+
+
+class Walkthrough:
+    """Runs the README's commands in one folder, as a person at a terminal 100 columns wide."""
+
+    def __init__(self, folder: Path, *, smtp: str, imap: str, env: dict[str, str]) -> None:
+        self.folder = folder
+        self.smtp = smtp
+        self.imap = imap
+        self.env = clean_env(COLUMNS="100", **env)
+
+    def run(self, text: str) -> None:
+        """Run each command of the console block ``text``; what it prints must be what is shown."""
+        for command, shown in console(text):
+            printed: list[str] = []
+            for step in command.split(" && "):
+                printed += self.step(shlex.split(step), command)
+            assert fits(shown, printed), f"{command} printed:\n" + "\n".join(printed)
+
+    def step(self, words: list[str], command: str) -> list[str]:
+        """Run one command of a line (``cd`` moves the next ones); return the lines it printed."""
+        if words[0] == "cd":
+            self.folder /= words[1]
+            return []
+        assert words[0] == "outreach", f"{command}: only outreach and cd are run here"
+        words = [sys.executable, "-m", "outreach", *words[1:]]
+        if README_SMTP in words:
+            words[words.index(README_SMTP)] = self.smtp
+            words.append("--allow-reserved-domains")
+            if "--test-to" not in words:
+                words.append("--yes")  # no terminal here to answer the question
+        if README_IMAP in words:
+            words[words.index(README_IMAP)] = self.imap
+        result = subprocess.run(
+            words, cwd=self.folder, env=self.env, text=True, timeout=120,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{command}:\n{result.stdout}"
+        return result.stdout.replace(self.smtp, README_SMTP).splitlines()
+
+
+def test_the_first_campaign_walkthrough_runs_as_the_readme_shows(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    """init, the CSV, check, preview, a test send, the send, log and track print what is shown."""
+    sink = Sink(tmp_path)
+    try:
+        walk = Walkthrough(
+            tmp_path,
+            smtp=f"smtp://127.0.0.1:{sink.port}",
+            imap=dovecot.url(),
+            env={"OUTREACH_IMAP_PASSWORD": PASSWORD, "SSL_CERT_FILE": str(dovecot.ca_file)},
+        )
+        walk.run(block("first-init"))
+        (walk.folder / "contacts.csv").write_text(block("first-contacts"), encoding="utf-8")
+        settings = walk.folder / "campaign.toml"
+        line = block("first-contacts-line").strip()
+        text = re.sub(
+            r"^contacts = .*$", line, settings.read_text(encoding="utf-8"), flags=re.MULTILINE
+        )
+        settings.write_text(text, encoding="utf-8")
+        walk.run(block("first-check"))
+        walk.run(block("first-preview"))
+        walk.run(block("first-test-send"))
+        walk.run(block("first-send"))
+        walk.run(block("first-log"))
+        campaign = outreach.load_campaign(settings)
+        with outreach.open_log(campaign.default_log) as log:
+            sent = {row.id: row for row in log.recipients()}
+        ada, grace = sent["ada"], sent["grace"]
+        assert ada.message_id is not None
+        assert grace.message_id is not None
+        dovecot.append(dsn(grace.email, grace.message_id, 1))
+        dovecot.append(reply(ada.email, ada.message_id, 2))
+        walk.run(block("first-track"))
+    finally:
+        sink.stop()
+    assert len(mailbox.Maildir(sink.maildir, create=False)) == 3  # the test and the two letters
+
+
+def test_the_contact_list_example_is_a_valid_entry(tmp_path: Path) -> None:
+    """The campaign page's YAML entry passes check with the shipped letter."""
+    copy_shipped_campaign(tmp_path)
+    contacts = tmp_path / "contacts" / "security-council-2010.yaml"
+    contacts.write_text(block("contacts-yaml"), encoding="utf-8")
+    report = outreach.check(outreach.load_campaign(tmp_path / "campaign.toml"))
+    assert (report.contacts, report.problems) == (1, [])
+
+
+def test_the_python_example_sends_the_shipped_campaign_into_the_outbox(tmp_path: Path) -> None:
+    """The guide's example checks, sends fifteen letters into outbox/ and lists each as sent."""
+    copy_shipped_campaign(tmp_path)
+    stdout = run_python(block("python-send"), cwd=tmp_path)
+    lines = stdout.splitlines()
+    assert lines[:3] == [
+        "15 contacts, 0 problems",
+        "about to send 15 letters",
+        "sent 15, failed 0, uncertain 0",
+    ]
+    assert len(lines) == 18
+    assert all(
+        re.fullmatch(r"[a-z-]+ sent <[^<>]+@globalr2p\.example>", line) for line in lines[3:]
+    )
+    assert len(mailbox.Maildir(tmp_path / "outbox", create=False)) == 15
+
+
+def test_the_python_track_example_reads_a_bounce_and_a_reply_from_dovecot(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    """The guide's track example, pointed at Dovecot, finds a bounce in INBOX and a reply in Junk.
+
+    It follows the send example, as on the page: its ``campaign`` is that example's, and
+    ``password`` is the reader's own (here from the environment); only the mailbox's URL is
+    changed to the test server's, and the server's CA is trusted through SSL_CERT_FILE.
+    """
+    copy_shipped_campaign(tmp_path)
+    run_python(block("python-send"), cwd=tmp_path)
+    campaign = outreach.load_campaign(tmp_path / "campaign.toml")
+    with outreach.open_log(campaign.default_log) as log:
+        first, second = log.recipients()[:2]
+    assert first.message_id is not None
+    assert second.message_id is not None
+    dovecot.append(dsn(first.email, first.message_id, 1))
+    dovecot.append(reply(second.email, second.message_id, 2), folder="Junk")
+    track_example = block("python-track")
+    assert PYTHON_MAILBOX in track_example
+    code = "\n".join(
+        [
+            "import os",
+            "import outreach",
+            'campaign = outreach.load_campaign("campaign.toml")',
+            'password = os.environ["README_IMAP_PASSWORD"]',
+            track_example.replace(PYTHON_MAILBOX, dovecot.url()),
+        ]
+    )
+    env = {"README_IMAP_PASSWORD": PASSWORD, "SSL_CERT_FILE": str(dovecot.ca_file)}
+    stdout = run_python(code, cwd=tmp_path, env=env)
+    assert stdout == "2 examined, 1 bounced, 1 replied\n"
+    with outreach.open_log(campaign.default_log) as log:
+        rows = {row.id: row for row in log.recipients()}
+    assert rows[first.id].delivery == "bounced"
+    assert rows[second.id].replied_at is not None
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_page_names_only_reserved_example_addresses(page: Path) -> None:
+    """Every address written on a page is on a reserved domain, never a real-looking one."""
+    text = page.read_text(encoding="utf-8")
+    addresses = re.findall(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", text)
+    real = {domain for domain in addresses if not domain.endswith((".example", ".invalid"))}
+    servers = {"127.0.0.1", "smtp.office365.com", "smtp.gmail.com"}  # in URLs, after the user
+    assert real <= servers, f"{page.name} names addresses on {sorted(real - servers)}"
