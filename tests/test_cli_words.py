@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from helpers import contacts_yaml, run_cli, write_campaign
 
-COMMANDS = ["init", "preview", "check", "send", "log", "track", "sink", "login", "logout"]
+COMMANDS = ["init", "check", "preview", "send", "log", "track", "login", "logout", "sink"]
 
 
 def test_outreach_alone_shows_the_help(tmp_path: Path) -> None:
@@ -24,6 +24,26 @@ def test_dash_h_is_help(tmp_path: Path, command: str) -> None:
     short = run_cli(*args, "-h", cwd=tmp_path)
     assert short.returncode == 0
     assert short.stdout == run_cli(*args, "--help", cwd=tmp_path).stdout
+
+
+@pytest.mark.parametrize("columns", ["50", "80"])
+def test_help_lists_the_commands_in_the_order_of_the_work_each_said_whole(
+    tmp_path: Path, columns: str
+) -> None:
+    """'outreach --help' lists the commands as the work goes, each with a whole first sentence."""
+    done = run_cli("--help", cwd=tmp_path, env={"COLUMNS": columns})
+    assert done.returncode == 0
+    assert done.stdout.split("Commands:\n", 1)[1] == (
+        "  init     Start a campaign in a folder.\n"
+        "  check    Check every contact and draft.\n"
+        "  preview  Show each draft as it would be sent.\n"
+        "  send     Send each contact its letter, once.\n"
+        "  log      Show what happened to each recipient.\n"
+        "  track    Note bounces and replies in the log.\n"
+        "  login    Sign in with OAuth2, once.\n"
+        "  logout   Forget the kept OAuth2 sign-ins.\n"
+        "  sink     Run a local SMTP server to try sends.\n"
+    )
 
 
 def test_version(tmp_path: Path) -> None:

@@ -22,7 +22,10 @@ def init(
         Path, typer.Argument(help="The folder to start the campaign in; made if missing.")
     ] = Path(),
 ) -> None:
-    """Start a campaign: campaign.toml, a letter, two example contacts; never over a file."""
+    """Start a campaign in a folder.
+
+    It gets campaign.toml, a letter and two example contacts; no file is written over.
+    """
     from outreach import api
 
     try:
@@ -50,7 +53,10 @@ def preview(
     *,
     choice: CampaignChoice,
 ) -> None:
-    """Show each draft as it would be sent; with --out, write the exact bytes to files."""
+    """Show each draft as it would be sent.
+
+    With --out, the exact bytes of each draft are written to files instead.
+    """
     from outreach import api
 
     try:
@@ -116,7 +122,10 @@ def _record_attachments(campaign: Campaign, files: list[Attachment], *, by: str)
 
 @campaign_command
 def check(*, choice: CampaignChoice) -> None:
-    """Validate every contact and render every draft; report every problem found."""
+    """Check every contact and draft.
+
+    Every contact is validated and every draft rendered; every problem found is reported.
+    """
     from outreach import api
 
     try:

@@ -159,7 +159,10 @@ def show(
     *,
     choice: CampaignChoice,
 ) -> None:
-    """Show what happened to every recipient: status, delivery, replies, last server reply."""
+    """Show what happened to each recipient.
+
+    Its status, what came back (delivery, bounces, replies) and the server's last reply.
+    """
     from outreach import api
 
     if as_json and as_csv:

@@ -166,7 +166,11 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
     ctx: typer.Context,
     choice: CampaignChoice,
 ) -> None:
-    """Send each selected contact its letter once, recording every step in the send log."""
+    """Send each contact its letter, once.
+
+    Every step is recorded in the send log, so that no letter goes twice. Without --smtp,
+    the letters go into the outbox Maildir and nothing leaves this machine.
+    """
     from outreach import api
 
     try:

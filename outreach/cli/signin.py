@@ -48,7 +48,10 @@ def login(
         bool, typer.Option("--no-browser", help="google: only print the address to open.")
     ] = False,
 ) -> None:
-    """Sign in once with OAuth2, for sending with --auth xoauth2; the sign-in is kept privately."""
+    """Sign in with OAuth2, once.
+
+    For sending with --auth xoauth2. The sign-in is kept privately, for 'send' and 'track' to use.
+    """
     from outreach import api
 
     def show(text: str) -> None:
@@ -77,7 +80,10 @@ def logout(
     ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Only this mailbox's sign-in.")] = None,
 ) -> None:
-    """Forget kept OAuth2 sign-ins: their access and refresh tokens are removed."""
+    """Forget the kept OAuth2 sign-ins.
+
+    Their access and refresh tokens are removed.
+    """
     from outreach import api
 
     try:

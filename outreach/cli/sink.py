@@ -34,7 +34,10 @@ def sink(
         ),
     ] = False,
 ) -> None:
-    """Run a local SMTP server that stores every message it receives in a Maildir."""
+    """Run a local SMTP server to try sends.
+
+    Every message it receives is stored in a Maildir; nothing is passed on.
+    """
     from outreach import api
 
     try:

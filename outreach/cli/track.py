@@ -78,7 +78,11 @@ def track(
     ctx: typer.Context,
     choice: CampaignChoice,
 ) -> None:
-    """Read bounces, delays and replies from the mailbox into the send log; change nothing there."""
+    """Note bounces and replies in the log.
+
+    Bounces, delay notices and replies are read from the mailbox; nothing there is changed
+    unless --move-to is given.
+    """
     from outreach import api
 
     try:
