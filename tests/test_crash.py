@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import contacts_yaml, run_cli, write_campaign
 from mailserver import PASSWORD, Server
 
@@ -20,6 +21,7 @@ CONTACTS = 60
 CONCURRENCY = 2
 
 
+@pytest.mark.slow
 def test_sigkill_mid_batch_then_resume_sends_each_letter_once(
     tmp_path: Path, smtp_server: Server, ca_file: Path
 ) -> None:
