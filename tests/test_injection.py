@@ -37,19 +37,21 @@ long_text = st.integers(min_value=40, max_value=600).map(lambda n: "Name " * n)
 
 def draft_or_refusal(entry: dict[str, object]) -> tuple[EmailMessage, object] | None:
     """Load one entry through a real contact file; return the parsed draft, or None if refused."""
-    folder = Path(tempfile.mkdtemp())
     text = yaml.safe_dump({"contacts": [entry]}, allow_unicode=True)
-    write_campaign(folder, contacts=text, template=TEMPLATE)
-    campaign = load_campaign(folder / "campaign.toml")
-    try:
-        (contact,) = load_contacts(campaign.contacts)
-    except InputError as exc:
-        problems = exc.problems
-    else:
-        data = Drafter(campaign).draft(contact).data
-        message = message_from_bytes(data, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        return message, contact
+    # A folder of its own for each example, removed after it: hypothesis runs hundreds.
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_campaign(folder, contacts=text, template=TEMPLATE)
+        campaign = load_campaign(folder / "campaign.toml")
+        try:
+            (contact,) = load_contacts(campaign.contacts)
+        except InputError as exc:
+            problems = exc.problems
+        else:
+            data = Drafter(campaign).draft(contact).data
+            message = message_from_bytes(data, policy=policy.default)
+            assert isinstance(message, EmailMessage)
+            return message, contact
     # A refusal is a clear one: each problem names the contact file.
     assert all(str(campaign.contacts) in p.where for p in problems)
     return None

@@ -35,9 +35,7 @@ documents = st.lists(
 @given(source=documents)
 def test_block_cache_matches_whole_document_rendering(source: str) -> None:
     """Rendering through the block cache, twice, equals rendering the document whole."""
-    path = Path(tempfile.mkdtemp()) / "letter.md.j2"
-    path.write_text(source + "x", encoding="utf-8")
-    letter = Letter(path, subject="S")
+    letter = letter_of(source + "x")
     whole = letter.render_whole(letter.source(CONTACT))
     assert letter.render(CONTACT) == whole
     assert letter.render(CONTACT) == whole  # the second time from the cache
@@ -71,10 +69,14 @@ values = st.sampled_from(VALUES) | st.text(max_size=12)
 
 
 def letter_of(template: str) -> Letter:
-    """Compile a letter template written to a file of its own."""
-    path = Path(tempfile.mkdtemp()) / "letter.md.j2"
-    path.write_text(template, encoding="utf-8")
-    return Letter(path, subject="S")
+    """Compile a letter template written to a file of its own, then remove the file.
+
+    A Letter reads its file once, when it is made; hypothesis makes hundreds of them.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "letter.md.j2"
+        path.write_text(template, encoding="utf-8")
+        return Letter(path, subject="S")
 
 
 @pytest.mark.parametrize("place", SLOTTED)
