@@ -8,6 +8,8 @@ rendered from the same template, so the PDF says what the email says.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,12 @@ EXTRA_HINT = (
 
 def _weasyprint() -> Any:
     """Import WeasyPrint, or say how to install it."""
+    # Where a system library is missing, WeasyPrint prints a banner of its own (on stdout) before
+    # it raises; the error below says what to do in one line, so the banner is not shown.
+    banner = io.StringIO()
     try:
-        import weasyprint  # noqa: PLC0415 - optional: imported only when a PDF is made
+        with contextlib.redirect_stdout(banner), contextlib.redirect_stderr(banner):
+            import weasyprint  # noqa: PLC0415 - optional: imported only when a PDF is made
     except ImportError as exc:
         msg = f"{EXTRA_HINT} ({exc})"
         raise ConfigError(msg) from None

@@ -1,5 +1,7 @@
+import ctypes
 import dataclasses
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -13,6 +15,7 @@ from helpers import (
     DELEGATIONS,
     PRESIDENCY,
     REPO,
+    missing,
     need_module,
     need_program,
     run_cli,
@@ -283,6 +286,54 @@ def test_shipped_campaign_runs_without_weasyprint(tmp_path: Path) -> None:
     result = without_weasyprint("send", cwd=folder)
     assert result.returncode == 0, result.stderr
     assert "sent 15, failed 0" in result.stdout
+
+
+def pango_library() -> Path:
+    """Return the file the system's Pango library is loaded from, as this process maps it."""
+    try:
+        ctypes.CDLL("libpango-1.0.so.0")
+    except OSError:
+        missing("Pango is not installed (Debian package libpango-1.0-0)")
+    maps = Path("/proc/self/maps").read_text(encoding="utf-8").splitlines()
+    paths = [line.split()[-1] for line in maps if "/libpango-1.0.so" in line]
+    if not paths:
+        missing("no libpango-1.0.so file in /proc/self/maps (not Linux?)")
+    return Path(paths[0])
+
+
+@pytest.mark.parametrize("command", [("check",), ("preview", "china")])
+def test_missing_pango_is_said_in_one_error_without_weasyprint_banner(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Where Pango's library cannot be loaded, the command prints outreach's one error and not WeasyPrint's banner."""
+    need_module("weasyprint", install="pip install '.[pdf]'")
+    unshare = need_program("unshare", package="util-linux")
+    if subprocess.run([unshare, "-rm", "true"], capture_output=True, check=False).returncode:
+        pytest.skip("this kernel lets no unprivileged user make a mount namespace (unshare -rm)")
+    folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS)
+    # In a mount namespace of its own, the command finds an empty file where Pango's library is.
+    hide = 'mount --bind /dev/null "$1" && shift && exec "$@"'
+    result = subprocess.run(
+        [unshare, "-rm", "sh", "-c", hide, "sh", str(pango_library()),
+         sys.executable, "-m", "outreach", *command],
+        cwd=folder,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    error = result.stderr.splitlines()[0]
+    assert error.startswith("error: ")
+    assert "WeasyPrint is installed but cannot load the system's Pango library (" in error
+    assert error.endswith(
+        "Install Pango (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0), or set "
+        "pdf = false in campaign.toml"
+    )
+    assert "WeasyPrint could not import" not in result.stderr
+    assert "-----" not in result.stderr
 
 
 def test_missing_letterhead_template_is_named(tmp_path: Path) -> None:
