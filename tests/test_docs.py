@@ -216,6 +216,38 @@ def test_the_first_campaign_walkthrough_runs_as_the_readme_shows(
     assert len(mailbox.Maildir(sink.maildir, create=False)) == 3  # the test and the two letters
 
 
+def test_the_readmes_log_is_what_log_shows_after_a_send_and_a_track(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    """The shipped campaign sent to a sink, a bounce, a reply and an out-of-office tracked."""
+    copy_shipped_campaign(tmp_path)
+    sink = Sink(tmp_path)
+    try:
+        walk = Walkthrough(
+            tmp_path,
+            smtp=f"smtp://127.0.0.1:{sink.port}",
+            imap=dovecot.url(),
+            env={"OUTREACH_IMAP_PASSWORD": PASSWORD, "SSL_CERT_FILE": str(dovecot.ca_file)},
+        )
+        walk.run(f"$ outreach send --smtp {README_SMTP}\n...")
+    finally:
+        sink.stop()
+    campaign = outreach.load_campaign(tmp_path / "campaign.toml")
+    with outreach.open_log(campaign.default_log) as log:
+        sent = {row.id: row for row in log.recipients()}
+    for number, (kind, who) in enumerate(
+        [("bounce", "gabon"), ("reply", "mexico"), ("auto", "japan")]
+    ):
+        letter = sent[who]
+        assert letter.message_id is not None
+        if kind == "bounce":
+            dovecot.append(dsn(letter.email, letter.message_id, number))
+        else:
+            dovecot.append(reply(letter.email, letter.message_id, number, auto=kind == "auto"))
+    walk.run(f"$ outreach track --imap {README_IMAP}\n...")
+    walk.run(block("readme-log"))
+
+
 def test_the_contact_list_example_is_a_valid_entry(tmp_path: Path) -> None:
     """The campaign page's YAML entry passes check with the shipped letter."""
     copy_shipped_campaign(tmp_path)
