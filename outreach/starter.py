@@ -48,9 +48,9 @@ from = "Your Name <you@your-organization.example>"
 #   --smtp smtp://user@mail.your-organization.example    STARTTLS, port 587
 #   --smtp smtps://user@mail.your-organization.example   TLS from the start, port 465
 
-# The letter as a PDF on your letterhead ({letterhead}: HTML and CSS), attached to every
-# email. It needs WeasyPrint and Pango: pip install 'outreach[pdf]'. Until organization_address
-# is set, the letterhead shows a placeholder where the postal address goes.
+# The letter as a PDF on your letterhead ({letterhead}, HTML and CSS),
+# attached to every email. It needs WeasyPrint and Pango: pip install 'outreach[pdf]'. Until
+# organization_address is set, the letterhead shows a placeholder where the postal address goes.
 # pdf = true
 # organization = "Your Organization"
 # organization_address = ["Street and number", "City, postal code", "Country"]
