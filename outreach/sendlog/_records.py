@@ -1,0 +1,107 @@
+"""What the send log hands back: one frozen record per row read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from outreach.tracking import Delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One recipient's row of the log."""
+
+    id: str
+    email: str
+    cc: str
+    status: str
+    attempts: int
+    message_id: str | None
+    content_hash: str | None
+    reply_code: int | None
+    reply_text: str | None
+    refused: str | None
+    updated_at: str
+    delivery: str = Delivery.UNKNOWN
+    replied_at: str | None = None
+    auto_replied_at: str | None = None
+
+    @property
+    def reply(self) -> str:
+        """Return the last reply as ``code text``, or an empty string."""
+        if self.reply_code is None and not self.reply_text:
+            return ""
+        code = "" if self.reply_code is None else f"{self.reply_code} "
+        return f"{code}{self.reply_text or ''}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class NotedTestSend:
+    """One test send: whose letter went to which address, when, and the reply."""
+
+    contact_id: str
+    address: str
+    sent_at: str
+    message_id: str
+    content_hash: str
+    outcome: str
+    reply_code: int | None
+    reply_text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt to deliver to a recipient."""
+
+    number: int
+    run_id: int
+    started_at: str
+    finished_at: str | None
+    outcome: str | None
+    reply_code: int | None
+    reply_text: str | None
+    refused: str | None
+    message_id: str
+    content_hash: str
+    email: str | None = None  # the address it went to
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """One event recorded from the mailbox: a bounce, a delay, a delivery, a reply."""
+
+    contact_id: str
+    kind: str
+    at: str
+    recorded_at: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    evidence: str
+    address: str
+    status_code: str
+    diagnostic: str
+    sender: str
+    excerpt: str
+    original_id: str
+    matched_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeptCopy:
+    """One letter sent with --save-sent: where its copy was saved, or why not yet."""
+
+    message_id: str
+    sent_at: str
+    folder: str | None
+    saved_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A bounced recipient whose address the contact list now corrects: sent again, once."""
+
+    contact_id: str
+    old: str
+    new: str

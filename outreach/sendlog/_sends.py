@@ -1,0 +1,229 @@
+"""Recipients, runs and attempts: the claims and settles a batch writes, and what is read back.
+
+Owns the tables ``runs``, ``recipients`` (but for the columns ``delivery``, ``replied_at`` and
+``auto_replied_at``, which the tracking store keeps) and ``attempts``, and the daily-limit
+query over them. Relies on the core for the connection, its transactions and the clock: a
+claim is durable because the core's connection commits with ``synchronous = FULL``. The
+batch hands its claims and settles to a ``Journal``, which runs them in the core's
+transactions from its own thread. ``register`` reads the tracking store's ``delivery`` to give
+a bounced recipient with a corrected address a second letter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+
+from outreach.errors import SendLogError
+from outreach.model import Contact, Status
+from outreach.sendlog._core import Core, iso_utc
+from outreach.sendlog._records import Attempt, Correction, Recipient
+from outreach.tracking import Delivery, normalize_address
+
+_RECIPIENT_COLUMNS = (
+    "contact_id, email, cc, status, attempts, message_id, content_hash, reply_code, "
+    "reply_text, refused, updated_at, delivery, replied_at, auto_replied_at"
+)
+
+
+class Sends:
+    """Write a batch's runs, claims and settles, and read the recipients and their attempts."""
+
+    def __init__(self, core: Core, /) -> None:
+        """Keep the records of the log opened by ``core``."""
+        self._core = core
+        self._run_id: int | None = None
+
+    def recover(self) -> list[str]:
+        """Turn recipients left ``sending`` by a run that died into ``uncertain``."""
+        stamp = self._core.now()
+        reply = "the run ended while this message was in flight; it may have been delivered"
+        with self._core.transaction():
+            rows = self._core.db.execute(
+                "SELECT contact_id FROM recipients WHERE status = ? ORDER BY position",
+                (Status.SENDING,),
+            ).fetchall()
+            ids = [str(row[0]) for row in rows]
+            self._core.db.execute(
+                "UPDATE attempts SET finished_at = ?, outcome = ?, reply_text = ? "
+                "WHERE finished_at IS NULL",
+                (stamp, Status.UNCERTAIN, reply),
+            )
+            self._core.db.execute(
+                "UPDATE recipients SET status = ?, reply_code = NULL, reply_text = ?, "
+                "updated_at = ? WHERE status = ?",
+                (Status.UNCERTAIN, reply, stamp, Status.SENDING),
+            )
+            self._core.db.execute(
+                "UPDATE runs SET outcome = 'died', finished_at = ? WHERE finished_at IS NULL",
+                (stamp,),
+            )
+        return ids
+
+    def register(self, contacts: Iterable[Contact], /) -> list[Correction]:
+        """Add contacts not yet in the log as ``pending``; return the corrected bounced ones.
+
+        A pending recipient takes the contact list's current address; one already served keeps
+        the address its letter went to. Except a bounced one whose address the list now
+        corrects: it becomes pending again for the new address, with a new Message-ID, and its
+        attempts and events keep the old address's history.
+        """
+        stamp = self._core.now()
+        contacts = list(contacts)
+        start = int(self._core.db.execute("SELECT COUNT(*) FROM recipients").fetchone()[0])
+        bounced = dict(
+            self._core.db.execute(
+                "SELECT contact_id, email FROM recipients WHERE delivery = ? AND status != ?",
+                (Delivery.BOUNCED, Status.PENDING),
+            ).fetchall()
+        )
+        corrected = [
+            (Correction(c.id, bounced[c.id], c.email), c)
+            for c in contacts
+            if c.id in bounced and normalize_address(c.email) != normalize_address(bounced[c.id])
+        ]
+        rows = (
+            (c.id, start + i, c.email, " ".join(c.cc), Status.PENDING, stamp, stamp)
+            for i, c in enumerate(contacts)
+        )
+        with self._core.transaction():
+            self._core.db.executemany(
+                "INSERT INTO recipients "
+                "(contact_id, position, email, cc, status, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (contact_id) DO UPDATE SET email = excluded.email, cc = excluded.cc "
+                "WHERE status = 'pending'",
+                rows,
+            )
+            self._core.db.executemany(
+                "UPDATE recipients SET email = ?, cc = ?, status = ?, delivery = ?, "
+                "message_id = NULL, content_hash = NULL, reply_code = NULL, reply_text = NULL, "
+                "refused = NULL, updated_at = ? WHERE contact_id = ?",
+                (
+                    (c.email, " ".join(c.cc), Status.PENDING, Delivery.UNKNOWN, stamp, c.id)
+                    for _, c in corrected
+                ),
+            )
+        return [correction for correction, _ in corrected]
+
+    def start_run(self, transport: str, /) -> int:
+        """Record the start of a run and return its number."""
+        with self._core.transaction():
+            cursor = self._core.db.execute(
+                "INSERT INTO runs (started_at, transport, pid) VALUES (?, ?, ?)",
+                (self._core.now(), transport, os.getpid()),
+            )
+        self._run_id = int(cursor.lastrowid or 0)
+        return self._run_id
+
+    def end_run(self, outcome: str, /) -> None:
+        """Record how the run ended."""
+        with self._core.transaction():
+            self._core.db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?",
+                (self._core.now(), outcome, self._run_id),
+            )
+
+    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+        """Mark a recipient ``sending`` and open an attempt; on disk before the message leaves."""
+        stamp = self._core.now()
+        with self._core.transaction():
+            row = self._core.db.execute(
+                "UPDATE recipients SET status = ?, attempts = attempts + 1, message_id = ?, "
+                "content_hash = ?, updated_at = ? WHERE contact_id = ? RETURNING attempts, email",
+                (Status.SENDING, message_id, content_hash, stamp, contact_id),
+            ).fetchone()
+            if row is None:
+                msg = f"{self._core.path}: recipient {contact_id!r} is not in the send log"
+                raise SendLogError(msg)
+            number = int(row[0])
+            self._core.db.execute(
+                "INSERT INTO attempts (contact_id, run_id, number, started_at, message_id, "
+                "content_hash, email) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (contact_id, self._run_id, number, stamp, message_id, content_hash, row[1]),
+            )
+        return number
+
+    def settle(
+        self,
+        contact_id: str,
+        /,
+        *,
+        status: Status,
+        outcome: str,
+        code: int | None,
+        text: str,
+        refused: str | None = None,
+    ) -> None:
+        """Close the open attempt with the server's reply and set the recipient's status."""
+        stamp = self._core.now()
+        with self._core.transaction():
+            self._core.db.execute(
+                "UPDATE attempts SET finished_at = ?, outcome = ?, reply_code = ?, "
+                "reply_text = ?, refused = ? WHERE contact_id = ? AND finished_at IS NULL",
+                (stamp, outcome, code, text, refused, contact_id),
+            )
+            self._core.db.execute(
+                "UPDATE recipients SET status = ?, reply_code = ?, reply_text = ?, refused = ?, "
+                "updated_at = ? WHERE contact_id = ?",
+                (status, code, text, refused, stamp, contact_id),
+            )
+
+    # Reading, for 'send' and 'log' --------------------------------------------------------
+
+    def statuses(self) -> dict[str, str]:
+        """Return every recipient's status by contact id."""
+        rows = self._core.db.execute("SELECT contact_id, status FROM recipients")
+        return {str(contact_id): str(status) for contact_id, status in rows}
+
+    def message_ids(self) -> dict[str, str]:
+        """Return the Message-ID already given to each recipient that has one."""
+        rows = self._core.db.execute(
+            "SELECT contact_id, message_id FROM recipients WHERE message_id IS NOT NULL"
+        )
+        return {str(contact_id): str(message_id) for contact_id, message_id in rows}
+
+    def recipients(self, *, status: str | None = None) -> list[Recipient]:
+        """Return the recipients in list order, optionally only those with ``status``."""
+        query = f"SELECT {_RECIPIENT_COLUMNS} FROM recipients"  # noqa: S608 - constant columns
+        args: tuple[str, ...] = ()
+        if status is not None:
+            query += " WHERE status = ?"
+            args = (status,)
+        rows = self._core.db.execute(query + " ORDER BY position", args).fetchall()
+        return [Recipient(*row) for row in rows]
+
+    def recipient(self, contact_id: str, /) -> Recipient | None:
+        """Return one recipient, or None."""
+        row = self._core.db.execute(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM recipients WHERE contact_id = ?",  # noqa: S608
+            (contact_id,),
+        ).fetchone()
+        return Recipient(*row) if row else None
+
+    def history(self, contact_id: str, /) -> list[Attempt]:
+        """Return every attempt made for one recipient, oldest first."""
+        rows = self._core.db.execute(
+            "SELECT number, run_id, started_at, finished_at, outcome, reply_code, reply_text, "
+            "refused, message_id, content_hash, email FROM attempts WHERE contact_id = ? "
+            "ORDER BY id",
+            (contact_id,),
+        ).fetchall()
+        return [Attempt(*row) for row in rows]
+
+    def delivered_since(self, since: dt.datetime, /) -> list[tuple[dt.datetime, int]]:
+        """Return when each attempt after ``since`` that may have delivered began, and to how many.
+
+        Sent, uncertain and unfinished attempts count: a server may have taken them. Each counts
+        its recipient and the Cc addresses; oldest first.
+        """
+        stamp = iso_utc(since)
+        rows = self._core.db.execute(
+            "SELECT attempts.started_at, recipients.cc FROM attempts "
+            "JOIN recipients USING (contact_id) WHERE attempts.started_at > ? "
+            "AND (attempts.outcome IS NULL OR attempts.outcome IN (?, ?)) "
+            "ORDER BY attempts.started_at",
+            (stamp, Status.SENT, Status.UNCERTAIN),
+        ).fetchall()
+        return [(dt.datetime.fromisoformat(started), 1 + len(cc.split())) for started, cc in rows]
