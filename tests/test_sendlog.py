@@ -1,6 +1,8 @@
+import datetime as dt
 import os
 import shutil
 import sqlite3
+import ssl
 import stat
 import subprocess
 import threading
@@ -9,10 +11,15 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from mailserver import PASSWORD, USERNAME, Server
 
+from outreach import drafts
+from outreach.batch import Batch, SendOptions, choose
+from outreach.campaign import load_campaign
 from outreach.errors import LogLockedError, SendLogError
 from outreach.model import Contact
-from outreach.sendlog import SCHEMA_VERSION, Journal, SendLog, Status
+from outreach.sendlog import SCHEMA_VERSION, Durability, Journal, SendLog, Status
+from outreach.transport import SmtpSettings, SmtpTransport
 
 CONTACTS = [Contact(id=f"c{n}", email=f"c{n}@mission.example") for n in range(3)]
 
@@ -165,3 +172,87 @@ def test_an_unknown_recipient_is_none_and_has_no_history(tmp_path: Path) -> None
         assert log.recipient("nobody") is None
         assert log.history("nobody") == []
         assert log.recipient("c1") is not None
+
+
+def test_every_stamp_comes_from_the_logs_clock(tmp_path: Path) -> None:
+    """Attachment hashes, test sends, claims and settles are stamped with the clock the log was given."""
+    moment = dt.datetime(2026, 3, 1, 9, 30, 0, 123000, tzinfo=dt.UTC)
+    at = "2026-03-01T09:30:00.123+00:00"
+    with SendLog(tmp_path / "send.sqlite3", campaign="c", write=True, clock=lambda: moment) as log:
+        log.register(CONTACTS)
+        log.record_attachments([("brochure.pdf", "ab" * 32, 10)], by="check")
+        log.note_test_send(
+            "c1", address="me@mission.example", message_id="<t@x.example>", content_hash="ab",
+            outcome="sent", code=250, text="OK",
+        )  # fmt: skip
+        log.start_run("test")
+        log.claim("c2", message_id="<2@x.example>", content_hash="ab")
+        log.settle("c2", status=Status.SENT, outcome="sent", code=250, text="OK")
+        assert log.attachment_hashes() == {"brochure.pdf": ("ab" * 32, f"{at} (check)")}
+        assert [t.sent_at for t in log.test_sends()] == [at]
+        (attempt,) = log.history("c2")
+        assert (attempt.started_at, attempt.finished_at) == (at, at)
+        assert {r.updated_at for r in log.recipients()} == {at}
+
+
+class Watched(SendLog):
+    """A send log that reads back how its connection commits at every claim and settle."""
+
+    def __init__(self, path: Path, /, *, campaign: str) -> None:
+        """Open ``path`` for writing, as a send does."""
+        super().__init__(path, campaign=campaign, write=True)
+        self.seen: list[tuple[str, Durability]] = []
+
+    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+        """Claim, and note the settings of the connection the claim was written through."""
+        number = super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+        self.seen.append(("claim", self.durability()))
+        return number
+
+    def settle(
+        self,
+        contact_id: str,
+        /,
+        *,
+        status: Status,
+        outcome: str,
+        code: int | None,
+        text: str,
+        refused: str | None = None,
+    ) -> None:
+        """Settle, and note the settings of the connection the settle was written through."""
+        super().settle(
+            contact_id, status=status, outcome=outcome, code=code, text=text, refused=refused
+        )
+        self.seen.append(("settle", self.durability()))
+
+
+async def test_every_claim_and_settle_of_a_batch_is_written_with_full_sync_and_wal(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A power cut cannot lose a claim: each one a batch writes goes through FULL and WAL."""
+    campaign = load_campaign(campaign_dir / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    settings = SmtpSettings(
+        host="127.0.0.1", port=smtp_server.port, implicit_tls=False, username=USERNAME,
+        password=PASSWORD,
+    )  # fmt: skip
+    options = SendOptions(max_attempts=1)
+    with Watched(campaign_dir / "send.sqlite3", campaign=campaign.name) as log:
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), options)
+        transport = SmtpTransport(settings, tls_context=client_tls)
+        summary = await Batch(drafter, log, transport, options=options).run(plan)
+    assert summary.sent == len(contacts) == 5
+    full_wal = Durability(synchronous=2, journal_mode="wal")
+    assert sorted(log.seen) == [("claim", full_wal)] * 5 + [("settle", full_wal)] * 5
+
+
+def test_a_reader_such_as_the_copiers_commits_with_full_sync_too(tmp_path: Path) -> None:
+    """The connection that reads kept letters back for their copies (and may upgrade a log) is FULL and WAL."""
+    path = tmp_path / "send.sqlite3"
+    with SendLog(path, campaign="c", write=True) as log:
+        log.register(CONTACTS)
+        assert log.durability() == (2, "wal")
+        with SendLog(path, campaign=None, write=False) as reader:
+            assert reader.durability() == Durability(synchronous=2, journal_mode="wal")
