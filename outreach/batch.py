@@ -42,7 +42,7 @@ from outreach.errors import (
     ThrottledError,
     TransportError,
 )
-from outreach.model import Contact, CopyResult, SentLetter, Status, is_reserved
+from outreach.model import Contact, CopyResult, RefusedCc, SentLetter, Status, is_reserved
 from outreach.ratelimit import Rate, RateLimiter
 from outreach.sendlog import Journal, SendLog
 from outreach.transport import (
@@ -110,6 +110,7 @@ class Summary:
     error: OutreachError | None = field(default=None, compare=False)
     resume_at: dt.datetime | None = None  # when the daily limit lets the rest go
     copies: Copies | None = None  # with --save-sent: what became of the copies
+    refused_cc: list[RefusedCc] = field(default_factory=list)  # letters sent without them
 
     @property
     def ok(self) -> bool:
@@ -798,12 +799,14 @@ class Batch:
         tries: int,
         draft: Draft | None = None,
     ) -> Status:
-        refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items()) or None
+        ccs = [RefusedCc(contact.id, a, r) for a, r in delivery.refused.items()]
+        refused = "; ".join(cc.noted for cc in ccs) or None
         text = delivery.text
         letter = None
         if delivery.outcome is Outcome.SENT:
             status = Status.SENT
             self._summary.sent += 1
+            self._summary.refused_cc.extend(ccs)
             if self._copier is not None and draft is not None:
                 letter = SentLetter(contact.id, draft.message_id, draft.data, self._log.clock())
         elif delivery.outcome is Outcome.UNCERTAIN:

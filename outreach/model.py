@@ -154,3 +154,40 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedCc:
+    """Hold a Cc the server refused at RCPT while the letter went to the others: it has no copy.
+
+    Nothing retries it: sending the letter again would give the others a second copy.
+    """
+
+    contact_id: str
+    address: str
+    reply: str  # the server's code and text, as it gave them
+
+    @property
+    def for_now(self) -> bool:
+        """Tell whether the refusal was for now (a 4xx): the address may take mail later."""
+        return self.reply.startswith("4")
+
+    @property
+    def noted(self) -> str:
+        """Say it as the send log keeps it: the address, then the reply, marked if for now."""
+        if self.for_now:
+            return f"{self.address}: refused for now ({self.reply})"
+        return f"{self.address}: {self.reply}"
+
+    def __str__(self) -> str:
+        """Say what the Cc missed and what to do about it."""
+        if self.for_now:
+            return (
+                f"cc {self.address} of {self.contact_id} refused for now ({self.reply}): it did "
+                "not get its copy, and no retry sends it (the others would get theirs twice); "
+                "forward the letter to them by hand later"
+            )
+        return (
+            f"cc {self.address} of {self.contact_id} refused ({self.reply}): it did not get its "
+            "copy; check the address, then forward the letter to them by hand"
+        )

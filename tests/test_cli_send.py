@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import termios
+import textwrap
 import time
 from pathlib import Path
 
@@ -63,6 +64,78 @@ def test_send_over_smtp_with_tls_and_login(
     assert "sent 5, failed 0, uncertain 0, not sent 0" in result.stdout
     assert len(smtp_server.handler.received) == 5
     assert all(r.tls for r in smtp_server.handler.received)
+
+
+@pytest.mark.parametrize(
+    "reply", ["450 4.2.1 mailbox busy", "451 4.3.0 try again later", "452 4.2.2 mailbox full"]
+)
+def test_cc_refused_for_now_is_recorded_and_said_by_send_and_log(
+    tmp_path: Path, smtp_server: Server, ca_file: Path, reply: str
+) -> None:
+    """A Cc refused for now at RCPT: the letter goes once to the rest; send and log say what it missed."""
+    folder = tmp_path / "c"
+    write_campaign(
+        folder,
+        contacts=textwrap.dedent(
+            """\
+            contacts:
+              - id: one
+                email: one@mission.example
+                name: One
+                country: Oneland
+                cc: [deputy@mission.example, later@mission.example]
+            """
+        ),
+    )
+    smtp_server.handler.faults.rcpt["later@mission.example"] = [reply]
+    env = smtp_env(smtp_server, ca_file)
+    sent = run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert "sent 1, failed 0, uncertain 0, not sent 0" in sent.stdout
+    assert (
+        f"cc later@mission.example of one refused for now ({reply}): it did not get its copy"
+        in sent.stdout
+    )
+    (record,) = smtp_server.handler.received
+    assert record.rcpt_tos == ["one@mission.example", "deputy@mission.example"]
+    with SendLog(folder / "logs" / "test-campaign.sqlite3", campaign=None, write=False) as log:
+        row = log.recipient("one")
+    assert row is not None
+    assert (row.status, row.attempts) == ("sent", 1)
+    assert row.refused == f"later@mission.example: refused for now ({reply})"
+    shown = run_cli("log", "one", cwd=folder)
+    assert shown.returncode == 0, shown.stderr
+    assert f"    refused: later@mission.example: refused for now ({reply})\n" in shown.stdout
+    assert "a Cc refused when the letter went did not get its copy" in shown.stdout
+
+
+def test_cc_refused_for_good_is_said_by_send_with_the_next_step(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """A Cc refused with a 550: the summary names it refused (not for now) and says to check it."""
+    folder = tmp_path / "c"
+    write_campaign(
+        folder,
+        contacts=textwrap.dedent(
+            """\
+            contacts:
+              - id: one
+                email: one@mission.example
+                name: One
+                country: Oneland
+                cc: [gone@mission.example]
+            """
+        ),
+    )
+    smtp_server.handler.faults.rcpt["gone@mission.example"] = ["550 5.1.1 no such user"]
+    env = smtp_env(smtp_server, ca_file)
+    sent = run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert (
+        "cc gone@mission.example of one refused (550 5.1.1 no such user): it did not get its "
+        "copy; check the address, then forward the letter to them by hand\n"
+    ) in sent.stdout
+    assert len(smtp_server.handler.received) == 1
 
 
 def test_password_never_appears_in_output_or_log(

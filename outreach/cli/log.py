@@ -19,7 +19,7 @@ from outreach.model import Status
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
-    from outreach.api import NotedTestSend, Recipient, SendLog, TrackEvent
+    from outreach.api import Attempt, NotedTestSend, Recipient, SendLog, TrackEvent
 
 
 LOG_FIELDS = (
@@ -314,6 +314,24 @@ def _print_table(rows: list[Recipient]) -> None:
     console.print(table)
 
 
+def _say_attempts(row: Recipient, attempts: list[Attempt]) -> None:
+    """Say each attempt, the Cc addresses it was refused for, and what a refused Cc missed."""
+    for a in attempts:
+        reply = " ".join(f"{a.reply_code or ''} {a.reply_text or ''}".split())
+        to = f" to {a.email}" if a.email and a.email != row.email else ""
+        typer.echo(
+            f"  attempt {a.number} (run {a.run_id}){to} {a.started_at} -> "
+            f"{a.finished_at or '?'}: {a.outcome or 'in flight'}: {reply}"
+        )
+        if a.refused:
+            typer.echo(f"    refused: {a.refused}")
+    if row.status == Status.SENT and row.refused:
+        typer.echo(
+            "  a Cc refused when the letter went did not get its copy, and no retry sends it "
+            "(the others would get theirs twice): forward the letter to them by hand"
+        )
+
+
 def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
     row = log.recipient(contact_id)
     if row is None:
@@ -353,15 +371,7 @@ def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
         f"auto-replied: {when(row.auto_replied_at) or 'no'}"
     )
     typer.echo(f"Message-ID: {row.message_id or '-'}   content SHA-256: {row.content_hash or '-'}")
-    for a in attempts:
-        reply = " ".join(f"{a.reply_code or ''} {a.reply_text or ''}".split())
-        to = f" to {a.email}" if a.email and a.email != row.email else ""
-        typer.echo(
-            f"  attempt {a.number} (run {a.run_id}){to} {a.started_at} -> "
-            f"{a.finished_at or '?'}: {a.outcome or 'in flight'}: {reply}"
-        )
-        if a.refused:
-            typer.echo(f"    refused: {a.refused}")
+    _say_attempts(row, attempts)
     for c in copies:
         if c.saved_at:
             typer.echo(f"  copy of {c.message_id} saved in {c.folder!r} at {when(c.saved_at)}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from outreach.cli.say import Again, plural
-from outreach.model import Status
+from outreach.model import RefusedCc, Status
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
@@ -129,9 +129,9 @@ def _event_lines(event: Event) -> list[str]:
     reply = f"{event.delivery.code or ''} {event.delivery.text}".strip()
     line = f"{event.contact.id} <{event.contact.email}>: {event.status} (attempt {event.attempt}): "
     lines = [line + reply]
-    lines.extend(
-        f"  cc {address} refused: {why}" for address, why in event.delivery.refused.items()
-    )
+    for address, why in event.delivery.refused.items():
+        cc = RefusedCc(event.contact.id, address, why)
+        lines.append(f"  cc {address} refused{' for now' if cc.for_now else ''}: {why}")
     return lines
 
 
@@ -158,6 +158,8 @@ def print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading 
     )
     if summary.fatal:
         typer.echo(f"error: {summary.fatal}", err=True)
+    for cc in summary.refused_cc:
+        typer.echo(str(cc))
     if summary.interrupted:
         typer.echo("Stopped on request; messages in flight were settled and recorded.")
     if summary.sent and outbox is not None:
