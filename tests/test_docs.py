@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import REPO, Sink, dsn, reply
+from helpers import REPO, Sink, dsn, need_module, reply, run_cli
 from imapserver import PASSWORD, Dovecot
 
 import outreach
@@ -214,6 +214,86 @@ def test_the_first_campaign_walkthrough_runs_as_the_readme_shows(
     finally:
         sink.stop()
     assert len(mailbox.Maildir(sink.maildir, create=False)) == 3  # the test and the two letters
+
+
+def test_the_quickstart_sends_the_shipped_campaign_into_the_outbox_once(tmp_path: Path) -> None:
+    """The Quickstart's send puts fifteen letters into outbox/; run again, it sends nothing."""
+    assert (
+        block("quickstart") == "pip install . && outreach send\npip install '.[test]' && pytest\n"
+    )
+    copy_shipped_campaign(tmp_path)
+    first = run_cli("send", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert len(mailbox.Maildir(tmp_path / "outbox", create=False)) == 15
+    again = run_cli("send", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to send" in again.stdout
+    assert len(mailbox.Maildir(tmp_path / "outbox", create=False)) == 15
+    shown = run_cli("log", cwd=tmp_path, env={"COLUMNS": "100"})
+    assert shown.returncode == 0, shown.stderr
+    assert "15 sent" in shown.stdout
+
+
+def test_the_sink_example_sends_the_shipped_campaign_live(tmp_path: Path) -> None:
+    """The sending page's two lines, with a free port for 2525, deliver fifteen letters."""
+    start, send = block("sink-send").splitlines()
+    assert start == "outreach sink --port 2525 &"
+    copy_shipped_campaign(tmp_path)
+    sink = Sink(tmp_path)
+    try:
+        words = shlex.split(send.replace(":2525", f":{sink.port}"))
+        assert words[0] == "outreach"
+        done = run_cli(*words[1:], cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        sink.stop()
+    assert len(mailbox.Maildir(sink.maildir, create=False)) == 15
+
+
+def test_the_sink_tls_example_logs_in_over_starttls(tmp_path: Path) -> None:
+    """The sink started as shown prints its authority; the send as shown trusts it and logs in."""
+    start, send = block("sink-tls").replace("\\\n", "").splitlines()
+    start_words = shlex.split(start, comments=True)
+    assert start_words[:2] == ["outreach", "sink"]
+    copy_shipped_campaign(tmp_path)
+    sink = Sink(tmp_path, *start_words[2:])
+    try:
+        line = sink.wait_for("STARTTLS required")
+        ca_file = re.search(r"its authority: (\S+) ", line)
+        assert ca_file is not None
+        words = shlex.split(send.replace(":2525", f":{sink.port}"))
+        env = dict(word.split("=", 1) for word in words[:2])
+        env["SSL_CERT_FILE"] = ca_file.group(1)
+        assert words[2] == "outreach"
+        done = run_cli(*words[3:], "--yes", cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        sink.stop()
+    assert len(mailbox.Maildir(sink.maildir, create=False)) == 15
+
+
+def test_the_campaign_file_example_checks_with_the_shipped_files(tmp_path: Path) -> None:
+    """The campaign page's campaign.toml, beside the shipped letter and contacts, passes check."""
+    copy_shipped_campaign(tmp_path)
+    (tmp_path / "campaign.toml").write_text(block("campaign-toml"), encoding="utf-8")
+    report = outreach.check(outreach.load_campaign(tmp_path / "campaign.toml"))
+    assert (report.contacts, report.problems) == (15, [])
+
+
+def test_the_pdf_example_attaches_the_letter_as_a_pdf(tmp_path: Path) -> None:
+    """The PDF lines added to the shipped campaign make preview --out write mexico.pdf."""
+    need_module("weasyprint", install="pip install '.[pdf]'")
+    copy_shipped_campaign(tmp_path)
+    settings = tmp_path / "campaign.toml"
+    settings.write_text(settings.read_text(encoding="utf-8") + block("campaign-pdf"))
+    done = run_cli("preview", "mexico", "--out", "drafts", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pdf = tmp_path / "drafts" / "mexico.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert (
+        b"open-letter-kyrgyzstan-2010-06-24-mexico.pdf"
+        in (tmp_path / "drafts" / "mexico.eml").read_bytes()
+    )
 
 
 def test_the_readmes_log_is_what_log_shows_after_a_send_and_a_track(
