@@ -27,6 +27,8 @@ _ID_RUN = re.compile(r"[a-z0-9]+")
 _LETTERS = str.maketrans({"æ": "ae", "ø": "o", "œ": "oe", "đ": "d", "ð": "d", "ł": "l", "þ": "th"})
 FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_FIELDS = frozenset({"campaign", "contact"})
+# The fields a contact has of its own; the others are the template's data.
+OWN_FIELDS = frozenset({"id", "email", "name", "cc", "attachments"})
 MAX_NAME = 256
 _UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '([^']*)'")
 # A contact list is shallow; libyaml itself stops at 1,000 levels.
@@ -323,6 +325,24 @@ def _first_line(text: str) -> tuple[int, str]:
     return 0, ""
 
 
+def _csv_delimiter(where: str, header: str) -> str:
+    """Return the separator the header row uses; raise ``InputError`` if it does not tell."""
+    delimiter = _header_delimiter(header)
+    if delimiter is not None:
+        return delimiter
+    if _HEADER_NAME.fullmatch(header):
+        return ","  # one column, such as 'email' alone: no separator to find, none needed
+    used = [_DELIMITER_NAMES[mark] for mark in CSV_DELIMITERS if mark in header]
+    if len(used) > 1:
+        msg = f"the header row mixes {' and '.join(used)}; separate the field names with one"
+    else:
+        msg = (
+            "the first row must name the fields (letters, digits, underscores), "
+            "separated by ',', ';' or tab, e.g. id,email,name"
+        )
+    raise InputError([Problem(where, msg)])
+
+
 def _csv_entries(path: Path, text: str) -> Iterator[tuple[int, int, Fields, Any]]:
     """Yield each row of a CSV contact list as an entry, with where each of its cells is.
 
@@ -333,17 +353,7 @@ def _csv_entries(path: Path, text: str) -> Iterator[tuple[int, int, Fields, Any]
     header_line, header = _first_line(text)
     if not header:
         raise InputError([Problem(str(path), "the contact list is empty; expected a header row")])
-    delimiter = _header_delimiter(header)
-    if delimiter is None:
-        used = [_DELIMITER_NAMES[mark] for mark in CSV_DELIMITERS if mark in header]
-        if len(used) > 1:
-            msg = f"the header row mixes {' and '.join(used)}; separate the field names with one"
-        else:
-            msg = (
-                "the first row must name the fields (letters, digits, underscores), "
-                "separated by ',', ';' or tab, e.g. id,email,name"
-            )
-        raise InputError([Problem(f"{path}:{header_line}", msg)])
+    delimiter = _csv_delimiter(f"{path}:{header_line}", header)
     rows = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     names: list[str] = []
     end = 0
@@ -354,7 +364,7 @@ def _csv_entries(path: Path, text: str) -> Iterator[tuple[int, int, Fields, Any]
             if not any(cell.strip() for cell in row):
                 continue  # blank lines, before the header or between rows
             if not names:
-                names = [cell.strip() for cell in row]
+                names = [_column_name(cell) for cell in row]
                 _check_header(path, start, names)
                 continue
             number += 1
@@ -389,6 +399,16 @@ def _csv_row(names: list[str], row: list[str], line: int) -> tuple[Fields, dict[
     return fields, entry
 
 
+def _column_name(cell: str) -> str:
+    """Return a header cell's field name: a contact's own field whatever its case (``Email``).
+
+    Other names stay as written, for the letter's template names them so.
+    """
+    name = cell.strip()
+    lower = name.lower()
+    return lower if lower in OWN_FIELDS else name
+
+
 def _check_header(path: Path, line: int, names: list[str]) -> None:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -400,11 +420,8 @@ def _check_header(path: Path, line: int, names: list[str]) -> None:
             msg = f"column {column}: the field {name!r} is given twice (also column {seen[name]})"
             problems.append(Problem(f"{path}:{line}", msg))
         seen.setdefault(name, column)
-    problems.extend(
-        Problem(f"{path}:{line}", f"the header row has no {required!r} column")
-        for required in ("id", "email")
-        if required not in seen
-    )
+    if "email" not in seen:  # without an 'id' column, each id is made from the address
+        problems.append(Problem(f"{path}:{line}", "the header row has no 'email' column"))
     if problems:
         raise InputError(problems)
 
@@ -430,11 +447,16 @@ def _csv_hint(path: Path, text: str) -> Problem | None:
 
 @dataclass(slots=True)
 class ContactList:
-    """Hold what reading a contact list found: valid contacts, problems, entries read."""
+    """Hold what reading a contact list found: valid contacts, problems, entries read.
+
+    ``made_ids`` lists, in file order, the ids made from the addresses of a CSV list that has
+    no 'id' column, one for each valid contact.
+    """
 
     contacts: list[Contact] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     entries: int = 0
+    made_ids: list[str] = field(default_factory=list)
 
 
 def read_contact_list(path: Path) -> ContactList:
@@ -446,7 +468,7 @@ def read_contact_list(path: Path) -> ContactList:
         result.problems.append(hint)
         return result
     entries = _csv_entries(path, text.removeprefix("\ufeff")) if is_csv else None
-    ids: dict[str, int] = {}
+    ids: dict[str, tuple[int, str | None]] = {}
     emails: dict[str, tuple[str, int]] = {}
     try:
         for number, line, fields, entry in entries or _read_entries(path, text):
@@ -460,11 +482,15 @@ def read_contact_list(path: Path) -> ContactList:
             if isinstance(entry, _RowError):
                 result.problems.append(Problem(f"{path}:{line}", entry.message))
                 continue
-            checked = _validate_entry(path, number, line, fields, entry)
+            # A CSV row's fields are the header's columns, whether its cells are empty or not.
+            make_id = is_csv and "id" not in fields
+            checked = _validate_entry(path, number, line, fields, entry, make_id=make_id)
             checked.problems.extend(_duplicates(line, checked, ids, emails))
             result.problems.extend(checked.problems)
             if checked.contact is not None and not checked.problems:
                 result.contacts.append(checked.contact)
+                if make_id:
+                    result.made_ids.append(checked.contact.id)
     except InputError as exc:
         result.problems.extend(exc.problems)
     return result
@@ -493,6 +519,7 @@ class _Checked:
     id: str | None = None
     email: str | None = None
     where: Callable[[str], str] = str  # names a field of the entry in a message
+    made: bool = False  # the id is made from the address
 
 
 def _validate_entry(
@@ -501,27 +528,30 @@ def _validate_entry(
     line: int,
     fields: Fields,
     entry: object,
+    *,
+    make_id: bool = False,
 ) -> _Checked:
-    """Check one entry's fields, each in its own step, collecting every problem of the entry."""
+    """Check one entry's fields, each in its own step, collecting every problem of the entry.
+
+    With ``make_id``, the entry has no id of its own: it gets one made from its address.
+    """
     where = _locator(path, number, line, fields, entry)
     if not isinstance(entry, dict):
         return _Checked(
             None, [Problem(where(), f"must be a mapping of fields, not {describe(entry)}")]
         )
-    problems = [
-        Problem(where(), f"the required field {required!r} is missing")
-        for required in ("id", "email")
-        if entry.get(required) is None
-    ]
+    problems = _missing(entry, where, make_id=make_id)
     good_id = _check_id(entry.get("id"), where, problems)
     email = _check_email(entry.get("email"), where, problems)
+    if make_id and email is not None:
+        good_id = slug(email)
     name = _check_name(entry.get("name") or "", where, problems)
     cc = _check_cc(entry.get("cc"), where, problems)
     attachments, attachment_problems = _attachment_paths(entry.get("attachments") or [])
     problems.extend(Problem(where("attachments"), message) for message in attachment_problems)
     data = _check_data(entry, where, problems)
 
-    checked = _Checked(None, problems, good_id, email, where)
+    checked = _Checked(None, problems, good_id, email, where, make_id)
     if problems or email is None or good_id is None:
         return checked
     checked.contact = Contact(
@@ -541,6 +571,19 @@ class _Where(Protocol):
 
     def __call__(self, name: str | None = None, /) -> str:
         """Return ``path:line: entry N (id 'x')``, and ``, field 'f'`` when a field is named."""
+
+
+_REQUIRED = ("id", "email")
+_MADE_ID_REQUIRED = ("email",)
+
+
+def _missing(entry: dict[Any, Any], where: _Where, *, make_id: bool) -> list[Problem]:
+    """Name each required field the entry lacks: its id, unless one is made, and its address."""
+    return [
+        Problem(where(), f"the required field {required!r} is missing")
+        for required in (_MADE_ID_REQUIRED if make_id else _REQUIRED)
+        if entry.get(required) is None
+    ]
 
 
 def _locator(path: Path, number: int, line: int, fields: Fields, entry: object) -> _Where:
@@ -579,8 +622,10 @@ def slug(text: str) -> str:
 
     Accents are dropped (``Côte`` gives ``cote``); empty when nothing of ``text`` is left.
     """
-    folded = text.casefold().translate(_LETTERS)
-    plain = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode()
+    plain = text.lower()
+    if not plain.isascii():  # an address is ASCII: only a name written as an id comes here
+        folded = text.casefold().translate(_LETTERS)
+        plain = unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode()
     return "-".join(_ID_RUN.findall(plain))
 
 
@@ -628,14 +673,11 @@ def _check_cc(value: object, where: _Where, problems: list[Problem]) -> list[str
     return cc
 
 
-_OWN_FIELDS = frozenset({"id", "email", "name", "cc", "attachments"})
-
-
 def _check_data(entry: dict[Any, Any], where: _Where, problems: list[Problem]) -> dict[str, Any]:
     """Return the entry's other fields, the template's data: each named usably and text."""
     data: dict[str, Any] = {}
     for key, value in entry.items():
-        if key in _OWN_FIELDS:
+        if key in OWN_FIELDS:
             continue
         if not isinstance(key, str) or not _is_field_name(key):
             msg = "a field name must be letters, digits and underscores, to be usable in a template"
@@ -681,16 +723,21 @@ def _attachment_paths(value: object) -> tuple[tuple[str, ...], list[str]]:
 def _duplicates(
     line: int,
     checked: _Checked,
-    ids: dict[str, int],
+    ids: dict[str, tuple[int, str | None]],
     emails: dict[str, tuple[str, int]],
 ) -> list[Problem]:
-    """Name an id or address used by an earlier entry, whether or not either entry is valid."""
+    """Name an id or address used by an earlier entry, whether or not either entry is valid.
+
+    Two addresses that make the same id are named both; the same address twice is a
+    duplicate address, not also a duplicate id.
+    """
     problems: list[Problem] = []
-    if checked.id is not None:
-        first_line = ids.setdefault(checked.id, line)
-        if first_line != line:
-            msg = f"duplicate id {checked.id!r}; first used on line {first_line}"
-            problems.append(Problem(checked.where("id"), msg))
+    first_line, first_email = (
+        ids.setdefault(checked.id, (line, checked.email)) if checked.id else (line, None)
+    )
+    if first_line != line and not checked.made:
+        msg = f"duplicate id {checked.id!r}; first used on line {first_line}"
+        problems.append(Problem(checked.where("id"), msg))
     if checked.email is not None:
         owner = checked.id or "?"
         first_id, first_email_line = emails.setdefault(checked.email.lower(), (owner, line))
@@ -700,4 +747,11 @@ def _duplicates(
                 f"line {first_email_line}"
             )
             problems.append(Problem(checked.where("email"), msg))
+            return problems
+    if first_line != line and checked.made:
+        msg = (
+            f"{checked.email!r} makes the id {checked.id!r}, as {first_email!r} on line "
+            f"{first_line} does; add an 'id' column to give each contact its own"
+        )
+        problems.append(Problem(checked.where("email"), msg))
     return problems

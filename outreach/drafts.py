@@ -58,6 +58,7 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)  # every file read, once each
+    made_ids: list[str] = field(default_factory=list)  # made from addresses: the list has no ids
 
 
 class Drafter:
@@ -390,6 +391,7 @@ def check(campaign: Campaign, /) -> CheckReport:
     contacts = found.contacts
     report.contacts = len(contacts)
     report.entries = found.entries
+    report.made_ids = found.made_ids
     report.problems.extend(found.problems)
     try:
         drafter = Drafter(campaign)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, write_campaign
 
-from outreach.contacts import load_contacts
+from outreach.contacts import load_contacts, read_contact_list, read_contacts
 
 TYPED = "Zip {{ zip }}, next {{ zip|int + 1 }}, code {{ code }}, ver {{ ver }} ({{ ver|float }}), on {{ on }}.\n"
 
@@ -129,6 +129,7 @@ def test_csv_errors_name_file_line_and_column(tmp_path: Path) -> None:
             "contacts.csv:1: column 2: 'e-mail' cannot name a field: use letters, digits, underscores",
         ),
         ("id,name", "contacts.csv:1: the header row has no 'email' column"),
+        ("Name,Country", "contacts.csv:1: the header row has no 'email' column"),
         (
             "id email",
             "contacts.csv:1: the first row must name the fields (letters, digits, underscores), separated by ',', ';' or tab, e.g. id,email,name",
@@ -174,3 +175,161 @@ def test_csv_attachments_cell_lists_files_separated_by_semicolons(tmp_path: Path
     )
     (contact,) = load_contacts(path)
     assert contact.attachments == ("report.pdf", "annex 1.pdf")
+
+
+def write_csv(folder: Path, text: str) -> Path:
+    """Write ``text``, dedented, as the CSV contact list ``contacts.csv`` and return its path."""
+    path = folder / "contacts.csv"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["ID;Email;Name;Country", " Id ; EMAIL ;name;Country", '"ID";"Email";"Name";"Country"'],
+    ids=["capitals", "spaces-and-case", "quoted"],
+)
+def test_a_header_names_the_fields_whatever_their_case(tmp_path: Path, header: str) -> None:
+    """A spreadsheet's header 'ID;Email;Name' names the id, address and name; other columns stay as written."""
+    path = write_csv(
+        tmp_path,
+        f"""\
+        {header}
+        mexico;mexico@un-missions.example;Claude Heller;Mexico
+        """,
+    )
+    (contact,) = load_contacts(path)
+    assert (contact.id, contact.email, contact.name) == (
+        "mexico",
+        "mexico@un-missions.example",
+        "Claude Heller",
+    )
+    assert contact.data == {"Country": "Mexico"}
+
+
+def test_a_header_naming_a_field_twice_in_two_cases_is_refused(tmp_path: Path) -> None:
+    """'Email' and 'email' in one header name the same field twice."""
+    path = write_csv(
+        tmp_path,
+        """\
+        Email,email
+        a@un-missions.example,b@un-missions.example
+        """,
+    )
+    assert [str(problem) for problem in read_contacts(path)[1]] == [
+        f"{path}:1: column 2: the field 'email' is given twice (also column 1)"
+    ]
+
+
+def test_without_an_id_column_each_contact_gets_an_id_made_from_its_address(
+    tmp_path: Path,
+) -> None:
+    """A spreadsheet with no id column loads; each id is the address made an id, and the list says which were made."""
+    path = write_csv(
+        tmp_path,
+        """\
+        Email;Name
+        ana.uno@mission.example;Ana Uno
+        Bo_Two+un@Mission.Example;Bo Two
+        """,
+    )
+    found = read_contact_list(path)
+    assert found.problems == []
+    assert [(c.id, c.email) for c in found.contacts] == [
+        ("ana-uno-mission-example", "ana.uno@mission.example"),
+        ("bo-two-un-mission-example", "Bo_Two+un@mission.example"),
+    ]
+    assert found.made_ids == ["ana-uno-mission-example", "bo-two-un-mission-example"]
+    assert read_contact_list(path).made_ids == found.made_ids  # the same ids every run
+
+
+def test_a_list_with_ids_reports_none_made(tmp_path: Path) -> None:
+    """A list with an id column, YAML or CSV, makes no id."""
+    path = write_csv(tmp_path, "id,email\nmexico,mexico@un-missions.example\n")
+    found = read_contact_list(path)
+    assert [c.id for c in found.contacts] == ["mexico"]
+    assert found.made_ids == []
+
+
+def test_two_addresses_that_make_one_id_are_both_named(tmp_path: Path) -> None:
+    """Addresses that differ only in punctuation make the same id: an error naming both rows."""
+    path = write_csv(
+        tmp_path,
+        """\
+        email,name
+        ana.uno@mission.example,Ana Uno
+        bo@mission.example,Bo Two
+        ana-uno@mission.example,Ana Other
+        """,
+    )
+    found = read_contact_list(path)
+    assert [str(problem) for problem in found.problems] == [
+        (
+            f"{path}:4: entry 3, column 1 'email': 'ana-uno@mission.example' makes the id "
+            "'ana-uno-mission-example', as 'ana.uno@mission.example' on line 2 does; "
+            "add an 'id' column to give each contact its own"
+        )
+    ]
+    assert [c.id for c in found.contacts] == ["ana-uno-mission-example", "bo-mission-example"]
+
+
+def test_an_address_given_twice_without_ids_is_a_duplicate_address_only(tmp_path: Path) -> None:
+    """The same address twice, in two cases, is named as a duplicate address, not also as an id made twice."""
+    path = write_csv(
+        tmp_path,
+        """\
+        email
+        ana@mission.example
+        ANA@mission.example
+        """,
+    )
+    assert [str(problem) for problem in read_contacts(path)[1]] == [
+        (
+            f"{path}:3: entry 2, column 1 'email': duplicate email 'ANA@mission.example'; "
+            "also used by 'ana-mission-example', line 2"
+        )
+    ]
+
+
+def test_a_list_of_addresses_alone_loads(tmp_path: Path) -> None:
+    """A CSV list of one column, 'email', with no separator to find, loads with ids made."""
+    path = write_csv(
+        tmp_path,
+        """\
+        Email
+        ana@mission.example
+        bo@mission.example
+        """,
+    )
+    assert [(c.id, c.email) for c in load_contacts(path)] == [
+        ("ana-mission-example", "ana@mission.example"),
+        ("bo-mission-example", "bo@mission.example"),
+    ]
+
+
+def test_a_row_without_an_address_needs_no_id_when_ids_are_made(tmp_path: Path) -> None:
+    """Without an id column, a row missing its address is refused for the address alone."""
+    path = write_csv(
+        tmp_path,
+        """\
+        email,name
+        ,Ana Uno
+        """,
+    )
+    assert [str(problem) for problem in read_contacts(path)[1]] == [
+        f"{path}:2: entry 1: the required field 'email' is missing"
+    ]
+
+
+def test_a_bad_id_in_a_spreadsheet_gets_a_suggestion(tmp_path: Path) -> None:
+    """An id cell written as a name is refused with an id to try."""
+    path = write_csv(
+        tmp_path,
+        """\
+        ID,Email
+        Ana Uno,ana@mission.example
+        """,
+    )
+    assert [str(problem) for problem in read_contacts(path)[1]] == [
+        f"{path}:2: entry 1 (id 'Ana Uno'), column 1 'id': 'Ana Uno' is not a valid id; try 'ana-uno'"
+    ]
