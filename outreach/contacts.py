@@ -364,8 +364,7 @@ def _csv_entries(path: Path, text: str) -> Iterator[tuple[int, int, Fields, Any]
             if not any(cell.strip() for cell in row):
                 continue  # blank lines, before the header or between rows
             if not names:
-                names = [_column_name(cell) for cell in row]
-                _check_header(path, start, names)
+                names = _header_names(path, start, row)
                 continue
             number += 1
             if len(row) != len(names):
@@ -399,22 +398,19 @@ def _csv_row(names: list[str], row: list[str], line: int) -> tuple[Fields, dict[
     return fields, entry
 
 
-def _column_name(cell: str) -> str:
-    """Return a header cell's field name: a contact's own field whatever its case (``Email``).
+def _header_names(path: Path, line: int, cells: list[str]) -> list[str]:
+    """Return the field names a header row gives, in lowercase; raise if it cannot give them.
 
-    Other names stay as written, for the letter's template names them so.
+    A name matches whatever its case and the spaces around it: a spreadsheet's ``Email`` is
+    ``email``, its ``Organization`` the letter's ``{{ organization }}``.
     """
-    name = cell.strip()
-    lower = name.lower()
-    return lower if lower in OWN_FIELDS else name
-
-
-def _check_header(path: Path, line: int, names: list[str]) -> None:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
-    for column, name in enumerate(names, start=1):
+    names = [cell.strip().lower() for cell in cells]
+    for column, (cell, name) in enumerate(zip(cells, names, strict=True), start=1):
         if not FIELD_PATTERN.fullmatch(name):
-            msg = f"column {column}: {name!r} cannot name a field: use letters, digits, underscores"
+            what = cell.strip()
+            msg = f"column {column}: {what!r} cannot name a field: use letters, digits, underscores"
             problems.append(Problem(f"{path}:{line}", msg))
         elif name in seen:
             msg = f"column {column}: the field {name!r} is given twice (also column {seen[name]})"
@@ -424,6 +420,7 @@ def _check_header(path: Path, line: int, names: list[str]) -> None:
         problems.append(Problem(f"{path}:{line}", "the header row has no 'email' column"))
     if problems:
         raise InputError(problems)
+    return names
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,10 @@ def test_csv_errors_name_file_line_and_column(tmp_path: Path) -> None:
             "contacts.csv:1: column 2: 'e-mail' cannot name a field: use letters, digits, underscores",
         ),
         ("id,name", "contacts.csv:1: the header row has no 'email' column"),
+        (
+            "Id,E-Mail",
+            "contacts.csv:1: column 2: 'E-Mail' cannot name a field: use letters, digits, underscores",
+        ),
         ("Name,Country", "contacts.csv:1: the header row has no 'email' column"),
         (
             "id email",
@@ -190,7 +194,7 @@ def write_csv(folder: Path, text: str) -> Path:
     ids=["capitals", "spaces-and-case", "quoted"],
 )
 def test_a_header_names_the_fields_whatever_their_case(tmp_path: Path, header: str) -> None:
-    """A spreadsheet's header 'ID;Email;Name' names the id, address and name; other columns stay as written."""
+    """A spreadsheet's header 'ID;Email;Name;Country' names the fields id, email, name and country."""
     path = write_csv(
         tmp_path,
         f"""\
@@ -204,7 +208,7 @@ def test_a_header_names_the_fields_whatever_their_case(tmp_path: Path, header: s
         "mexico@un-missions.example",
         "Claude Heller",
     )
-    assert contact.data == {"Country": "Mexico"}
+    assert contact.data == {"country": "Mexico"}
 
 
 def test_a_header_naming_a_field_twice_in_two_cases_is_refused(tmp_path: Path) -> None:
@@ -333,3 +337,72 @@ def test_a_bad_id_in_a_spreadsheet_gets_a_suggestion(tmp_path: Path) -> None:
     assert [str(problem) for problem in read_contacts(path)[1]] == [
         f"{path}:2: entry 1 (id 'Ana Uno'), column 1 'id': 'Ana Uno' is not a valid id; try 'ana-uno'"
     ]
+
+
+def test_check_lists_the_ids_it_made(tmp_path: Path) -> None:
+    """A spreadsheet without ids passes check, which lists the id made for each contact."""
+    write_campaign(tmp_path, contacts="")
+    contacts = textwrap.dedent(
+        """\
+        Email;Name;Country
+        ana.uno@mission.example;Ana Uno;Mexico
+        bo@mission.example;Bo Two;Brazil
+        """
+    )
+    use_contacts(tmp_path, "contacts.csv", contacts.encode())
+    done = run_cli("check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "contacts.csv has no 'id' column: 2 ids made from the addresses, their letters and "
+        "digits joined by dashes:\n"
+        "  ana-uno-mission-example\n"
+        "  bo-mission-example\n"
+        "check passed: 2 contacts valid, 2 drafts rendered, 0 problems, 2 warnings\n"
+    )
+
+
+@pytest.mark.parametrize(("count", "more"), [(15, "5"), (5000, "4,990")])
+def test_check_shows_ten_made_ids_of_a_long_list(tmp_path: Path, count: int, more: str) -> None:
+    """Of 15 or 5,000 ids made, check shows the first ten and counts the rest."""
+    write_campaign(tmp_path, contacts="")
+    rows = "".join(f"member.{n}@mission.example,Member {n},Country {n}\n" for n in range(count))
+    use_contacts(tmp_path, "contacts.csv", f"email,name,country\n{rows}".encode())
+    done = run_cli("check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        (
+            f"contacts.csv has no 'id' column: {count:,} ids made from the addresses, their "
+            "letters and digits joined by dashes:"
+        ),
+        *(f"  member-{n}-mission-example" for n in range(10)),
+        f"  and {more} more",
+        f"check passed: {count} contacts valid, {count} drafts rendered, 0 problems, 2 warnings",
+    ]
+
+
+def test_check_names_two_addresses_that_make_one_id(tmp_path: Path) -> None:
+    """Two addresses that make one id fail check, naming both rows; only the valid contact's id is listed."""
+    write_campaign(tmp_path, contacts="")
+    contacts = textwrap.dedent(
+        """\
+        email,name,country
+        ana.uno@mission.example,Ana Uno,Mexico
+        ana_uno@mission.example,Ana Other,Brazil
+        """
+    )
+    use_contacts(tmp_path, "contacts.csv", contacts.encode())
+    done = run_cli("check", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[2:] == [
+        (
+            "error: contacts.csv:3: entry 2, column 1 'email': 'ana_uno@mission.example' makes "
+            "the id 'ana-uno-mission-example', as 'ana.uno@mission.example' on line 2 does; add "
+            "an 'id' column to give each contact its own"
+        ),
+        "check failed: 1 of 2 contacts valid, 1 draft rendered, 1 problem, 2 warnings",
+    ]
+    assert done.stdout == (
+        "contacts.csv has no 'id' column: 1 id made from the addresses, their letters and "
+        "digits joined by dashes:\n"
+        "  ana-uno-mission-example\n"
+    )

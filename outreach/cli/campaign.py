@@ -100,6 +100,22 @@ def _show(draft: Draft) -> str:
     return "\n".join(lines)
 
 
+SHOWN_IDS = 10
+
+
+def _made_ids(contacts: Path, ids: list[str]) -> str:
+    """Say which ids were made from the addresses: one a line, the first ten of a long list."""
+    said = (
+        f"{contacts} has no 'id' column: {len(ids):,} {noun(len(ids), 'id')} made from the "
+        "addresses, their letters and digits joined by dashes:"
+    )
+    lines = [said]
+    lines += [f"  {contact_id}" for contact_id in ids[:SHOWN_IDS]]
+    if len(ids) > SHOWN_IDS:
+        lines.append(f"  and {len(ids) - SHOWN_IDS:,} more")
+    return "\n".join(lines)
+
+
 def _record_attachments(campaign: Campaign, files: list[Attachment], *, by: str) -> None:
     """Note the attached files' SHA-256 in the send log: 'send' refuses them if they change."""
     if not files:
@@ -142,6 +158,8 @@ def check(*, choice: CampaignChoice) -> None:
         typer.echo(f"warning: {warning}", err=True)
     for problem in report.problems:
         typer.echo(f"error: {problem}", err=True)
+    if report.made_ids:
+        typer.echo(_made_ids(campaign.contacts, report.made_ids))
     valid = f"{report.contacts} of {report.entries}" if report.problems else report.contacts
     summary = (
         f"{valid} {noun(report.entries, 'contact')} valid, "
