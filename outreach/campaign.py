@@ -131,8 +131,8 @@ def load_campaign(
     """
     data = _read(path)
     fields = _Fields(data)
-    if unknown := sorted(set(data) - KNOWN_FIELDS):
-        fields.problems.append(f"unknown fields {unknown}; known: {sorted(KNOWN_FIELDS)}")
+    if unknown := _unknown(data):
+        fields.problems.append(unknown)
     folder = path.parent
     name = _name(fields)
     subject = fields.text("subject") or ""
@@ -166,6 +166,16 @@ def load_campaign(
         sent_folder=sent_folder,
         return_path=return_path,
     )
+
+
+def _unknown(data: dict[str, object]) -> str | None:
+    """Name the fields the file has that are not campaign fields, and the ones that are."""
+    unknown = sorted(set(data) - KNOWN_FIELDS)
+    if not unknown:
+        return None
+    what = "field" if len(unknown) == 1 else "fields"
+    named = ", ".join(map(repr, unknown))
+    return f"unknown {what} {named}; known: {', '.join(sorted(KNOWN_FIELDS))}"
 
 
 class _Fields:

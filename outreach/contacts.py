@@ -246,7 +246,9 @@ def _read_entries(  # noqa: C901, PLR0915 - the document's shape, checked in rea
             msg = "expected a mapping with a 'contacts:' list at the top level"
             raise InputError([Problem(f"{path}:{line}", msg)])
         if unknown:
-            msg = f"unknown top-level keys {sorted(unknown)}; only 'contacts'"
+            keys = ", ".join(map(repr, sorted(unknown)))
+            what = "key" if len(unknown) == 1 else "keys"
+            msg = f"unknown top-level {what} {keys}; only 'contacts'"
             raise InputError([Problem(f"{path}:{line}", msg)])
         reader.next()  # the document ends
         if not isinstance(reader.peek(), yaml.StreamEndEvent):

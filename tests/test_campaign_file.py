@@ -36,3 +36,18 @@ def test_a_name_that_cannot_name_a_file_is_refused(tmp_path: Path, name: str) ->
     )
     assert not (tmp_path / "logs").exists()
     assert not (tmp_path / "outbox").exists()
+
+
+def test_unknown_fields_are_named_in_words(tmp_path: Path) -> None:
+    """Misspelt fields are named, with the known ones, as words rather than a Python list."""
+    campaign = write_campaign(tmp_path, contacts=contacts_yaml(1))
+    text = campaign.read_text(encoding="utf-8")
+    campaign.write_text(text + 'reply_too = "a@b.example"\ndaly_limit = 5\n', encoding="utf-8")
+    done = run_cli("check", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: campaign.toml: unknown fields 'daly_limit', 'reply_too'; known: "
+        "attachment_folders, attachments, auth, contacts, daily_limit, from, imap, letterhead, "
+        "name, organization, organization_address, pdf, pdf_name, provider, reply_to, "
+        "return_path, sent_folder, subject, template\n"
+    )

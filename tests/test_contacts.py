@@ -203,6 +203,14 @@ def test_shipped_list_loads_fifteen_delegations() -> None:
             id="empty-file",
         ),
         pytest.param(
+            "contacts: []\npeople: []\n",
+            [
+                "{path}: 'contacts' is an empty list",
+                "{path}:1: unknown top-level key 'people'; only 'contacts'",
+            ],
+            id="unknown-top-level-key",
+        ),
+        pytest.param(
             "contacts:\n  - id: mexico\n    email: a@b.example\n    email: c@d.example\n",
             ["{path}:4: entry 1: the field 'email' is given twice (also line 3)"],
             id="duplicate-field",
