@@ -299,7 +299,10 @@ def test_the_pdf_example_attaches_the_letter_as_a_pdf(tmp_path: Path) -> None:
 def test_the_readmes_log_is_what_log_shows_after_a_send_and_a_track(
     tmp_path: Path, dovecot: Dovecot
 ) -> None:
-    """The shipped campaign sent to a sink, a bounce, a reply and an out-of-office tracked."""
+    """The shipped campaign sent to a sink, a bounce, a reply and an out-of-office tracked.
+
+    The tracking page's summary of that track and its history of one recipient are checked too.
+    """
     copy_shipped_campaign(tmp_path)
     sink = Sink(tmp_path)
     try:
@@ -316,7 +319,7 @@ def test_the_readmes_log_is_what_log_shows_after_a_send_and_a_track(
     with outreach.open_log(campaign.default_log) as log:
         sent = {row.id: row for row in log.recipients()}
     for number, (kind, who) in enumerate(
-        [("bounce", "gabon"), ("reply", "mexico"), ("auto", "japan")]
+        [("bounce", "gabon"), ("reply", "mexico"), ("auto", "japan")], start=1
     ):
         letter = sent[who]
         assert letter.message_id is not None
@@ -324,8 +327,9 @@ def test_the_readmes_log_is_what_log_shows_after_a_send_and_a_track(
             dovecot.append(dsn(letter.email, letter.message_id, number))
         else:
             dovecot.append(reply(letter.email, letter.message_id, number, auto=kind == "auto"))
-    walk.run(f"$ outreach track --imap {README_IMAP}\n...")
+    walk.run(block("track-summary"))
     walk.run(block("readme-log"))
+    walk.run(block("log-mexico"))
 
 
 def test_the_contact_list_example_is_a_valid_entry(tmp_path: Path) -> None:
