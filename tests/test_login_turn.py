@@ -12,6 +12,7 @@ import datetime as dt
 import sqlite3
 import ssl
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ async def test_once_the_first_login_succeeds_the_others_log_in_together(
 
 
 async def test_in_flight_counts_only_the_claimed(tmp_path: Path) -> None:
-    """One pipelined connection with slow replies: in flight is never above two, the claimed."""
+    """One pipelined connection with slow replies: only the two claimed await an answer."""
     folder = tmp_path / "c"
     write_campaign(folder, contacts=contacts_yaml(6))
     campaign = load_campaign(folder / "campaign.toml")
@@ -110,13 +111,22 @@ async def test_in_flight_counts_only_the_claimed(tmp_path: Path) -> None:
             plan = choose(contacts, log.statuses(), options)
             batch = Batch(drafter, log, SmtpTransport(settings), options=options)
             task = asyncio.ensure_future(batch.run(plan))
-            seen: list[tuple[int, int]] = []
+            # In flight, of which awaiting an answer, and 'sending' in the send log.
+            seen: list[tuple[int, int, int]] = []
             while not task.done() and len(seen) < 12:
                 await asyncio.sleep(0.1)
-                with sqlite3.connect(folder / "send.sqlite3") as db:
+                with closing(sqlite3.connect(folder / "send.sqlite3")) as db:
                     query = "SELECT count(*) FROM recipients WHERE status = 'sending'"
-                    seen.append((batch.in_flight, db.execute(query).fetchone()[0]))
+                    claimed = db.execute(query).fetchone()[0]
+                seen.append((batch.in_flight, batch._awaiting, claimed))
             batch.stop()
             summary = await task
-    assert max(flight for flight, _ in seen) == 2, seen
+    # The third lane, its envelope out ahead, is not counted until a claim slot is free. In
+    # flight may be three for a moment: an answer's settle is queued, not yet on disk, when the
+    # next claim goes (they share a commit), so the answered are left out of the bound.
+    assert max(awaiting for _, awaiting, _ in seen) == 2, seen
+    # The send log agrees: its 'sending' rows reach the two claim slots, never more, and each
+    # is counted in flight (a claim counts from its queueing, an answer until it is on disk).
+    assert max(claimed for _, _, claimed in seen) == 2, seen
+    assert all(claimed <= flight for flight, _, claimed in seen), seen
     assert summary.sent == server.messages
