@@ -145,7 +145,7 @@ class Walkthrough:
         self.folder = folder
         self.smtp = smtp
         self.imap = imap
-        self.env = clean_env(COLUMNS="100", **env)
+        self.env = clean_env(COLUMNS="100", PYTHONUNBUFFERED="1", **env)  # in order, as on a terminal
 
     def run(self, text: str) -> None:
         """Run each command of the console block ``text``; what it prints must be what is shown."""
@@ -205,7 +205,7 @@ def test_the_first_campaign_walkthrough_runs_as_the_readme_shows(
         campaign = outreach.load_campaign(settings)
         with outreach.open_log(campaign.default_log) as log:
             sent = {row.id: row for row in log.recipients()}
-        ada, grace = sent["ada"], sent["grace"]
+        ada, grace = sent["ada-partner-one-example"], sent["grace-partner-two-example"]
         assert ada.message_id is not None
         assert grace.message_id is not None
         dovecot.append(dsn(grace.email, grace.message_id, 1))
