@@ -145,7 +145,8 @@ class Walkthrough:
         self.folder = folder
         self.smtp = smtp
         self.imap = imap
-        self.env = clean_env(COLUMNS="100", PYTHONUNBUFFERED="1", **env)  # in order, as on a terminal
+        # Unbuffered, what goes to stdout and stderr comes in order, as on a terminal.
+        self.env = clean_env(COLUMNS="100", PYTHONUNBUFFERED="1", **env)
 
     def run(self, text: str) -> None:
         """Run each command of the console block ``text``; what it prints must be what is shown."""
