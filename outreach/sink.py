@@ -11,6 +11,7 @@ import contextlib
 import email.parser
 import email.policy
 import hmac
+import logging
 import mailbox
 import ssl
 import tempfile
@@ -62,6 +63,7 @@ class MaildirSink:
     def __init__(self, path: Path, /, *, report: Callable[[str], None]) -> None:
         """Store into the Maildir at ``path`` (created when missing); ``report`` gets a line."""
         self.box = mailbox.Maildir(path, create=True)
+        self.received = 0  # in this run
         self._report = report
         self._parser = email.parser.BytesHeaderParser(policy=email.policy.default)
 
@@ -74,6 +76,7 @@ class MaildirSink:
         """Store the message and report who it came from and went to."""
         data = envelope.original_content or b""
         key = self.box.add(data)
+        self.received += 1
         headers = self._parser.parsebytes(data)
         subject = str(headers.get("Subject", ""))
         rcpts = ", ".join(envelope.rcpt_tos)
@@ -110,6 +113,35 @@ class _SinkSMTP(SMTP):
         super().data_received(data)
 
 
+# What aiosmtpd logs on its logger 'mail.log' that is no news to the sink's user: a login in
+# clear text, which the sink allows on purpose and says so itself, and its own use of its
+# deprecated Session.login_data at every login, which no caller can avoid.
+_QUIET_LOGS = (
+    "auth_required == True but auth_require_tls == False",
+    "Session.login_data is deprecated",
+)
+# The same login in clear text, also raised as a warning when each connection starts.
+_QUIET_WARNING = "Requiring AUTH while not requiring TLS"
+
+
+def _worth_showing(record: logging.LogRecord) -> bool:
+    """Tell whether a record of aiosmtpd's logger is worth showing (one of ours is not)."""
+    return not str(record.msg).startswith(_QUIET_LOGS)
+
+
+@contextlib.contextmanager
+def _quiet_library() -> Iterator[None]:
+    """Leave out aiosmtpd's notes on what the sink does on purpose, while it serves."""
+    logger = logging.getLogger("mail.log")
+    logger.addFilter(_worth_showing)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_QUIET_WARNING, module="aiosmtpd")
+            yield
+    finally:
+        logger.removeFilter(_worth_showing)
+
+
 @contextlib.contextmanager
 def throwaway_tls() -> Iterator[tuple[ssl.SSLContext, Path]]:
     """Make a certificate authority and a certificate for 127.0.0.1 and localhost, for one run.
@@ -144,11 +176,8 @@ async def serve(
     """Serve SMTP on ``host:port`` until ``stop`` is set."""
     handler = MaildirSink(path, report=report)
     loop = asyncio.get_running_loop()
-    # aiosmtpd warns about its own use of a deprecated attribute, and about a login without
-    # TLS, which this trial server allows on purpose and says so in its own words.
-    warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
-    warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_quiet_library())
         tls_context, ca_file = stack.enter_context(throwaway_tls()) if tls else (None, None)
 
         def authenticate(
@@ -197,3 +226,12 @@ async def serve(
             report(f"login required: {who}{clear}")
         async with server:
             await stop.wait()
+        report(_stopped(handler.received, path))
+
+
+def _stopped(received: int, path: Path) -> str:
+    """Say, once stopped, how many messages this run received and where they are."""
+    if not received:
+        return f"stopped: no message received; the Maildir {path} is as it was"
+    messages = "1 message" if received == 1 else f"{received} messages"
+    return f"stopped: {messages} received, stored in the Maildir {path}"

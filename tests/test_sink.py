@@ -129,3 +129,43 @@ def test_a_login_to_a_server_without_auth_says_it_offers_none(tmp_path: Path, st
         f"smtp://127.0.0.1:{sink.port}; otherwise check that --smtp names your provider's "
         "submission server. Nothing was sent.\n"
     ) in done.stderr
+
+
+def test_a_sink_with_logins_in_clear_text_says_only_its_own_lines_and_its_total_at_ctrl_c(
+    tmp_path: Path, start_sink
+) -> None:
+    """'sink --auth' prints no library warning at each login, and Ctrl-C ends with what it received and where."""
+    write_campaign(tmp_path / "c", contacts=contacts_yaml(2))
+    sink = start_sink("--auth", f"trial:{PASSWORD}")
+    sink.wait_for("login required")  # read before the send, as the helper reads what follows
+    done = send(
+        tmp_path / "c", f"smtp://trial@127.0.0.1:{sink.port}", OUTREACH_SMTP_PASSWORD=PASSWORD
+    )
+    assert done.returncode == 0, done.stderr
+    sink.stop()
+    maildir = tmp_path / "sink"
+    keys = sorted(mailbox.Maildir(maildir, create=False).keys())
+    assert len(keys) == 2
+    received = sorted(line for line in sink.lines if " -> " in line)
+    pattern = (
+        r"sender@outreach\.example -> (c\d+)@mission\.example: 'A test letter' \(\d+ bytes, (\S+)\)"
+    )
+    matches = [re.fullmatch(pattern, line) for line in received]
+    assert [m.group(1) for m in matches if m] == ["c00001", "c00002"]
+    assert sorted(m.group(2) for m in matches if m) == keys
+    assert [line for line in sink.lines if " -> " not in line] == [
+        f"listening on smtp://127.0.0.1:{sink.port}, storing into {maildir}; Ctrl-C stops",
+        "login required: user 'trial', in clear text (add --tls to try it over TLS)",
+        "login 'trial' accepted (PLAIN)",
+        f"stopped: 2 messages received, stored in the Maildir {maildir}",
+    ]
+
+
+def test_a_sink_stopped_before_any_message_says_so(tmp_path: Path, start_sink) -> None:
+    """Ctrl-C on a sink that received nothing says so, and names the Maildir left as it was."""
+    sink = start_sink()
+    sink.stop()
+    assert (
+        sink.lines[-1]
+        == f"stopped: no message received; the Maildir {tmp_path / 'sink'} is as it was"
+    )
