@@ -3,45 +3,24 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import sys
 from collections import Counter
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from outreach.cli.history import show_history
 from outreach.cli.options import CampaignChoice, LogOption, campaign_command
+from outreach.cli.records import LOG_FIELDS, NO_NEWS, OUTCOMES, as_dict, event_dict, outcome
 from outreach.cli.say import fail, when
 from outreach.errors import OutreachError
 from outreach.model import Status
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
-    from outreach.api import Attempt, NotedTestSend, Recipient, SendLog, TrackEvent
-
-
-LOG_FIELDS = (
-    "id",
-    "email",
-    "cc",
-    "status",
-    "attempts",
-    "message_id",
-    "reply",
-    "reply_code",
-    "reply_text",
-    "refused",
-    "content_hash",
-    "updated_at",
-    "delivery",
-    "replied_at",
-    "auto_replied_at",
-)
-NO_NEWS = "no news"
-# How the totals and --status name what is known of a sent letter, the most telling first.
-OUTCOMES = ("replied", "bounced", "auto-replied", "delivered", "delayed", NO_NEWS)
+    from outreach.api import NotedTestSend, Recipient, TrackEvent
 
 
 class Shown(StrEnum):
@@ -60,19 +39,6 @@ class Shown(StrEnum):
     AUTO_REPLIED = "auto-replied"
 
 
-def _outcome(row: Recipient) -> str:
-    """Say what is known of a recipient's letter: replied, bounced, ... or no news."""
-    if row.replied_at:
-        return "replied"
-    if row.delivery == "bounced":
-        return "bounced"
-    if row.auto_replied_at:
-        return "auto-replied"
-    if row.delivery in {"delivered", "delayed"}:
-        return row.delivery
-    return NO_NEWS
-
-
 def _shows(row: Recipient, shown: Shown) -> bool:
     if shown.value in set(Status):
         return row.status == shown.value
@@ -81,7 +47,7 @@ def _shows(row: Recipient, shown: Shown) -> bool:
     if shown is Shown.AUTO_REPLIED:
         return row.auto_replied_at is not None
     if shown is Shown.NO_NEWS:
-        return row.status == Status.SENT and _outcome(row) == NO_NEWS
+        return row.status == Status.SENT and outcome(row) == NO_NEWS
     return row.delivery == shown.value
 
 
@@ -89,7 +55,7 @@ def _totals(rows: list[Recipient]) -> str:
     """Return e.g. ``15 sent: 12 no news, 1 bounced, 2 replied; 3 pending``."""
     if not rows:
         return "no recipients yet"
-    outcomes = Counter(_outcome(row) for row in rows if row.status == Status.SENT)
+    outcomes = Counter(outcome(row) for row in rows if row.status == Status.SENT)
     statuses = Counter(row.status for row in rows if row.status != Status.SENT)
     parts = []
     if outcomes:
@@ -97,45 +63,6 @@ def _totals(rows: list[Recipient]) -> str:
         parts.append(f"{sum(outcomes.values())} sent: {known}")
     others = ", ".join(f"{statuses[s]} {s}" for s in Status if statuses.get(s))
     return "; ".join([*parts, others] if others else parts)
-
-
-def _event_dict(event: TrackEvent) -> dict[str, Any]:
-    return {
-        "kind": event.kind,
-        "at": event.at,
-        "address": event.address,
-        "status_code": event.status_code,
-        "diagnostic": event.diagnostic,
-        "sender": event.sender,
-        "excerpt": event.excerpt,
-        "original_message_id": event.original_id,
-        "matched_by": event.matched_by,
-        "evidence": event.evidence,
-        "folder": event.folder,
-        "uidvalidity": event.uidvalidity,
-        "uid": event.uid,
-        "recorded_at": event.recorded_at,
-    }
-
-
-def _as_dict(row: Recipient) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "email": row.email,
-        "cc": row.cc.split() if row.cc else [],
-        "status": row.status,
-        "attempts": row.attempts,
-        "message_id": row.message_id,
-        "reply": row.reply,
-        "reply_code": row.reply_code,
-        "reply_text": row.reply_text,
-        "refused": row.refused,
-        "content_hash": row.content_hash,
-        "updated_at": row.updated_at,
-        "delivery": row.delivery,
-        "replied_at": row.replied_at,
-        "auto_replied_at": row.auto_replied_at,
-    }
 
 
 @campaign_command
@@ -172,7 +99,7 @@ def show(
         path = log_path or choice.load().default_log
         with api.open_log(path) as log:
             if contact_id is not None:
-                _show_history(log, contact_id, as_json=as_json)
+                show_history(log, contact_id, as_json=as_json)
                 return
             everyone = log.recipients()
             test_sends = log.test_sends()
@@ -211,14 +138,14 @@ def _print_records(rows: list[Recipient], events: dict[str, list[TrackEvent]] | 
     """Print JSON Lines with each recipient's events, or CSV when ``events`` is None."""
     if events is not None:
         for row in rows:
-            record = _as_dict(row)
-            record["events"] = [_event_dict(e) for e in events.get(row.id, [])]
+            record = as_dict(row)
+            record["events"] = [event_dict(e) for e in events.get(row.id, [])]
             typer.echo(json.dumps(record, ensure_ascii=False))
         return
     writer = csv.DictWriter(sys.stdout, fieldnames=LOG_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        record = _as_dict(row)
+        record = as_dict(row)
         record["cc"] = " ".join(record["cc"])
         writer.writerow(record)
 
@@ -312,78 +239,3 @@ def _print_table(rows: list[Recipient]) -> None:
     for line in cells:
         table.add_row(*(Text(line[name]) for name in widths))
     console.print(table)
-
-
-def _say_attempts(row: Recipient, attempts: list[Attempt]) -> None:
-    """Say each attempt, the Cc addresses it was refused for, and what a refused Cc missed."""
-    for a in attempts:
-        reply = " ".join(f"{a.reply_code or ''} {a.reply_text or ''}".split())
-        to = f" to {a.email}" if a.email and a.email != row.email else ""
-        typer.echo(
-            f"  attempt {a.number} (run {a.run_id}){to} {a.started_at} -> "
-            f"{a.finished_at or '?'}: {a.outcome or 'in flight'}: {reply}"
-        )
-        if a.refused:
-            typer.echo(f"    refused: {a.refused}")
-    if row.status == Status.SENT and row.refused:
-        typer.echo(
-            "  a Cc refused when the letter went did not get its copy, and no retry sends it "
-            "(the others would get theirs twice): forward the letter to them by hand"
-        )
-
-
-def _show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
-    row = log.recipient(contact_id)
-    if row is None:
-        msg = f"{log.path}: no recipient {contact_id!r} in this send log"
-        raise OutreachError(msg)
-    attempts = log.history(contact_id)
-    events = log.events(contact_id)
-    copies = log.copies(contact_id)
-    if as_json:
-        record = _as_dict(row)
-        record["history"] = [
-            {
-                "attempt": a.number,
-                "run": a.run_id,
-                "started_at": a.started_at,
-                "finished_at": a.finished_at,
-                "outcome": a.outcome,
-                "reply_code": a.reply_code,
-                "reply_text": a.reply_text,
-                "refused": a.refused,
-                "message_id": a.message_id,
-                "content_hash": a.content_hash,
-                "email": a.email,
-            }
-            for a in attempts
-        ]
-        record["events"] = [_event_dict(e) for e in events]
-        record["sent_copies"] = [dataclasses.asdict(c) for c in copies]
-        typer.echo(json.dumps(record, ensure_ascii=False))
-        return
-    cc = f" (cc {row.cc})" if row.cc else ""
-    tries = "attempt" if row.attempts == 1 else "attempts"
-    typer.echo(f"{row.id} <{row.email}>{cc}: {row.status} after {row.attempts} {tries}")
-    delivery = NO_NEWS if row.delivery == "unknown" else row.delivery
-    typer.echo(
-        f"delivery: {delivery}; replied: {when(row.replied_at) or 'no'}; "
-        f"auto-replied: {when(row.auto_replied_at) or 'no'}"
-    )
-    typer.echo(f"Message-ID: {row.message_id or '-'}   content SHA-256: {row.content_hash or '-'}")
-    _say_attempts(row, attempts)
-    for c in copies:
-        if c.saved_at:
-            typer.echo(f"  copy of {c.message_id} saved in {c.folder!r} at {when(c.saved_at)}")
-        else:
-            why = f": {c.error}" if c.error else ""
-            typer.echo(f"  copy of {c.message_id} not in the Sent folder yet{why}")
-    for e in events:
-        where = f"({e.folder}, UID {e.uid}, {e.evidence})"
-        if e.kind in {"replied", "auto_replied"}:
-            typer.echo(f"  {e.kind.replace('_', '-')} {when(e.at)} from {e.sender} {where}")
-            for line in e.excerpt.splitlines():
-                typer.echo(f"    | {line}")
-        else:
-            detail = " ".join(part for part in (e.status_code, e.diagnostic) if part)
-            typer.echo(f"  {e.kind} {when(e.at)} {e.address or '(no address)'}: {detail} {where}")

@@ -135,7 +135,7 @@ def _event_lines(event: Event) -> list[str]:
     return lines
 
 
-def print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading order
+def print_summary(
     summary: Summary,
     *,
     again: Again,
@@ -147,10 +147,21 @@ def print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading 
     """Say what happened, where the letters went, and the true next steps, options repeated.
 
     ``later``: the batch stopped because the server refused the login for now, so the next
-    step is to wait and run the same command, not to fix something first.
+    step is to wait and run the same command, not to fix something first. Each part says its
+    lines as it comes, in reading order, and returns its next steps, said last.
     """
-    from outreach.api import DAILY, LIMITED
+    _say_outcome(summary, destination=destination, outbox=outbox)
+    steps = _retry_steps(summary, again)
+    steps.extend(_daily_steps(summary, again))
+    steps.extend(_rest_steps(summary, again, later=later))
+    steps.extend(_copy_lines(summary, again))
+    steps.extend(_log_steps(summary, again, outbox=outbox, log_file=log_file))
+    for step in steps:
+        typer.echo(f"next: {step}")
 
+
+def _say_outcome(summary: Summary, *, destination: str | None, outbox: Path | None) -> None:
+    """Say the counts, the error that stopped the batch, and where the letters went."""
     left_out = ", ".join(f"{n} {s}" for s, n in sorted(summary.left_out.items()))
     typer.echo(
         f"sent {summary.sent}, failed {summary.failed}, uncertain {summary.uncertain}, "
@@ -166,9 +177,13 @@ def print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading 
         typer.echo(f"The letters are in the Maildir {outbox}: nothing left this machine.")
     elif summary.sent:
         typer.echo(f"The letters went to {destination}.")
-    steps = []
     if summary.selected and summary.ok and not summary.sent:
         typer.echo("Nothing to send: every selected recipient is already sent.")
+
+
+def _retry_steps(summary: Summary, again: Again) -> list[str]:
+    """Return the steps for the failed and the uncertain, of this run or of earlier ones."""
+    steps = []
     if summary.failed or summary.left_out.get(Status.FAILED):
         steps.append(f"see why: {again.log('--status', 'failed')}")
         steps.append(f"try them again: {again.send('--retry-failed')}")
@@ -177,30 +192,50 @@ def print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading 
             "uncertain messages may have arrived: check with the server's operator, then send "
             f"them again: {again.send('--resend-uncertain')}"
         )
-    if summary.left_out.get(DAILY):
-        when = (
-            f"from {summary.resume_at:%Y-%m-%d %H:%M} UTC"
-            if summary.resume_at is not None
-            else "once a day has passed since the first of today's"
-        )
-        typer.echo(
-            f"Daily limit reached: {plural(summary.left_out[DAILY], 'recipient')} left for "
-            f"later. The next can go {when}."
-        )
-        steps.append(f"send the rest {when} (none is sent twice): {again.send()}")
+    return steps
+
+
+def _daily_steps(summary: Summary, again: Again) -> list[str]:
+    """Say that the daily limit left recipients for later, and when the next can go."""
+    from outreach.api import DAILY
+
+    if not summary.left_out.get(DAILY):
+        return []
+    when = (
+        f"from {summary.resume_at:%Y-%m-%d %H:%M} UTC"
+        if summary.resume_at is not None
+        else "once a day has passed since the first of today's"
+    )
+    typer.echo(
+        f"Daily limit reached: {plural(summary.left_out[DAILY], 'recipient')} left for "
+        f"later. The next can go {when}."
+    )
+    return [f"send the rest {when} (none is sent twice): {again.send()}"]
+
+
+def _rest_steps(summary: Summary, again: Again, *, later: bool) -> list[str]:
+    """Return the step for those not sent yet: wait, fix what stopped the batch, or go on."""
+    from outreach.api import LIMITED
+
     rest = summary.not_sent + summary.left_out.get(LIMITED, 0)
-    if rest and summary.fatal and later:
-        steps.append(
+    if not rest:
+        return []
+    if summary.fatal and later:
+        step = (
             "the server refused the login for now: wait a while, then run the same command to "
             f"send the {rest} not sent yet (none is sent twice): {again.send()}"
         )
-    elif rest and summary.fatal:
-        steps.append(
+        return [step]
+    if summary.fatal:
+        return [
             f"once that is fixed, send the {rest} not sent yet (none is sent twice): {again.send()}"
-        )
-    elif rest:
-        steps.append(f"go on with the {rest} not sent yet (none is sent twice): {again.send()}")
-    steps.extend(_copy_lines(summary, again))
+        ]
+    return [f"go on with the {rest} not sent yet (none is sent twice): {again.send()}"]
+
+
+def _log_steps(summary: Summary, again: Again, *, outbox: Path | None, log_file: Path) -> list[str]:
+    """Return the steps to see the log and, after a run into the outbox, to send for real."""
+    steps = []
     if summary.selected:
         steps.append(f"see what happened to each recipient: {again.log()}")
     if outbox is not None and summary.sent:
@@ -214,8 +249,7 @@ def print_summary(  # noqa: C901, PLR0912 - one message per outcome, in reading 
             "to send for real, give the live run a send log of its own (this one counts these "
             f"letters as sent): {real}"
         )
-    for step in steps:
-        typer.echo(f"next: {step}")
+    return steps
 
 
 def _copy_lines(summary: Summary, again: Again) -> list[str]:

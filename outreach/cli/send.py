@@ -37,10 +37,15 @@ from outreach.errors import LoginRefusedForNowError, OutreachError
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from outreach.api import (
         Campaign,
+        Provider,
         SaveSent,
         SendOptions,
+        SmtpSettings,
+        Summary,
         Transport,
     )
 
@@ -49,7 +54,7 @@ URL_ENV = "OUTREACH_SMTP_URL"
 
 
 @campaign_command
-def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
+def send(
     ids: Annotated[
         list[str] | None,
         typer.Argument(help="With --test-to: the contacts whose drafts go; the first when none."),
@@ -173,6 +178,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
     """
     from outreach import api
 
+    again = Again(ctx)
     try:
         if not save_sent:
             refuse_copy_options(ctx)
@@ -194,25 +200,29 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
         profile, method = sign_in_method(campaign, choice.path, provider, auth, oauth_token_command)
         if smtp is None and profile is not None:
             smtp = profile.smtp_url(campaign.sender.address)
-        options = api.SendOptions(
-            daily_limit=daily_limit
-            or campaign.daily_limit
-            or (profile.daily_limit if profile else None),
+        options = _send_options(
+            campaign,
+            profile,
+            daily_limit=daily_limit,
             concurrency=concurrency,
-            rate=api.parse_rate(rate) if rate else (profile.rate if profile else None),
+            rate=rate,
             max_attempts=max_attempts,
-            backoff=retry_backoff,
+            retry_backoff=retry_backoff,
             retry_failed=retry_failed,
             resend_uncertain=resend_uncertain,
             limit=limit,
-            only=tuple(only or ()),
-            allow_reserved=allow_reserved_domains,
+            only=only,
+            allow_reserved_domains=allow_reserved_domains,
         )
         settings = None
         if smtp:
             settings = api.smtp_settings(
                 smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
             )
+
+        def credentials(settings: SmtpSettings) -> SmtpSettings:
+            return smtp_credentials(settings, method, profile, oauth_token_command, smtp_password)
+
         # Checked first, in a dry run too: whatever would stop the run stops it.
         copies = (
             sent_copies(
@@ -231,12 +241,7 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
             test_to,
             ids,
             transport=lambda: transport_of_test_send(
-                campaign,
-                settings,
-                outbox,
-                credentials=lambda s: smtp_credentials(
-                    s, method, profile, oauth_token_command, smtp_password
-                ),
+                campaign, settings, outbox, credentials=credentials
             ),
             log=log_path,
             allow_reserved=allow_reserved_domains,
@@ -245,40 +250,117 @@ def send(  # noqa: C901 - one step per kind of run: test, dry run, batch
         if dry_run_:
             _dry_run(campaign, options, log=log_path, live=settings is not None, copies=copies)
             return
-        with api.prepare_send(
-            campaign, options=options, log=log_path, live=settings is not None, save_sent=copies
-        ) as prepared:
-            for contact_id in prepared.recovered:
-                msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
-                typer.echo(msg, err=True)
-            say_copies(prepared, again=Again(ctx))
-            transport: Transport
-            if settings is not None:
-                if prepared.plan.todo:
-                    confirm(prepared.plan, campaign, settings.url, yes, prepared.corrections)
-                    settings = smtp_credentials(
-                        settings, method, profile, oauth_token_command, smtp_password
-                    )
-                transport = api.SmtpTransport(settings)
-            else:
-                transport = api.MaildirTransport(outbox or campaign.default_outbox)
-                typer.echo(
-                    f"No --smtp given: delivering into the Maildir {transport.path}; "
-                    "nothing leaves this machine."
-                )
-                corrected(prepared.plan, prepared.corrections)
-            again = Again(ctx)
-            summary = run_with_progress(
-                prepared, transport, again=again, timeout=settings.timeout if settings else None
-            )
+        summary = _batch(
+            campaign,
+            options,
+            settings,
+            credentials,
+            log=log_path,
+            outbox=outbox,
+            copies=copies,
+            yes=yes,
+            again=again,
+        )
     except OutreachError as exc:
         raise fail(exc) from None
-    print_summary(
+    _finish(
         summary,
         again=again,
         destination=settings.url if settings is not None else None,
         outbox=None if settings is not None else outbox or campaign.default_outbox,
         log_file=log_path or campaign.default_log,
+    )
+
+
+def _send_options(
+    campaign: Campaign,
+    profile: Provider | None,
+    *,
+    daily_limit: int | None,
+    concurrency: int,
+    rate: str | None,
+    max_attempts: int,
+    retry_backoff: float,
+    retry_failed: bool,
+    resend_uncertain: bool,
+    limit: int | None,
+    only: list[str] | None,
+    allow_reserved_domains: bool,
+) -> SendOptions:
+    """Gather the batch's options: the one given, else the campaign file's, else the profile's."""
+    from outreach import api
+
+    return api.SendOptions(
+        daily_limit=daily_limit
+        or campaign.daily_limit
+        or (profile.daily_limit if profile else None),
+        concurrency=concurrency,
+        rate=api.parse_rate(rate) if rate else (profile.rate if profile else None),
+        max_attempts=max_attempts,
+        backoff=retry_backoff,
+        retry_failed=retry_failed,
+        resend_uncertain=resend_uncertain,
+        limit=limit,
+        only=tuple(only or ()),
+        allow_reserved=allow_reserved_domains,
+    )
+
+
+def _batch(
+    campaign: Campaign,
+    options: SendOptions,
+    settings: SmtpSettings | None,
+    credentials: Callable[[SmtpSettings], SmtpSettings],
+    *,
+    log: Path | None,
+    outbox: Path | None,
+    copies: SaveSent | None,
+    yes: bool,
+    again: Again,
+) -> Summary:
+    """Run the batch: to the server once confirmed and signed in to, or into the outbox."""
+    from outreach import api
+
+    with api.prepare_send(
+        campaign, options=options, log=log, live=settings is not None, save_sent=copies
+    ) as prepared:
+        for contact_id in prepared.recovered:
+            msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
+            typer.echo(msg, err=True)
+        say_copies(prepared, again=again)
+        transport: Transport
+        if settings is not None:
+            if prepared.plan.todo:
+                confirm(prepared.plan, campaign, settings.url, yes, prepared.corrections)
+                settings = credentials(settings)
+            transport = api.SmtpTransport(settings)
+        else:
+            transport = api.MaildirTransport(outbox or campaign.default_outbox)
+            typer.echo(
+                f"No --smtp given: delivering into the Maildir {transport.path}; "
+                "nothing leaves this machine."
+            )
+            corrected(prepared.plan, prepared.corrections)
+        return run_with_progress(
+            prepared, transport, again=again, timeout=settings.timeout if settings else None
+        )
+
+
+def _finish(
+    summary: Summary,
+    *,
+    again: Again,
+    destination: str | None,
+    outbox: Path | None,
+    log_file: Path,
+) -> None:
+    """Say how the batch went; exit 130 if stopped, 1 if a letter or a copy is missing."""
+    print_summary(
+        summary,
+        again=again,
+        destination=destination,
+        outbox=outbox,
+        log_file=log_file,
         later=isinstance(summary.error, LoginRefusedForNowError),
     )
     if summary.interrupted:

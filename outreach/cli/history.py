@@ -1,0 +1,115 @@
+"""One recipient's whole history in the send log: attempts, Sent copies, what came back."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from outreach.cli.records import NO_NEWS, as_dict, event_dict
+from outreach.cli.say import when
+from outreach.errors import OutreachError
+from outreach.model import Status
+
+if TYPE_CHECKING:
+    from outreach.api import Attempt, KeptCopy, Recipient, SendLog, TrackEvent
+
+
+def show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
+    """Print one recipient's whole history: as one JSON record, or as lines of text."""
+    row = log.recipient(contact_id)
+    if row is None:
+        msg = f"{log.path}: no recipient {contact_id!r} in this send log"
+        raise OutreachError(msg)
+    attempts = log.history(contact_id)
+    events = log.events(contact_id)
+    copies = log.copies(contact_id)
+    if as_json:
+        typer.echo(json.dumps(_history_record(row, attempts, events, copies), ensure_ascii=False))
+        return
+    _print_recipient(row)
+    _print_attempts(row, attempts)
+    _print_copies(copies)
+    _print_events(events)
+
+
+def _history_record(
+    row: Recipient, attempts: list[Attempt], events: list[TrackEvent], copies: list[KeptCopy]
+) -> dict[str, Any]:
+    """Return the recipient's record with its attempts, its events and its Sent copies."""
+    record = as_dict(row)
+    record["history"] = [
+        {
+            "attempt": a.number,
+            "run": a.run_id,
+            "started_at": a.started_at,
+            "finished_at": a.finished_at,
+            "outcome": a.outcome,
+            "reply_code": a.reply_code,
+            "reply_text": a.reply_text,
+            "refused": a.refused,
+            "message_id": a.message_id,
+            "content_hash": a.content_hash,
+            "email": a.email,
+        }
+        for a in attempts
+    ]
+    record["events"] = [event_dict(e) for e in events]
+    record["sent_copies"] = [dataclasses.asdict(c) for c in copies]
+    return record
+
+
+def _print_recipient(row: Recipient) -> None:
+    """Print who the recipient is, where its letter stands and what came back."""
+    cc = f" (cc {row.cc})" if row.cc else ""
+    tries = "attempt" if row.attempts == 1 else "attempts"
+    typer.echo(f"{row.id} <{row.email}>{cc}: {row.status} after {row.attempts} {tries}")
+    delivery = NO_NEWS if row.delivery == "unknown" else row.delivery
+    typer.echo(
+        f"delivery: {delivery}; replied: {when(row.replied_at) or 'no'}; "
+        f"auto-replied: {when(row.auto_replied_at) or 'no'}"
+    )
+    typer.echo(f"Message-ID: {row.message_id or '-'}   content SHA-256: {row.content_hash or '-'}")
+
+
+def _print_attempts(row: Recipient, attempts: list[Attempt]) -> None:
+    """Print each attempt, the Cc addresses it was refused for, and what a refused Cc missed."""
+    for a in attempts:
+        reply = " ".join(f"{a.reply_code or ''} {a.reply_text or ''}".split())
+        to = f" to {a.email}" if a.email and a.email != row.email else ""
+        typer.echo(
+            f"  attempt {a.number} (run {a.run_id}){to} {a.started_at} -> "
+            f"{a.finished_at or '?'}: {a.outcome or 'in flight'}: {reply}"
+        )
+        if a.refused:
+            typer.echo(f"    refused: {a.refused}")
+    if row.status == Status.SENT and row.refused:
+        typer.echo(
+            "  a Cc refused when the letter went did not get its copy, and no retry sends it "
+            "(the others would get theirs twice): forward the letter to them by hand"
+        )
+
+
+def _print_copies(copies: list[KeptCopy]) -> None:
+    """Print where each copy of the letter was saved, or why it is not saved yet."""
+    for c in copies:
+        if c.saved_at:
+            typer.echo(f"  copy of {c.message_id} saved in {c.folder!r} at {when(c.saved_at)}")
+        else:
+            why = f": {c.error}" if c.error else ""
+            typer.echo(f"  copy of {c.message_id} not in the Sent folder yet{why}")
+
+
+def _print_events(events: list[TrackEvent]) -> None:
+    """Print what came back from the mailbox: replies with their excerpt, reports with detail."""
+    for e in events:
+        where = f"({e.folder}, UID {e.uid}, {e.evidence})"
+        if e.kind in {"replied", "auto_replied"}:
+            typer.echo(f"  {e.kind.replace('_', '-')} {when(e.at)} from {e.sender} {where}")
+            for line in e.excerpt.splitlines():
+                typer.echo(f"    | {line}")
+        else:
+            detail = " ".join(part for part in (e.status_code, e.diagnostic) if part)
+            typer.echo(f"  {e.kind} {when(e.at)} {e.address or '(no address)'}: {detail} {where}")
