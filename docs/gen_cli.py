@@ -28,10 +28,15 @@ from the command line itself by `python docs/gen_cli.py`; a test fails when it i
 `outreach --version` the version.
 
 A number option's help gives its range and default in words, and a bad value is refused in
-plain words, naming the option and the range:
+plain words, naming the option and the range, with the exit status 2:
 
-```text
-Invalid value for '--concurrency': 0 is outside the range: give a number from 1 to 64.
+<!-- test: bad-option -->
+```console
+$ outreach send --concurrency 0
+Usage: outreach send [OPTIONS] [IDS]
+Try 'outreach send -h' for help.
+
+Error: Invalid value for '--concurrency': 0 is outside the range: give a number from 1 to 64.
 ```
 
 What each command is for, and the options' meaning in full, are on the pages for

@@ -68,6 +68,14 @@ def test_the_command_reference_is_the_command_lines_own_help() -> None:
     assert committed == gen_cli.render(), "docs/cli.md is out of date: run python docs/gen_cli.py"
 
 
+def test_a_bad_option_value_is_refused_as_the_reference_shows(tmp_path: Path) -> None:
+    """The command reference's example of a number out of range is what outreach prints."""
+    ((command, shown),) = console(block("bad-option"))
+    done = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
+    assert done.returncode == 2
+    assert fits(shown, (done.stdout + done.stderr).splitlines())
+
+
 def copy_shipped_campaign(folder: Path) -> None:
     """Copy the shipped campaign's files into ``folder``."""
     for name in SHIPPED:
