@@ -15,7 +15,8 @@ from imapserver import PASSWORD, USER, Dovecot, open_folder, start_dovecot
 from mailserver import PASSWORD as SMTP_PASSWORD
 from mailserver import USERNAME, Server
 
-from outreach import api, batch
+from outreach import api
+from outreach.batch import copies
 from outreach.errors import MailboxError
 from outreach.mailbox import Auth, Credentials
 from outreach.sendlog import SCHEMA_VERSION, SendLog
@@ -72,7 +73,7 @@ def test_letters_queued_without_their_bytes_are_read_back_from_the_log(
     campaign: Path, make_server, client_tls, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the bytes held in memory, each copy is read back from the send log, byte for byte."""
-    monkeypatch.setattr(batch, "COPY_QUEUE_BYTES", 0)
+    monkeypatch.setattr(copies, "COPY_QUEUE_BYTES", 0)
     server = make_server(pipelining=True)
     summary = send_saving_sent(campaign, server, client_tls, save_sent(dovecot))
     assert summary.copies == api.Copies(folder="Sent", saved=6)

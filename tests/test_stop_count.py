@@ -10,7 +10,7 @@ from helpers import contacts_yaml, write_campaign
 from outreach import drafts
 from outreach.batch import Batch, SendOptions
 from outreach.campaign import load_campaign
-from outreach.sendlog import Journal, SendLog, Status
+from outreach.sendlog import SendLog, Status
 from outreach.transport import MaildirTransport
 
 
@@ -25,15 +25,16 @@ def test_an_answer_whose_record_waits_for_the_disk_still_counts_as_in_flight(
     with SendLog(path, campaign=campaign.name, write=True) as log:
         log.register(contacts)
         batch = Batch(drafter, log, MaildirTransport(tmp_path / "outbox"), options=SendOptions())
-        batch._journal = Journal(log)
+        recorder = batch._recorder
+        recorder.start()
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another writer holds the log: the settle must wait
         try:
-            batch._settle(contacts[0], Status.SENT, outcome="sent", code=250, text="ok")
+            recorder.settle(contacts[0], Status.SENT, outcome="sent", code=250, text="ok")
             assert batch.in_flight == 1
         finally:
             other.execute("ROLLBACK")
             other.close()
-        batch._journal.close()  # commits what is queued
+        recorder.journal.close()  # commits what is queued
         assert batch.in_flight == 0
         assert log.statuses() == {contacts[0].id: Status.SENT}
