@@ -196,3 +196,77 @@ def test_a_caller_of_main_keeps_a_working_collector_until_its_exit(tmp_path: Pat
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert done.stdout.splitlines()[-1] == "frozen after main: 0"
+
+
+def test_send_help_groups_its_options_and_says_where_the_password_and_the_letters_go(
+    tmp_path: Path,
+) -> None:
+    """'send --help' lists its options in sections, names the password's variable and says what --outbox is."""
+    text = run_cli("send", "--help", cwd=tmp_path, env={"COLUMNS": "100"}).stdout
+    sections = {}
+    for block in text.split("\n\n"):
+        title, _, rest = block.partition(":\n")
+        if rest and title in {
+            "What to send",
+            "The server",
+            "Signing in",
+            "The Sent copy",
+            "Pacing and retries",
+            "Options",
+        }:
+            sections[title] = [
+                line.split()[0].rstrip(",") for line in rest.splitlines() if line.startswith("  -")
+            ]
+    assert sections == {
+        "What to send": [
+            "--test-to",
+            "--only",
+            "--limit",
+            "--retry-failed",
+            "--resend-uncertain",
+            "--allow-reserved-domains",
+            "--dry-run",
+            "--yes",
+            "--log",
+            "--campaign",
+            "--template",
+            "--contacts",
+            "--from",
+        ],
+        "The server": [
+            "--smtp",
+            "--outbox",
+            "--provider",
+            "--require-tls",
+            "--insecure-tls",
+            "--timeout",
+        ],
+        "Signing in": ["--auth", "--password-command", "--oauth-token-command"],
+        "The Sent copy": ["--save-sent", "--imap", "--sent-folder", "--imap-password-command"],
+        "Pacing and retries": [
+            "--rate",
+            "--concurrency",
+            "--daily-limit",
+            "--max-attempts",
+            "--retry-backoff",
+        ],
+        "Options": ["-h"],
+    }
+    assert list(sections) == [
+        "What to send",
+        "The server",
+        "Signing in",
+        "The Sent copy",
+        "Pacing and retries",
+        "Options",
+    ]
+    words = " ".join(text.split())
+    assert (
+        "--outbox DIR The folder, a Maildir, where the letters go when no --smtp is given: "
+        "nothing leaves this machine. [default: outbox/ beside the campaign file]"
+    ) in words
+    assert (
+        "--password-command COMMAND A command that prints the SMTP password. The password is "
+        "taken from OUTREACH_SMTP_PASSWORD if set, else from this command, else asked for on a "
+        "terminal. [env var: OUTREACH_SMTP_PASSWORD_COMMAND]"
+    ) in words

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from outreach.cli import campaign, log, send, signin, sink, track
-from outreach.cli.options import name_values
+from outreach.cli.options import Sections, name_values
 
 __all__ = ["app", "main"]
 
@@ -29,7 +29,7 @@ app = typer.Typer(
 app.command("init")(campaign.init)
 app.command("check")(campaign.check)
 app.command("preview")(campaign.preview)
-app.command("send")(send.send)
+app.command("send", cls=Sections)(send.send)
 app.command("log")(log.show)
 app.command("track")(track.track)
 app.command("login")(signin.login)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT
 
@@ -17,6 +18,8 @@ from outreach.model import CAMPAIGN_FILE, DEFAULT_TIMEOUT
 if TYPE_CHECKING:
     from outreach.api import Campaign
 
+
+NAME_WIDTH = 30  # as the option parser's help: a longer name has a line of its own
 
 N = TypeVar("N", int, float)
 
@@ -41,7 +44,7 @@ class Bounded(Generic[N]):
             return f"{self.low:g} or more"
         return f"{self.low:g} to {self.high:g}"
 
-    def option(self, *names: str) -> Any:
+    def option(self, *names: str, panel: str | None = None) -> Any:
         """Return the typer option, its help ending with the range and the default in words."""
         default = f", default {self.default:g}" if self.default is not None else ""
         return typer.Option(
@@ -49,6 +52,7 @@ class Bounded(Generic[N]):
             help=f"{self.help} ({self.range}{default}).",
             show_default=False,
             callback=self.check,
+            rich_help_panel=panel,
         )
 
     @property
@@ -98,47 +102,77 @@ class CampaignChoice:
         )
 
 
-_CAMPAIGN_OPTIONS = [
-    inspect.Parameter(
-        "campaign_file",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=Path(CAMPAIGN_FILE),
-        annotation=Annotated[
-            Path, typer.Option("--campaign", help="The campaign file.", show_default=True)
-        ],
-    ),
-    inspect.Parameter(
-        "template",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            Path | None, typer.Option("--template", help="Use this letter template instead.")
-        ],
-    ),
-    inspect.Parameter(
-        "contacts",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            Path | None, typer.Option("--contacts", help="Use this contact list instead.")
-        ],
-    ),
-    inspect.Parameter(
-        "sender",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[
-            str | None,
-            typer.Option(
-                "--from", help="Send as 'Name <address>' instead of the campaign's sender."
-            ),
-        ],
-    ),
-]
+def _campaign_parameters(panel: str | None) -> list[inspect.Parameter]:
+    """Declare the campaign options, listed under ``panel`` in a help of sections."""
+    return [
+        inspect.Parameter(
+            "campaign_file",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=Path(CAMPAIGN_FILE),
+            annotation=Annotated[
+                Path,
+                typer.Option(
+                    "--campaign",
+                    help="The campaign file.",
+                    show_default=True,
+                    rich_help_panel=panel,
+                ),
+            ],
+        ),
+        inspect.Parameter(
+            "template",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None,
+                typer.Option(
+                    "--template", help="Use this letter template instead.", rich_help_panel=panel
+                ),
+            ],
+        ),
+        inspect.Parameter(
+            "contacts",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None,
+                typer.Option(
+                    "--contacts", help="Use this contact list instead.", rich_help_panel=panel
+                ),
+            ],
+        ),
+        inspect.Parameter(
+            "sender",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                str | None,
+                typer.Option(
+                    "--from",
+                    help="Send as 'Name <address>' instead of the campaign's sender.",
+                    rich_help_panel=panel,
+                ),
+            ],
+        ),
+    ]
 
 
 def campaign_command(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command the shared campaign options, passed to it as one ``choice`` argument.
+    """Give a command the shared campaign options, passed to it as one ``choice`` argument."""
+    return campaign_options()(command)
+
+
+def campaign_options(
+    panel: str | None = None,
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Return ``campaign_command`` with the options listed under ``panel`` in the help."""
+    return functools.partial(_with_campaign_options, panel=panel)
+
+
+def _with_campaign_options(
+    command: Callable[..., None], *, panel: str | None
+) -> Callable[..., None]:
+    """Give ``command`` the campaign options, passed to it as one ``choice`` argument.
 
     The options are declared once, above; typer reads them from the signature made here.
     """
@@ -155,39 +189,85 @@ def campaign_command(command: Callable[..., None]) -> Callable[..., None]:
         )
         command(choice=choice, **kwargs)
 
-    parameters += _CAMPAIGN_OPTIONS
+    parameters += _campaign_parameters(panel)
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     return wrapper
 
 
-ProviderOption = Annotated[
-    str | None,
-    typer.Option(
+def provider_option(panel: str | None = None) -> Any:
+    """Return the --provider option, listed under ``panel`` in a help of sections."""
+    return typer.Option(
         "--provider",
         help="microsoft365, gmail or google-workspace: its servers, OAuth2 sign-in and "
         "published limits as defaults (also 'provider =' in campaign.toml).",
-    ),
-]
-AuthOption = Annotated[
-    str | None,
-    typer.Option(
+        rich_help_panel=panel,
+    )
+
+
+def auth_option(panel: str | None = None) -> Any:
+    """Return the --auth option, listed under ``panel`` in a help of sections."""
+    return typer.Option(
         "--auth",
         help="password (the default) or xoauth2 (OAuth2; see 'outreach login').",
-    ),
-]
-TokenCommandOption = Annotated[
-    str | None,
-    typer.Option(
+        rich_help_panel=panel,
+    )
+
+
+def token_command_option(panel: str | None = None) -> Any:
+    """Return the --oauth-token-command option, listed under ``panel`` in a help of sections."""
+    return typer.Option(
         "--oauth-token-command",
         envvar="OUTREACH_OAUTH_TOKEN_COMMAND",
         help="A command that prints an OAuth2 access token; run for each login.",
-    ),
-]
-LogOption = Annotated[
-    Path | None,
-    typer.Option("--log", help="The send log (SQLite). [default: logs/<campaign>.sqlite3]"),
-]
+        rich_help_panel=panel,
+    )
+
+
+def log_option(panel: str | None = None) -> Any:
+    """Return the --log option, listed under ``panel`` in a help of sections."""
+    return typer.Option(
+        "--log",
+        help="The send log (SQLite). [default: logs/<campaign>.sqlite3]",
+        rich_help_panel=panel,
+    )
+
+
+ProviderOption = Annotated[str | None, provider_option()]
+AuthOption = Annotated[str | None, auth_option()]
+TokenCommandOption = Annotated[str | None, token_command_option()]
+LogOption = Annotated[Path | None, log_option()]
+
+
+class Sections(TyperCommand):
+    """A command whose help lists its options in sections, by their ``rich_help_panel``.
+
+    Typer draws panels only in its rich help, which this command line leaves off (the plain
+    help starts sooner); this draws the same sections in the plain help, in the order the
+    options come, with one width for the names in all of them.
+    """
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """Write the arguments, then each section of options."""
+        arguments: list[tuple[str, str]] = []
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append(record)
+            else:
+                panel = getattr(param, "rich_help_panel", None) or "Options"
+                sections.setdefault(panel, []).append(record)
+        records = [record for section in sections.values() for record in section]
+        width = min(max((len(name) for name, _ in records), default=0), NAME_WIDTH)
+        if arguments:
+            with formatter.section("Arguments"):
+                formatter.write_dl(arguments)
+        for title, section in sections.items():
+            with formatter.section(title):
+                formatter.write_dl([(name.ljust(width), text) for name, text in section])
 
 
 # What each option's value is, in the help: the parser would say `<int range>`, `<list[str]>`.

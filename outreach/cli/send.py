@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.cli.confirm import confirm, corrected
+from outreach.cli.batchrun import finish, run_batch
 from outreach.cli.options import (
     CONCURRENCY,
     DAILY_LIMIT,
@@ -15,14 +15,13 @@ from outreach.cli.options import (
     MAX_ATTEMPTS,
     RETRY_BACKOFF,
     TIMEOUT,
-    AuthOption,
     CampaignChoice,
-    LogOption,
-    ProviderOption,
-    TokenCommandOption,
-    campaign_command,
+    auth_option,
+    campaign_options,
+    log_option,
+    provider_option,
+    token_command_option,
 )
-from outreach.cli.progress import EXIT_INTERRUPTED, print_summary, run_with_progress
 from outreach.cli.say import Again, fail, plural
 from outreach.cli.secrets import (
     IMAP_PASSWORD_ENV,
@@ -31,29 +30,33 @@ from outreach.cli.secrets import (
     sign_in_method,
     smtp_credentials,
 )
-from outreach.cli.sentcopy import refuse_copy_options, say_copies, sent_copies
+from outreach.cli.sentcopy import refuse_copy_options, sent_copies
 from outreach.cli.testsend import send_test, transport_of_test_send
-from outreach.errors import LoginRefusedForNowError, OutreachError
+from outreach.errors import OutreachError
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from outreach.api import (
         Campaign,
         Provider,
         SaveSent,
         SendOptions,
         SmtpSettings,
-        Summary,
-        Transport,
     )
 
 
 URL_ENV = "OUTREACH_SMTP_URL"
 
 
-@campaign_command
+# The sections of 'send --help', in the order they come.
+WHAT = "What to send"
+SERVER = "The server"
+SIGN_IN = "Signing in"
+COPY = "The Sent copy"
+PACING = "Pacing and retries"
+
+
+@campaign_options(WHAT)
 def send(
     ids: Annotated[
         list[str] | None,
@@ -66,80 +69,106 @@ def send(
             metavar="ADDRESS",
             help="Send the drafts to this address alone, as a test ([TEST] subject, no Cc); "
             "no recipient's status changes.",
+            rich_help_panel=WHAT,
         ),
     ] = None,
-    smtp: Annotated[
-        str | None,
-        typer.Option(
-            "--smtp",
-            envvar=URL_ENV,
-            help="smtp://[user@]host[:port] (STARTTLS) or smtps://... (TLS). "
-            "Without it, messages go into the --outbox Maildir.",
-        ),
-    ] = None,
-    outbox: Annotated[
-        Path | None, typer.Option("--outbox", help="Maildir for the default. [default: outbox/]")
-    ] = None,
-    log_path: LogOption = None,
-    concurrency: Annotated[int, CONCURRENCY.option()] = CONCURRENCY.value,
-    rate: Annotated[
-        str | None, typer.Option(help="Never more than this, e.g. 30/min, 5/s, 500/h.")
-    ] = None,
-    limit: Annotated[int | None, LIMIT.option()] = None,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Send only to this contact id (repeat).")
+        list[str] | None,
+        typer.Option("--only", help="Send only to this contact id (repeat).", rich_help_panel=WHAT),
     ] = None,
-    dry_run_: Annotated[
+    limit: Annotated[int | None, LIMIT.option(panel=WHAT)] = None,
+    retry_failed: Annotated[
         bool,
         typer.Option(
-            "--dry-run",
-            help="Render and check everything (with --save-sent, log in to the IMAP account and "
-            "find its folder too); send, log and save nothing.",
+            "--retry-failed", help="Try recipients marked failed again.", rich_help_panel=WHAT
         ),
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before a live batch.")] = False,
-    retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Try recipients marked failed again.")
     ] = False,
     resend_uncertain: Annotated[
         bool,
-        typer.Option("--resend-uncertain", help="Send again to recipients marked uncertain."),
+        typer.Option(
+            "--resend-uncertain",
+            help="Send again to recipients marked uncertain.",
+            rich_help_panel=WHAT,
+        ),
     ] = False,
     allow_reserved_domains: Annotated[
         bool,
         typer.Option(
             "--allow-reserved-domains",
             help="Send to .example/.invalid/.test/.localhost addresses over SMTP (test servers).",
+            rich_help_panel=WHAT,
         ),
     ] = False,
+    dry_run_: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Render and check everything (with --save-sent, log in to the IMAP account and "
+            "find its folder too); send, log and save nothing.",
+            rich_help_panel=WHAT,
+        ),
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Do not ask before a live batch.", rich_help_panel=WHAT),
+    ] = False,
+    log_path: Annotated[Path | None, log_option(WHAT)] = None,
+    smtp: Annotated[
+        str | None,
+        typer.Option(
+            "--smtp",
+            envvar=URL_ENV,
+            help="The server: smtp://[user@]host[:port] (STARTTLS) or smtps://... (TLS). "
+            "Without it, the letters go into the --outbox folder.",
+            rich_help_panel=SERVER,
+        ),
+    ] = None,
+    outbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--outbox",
+            help="The folder, a Maildir, where the letters go when no --smtp is given: nothing "
+            "leaves this machine. [default: outbox/ beside the campaign file]",
+            rich_help_panel=SERVER,
+        ),
+    ] = None,
+    provider: Annotated[str | None, provider_option(SERVER)] = None,
+    require_tls: Annotated[
+        bool,
+        typer.Option(
+            "--require-tls",
+            help="Refuse clear text even to this machine's loopback.",
+            rich_help_panel=SERVER,
+        ),
+    ] = False,
+    insecure_tls: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-tls",
+            help="Do not verify the server's certificate.",
+            rich_help_panel=SERVER,
+        ),
+    ] = False,
+    timeout: Annotated[float, TIMEOUT.option(panel=SERVER)] = TIMEOUT.value,
+    auth: Annotated[str | None, auth_option(SIGN_IN)] = None,
     password_command: Annotated[
         str | None,
         typer.Option(
             "--password-command",
             envvar="OUTREACH_SMTP_PASSWORD_COMMAND",
-            help="A command that prints the SMTP password.",
+            help=f"A command that prints the SMTP password. The password is taken from "
+            f"{PASSWORD_ENV} if set, else from this command, else asked for on a terminal.",
+            rich_help_panel=SIGN_IN,
         ),
     ] = None,
-    require_tls: Annotated[
-        bool,
-        typer.Option("--require-tls", help="Refuse clear text even to this machine's loopback."),
-    ] = False,
-    insecure_tls: Annotated[
-        bool, typer.Option("--insecure-tls", help="Do not verify the server's certificate.")
-    ] = False,
-    max_attempts: Annotated[int, MAX_ATTEMPTS.option()] = MAX_ATTEMPTS.value,
-    retry_backoff: Annotated[float, RETRY_BACKOFF.option()] = RETRY_BACKOFF.value,
-    timeout: Annotated[float, TIMEOUT.option()] = TIMEOUT.value,
-    provider: ProviderOption = None,
-    auth: AuthOption = None,
-    oauth_token_command: TokenCommandOption = None,
-    daily_limit: Annotated[int | None, DAILY_LIMIT.option("--daily-limit")] = None,
+    oauth_token_command: Annotated[str | None, token_command_option(SIGN_IN)] = None,
     save_sent: Annotated[
         bool,
         typer.Option(
             "--save-sent",
             help="Save a copy of each letter sent in the IMAP account's Sent folder (not for "
             "Gmail or Microsoft 365, which do it themselves).",
+            rich_help_panel=COPY,
         ),
     ] = False,
     imap: Annotated[
@@ -149,6 +178,7 @@ def send(
             envvar="OUTREACH_IMAP_URL",
             help="With --save-sent: imaps://user@host[:port] or imap://... (STARTTLS). "
             "[default: the campaign file's imap]",
+            rich_help_panel=COPY,
         ),
     ] = None,
     sent_folder: Annotated[
@@ -157,6 +187,7 @@ def send(
             "--sent-folder",
             help="With --save-sent: the folder for the copies. [default: the campaign file's "
             "sent_folder, else the folder the server marks as Sent]",
+            rich_help_panel=COPY,
         ),
     ] = None,
     imap_password_command: Annotated[
@@ -164,9 +195,20 @@ def send(
         typer.Option(
             "--imap-password-command",
             envvar="OUTREACH_IMAP_PASSWORD_COMMAND",
-            help="With --save-sent: a command that prints the IMAP password.",
+            help=f"With --save-sent: a command that prints the IMAP password. The password is "
+            f"taken from {IMAP_PASSWORD_ENV} if set, else from this command, else asked for on "
+            "a terminal.",
+            rich_help_panel=COPY,
         ),
     ] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(help="Never more than this, e.g. 30/min, 5/s, 500/h.", rich_help_panel=PACING),
+    ] = None,
+    concurrency: Annotated[int, CONCURRENCY.option(panel=PACING)] = CONCURRENCY.value,
+    daily_limit: Annotated[int | None, DAILY_LIMIT.option("--daily-limit", panel=PACING)] = None,
+    max_attempts: Annotated[int, MAX_ATTEMPTS.option(panel=PACING)] = MAX_ATTEMPTS.value,
+    retry_backoff: Annotated[float, RETRY_BACKOFF.option(panel=PACING)] = RETRY_BACKOFF.value,
     *,
     ctx: typer.Context,
     choice: CampaignChoice,
@@ -250,7 +292,7 @@ def send(
         if dry_run_:
             _dry_run(campaign, options, log=log_path, live=settings is not None, copies=copies)
             return
-        summary = _batch(
+        summary = run_batch(
             campaign,
             options,
             settings,
@@ -263,7 +305,7 @@ def send(
         )
     except OutreachError as exc:
         raise fail(exc) from None
-    _finish(
+    finish(
         summary,
         again=again,
         destination=settings.url if settings is not None else None,
@@ -304,70 +346,6 @@ def _send_options(
         only=tuple(only or ()),
         allow_reserved=allow_reserved_domains,
     )
-
-
-def _batch(
-    campaign: Campaign,
-    options: SendOptions,
-    settings: SmtpSettings | None,
-    credentials: Callable[[SmtpSettings], SmtpSettings],
-    *,
-    log: Path | None,
-    outbox: Path | None,
-    copies: SaveSent | None,
-    yes: bool,
-    again: Again,
-) -> Summary:
-    """Run the batch: to the server once confirmed and signed in to, or into the outbox."""
-    from outreach import api
-
-    with api.prepare_send(
-        campaign, options=options, log=log, live=settings is not None, save_sent=copies
-    ) as prepared:
-        for contact_id in prepared.recovered:
-            msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
-            typer.echo(msg, err=True)
-        say_copies(prepared, again=again)
-        transport: Transport
-        if settings is not None:
-            if prepared.plan.todo:
-                confirm(prepared.plan, campaign, settings.url, yes, prepared.corrections)
-                settings = credentials(settings)
-            transport = api.SmtpTransport(settings)
-        else:
-            transport = api.MaildirTransport(outbox or campaign.default_outbox)
-            typer.echo(
-                f"No --smtp given: delivering into the Maildir {transport.path}; "
-                "nothing leaves this machine."
-            )
-            corrected(prepared.plan, prepared.corrections)
-        return run_with_progress(
-            prepared, transport, again=again, timeout=settings.timeout if settings else None
-        )
-
-
-def _finish(
-    summary: Summary,
-    *,
-    again: Again,
-    destination: str | None,
-    outbox: Path | None,
-    log_file: Path,
-) -> None:
-    """Say how the batch went; exit 130 if stopped, 1 if a letter or a copy is missing."""
-    print_summary(
-        summary,
-        again=again,
-        destination=destination,
-        outbox=outbox,
-        log_file=log_file,
-        later=isinstance(summary.error, LoginRefusedForNowError),
-    )
-    if summary.interrupted:
-        raise typer.Exit(code=EXIT_INTERRUPTED)
-    # A copy missing fails the command too, so a script notices; the letters stay sent.
-    if not summary.ok or (summary.copies is not None and summary.copies.missing):
-        raise typer.Exit(code=1)
 
 
 def _dry_run(

@@ -1,0 +1,83 @@
+"""The batch of 'send': prepared, confirmed on a live server, run with progress, summed up."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from outreach.cli.confirm import confirm, corrected
+from outreach.cli.progress import EXIT_INTERRUPTED, print_summary, run_with_progress
+from outreach.cli.say import Again
+from outreach.cli.sentcopy import say_copies
+from outreach.errors import LoginRefusedForNowError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from outreach.api import Campaign, SaveSent, SendOptions, SmtpSettings, Summary, Transport
+
+
+def run_batch(
+    campaign: Campaign,
+    options: SendOptions,
+    settings: SmtpSettings | None,
+    credentials: Callable[[SmtpSettings], SmtpSettings],
+    *,
+    log: Path | None,
+    outbox: Path | None,
+    copies: SaveSent | None,
+    yes: bool,
+    again: Again,
+) -> Summary:
+    """Run the batch: to the server once confirmed and signed in to, or into the outbox."""
+    from outreach import api
+
+    with api.prepare_send(
+        campaign, options=options, log=log, live=settings is not None, save_sent=copies
+    ) as prepared:
+        for contact_id in prepared.recovered:
+            msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
+            typer.echo(msg, err=True)
+        say_copies(prepared, again=again)
+        transport: Transport
+        if settings is not None:
+            if prepared.plan.todo:
+                confirm(prepared.plan, campaign, settings.url, yes, prepared.corrections)
+                settings = credentials(settings)
+            transport = api.SmtpTransport(settings)
+        else:
+            transport = api.MaildirTransport(outbox or campaign.default_outbox)
+            typer.echo(
+                f"No --smtp given: delivering into the Maildir {transport.path}; "
+                "nothing leaves this machine."
+            )
+            corrected(prepared.plan, prepared.corrections)
+        return run_with_progress(
+            prepared, transport, again=again, timeout=settings.timeout if settings else None
+        )
+
+
+def finish(
+    summary: Summary,
+    *,
+    again: Again,
+    destination: str | None,
+    outbox: Path | None,
+    log_file: Path,
+) -> None:
+    """Say how the batch went; exit 130 if stopped, 1 if a letter or a copy is missing."""
+    print_summary(
+        summary,
+        again=again,
+        destination=destination,
+        outbox=outbox,
+        log_file=log_file,
+        later=isinstance(summary.error, LoginRefusedForNowError),
+    )
+    if summary.interrupted:
+        raise typer.Exit(code=EXIT_INTERRUPTED)
+    # A copy missing fails the command too, so a script notices; the letters stay sent.
+    if not summary.ok or (summary.copies is not None and summary.copies.missing):
+        raise typer.Exit(code=1)
