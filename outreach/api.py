@@ -108,6 +108,7 @@ from outreach.transport import (
     SmtpSettings,
     SmtpTransport,
     Transport,
+    is_live,
     parse_smtp_url,
 )
 from outreach.validate import validate_address
@@ -513,7 +514,7 @@ class PreparedSend:
         on_signal: Callable[[int], None] | None = None,
     ) -> Summary:
         """Send the plan through ``transport`` in the running event loop; see ``run``."""
-        if not isinstance(transport, MaildirTransport) and not self.options.allow_reserved:
+        if is_live(transport) and not self.options.allow_reserved:
             check_reserved(self.plan, sender=self.campaign.sender.address)
         batch = Batch(
             self._drafter,
@@ -576,7 +577,7 @@ def send(
 ) -> Summary:
     """Prepare and run a batch in one call; without ``transport``, into the campaign's outbox."""
     transport = transport or MaildirTransport(campaign.default_outbox)
-    live = not isinstance(transport, MaildirTransport)
+    live = is_live(transport)
     with prepare_send(
         campaign, options=options, log=log, live=live, clock=clock, save_sent=save_sent
     ) as batch:
@@ -605,7 +606,7 @@ def send_test(
         msg = f"the test address: {bad}"
         raise ConfigError(msg)
     transport = transport or MaildirTransport(campaign.default_outbox)
-    live = not isinstance(transport, MaildirTransport)
+    live = is_live(transport)
     placeholders = [a for a in (normalized, campaign.sender.address) if is_reserved(a)]
     if live and not allow_reserved and placeholders:
         msg = (

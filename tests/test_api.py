@@ -232,6 +232,29 @@ class WithoutLoginTurn:
         return await self._inner.connect()
 
 
+def test_each_transport_says_whether_it_is_live(tmp_path: Path) -> None:
+    """The Maildir keeps messages on this machine; SMTP sends them to a server."""
+    assert outreach.MaildirTransport(tmp_path / "outbox").live is False
+    assert outreach.SmtpTransport(outreach.smtp_settings("smtp://127.0.0.1:9")).live is True
+
+
+def test_a_transport_that_does_not_say_whether_it_is_live_is_taken_as_live(
+    campaign_dir: Path,
+) -> None:
+    """A transport without ``live``, even one writing a Maildir, refuses placeholder addresses."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    transport = WithoutLoginTurn(campaign.default_outbox)
+    refused = "placeholder addresses on reserved domains"
+    with pytest.raises(outreach.ConfigError, match=refused):
+        outreach.send(campaign, transport=transport)
+    with (
+        outreach.prepare_send(campaign) as batch,
+        pytest.raises(outreach.ConfigError, match=refused),
+    ):
+        batch.run(transport)
+    assert not campaign.default_outbox.exists()
+
+
 def test_a_transport_whose_connect_takes_no_login_turn_still_sends(campaign_dir: Path) -> None:
     """A transport whose connect has no login_turn parameter is connected as before."""
     campaign = outreach.load_campaign(campaign_dir / "campaign.toml")

@@ -10,6 +10,7 @@ from outreach.transport.base import (
     LoginTurn,
     Outcome,
     Transport,
+    is_live,
     is_throttling,
 )
 from outreach.transport.maildir import MaildirTransport
@@ -27,6 +28,7 @@ __all__ = [
     "SmtpSettings",
     "SmtpTransport",
     "Transport",
+    "is_live",
     "is_loopback",
     "is_throttling",
     "parse_smtp_url",

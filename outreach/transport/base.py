@@ -97,6 +97,14 @@ class Transport(Protocol):
 
     description: str
 
+    @property
+    def live(self) -> bool:
+        """Tell whether messages leave this machine for a server (SMTP), or stay on it (Maildir).
+
+        A live batch refuses placeholder addresses, which no server delivers to.
+        """
+        ...
+
     async def connect(self, *, login_turn: LoginTurn | None = None) -> Connection:
         """Open one connection; raise ``TransportError`` when no connection can be had.
 
@@ -105,3 +113,9 @@ class Transport(Protocol):
         one by one.
         """
         ...
+
+
+def is_live(transport: Transport, /) -> bool:
+    """Tell whether ``transport`` is live; one written before ``live`` is taken as live."""
+    live = getattr(transport, "live", True)  # the safe side: placeholder addresses refused
+    return bool(live)

@@ -19,6 +19,11 @@ class MaildirTransport:
         self.path = path
         self.description = f"maildir:{path}"
 
+    @property
+    def live(self) -> bool:
+        """Tell that messages stay on this machine: a Maildir is not live."""
+        return False
+
     async def connect(self, *, login_turn: LoginTurn | None = None) -> Connection:  # noqa: ARG002 - no login
         """Open the Maildir; there is nothing to log in to."""
         try:

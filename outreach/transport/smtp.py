@@ -110,6 +110,11 @@ class SmtpTransport:
         self._tls_context = tls_context or self._default_context()
         self._local_hostname: str | None = None
 
+    @property
+    def live(self) -> bool:
+        """Tell that messages leave this machine for the server: SMTP is live."""
+        return True
+
     def _default_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()  # honours SSL_CERT_FILE and SSL_CERT_DIR
         if not self.settings.verify:
