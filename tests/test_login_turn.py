@@ -118,7 +118,7 @@ async def test_in_flight_counts_only_the_claimed(tmp_path: Path) -> None:
                 with closing(sqlite3.connect(folder / "send.sqlite3")) as db:
                     query = "SELECT count(*) FROM recipients WHERE status = 'sending'"
                     claimed = db.execute(query).fetchone()[0]
-                seen.append((batch.in_flight, batch._awaiting, claimed))
+                seen.append((batch.in_flight, batch._recorder.awaiting, claimed))
             batch.stop()
             summary = await task
     # The third lane, its envelope out ahead, is not counted until a claim slot is free. In

@@ -108,6 +108,11 @@ class Recorder:
         self._unsettled: set[Future[None]] = set()
 
     @property
+    def awaiting(self) -> int:
+        """Count the claimed messages whose answer is awaited."""
+        return self._awaiting
+
+    @property
     def in_flight(self) -> int:
         """Count the messages whose answer is awaited or not yet recorded in the send log."""
         return self._awaiting + len(self._unsettled)
