@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from helpers import contacts_yaml, run_cli, write_campaign
 
+from outreach.cli.say import about
+
 COMMANDS = ["init", "check", "preview", "send", "log", "track", "login", "logout", "sink"]
 
 
@@ -270,3 +272,20 @@ def test_send_help_groups_its_options_and_says_where_the_password_and_the_letter
         "taken from OUTREACH_SMTP_PASSWORD if set, else from this command, else asked for on a "
         "terminal. [env var: OUTREACH_SMTP_PASSWORD_COMMAND]"
     ) in words
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0.2, "about 1 second"),
+        (89, "about 89 seconds"),
+        (144, "about 2 minutes"),
+        (89 * 60, "about 89 minutes"),
+        (90 * 60, "about 1 hour 30 minutes"),
+        (2 * 3600, "about 2 hours"),
+        (10 * 3600 + 60, "about 10 hours 1 minute"),
+    ],
+)
+def test_a_duration_is_said_roughly_in_its_largest_units(seconds: float, words: str) -> None:
+    """The confirmation's estimate of time is said in seconds, minutes, or hours and minutes."""
+    assert about(seconds) == words

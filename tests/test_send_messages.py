@@ -239,3 +239,48 @@ def test_the_empty_lock_file_stays_and_locks_nothing_after_the_run(tmp_path: Pat
     page = (Path(__file__).resolve().parent.parent / "docs" / "log.md").read_text(encoding="utf-8")
     said = " ".join(page.split())
     assert "`logs/<campaign>.sqlite3.lock`), an empty file beside the log. It stays" in said
+
+
+def test_the_confirmation_says_the_count_the_server_the_sender_the_pace_and_the_files(
+    tmp_path: Path,
+) -> None:
+    """Before a live batch, what is asked says how many letters go where, from whom, how fast, for how long and with which files."""
+    contacts = contacts_yaml(12) + "    attachments: [offer.txt]\n"  # the twelfth's own file
+    write_campaign(tmp_path, contacts=contacts)
+    with (tmp_path / "campaign.toml").open("a", encoding="utf-8") as campaign:
+        campaign.write('attachments = ["annex.txt"]\n')
+    (tmp_path / "annex.txt").write_text("a" * 3 * 1024, encoding="utf-8")
+    (tmp_path / "offer.txt").write_text("an offer\n", encoding="utf-8")
+    url = "smtp://trial@127.0.0.1:2525"  # never reached: no terminal to answer on
+    done = run_cli(
+        "send", "--smtp", url, "--rate", "5/min", "--concurrency", "2", "--allow-reserved-domains",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout == (
+        f"About to send 12 messages for campaign 'test-campaign' via {url}, "
+        "from Sender Name <sender@outreach.example>:\n"
+        "  pace: at most 5/min, over 2 connections: about 2 minutes\n"
+        "  files: annex.txt (3 KiB) with every letter; files of their own with 1 letter: offer.txt\n"
+        + "".join(f"  c{n:05d}: c{n:05d}@mission.example\n" for n in range(1, 11))
+        + "  ... and 2 more\n"
+    )
+    assert done.stderr == (
+        "error: no terminal to confirm on; pass --yes to send without confirmation\n"
+    )
+
+
+def test_the_confirmation_without_a_rate_or_files_says_so(tmp_path: Path) -> None:
+    """With no --rate and nothing attached, the confirmation says there is no estimate and no file."""
+    write_campaign(tmp_path, contacts=contacts_yaml(1), sender="sender@outreach.example")
+    url = "smtp://127.0.0.1:2525"
+    done = run_cli("send", "--smtp", url, "--allow-reserved-domains", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == (
+        f"About to send 1 message for campaign 'test-campaign' via {url}, "
+        "from sender@outreach.example:\n"
+        "  pace: as fast as the server takes them (no --rate, so no estimate of the time), "
+        "over 1 connection\n"
+        "  files: none, the letter alone\n"
+        "  c00001: c00001@mission.example\n"
+    )

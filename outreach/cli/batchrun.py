@@ -44,7 +44,7 @@ def run_batch(
         transport: Transport
         if settings is not None:
             if prepared.plan.todo:
-                confirm(prepared.plan, campaign, settings.url, yes, prepared.corrections)
+                confirm(prepared, settings.url, yes=yes)
                 settings = credentials(settings)
             transport = api.SmtpTransport(settings)
         else:

@@ -1,4 +1,4 @@
-"""The confirmation before a live batch: what goes where, asked on the terminal."""
+"""The confirmation before a live batch: what goes where, at what pace, with which files."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from outreach.cli.say import plural
+from outreach.cli.say import about, plural, size
 from outreach.errors import ConfigError
 
 if TYPE_CHECKING:
-    from outreach.api import Campaign, Correction, Plan
+    from pathlib import Path
+
+    from outreach.api import Campaign, Correction, Plan, PreparedSend, SendOptions
+
+SHOWN = 10  # recipients listed by name; the rest are counted
+NAMED_FILES = 5  # files of the contacts' own listed by name; the rest are counted
 
 
 def corrected(plan: Plan, corrections: list[Correction]) -> None:
@@ -22,20 +27,23 @@ def corrected(plan: Plan, corrections: list[Correction]) -> None:
             typer.echo(f"corrected address: {c.contact_id} bounced at {c.old}; now sent to {c.new}")
 
 
-def confirm(
-    plan: Plan, campaign: Campaign, destination: str, yes: bool, corrections: list[Correction]
-) -> None:
-    """Show what will go where; ask before a live batch unless --yes."""
+def confirm(prepared: PreparedSend, destination: str, *, yes: bool) -> None:
+    """Show what will go where, at what pace, with which files; ask unless --yes."""
+    plan, campaign = prepared.plan, prepared.campaign
     count = len(plan.todo)
+    name, address = campaign.sender.name, campaign.sender.address
+    sender = f"{name} <{address}>" if name else address
     typer.echo(
         f"About to send {plural(count, 'message')} for campaign {campaign.name!r} via "
-        f"{destination}, from {campaign.sender.address}:"
+        f"{destination}, from {sender}:"
     )
-    for contact in plan.todo[:10]:
+    typer.echo(f"  pace: {pace(prepared.options, count)}")
+    typer.echo(f"  files: {files(campaign, plan)}")
+    for contact in plan.todo[:SHOWN]:
         typer.echo(f"  {contact.id}: {', '.join(contact.recipients)}")
-    if count > 10:  # noqa: PLR2004
-        typer.echo(f"  ... and {count - 10} more")
-    corrected(plan, corrections)
+    if count > SHOWN:
+        typer.echo(f"  ... and {count - SHOWN} more")
+    corrected(plan, prepared.corrections)
     if yes:
         return
     if not sys.stdin.isatty():
@@ -44,3 +52,43 @@ def confirm(
     if not typer.confirm("Send now?", default=False):
         typer.echo("Nothing was sent.")
         raise typer.Exit(code=1)
+
+
+def pace(options: SendOptions, count: int) -> str:
+    """Say the rate, the connections and how long ``count`` letters take at that rate."""
+    connections = plural(options.concurrency, "connection")
+    if options.rate is None:
+        return (
+            "as fast as the server takes them (no --rate, so no estimate of the time), "
+            f"over {connections}"
+        )
+    seconds = count * options.rate.period / options.rate.count
+    return f"at most {options.rate}, over {connections}: {about(seconds)}"
+
+
+def files(campaign: Campaign, plan: Plan) -> str:
+    """Say which files go with the letters: those of every letter, the PDF, the contacts' own."""
+    parts = []
+    if campaign.attachments:
+        shared = ", ".join(
+            f"{_as_written(path, campaign.folder)} ({size(path)})" for path in campaign.attachments
+        )
+        parts.append(f"{shared} with every letter")
+    if campaign.letterhead is not None:
+        parts.append(f"each letter as a PDF too, {campaign.letterhead.file_stem}-<id>.pdf")
+    own = [contact for contact in plan.todo if contact.attachments]
+    if own:
+        names = sorted({name for contact in own for name in contact.attachments})
+        listed = ", ".join(names[:NAMED_FILES])
+        if len(names) > NAMED_FILES:
+            listed += f" and {len(names) - NAMED_FILES} more"
+        parts.append(f"files of their own with {plural(len(own), 'letter')}: {listed}")
+    return "; ".join(parts) if parts else "none, the letter alone"
+
+
+def _as_written(path: Path, folder: Path) -> str:
+    """Name a file of the campaign as its campaign file does: relative to its folder."""
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 import typer
 
@@ -79,3 +80,28 @@ def fail(exc: OutreachError) -> typer.Exit:
 def when(stamp: str | None) -> str:
     """Return an ISO time as ``YYYY-MM-DD HH:MM``, or an empty string."""
     return (stamp or "")[:16].replace("T", " ")
+
+
+def about(seconds: float) -> str:
+    """Say a duration roughly: 'about 40 seconds', 'about 12 minutes', 'about 2 hours 5 minutes'."""
+    if seconds < 90:  # noqa: PLR2004 - a minute and a half is still said in seconds
+        return f"about {plural(max(1, round(seconds)), 'second')}"
+    minutes = round(seconds / 60)
+    if minutes < 90:  # noqa: PLR2004 - and an hour and a half in minutes
+        return f"about {plural(minutes, 'minute')}"
+    hours, minutes = divmod(minutes, 60)
+    rest = f" {plural(minutes, 'minute')}" if minutes else ""
+    return f"about {plural(hours, 'hour')}{rest}"
+
+
+def size(path: Path) -> str:
+    """Say a file's size: '512 bytes', '14 KiB', '2.5 MiB'; 'size unknown' if it cannot be read."""
+    try:
+        count = path.stat().st_size
+    except OSError:
+        return "size unknown"
+    if count < 1024:  # noqa: PLR2004 - the units are powers of 1024
+        return plural(count, "byte")
+    if count < 1024 * 1024:
+        return f"{count / 1024:.0f} KiB"
+    return f"{count / 1024 / 1024:.1f} MiB"
