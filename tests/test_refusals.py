@@ -66,19 +66,19 @@ async def test_unreadable_reply_to_the_end_of_the_data_leaves_it_uncertain_not_r
 
 
 @pytest.mark.parametrize(
-    "replies",
+    ("stage", "reply"),
     [
-        pytest.param({"RCPT": [b"450 4.2.1 mailbox busy\r\n"]}, id="450-at-rcpt"),
-        pytest.param({"RCPT": [b"451 4.3.0 try again later\r\n"]}, id="451-at-rcpt"),
-        pytest.param({"RCPT": [b"452 4.2.2 mailbox full\r\n"]}, id="452-at-rcpt"),
-        pytest.param({"MAIL": [b"451 4.3.0 try again later\r\n"]}, id="451-at-mail"),
+        pytest.param("RCPT", b"450 4.2.1 mailbox busy\r\n", id="450-at-rcpt"),
+        pytest.param("RCPT", b"451 4.3.0 try again later\r\n", id="451-at-rcpt"),
+        pytest.param("RCPT", b"452 4.2.2 mailbox full\r\n", id="452-at-rcpt"),
+        pytest.param("MAIL", b"451 4.3.0 try again later\r\n", id="451-at-mail"),
     ],
 )
 async def test_refused_for_now_with_its_data_accepted_is_retried_not_failed(
-    tmp_path: Path, replies: dict[str, list[bytes]]
+    tmp_path: Path, stage: str, reply: bytes
 ) -> None:
     """A pipelined 4xx at MAIL or RCPT whose DATA got a 354 anyway: hung up on, then sent again."""
-    with hostile_server(**script(PIPELINED, **replies)) as server:
+    with hostile_server(**script(PIPELINED, **{stage: [reply]})) as server:
         summary, rows = await send(tmp_path / "c", server.port)
     assert rows == {"c00001": ("sent", 2)}
     assert summary.ok
