@@ -54,6 +54,18 @@ def test_version(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, f"outreach {version('outreach')}\n")
 
 
+def test_the_package_of_the_command_line_runs_as_a_module(tmp_path: Path) -> None:
+    """'python -m outreach.cli' runs the command line, as it did when it was one module."""
+    done = subprocess.run(
+        [sys.executable, "-m", "outreach.cli", "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, f"outreach {version('outreach')}\n")
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_speaks_plain_words(tmp_path: Path, command: str) -> None:
     """No command's help shows the option parser's type names or its range notation."""
