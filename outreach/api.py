@@ -42,7 +42,7 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from outreach import drafts, oauth
+from outreach import drafts, oauth, settings
 from outreach.attachments import Attachment
 from outreach.batch import (
     DAILY,
@@ -88,7 +88,7 @@ from outreach.model import (
     Status,
     is_reserved,
 )
-from outreach.providers import Provider, get_provider
+from outreach.providers import Provider
 from outreach.ratelimit import Rate, parse_rate
 from outreach.sendlog import (
     Attempt,
@@ -235,17 +235,19 @@ class Preview:
 
 
 def note_attachments(
-    campaign: Campaign, files: Iterable[Attachment], /, *, by: str
+    campaign: Campaign, files: Iterable[Attachment], /, *, by: str, log: Path | None = None
 ) -> dict[str, tuple[str, str]]:
     """Note the files' SHA-256 in the send log, so that 'send' refuses them if they change.
 
+    The log is ``log``, else the campaign's: the one every send checks its files against.
     Return the files whose hash differs from the one noted before: path, (old hash, when).
     Raise ``LogLockedError`` while a send holds the log.
     """
     files = list(files)
     if not files:
         return {}
-    with SendLog(campaign.default_log, campaign=campaign.name, write=True) as send_log:
+    path = settings.accepted_log_path(campaign, log=log)
+    with SendLog(path, campaign=campaign.name, write=True) as send_log:
         return send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by=by)
 
 
@@ -276,20 +278,25 @@ def dry_run(
 ) -> int:
     """Render and check every draft a send would send; send and record nothing; return the count.
 
-    The log, when it exists, is only read, to leave out those already served and to count the
-    daily limit. With ``live`` (the batch would go to a real server), recipients on reserved
-    domains are refused.
+    The log (see ``outreach.settings``), when it exists, is only read, to leave out those
+    already served and to count the daily limit. With ``live`` (the batch would go to a real
+    server), recipients on reserved domains are refused. Unset options are filled as a send
+    fills them: the daily limit from the campaign file, then its provider's profile.
     """
-    options = options or SendOptions()
+    options = _filled(options, campaign)
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
-    log_file = log or campaign.default_log
+    log_file = settings.send_log_path(campaign, log=log, live=live)
     statuses: dict[str, str] = {}
     allowance = Allowance(options.daily_limit, None) if options.daily_limit else None
+    accepted = settings.accepted_log_path(campaign, log=log)
+    if accepted != log_file:
+        drafter.attachments.expect(_accepted_files(accepted))
     if log_file.exists():
         with SendLog(log_file, campaign=campaign.name, write=False, clock=clock) as reader:
             statuses = reader.statuses()
-            drafter.attachments.expect(reader.attachment_hashes())
+            if accepted == log_file:
+                drafter.attachments.expect(reader.attachment_hashes())
             if options.daily_limit:
                 allowance = daily_allowance(reader, options.daily_limit)
     plan = choose(chosen, statuses, options, allowance=allowance)
@@ -299,6 +306,20 @@ def dry_run(
     for contact in plan.todo:
         drafter.draft(contact)
     return len(plan.todo)
+
+
+def _filled(options: SendOptions | None, campaign: Campaign, /) -> SendOptions:
+    """Fill the options the caller left unset from the campaign file and its provider."""
+    profile = settings.campaign_profile(campaign)
+    return settings.send_options(options or SendOptions(), campaign=campaign, profile=profile)
+
+
+def _accepted_files(path: Path, /) -> dict[str, tuple[str, str]]:
+    """Read the attachments accepted in the log at ``path``: none when it does not exist."""
+    if not path.exists():
+        return {}
+    with SendLog(path, campaign=None, write=False) as reader:
+        return reader.attachment_hashes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,11 +360,18 @@ def prepare_send(
     that a server out of reach, a refused login or no such folder stops the batch before
     anything is sent; the batch then saves a copy of each letter sent, and first those that
     an earlier run with ``save_sent`` left unsaved.
+
+    Where the options leave them unset, the daily limit and the rate come from the campaign
+    file, then its provider's profile. The log is ``log``, else the campaign's for a ``live``
+    batch and the trial log for one into the outbox (see ``outreach.settings``). Every batch
+    checks its files against those 'check' accepted in the campaign's log.
     """
-    options = options or SendOptions()
+    options = _filled(options, campaign)
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
-    send_log = SendLog(log or campaign.default_log, campaign=campaign.name, write=True, clock=clock)
+    path = settings.send_log_path(campaign, log=log, live=live)
+    accepted = settings.accepted_log_path(campaign, log=log)
+    send_log = SendLog(path, campaign=campaign.name, write=True, clock=clock)
     pool: DraftPool | None = None
     copier: SentCopier | None = None
     try:
@@ -353,16 +381,20 @@ def prepare_send(
         if options.daily_limit:
             allowance = daily_allowance(send_log, options.daily_limit)
         # A file attached since 'check' (or an earlier send) must not have changed since.
-        drafter.attachments.expect(send_log.attachment_hashes())
+        own = accepted == send_log.path
+        drafter.attachments.expect(
+            send_log.attachment_hashes() if own else _accepted_files(accepted)
+        )
         plan = choose(chosen, send_log.statuses(), options, allowance=allowance)
         # A large batch renders in a process of its own, which starts up during the checks.
         if _renders_apart(plan, options):
             pool = DraftPool(campaign)
         # Only those about to be sent are checked: a resume does not re-render the served.
         drafter.validate(plan.todo)
-        send_log.record_attachments(
-            [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()], by="send"
-        )
+        if own:  # a trial run accepts nothing on behalf of a live one
+            send_log.record_attachments(
+                [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()], by="send"
+            )
         if live and not options.allow_reserved:
             check_reserved(plan, sender=campaign.sender.address)
         if save_sent is not None:
@@ -575,7 +607,11 @@ def send(
     clock: Callable[[], dt.datetime] | None = None,
     save_sent: SaveSent | None = None,
 ) -> Summary:
-    """Prepare and run a batch in one call; without ``transport``, into the campaign's outbox."""
+    """Prepare and run a batch in one call; without ``transport``, into the campaign's outbox.
+
+    The batch is what ``prepare_send`` makes of the same arguments: the campaign file's daily
+    limit and its provider's limits apply as they do on the command line.
+    """
     transport = transport or MaildirTransport(campaign.default_outbox)
     live = is_live(transport)
     with prepare_send(
@@ -599,7 +635,8 @@ def send_test(
     Each message is what ``send`` would send its contact, attachments and PDF included, apart
     from To (``address``, and no Cc) and a ``[TEST]`` subject prefix; the envelope's only
     recipient is ``address``. No recipient's status changes: the send log notes each test
-    send in a table of its own. Without ``transport``, into the campaign's outbox.
+    send in a table of its own: the campaign's log for a live transport, the trial log for
+    the outbox, unless ``log`` is given. Without ``transport``, into the campaign's outbox.
     """
     normalized, bad = validate_address(address)
     if bad is not None or normalized is None:
@@ -621,16 +658,33 @@ def send_test(
     chosen = drafts.select(everyone, wanted, source=str(campaign.contacts))
     if not wanted:
         chosen = chosen[:1]
-    with SendLog(log or campaign.default_log, campaign=campaign.name, write=True) as send_log:
+    path = settings.send_log_path(campaign, log=log, live=live)
+    with SendLog(path, campaign=campaign.name, write=True) as send_log:
         drafter.validate(chosen)
         files = drafter.attachments.loaded()
-        send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by="test")
+        if path == settings.accepted_log_path(campaign, log=log):
+            send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by="test")
         return _run(send_test_copies(drafter, send_log, transport, chosen, address=normalized))
 
 
 def open_log(path: Path, /) -> SendLog:
     """Open a send log to read it; use it in a ``with`` block."""
     return SendLog(path, campaign=None, write=False)
+
+
+def log_to_read(
+    campaign: Campaign, /, *, log: Path | None = None, trial: bool = False
+) -> settings.LogChoice:
+    """Choose the log to show: ``log``; else the trial log if ``trial``, or if no letter went live.
+
+    Once any letter of the campaign was handed to a server (or tried), its log is shown.
+    """
+    live = campaign.default_log
+    live_sent = False
+    if log is None and not trial and live.exists():
+        with SendLog(live, campaign=None, write=False) as reader:
+            live_sent = any(status != Status.PENDING for status in reader.statuses().values())
+    return settings.log_to_read(campaign, log=log, trial=trial, live_sent=live_sent)
 
 
 def serve_sink(
@@ -894,14 +948,14 @@ def sign_in_method(
     token_command: str | None = None,
 ) -> tuple[Provider | None, str]:
     """Return the provider profile, if any, and how to log in: ``password`` or ``xoauth2``."""
-    name = provider or campaign.provider
-    where = "--provider" if provider else f"{campaign_file}: field 'provider'"
-    profile = get_provider(name, where=where) if name else None
-    method = auth or campaign.auth or ("xoauth2" if profile or token_command else "password")
-    if method not in {"password", "xoauth2"}:
-        msg = f"--auth {method!r}: use password or xoauth2"
-        raise ConfigError(msg)
-    return profile, method
+    chosen = settings.sign_in(
+        campaign,
+        provider=provider,
+        auth=auth,
+        token_command=token_command,
+        campaign_file=campaign_file,
+    )
+    return chosen.profile, chosen.method
 
 
 def with_oauth_token(

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+# A setting named in a message, marked so that each caller reads it in its own words: a script
+# the Python name (``sender``), the command line its option (``--from``).
+_NAMED = re.compile("\u2039([a-z_]+)\u203a")
+
+
+def named(name: str, /) -> str:
+    """Mark the setting ``name`` (its Python name) in a message; see ``OutreachError.said``."""
+    return f"\u2039{name}\u203a"
 
 
 @dataclass(frozen=True)
@@ -19,6 +30,18 @@ class Problem:
 
 class OutreachError(Exception):
     """Base of every error the command line reports to the user."""
+
+    def __str__(self) -> str:
+        """Say the message with each setting named as in the Python API."""
+        return self.said({})
+
+    def said(self, names: Mapping[str, str], /) -> str:
+        """Say the message with each marked setting named by ``names``, else by its Python name."""
+        return _NAMED.sub(lambda found: names.get(found[1], found[1]), self.marked())
+
+    def marked(self) -> str:
+        """Return the message with its settings still marked, to quote it in another error."""
+        return super().__str__()
 
 
 class ConfigError(OutreachError):

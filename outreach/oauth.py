@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shlex
 import threading
 import webbrowser
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from urllib.parse import quote, unquote
 import platformdirs
 
 from outreach.errors import AuthError, ConfigError
+from outreach.secrets import SecretCommand, read_secret_async
 
 T = TypeVar("T")
 
@@ -76,60 +76,18 @@ def blocking_token(source: TokenSource, /) -> Callable[[], str]:
 class CommandTokenSource:
     """Run a command that prints an access token, once for every login."""
 
-    def __init__(self, command: str, /, *, timeout: float) -> None:
-        """Run ``command`` (split like a shell would, but without one); wait ``timeout`` s."""
+    def __init__(
+        self, command: str, /, *, timeout: float, name: str = "token_command"
+    ) -> None:
+        """Run ``command`` by the rule of ``outreach.secrets``; ``name`` says where it came from."""
         self.command = command
         self.timeout = timeout
-        self.description = "--oauth-token-command"
+        self.description = name
+        self._source = SecretCommand(command, name=name, what="access token")
 
     async def token(self) -> str:
         """Run the command and return the first line it prints."""
-        where = f"--oauth-token-command {self.command!r}"
-        try:
-            argv = shlex.split(self.command)
-        except ValueError as exc:
-            msg = f"{where}: cannot be split into words ({exc}); check its quotes"
-            raise ConfigError(msg) from None
-        if not argv:
-            msg = f"{where}: the command is empty"
-            raise ConfigError(msg)
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            msg = f"{where}: cannot be run: {exc.strerror}; nothing was sent"
-            raise AuthError(msg) from None
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), self.timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-            msg = (
-                f"{where}: printed no token within {self.timeout:g} s (--timeout) and was "
-                "stopped; run it by hand to see what it waits for. Nothing was sent."
-            )
-            raise AuthError(msg) from None
-        if process.returncode != 0:
-            # Its error output is shown: a helper says there why it failed, and prints no token
-            # when it fails.
-            said = " ".join(err.decode("utf-8", "replace").split())[:300]
-            msg = (
-                f"{where}: exited with status {process.returncode}"
-                + (f" ({said})" if said else "")
-                + "; nothing was sent"
-            )
-            raise AuthError(msg)
-        lines = out.decode("utf-8", "replace").strip().splitlines()
-        token = lines[0].strip() if lines else ""
-        if not token:
-            msg = f"{where}: printed nothing; it must print an access token. Nothing was sent."
-            raise AuthError(msg)
-        return token
+        return await read_secret_async(self._source, limit=self.timeout)
 
 
 # Where sign-ins are kept ----------------------------------------------------------------------

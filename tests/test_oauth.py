@@ -111,15 +111,15 @@ def test_token_command_prints_a_token(tmp_path):
             "import sys\nsys.exit('no cached sign-in')\n",
             r"exited with status 1 \(no cached sign-in\)",
         ),
-        ("print('   ')\n", "printed nothing"),
-        ("import time\ntime.sleep(30)\n", r"printed no token within 0\.5 s \(--timeout\)"),
+        ("print('   ')\n", "printed no access token on its first line"),
+        ("import time\ntime.sleep(30)\n", r"printed no access token within 0\.5 s"),
     ],
     ids=["fails", "prints-nothing", "hangs"],
 )
 def test_token_command_problems_are_named(tmp_path, body, message):
     """A command that fails, prints nothing or hangs past --timeout stops with a clear error."""
     source = oauth.CommandTokenSource(write_script(tmp_path, body), timeout=0.5)
-    with pytest.raises(AuthError, match=message):
+    with pytest.raises(ConfigError, match=message):
         asyncio.run(source.token())
 
 

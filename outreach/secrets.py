@@ -1,0 +1,88 @@
+r"""Run a command that prints a secret (a password or an OAuth2 access token): one rule for both.
+
+The rule, written once here:
+
+- the command is split into words as a shell would, and run without a shell;
+- it may take as long as the run's ``timeout`` (``--timeout``, 60 s by default), then it is
+  stopped;
+- it reads the terminal the caller runs on, so a password manager may ask its own questions;
+- the secret is its first line, exactly as printed, without the line's end (``\n``, ``\r\n``
+  or ``\r``): spaces in or around it are kept, as a password may hold them;
+- an empty or blank first line is an error, never a login with an empty secret;
+- what it printed on its error output is quoted in the error when it fails (it says why),
+  and never when it succeeds; what it printed on its output is never shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import subprocess
+from dataclasses import dataclass
+
+from outreach.errors import ConfigError
+
+# Characters of a failing command's error output quoted in the error.
+SAID = 300
+
+
+@dataclass(frozen=True, slots=True)
+class SecretCommand:
+    """Name a command that prints a secret, as the caller gave it, for the errors to say."""
+
+    command: str
+    name: str  # where the command came from: an option, a variable or a parameter
+    what: str = "password"  # "password" or "access token"
+    not_done: str = "nothing was sent"  # what was not done for want of it
+
+    def argv(self) -> list[str]:
+        """Split the command into words; raise ``ConfigError`` on an unclosed quote or none."""
+        try:
+            argv = shlex.split(self.command)
+        except ValueError as exc:
+            msg = f"{self.name} cannot be read as a command ({exc}); check its quotes; "
+            raise ConfigError(msg + self.not_done) from None
+        if not argv:
+            msg = f"{self.name} is empty; {self.not_done}"
+            raise ConfigError(msg)
+        return argv
+
+
+def read_secret(source: SecretCommand, /, *, timeout: float) -> str:
+    """Run the command and return the secret it prints on its first line."""
+    argv = source.argv()
+    try:
+        done = subprocess.run(argv, capture_output=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        msg = (
+            f"{source.name} printed no {source.what} within {timeout:g} s and was stopped; run "
+            f"it by hand to see what it waits for; {source.not_done}"
+        )
+        raise ConfigError(msg) from None
+    except OSError as exc:
+        msg = f"{source.name} cannot be run: {exc.strerror or exc}; {source.not_done}"
+        raise ConfigError(msg) from None
+    if done.returncode != 0:
+        said = " ".join(done.stderr.decode("utf-8", "replace").split())[:SAID]
+        msg = (
+            f"{source.name} exited with status {done.returncode}"
+            + (f" ({said})" if said else "")
+            + f"; {source.not_done}"
+        )
+        raise ConfigError(msg)
+    return first_line(done.stdout.decode("utf-8", "replace"), source)
+
+
+async def read_secret_async(source: SecretCommand, /, *, limit: float) -> str:
+    """Do what ``read_secret`` does (``limit`` is its timeout), in a thread, leaving the loop free."""
+    return await asyncio.to_thread(read_secret, source, timeout=limit)
+
+
+def first_line(printed: str, source: SecretCommand, /) -> str:
+    """Return the first line of ``printed`` without its end; refuse a blank one."""
+    line = printed.replace("\r\n", "\n").replace("\r", "\n").split("\n", 1)[0]
+    if not line.strip():  # an empty login would only count as a failed one
+        where = " on its first line" if printed.strip() else ""
+        msg = f"{source.name} printed no {source.what}{where}; {source.not_done}"
+        raise ConfigError(msg)
+    return line
