@@ -1,0 +1,172 @@
+"""What the send log says of each recipient, in one set of words for the table, JSON and CSV.
+
+A recipient's *state* is its send status (pending, sending, sent, failed, uncertain) until its
+letter is sent; then it is the *news* of the letter, the most telling first: ``replied``,
+``bounced``, ``auto-replied``, ``delivered``, ``delayed``, else ``no-news``. One spelling each,
+in the table, in the totals line, for ``log --status`` and in the JSON and CSV exports.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from outreach.errors import ConfigError
+from outreach.model import Status
+from outreach.tracking import Delivery
+
+if TYPE_CHECKING:
+    from outreach.sendlog import Recipient, TrackEvent
+
+NO_NEWS = "no-news"
+# What is known of a sent letter, the most telling first.
+NEWS = ("replied", "bounced", "auto-replied", "delivered", "delayed", NO_NEWS)
+# Several addresses in one CSV cell, as the contact list's CSV takes them.
+CSV_SEPARATOR = ";"
+CSV_FIELDS = (
+    "id",
+    "email",
+    "cc",
+    "status",
+    "attempts",
+    "message_id",
+    "reply",
+    "reply_code",
+    "reply_text",
+    "refused",
+    "content_hash",
+    "updated_at",
+    "delivery",
+    "replied_at",
+    "auto_replied_at",
+)
+
+
+class Shown(StrEnum):
+    """Name the recipients a filter selects: a send status, the news of a sent letter."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    NO_NEWS = NO_NEWS
+    DELIVERED = "delivered"
+    DELAYED = "delayed"
+    BOUNCED = "bounced"
+    REPLIED = "replied"
+    AUTO_REPLIED = "auto-replied"
+
+
+# Earlier spellings of a filter word, still taken.
+_EARLIER = {"no news": Shown.NO_NEWS, "no_news": Shown.NO_NEWS, "unknown": Shown.NO_NEWS}
+
+
+def parse_shown(word: str, /) -> Shown:
+    """Return the filter a word names; raise ``ConfigError`` naming the words there are."""
+    text = word.strip().lower()
+    if text in _EARLIER:
+        return _EARLIER[text]
+    try:
+        return Shown(text)
+    except ValueError:
+        words = ", ".join(shown.value for shown in Shown)
+        msg = f"status {word!r} is not a state of the log; use one of {words}"
+        raise ConfigError(msg) from None
+
+
+def delivery(row: Recipient, /) -> str:
+    """Return what the reports say of the letter's delivery: ``no-news`` when none came."""
+    return NO_NEWS if row.delivery == Delivery.UNKNOWN else row.delivery
+
+
+def news(row: Recipient, /) -> str:
+    """Say what is known of a recipient's letter: replied, bounced, ... or no-news."""
+    if row.replied_at:
+        return "replied"
+    if row.delivery == Delivery.BOUNCED:
+        return "bounced"
+    if row.auto_replied_at:
+        return "auto-replied"
+    return delivery(row)
+
+
+def state(row: Recipient, /) -> str:
+    """Return the recipient's state: its news once sent, else its send status."""
+    return news(row) if row.status == Status.SENT else row.status
+
+
+def selects(shown: Shown, row: Recipient, /) -> bool:
+    """Tell whether the filter ``shown`` selects ``row``."""
+    if shown.value in set(Status):
+        return row.status == shown.value
+    if shown is Shown.REPLIED:
+        return row.replied_at is not None
+    if shown is Shown.AUTO_REPLIED:
+        return row.auto_replied_at is not None
+    if shown is Shown.NO_NEWS:
+        return row.status == Status.SENT and news(row) == NO_NEWS
+    return row.delivery == shown.value
+
+
+def totals(rows: list[Recipient], /) -> str:
+    """Return e.g. ``15 sent: 12 no-news, 1 bounced, 2 replied; 3 pending``."""
+    if not rows:
+        return "no recipients yet"
+    known = Counter(news(row) for row in rows if row.status == Status.SENT)
+    statuses = Counter(row.status for row in rows if row.status != Status.SENT)
+    parts = []
+    if known:
+        said = ", ".join(f"{known[word]} {word}" for word in reversed(NEWS) if known.get(word))
+        parts.append(f"{sum(known.values())} sent: {said}")
+    others = ", ".join(f"{statuses[s]} {s}" for s in Status if statuses.get(s))
+    return "; ".join([*parts, others] if others else parts)
+
+
+def record(row: Recipient, /) -> dict[str, Any]:
+    """Return the recipient as a JSON record (the CSV's fields, Cc as a list)."""
+    return {
+        "id": row.id,
+        "email": row.email,
+        "cc": row.cc.split() if row.cc else [],
+        "status": row.status,
+        "attempts": row.attempts,
+        "message_id": row.message_id,
+        "reply": row.reply,
+        "reply_code": row.reply_code,
+        "reply_text": row.reply_text,
+        "refused": row.refused,
+        "content_hash": row.content_hash,
+        "updated_at": row.updated_at,
+        "delivery": delivery(row),
+        "replied_at": row.replied_at,
+        "auto_replied_at": row.auto_replied_at,
+    }
+
+
+def csv_row(row: Recipient, /) -> dict[str, Any]:
+    """Return the recipient as a CSV row: several Cc addresses in one cell, split by ``;``."""
+    fields = record(row)
+    fields["cc"] = CSV_SEPARATOR.join(fields["cc"])
+    return fields
+
+
+def event_record(event: TrackEvent, /) -> dict[str, Any]:
+    """Return one tracking event as a JSON record."""
+    return {
+        "kind": event.kind,
+        "at": event.at,
+        "address": event.address,
+        "status_code": event.status_code,
+        "diagnostic": event.diagnostic,
+        "sender": event.sender,
+        "excerpt": event.excerpt,
+        "original_message_id": event.original_id,
+        "matched_by": event.matched_by,
+        "evidence": event.evidence,
+        "folder": event.folder,
+        "uidvalidity": event.uidvalidity,
+        "uid": event.uid,
+        "recorded_at": event.recorded_at,
+    }
