@@ -163,3 +163,55 @@ def log_to_read(
     if trial or (not live_sent and trial_log(campaign).exists()):
         return LogChoice(trial_log(campaign), trial=True)
     return LogChoice(campaign.default_log, trial=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SendSettings:
+    """Say what a send needs, resolved: how to sign in, where to, with what options and log."""
+
+    sign_in: SignIn
+    smtp: str | None  # the server's URL; None: the outbox Maildir, a trial run
+    options: SendOptions
+    log: Path
+
+    @property
+    def live(self) -> bool:
+        """Tell whether the letters go to a server (a live run), not into the outbox."""
+        return self.smtp is not None
+
+    def describe(self) -> str:
+        """Say where the letters go, at what pace, and which log records them, in one line."""
+        where = self.smtp or "the outbox Maildir (a trial run)"
+        daily = self.options.daily_limit
+        limit = f"at most {daily} recipients in any 24 hours" if daily else "no daily limit"
+        rate = f"at most {self.options.rate}" if self.options.rate else "no rate limit"
+        return f"to {where}; {limit}; {rate}; send log {self.log}"
+
+
+def resolve_send(
+    campaign: Campaign,
+    /,
+    *,
+    options: SendOptions,
+    smtp: str | None = None,
+    provider: str | None = None,
+    auth: str | None = None,
+    token_command: str | None = None,
+    log: Path | None = None,
+    campaign_file: Path | None = None,
+) -> SendSettings:
+    """Resolve what a send needs from the caller's choices, by the precedence above."""
+    chosen = sign_in(
+        campaign,
+        provider=provider,
+        auth=auth,
+        token_command=token_command,
+        campaign_file=campaign_file,
+    )
+    url = smtp_url(campaign, smtp=smtp, profile=chosen.profile)
+    return SendSettings(
+        sign_in=chosen,
+        smtp=url,
+        options=send_options(options, campaign=campaign, profile=chosen.profile),
+        log=send_log_path(campaign, log=log, live=url is not None),
+    )
