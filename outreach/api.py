@@ -42,7 +42,8 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from outreach import drafts, oauth, settings
+from outreach import drafts, oauth
+from outreach import settings as settings_
 from outreach.attachments import Attachment
 from outreach.batch import (
     DAILY,
@@ -63,7 +64,7 @@ from outreach.batch import (
 from outreach.campaign import RETURN_PATH_ID
 from outreach.campaign import load_campaign as _load_campaign
 from outreach.drafts import CheckReport, Draft, DraftPool
-from outreach.errors import ConfigError, MailboxError
+from outreach.errors import ConfigError, MailboxError, named
 from outreach.mailbox import (
     HEAD_BATCH,
     MAX_MESSAGE_SIZE,
@@ -99,6 +100,7 @@ from outreach.sendlog import (
     SendLog,
     TrackEvent,
 )
+from outreach.settings import LogChoice, SendSettings, resolve_send
 from outreach.starter import Started, start
 from outreach.tracking import Kind, Sighting, TrackCounts, TrackingIndex
 from outreach.transport import (
@@ -136,6 +138,7 @@ __all__ = [
     "Event",
     "ImapSettings",
     "KeptCopy",
+    "LogChoice",
     "LoginTurn",
     "MaildirTransport",
     "NotedTestSend",
@@ -150,6 +153,7 @@ __all__ = [
     "SaveSent",
     "SendLog",
     "SendOptions",
+    "SendSettings",
     "SentCopy",
     "SinkLogin",
     "SmtpSettings",
@@ -168,6 +172,7 @@ __all__ = [
     "imap_settings",
     "init_campaign",
     "load_campaign",
+    "log_to_read",
     "login",
     "logout",
     "note_attachments",
@@ -175,6 +180,7 @@ __all__ = [
     "parse_rate",
     "prepare_send",
     "preview",
+    "resolve_send",
     "send",
     "send_test",
     "serve_sink",
@@ -246,7 +252,7 @@ def note_attachments(
     files = list(files)
     if not files:
         return {}
-    path = settings.accepted_log_path(campaign, log=log)
+    path = settings_.accepted_log_path(campaign, log=log)
     with SendLog(path, campaign=campaign.name, write=True) as send_log:
         return send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by=by)
 
@@ -286,10 +292,10 @@ def dry_run(
     options = _filled(options, campaign)
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
-    log_file = settings.send_log_path(campaign, log=log, live=live)
+    log_file = settings_.send_log_path(campaign, log=log, live=live)
     statuses: dict[str, str] = {}
     allowance = Allowance(options.daily_limit, None) if options.daily_limit else None
-    accepted = settings.accepted_log_path(campaign, log=log)
+    accepted = settings_.accepted_log_path(campaign, log=log)
     if accepted != log_file:
         drafter.attachments.expect(_accepted_files(accepted))
     if log_file.exists():
@@ -310,8 +316,8 @@ def dry_run(
 
 def _filled(options: SendOptions | None, campaign: Campaign, /) -> SendOptions:
     """Fill the options the caller left unset from the campaign file and its provider."""
-    profile = settings.campaign_profile(campaign)
-    return settings.send_options(options or SendOptions(), campaign=campaign, profile=profile)
+    profile = settings_.campaign_profile(campaign)
+    return settings_.send_options(options or SendOptions(), campaign=campaign, profile=profile)
 
 
 def _accepted_files(path: Path, /) -> dict[str, tuple[str, str]]:
@@ -369,8 +375,8 @@ def prepare_send(
     options = _filled(options, campaign)
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
-    path = settings.send_log_path(campaign, log=log, live=live)
-    accepted = settings.accepted_log_path(campaign, log=log)
+    path = settings_.send_log_path(campaign, log=log, live=live)
+    accepted = settings_.accepted_log_path(campaign, log=log)
     send_log = SendLog(path, campaign=campaign.name, write=True, clock=clock)
     pool: DraftPool | None = None
     copier: SentCopier | None = None
@@ -658,11 +664,11 @@ def send_test(
     chosen = drafts.select(everyone, wanted, source=str(campaign.contacts))
     if not wanted:
         chosen = chosen[:1]
-    path = settings.send_log_path(campaign, log=log, live=live)
+    path = settings_.send_log_path(campaign, log=log, live=live)
     with SendLog(path, campaign=campaign.name, write=True) as send_log:
         drafter.validate(chosen)
         files = drafter.attachments.loaded()
-        if path == settings.accepted_log_path(campaign, log=log):
+        if path == settings_.accepted_log_path(campaign, log=log):
             send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by="test")
         return _run(send_test_copies(drafter, send_log, transport, chosen, address=normalized))
 
@@ -674,7 +680,7 @@ def open_log(path: Path, /) -> SendLog:
 
 def log_to_read(
     campaign: Campaign, /, *, log: Path | None = None, trial: bool = False
-) -> settings.LogChoice:
+) -> LogChoice:
     """Choose the log to show: ``log``; else the trial log if ``trial``, or if no letter went live.
 
     Once any letter of the campaign was handed to a server (or tried), its log is shown.
@@ -684,7 +690,7 @@ def log_to_read(
     if log is None and not trial and live.exists():
         with SendLog(live, campaign=None, write=False) as reader:
             live_sent = any(status != Status.PENDING for status in reader.statuses().values())
-    return settings.log_to_read(campaign, log=log, trial=trial, live_sent=live_sent)
+    return settings_.log_to_read(campaign, log=log, trial=trial, live_sent=live_sent)
 
 
 def serve_sink(
@@ -740,24 +746,32 @@ def imap_settings(
     /,
     *,
     campaign: Campaign | None = None,
+    profile: Provider | None = None,
     verify: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     require_tls: bool = False,
     credentials_hint: str = "give it on its own",
 ) -> ImapSettings:
-    """Parse the mailbox's URL: ``url`` if given, else the campaign file's ``imap`` field.
+    """Parse the mailbox's URL: ``url``, else the campaign file's ``imap``, else the provider's.
 
-    ``credentials_hint`` says where the password goes, for a URL that holds one.
+    ``profile`` is the provider's profile, whose IMAP server is the sender's mailbox; the
+    campaign file's provider when None. ``credentials_hint`` says where the password goes,
+    for a URL that holds one.
     """
     if url:
-        settings = parse_imap_url(url, credentials_hint=credentials_hint)
+        settings = parse_imap_url(url, where=named("imap"), credentials_hint=credentials_hint)
     elif campaign is not None and campaign.imap:
         where = f"{campaign.folder / 'campaign.toml'}: field 'imap'"
         settings = parse_imap_url(campaign.imap, where=where, credentials_hint=credentials_hint)
+    elif campaign is not None and (profile or settings_.campaign_profile(campaign)):
+        profile = profile or settings_.campaign_profile(campaign)
+        url = settings_.imap_url(campaign, imap=None, profile=profile)
+        assert url is not None  # noqa: S101 - a profile always names its IMAP server
+        settings = parse_imap_url(url, where="the provider's IMAP server")
     else:
         msg = (
-            "no mailbox to read: pass --imap imaps://user@host, set OUTREACH_IMAP_URL, or add "
-            'a line such as imap = "imaps://you@mail.your-organization.example" to campaign.toml'
+            f"no mailbox to read: give {named('imap')} imaps://user@host, or add a line such as "
+            'imap = "imaps://you@mail.your-organization.example" to campaign.toml'
         )
         raise ConfigError(msg)
     return ImapSettings(
@@ -948,7 +962,7 @@ def sign_in_method(
     token_command: str | None = None,
 ) -> tuple[Provider | None, str]:
     """Return the provider profile, if any, and how to log in: ``password`` or ``xoauth2``."""
-    chosen = settings.sign_in(
+    chosen = settings_.sign_in(
         campaign,
         provider=provider,
         auth=auth,

@@ -76,9 +76,7 @@ def blocking_token(source: TokenSource, /) -> Callable[[], str]:
 class CommandTokenSource:
     """Run a command that prints an access token, once for every login."""
 
-    def __init__(
-        self, command: str, /, *, timeout: float, name: str = "token_command"
-    ) -> None:
+    def __init__(self, command: str, /, *, timeout: float, name: str = "token_command") -> None:
         """Run ``command`` by the rule of ``outreach.secrets``; ``name`` says where it came from."""
         self.command = command
         self.timeout = timeout

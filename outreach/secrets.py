@@ -11,13 +11,18 @@ The rule, written once here:
 - an empty or blank first line is an error, never a login with an empty secret;
 - what it printed on its error output is quoted in the error when it fails (it says why),
   and never when it succeeds; what it printed on its output is never shown.
+
+A password is looked for in its environment variable first, then asked of its command, then
+of a person at the terminal (``find_password``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from outreach.errors import ConfigError
@@ -74,7 +79,7 @@ def read_secret(source: SecretCommand, /, *, timeout: float) -> str:
 
 
 async def read_secret_async(source: SecretCommand, /, *, limit: float) -> str:
-    """Do what ``read_secret`` does (``limit`` is its timeout), in a thread, leaving the loop free."""
+    """Do what ``read_secret`` does (``limit``: its timeout), in a thread, leaving the loop free."""
     return await asyncio.to_thread(read_secret, source, timeout=limit)
 
 
@@ -86,3 +91,52 @@ def first_line(printed: str, source: SecretCommand, /) -> str:
         msg = f"{source.name} printed no {source.what}{where}; {source.not_done}"
         raise ConfigError(msg)
     return line
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordSources:
+    """Say where a password may come from, in the order it is looked for.
+
+    ``variable``: the environment variable that holds it (blank counts as unset); ``command``:
+    a command that prints it; ``prompt``: asks a person for it (None when there is no one to
+    ask); ``ways``: how the caller names these ways, for the error when none gives it.
+    """
+
+    variable: str
+    command: SecretCommand | None = None
+    prompt: Callable[[str], str] | None = None
+    ways: str = "set the variable, give a command, or run on a terminal to be asked"
+
+    def stored(self) -> str | None:
+        """Return the password held in ``variable``; a blank one counts as unset."""
+        value = os.environ.get(self.variable, "")
+        return value if value.strip() else None
+
+    def has_command(self) -> bool:
+        """Tell whether a command is given; a blank one, like an empty one, is unset."""
+        return self.command is not None and bool(self.command.command.strip())
+
+    def taken_from(self) -> str:
+        """Say where the password is taken from, in the order ``find_password`` looks."""
+        if self.stored() is not None:
+            return f"the password in {self.variable}"
+        if self.command is not None and self.has_command():
+            return f"the password that {self.command.name} prints"
+        return "the password typed at the prompt"
+
+
+def find_password(
+    sources: PasswordSources, /, *, url: str, missing: str, timeout: float, not_done: str
+) -> str:
+    """Take the password from its variable, else from its command, else from the prompt."""
+    stored = sources.stored()
+    if stored is not None:
+        return stored
+    if sources.command is not None and sources.has_command():
+        return read_secret(sources.command, timeout=timeout)
+    if sources.prompt is not None:
+        return sources.prompt(f"Password for {url}")
+    if sources.variable in os.environ:
+        missing += f" ({sources.variable} is empty)"
+    msg = f"{missing}: {sources.ways}; {not_done}"
+    raise ConfigError(msg)

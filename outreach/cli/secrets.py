@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import shlex
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +10,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from outreach.errors import ConfigError
-
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
     from outreach.api import Campaign, Credentials, ImapSettings, Provider, SmtpSettings
+    from outreach.secrets import PasswordSources
 
 
 PASSWORD_ENV = "OUTREACH_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -36,21 +32,12 @@ class PasswordSource:
     command: str | None
     from_variable: bool  # the command came from ``command_variable``, not the command line
     not_done: str  # what the command did not do for want of it: "nothing was sent"
+    timeout: float  # --timeout: how long the command may take
 
     @property
     def command_name(self) -> str:
         """Name the command as the user gave it: by its variable, or by its option."""
         return self.command_variable if self.from_variable else self.option
-
-    def stored(self) -> str | None:
-        """Return the password held in ``variable``; a blank one counts as unset."""
-        # As click counts the command variables: blank is unset.
-        value = os.environ.get(self.variable, "")
-        return value if value.strip() else None
-
-    def has_command(self) -> bool:
-        """Tell whether a command is given; a blank one, like an empty one, is unset."""
-        return bool(self.command and self.command.strip())
 
     def ways(self) -> str:
         """Name the ways to give the password, as the command the user ran reads them."""
@@ -59,17 +46,50 @@ class PasswordSource:
             "or run on a terminal to be asked"
         )
 
+    def sources(self) -> PasswordSources:
+        """Describe the same ways to the library, which looks in them in its order."""
+        from outreach.secrets import PasswordSources, SecretCommand
+
+        command = None
+        if self.command is not None:
+            command = SecretCommand(self.command, name=self.command_name, not_done=self.not_done)
+        return PasswordSources(
+            variable=self.variable,
+            command=command,
+            prompt=_ask if sys.stdin.isatty() else None,
+            ways=self.ways(),
+        )
+
     def taken_from(self) -> str:
-        """Say where the password is taken from, in the order ``_find_password`` looks."""
-        if self.stored() is not None:
-            return f"the password in {self.variable}"
-        if self.has_command():
-            return f"the password that {self.command_name} prints"
-        return "the password typed at the prompt"
+        """Say where the password is taken from, in the order the library looks."""
+        return self.sources().taken_from()
+
+    def find(self, url: str, *, missing: str) -> str:
+        """Take the password from its variable, its command, or the prompt."""
+        from outreach.secrets import find_password
+
+        return find_password(
+            self.sources(),
+            url=url,
+            missing=missing,
+            timeout=self.timeout,
+            not_done=self.not_done,
+        )
+
+
+def _ask(question: str) -> str:
+    """Ask for a password at the terminal, without showing it."""
+    return str(typer.prompt(question, hide_input=True))
 
 
 def password_source(
-    ctx: typer.Context, parameter: str, command: str | None, *, variable: str, not_done: str
+    ctx: typer.Context,
+    parameter: str,
+    command: str | None,
+    *,
+    variable: str,
+    not_done: str,
+    timeout: float,
 ) -> PasswordSource:
     """Describe the password whose ``command`` is given by the option ``parameter``."""
     option = next(p for p in ctx.command.params if p.name == parameter)
@@ -82,6 +102,7 @@ def password_source(
         # By its name: typer has the enum from click, or from a copy of click of its own.
         from_variable=source is not None and source.name == "ENVIRONMENT",
         not_done=not_done,
+        timeout=timeout,
     )
 
 
@@ -89,54 +110,9 @@ def _password(settings: SmtpSettings, source: PasswordSource) -> str | None:
     """Find the SMTP password: environment, then a password command, then a prompt."""
     if settings.username is None:
         return None
-    missing = f"{settings.url} names a user but no password was given"
-    return _find_password(settings.url, source, missing=missing)
-
-
-def _find_password(url: str, source: PasswordSource, *, missing: str) -> str:
-    """Take the password from its variable, else from its command, else from a prompt.
-
-    Errors name the option or variable the user gave; the command's output is never shown.
-    """
-    stored = source.stored()
-    if stored is not None:
-        return stored
-    name, not_done = source.command_name, source.not_done
-    if source.command is not None and source.has_command():
-        try:
-            done = subprocess.run(
-                shlex.split(source.command),
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=60,
-            )
-        except ValueError as exc:  # from shlex: an unclosed quote
-            msg = f"{name} cannot be read as a command ({exc}); check its quotes; {not_done}"
-            raise ConfigError(msg) from None
-        except subprocess.TimeoutExpired:
-            msg = f"{name} did not finish within 60 seconds; {not_done}"
-            raise ConfigError(msg) from None
-        except OSError as exc:
-            msg = f"{name} failed to run: {exc}; {not_done}"
-            raise ConfigError(msg) from None
-        if done.returncode != 0:
-            msg = f"{name} exited with status {done.returncode}; {not_done}"
-            raise ConfigError(msg)
-        # Text mode reads \r\n and a lone \r as \n (universal newlines): one split finds the
-        # first line without its end; spaces in or around the password are kept as printed.
-        password = done.stdout.split("\n", 1)[0]
-        if not password.strip():  # an empty login would only count as a failed one
-            where = " on its first line" if done.stdout.strip() else ""
-            msg = f"{name} printed no password{where}; {not_done}"
-            raise ConfigError(msg)
-        return password
-    if sys.stdin.isatty():
-        return str(typer.prompt(f"Password for {url}", hide_input=True))
-    if source.variable in os.environ:
-        missing += f" ({source.variable} is empty)"
-    msg = f"{missing}: {source.ways()}; {not_done}"
-    raise ConfigError(msg)
+    return source.find(
+        settings.url, missing=f"{settings.url} names a user but no password was given"
+    )
 
 
 def sign_in_method(
@@ -176,11 +152,6 @@ def _with_token(
     return api.with_oauth_token(settings, profile=profile, token_command=command)
 
 
-def _imap_password(url: str, source: PasswordSource) -> str:
-    """Find the IMAP password: environment, then a password command, then a prompt."""
-    return _find_password(url, source, missing=f"{url}: no password was given")
-
-
 def imap_credentials(
     settings: ImapSettings,
     method: str,
@@ -192,6 +163,6 @@ def imap_credentials(
     from outreach import api
 
     if method != "xoauth2":
-        password = _imap_password(settings.url, source)
+        password = source.find(settings.url, missing=f"{settings.url}: no password was given")
         return api.Credentials(api.Auth.PASSWORD, lambda: password, source=source.taken_from())
     return api.imap_oauth_credentials(settings, profile=profile, token_command=token_command)

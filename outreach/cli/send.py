@@ -27,7 +27,6 @@ from outreach.cli.secrets import (
     IMAP_PASSWORD_ENV,
     PASSWORD_ENV,
     password_source,
-    sign_in_method,
     smtp_credentials,
 )
 from outreach.cli.sentcopy import refuse_copy_options, sent_copies
@@ -38,11 +37,11 @@ from outreach.errors import OutreachError
 if TYPE_CHECKING:
     from outreach.api import (
         Campaign,
-        Provider,
         SaveSent,
         SendOptions,
         SmtpSettings,
     )
+    from outreach.settings import SendSettings
 
 
 URL_ENV = "OUTREACH_SMTP_URL"
@@ -230,6 +229,7 @@ def send(
             password_command,
             variable=PASSWORD_ENV,
             not_done="nothing was sent",
+            timeout=timeout,
         )
         imap_password = password_source(
             ctx,
@@ -237,15 +237,14 @@ def send(
             imap_password_command,
             variable=IMAP_PASSWORD_ENV,
             not_done="nothing was sent",
+            timeout=timeout,
         )
         campaign = choice.load()
-        profile, method = sign_in_method(campaign, choice.path, provider, auth, oauth_token_command)
-        if smtp is None and profile is not None:
-            smtp = profile.smtp_url(campaign.sender.address)
-        options = _send_options(
+        # What the options leave unset comes from the campaign file, then the provider.
+        plan = api.resolve_send(
             campaign,
-            profile,
-            daily_limit=daily_limit,
+            options=_send_options(
+                daily_limit=daily_limit,
             concurrency=concurrency,
             rate=rate,
             max_attempts=max_attempts,
@@ -253,13 +252,21 @@ def send(
             retry_failed=retry_failed,
             resend_uncertain=resend_uncertain,
             limit=limit,
-            only=only,
-            allow_reserved_domains=allow_reserved_domains,
+                only=only,
+                allow_reserved_domains=allow_reserved_domains,
+            ),
+            smtp=smtp,
+            provider=provider,
+            auth=auth,
+            token_command=oauth_token_command,
+            log=log_path,
+            campaign_file=choice.path,
         )
+        profile, method, options = plan.sign_in.profile, plan.sign_in.method, plan.options
         settings = None
-        if smtp:
+        if plan.smtp:
             settings = api.smtp_settings(
-                smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
+                plan.smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
             )
 
         def credentials(settings: SmtpSettings) -> SmtpSettings:
@@ -290,14 +297,14 @@ def send(
         ):
             return
         if dry_run_:
-            _dry_run(campaign, options, log=log_path, live=settings is not None, copies=copies)
+            _dry_run(campaign, plan, copies=copies)
             return
         summary = run_batch(
             campaign,
             options,
             settings,
             credentials,
-            log=log_path,
+            log=plan.log,
             outbox=outbox,
             copies=copies,
             yes=yes,
@@ -310,13 +317,11 @@ def send(
         again=again,
         destination=settings.url if settings is not None else None,
         outbox=None if settings is not None else outbox or campaign.default_outbox,
-        log_file=log_path or campaign.default_log,
+        log_file=plan.log,
     )
 
 
 def _send_options(
-    campaign: Campaign,
-    profile: Provider | None,
     *,
     daily_limit: int | None,
     concurrency: int,
@@ -329,15 +334,13 @@ def _send_options(
     only: list[str] | None,
     allow_reserved_domains: bool,
 ) -> SendOptions:
-    """Gather the batch's options: the one given, else the campaign file's, else the profile's."""
+    """Gather the options given; those left unset are filled by ``outreach.settings``."""
     from outreach import api
 
     return api.SendOptions(
-        daily_limit=daily_limit
-        or campaign.daily_limit
-        or (profile.daily_limit if profile else None),
+        daily_limit=daily_limit,
         concurrency=concurrency,
-        rate=api.parse_rate(rate) if rate else (profile.rate if profile else None),
+        rate=api.parse_rate(rate) if rate else None,
         max_attempts=max_attempts,
         backoff=retry_backoff,
         retry_failed=retry_failed,
@@ -348,18 +351,12 @@ def _send_options(
     )
 
 
-def _dry_run(
-    campaign: Campaign,
-    options: SendOptions,
-    *,
-    log: Path | None,
-    live: bool,
-    copies: SaveSent | None,
-) -> None:
+def _dry_run(campaign: Campaign, plan: SendSettings, *, copies: SaveSent | None) -> None:
     """Check the drafts and, with --save-sent, the account and its folder; send nothing."""
     from outreach import api
 
-    count = api.dry_run(campaign, options=options, log=log, live=live)
+    count = api.dry_run(campaign, options=plan.options, log=plan.log, live=plan.live)
+    typer.echo(f"dry run: {plan.describe()}")
     # As the real run does once the drafts are checked: log in and find the folder.
     folder = api.check_sent_folder(campaign, save_sent=copies) if copies is not None else None
     typer.echo(f"dry run: {plural(count, 'draft')} rendered and checked; nothing sent or logged")

@@ -15,10 +15,6 @@ if TYPE_CHECKING:
     from outreach.api import Campaign, PreparedSend, Provider, SaveSent, SmtpSettings
 
 
-# Providers whose SMTP servers file what they send in the Sent folder on their own.
-FILING_DOMAINS = (".gmail.com", ".googlemail.com", ".office365.com", ".outlook.com")
-
-
 # The options that say where the copies of --save-sent go, by parameter name.
 COPY_OPTIONS = {
     "imap": "--imap",
@@ -60,7 +56,7 @@ def sent_copies(
     test_to: str | None,
 ) -> SaveSent:
     """Say where the copies of the letters go: the IMAP account, its login, the folder."""
-    from outreach import api
+    from outreach import api, settings
 
     if test_to:
         msg = "--save-sent: test sends are not filed in the Sent folder; drop one of the two"
@@ -72,31 +68,30 @@ def sent_copies(
         )
         raise ConfigError(msg)
     method, profile, token_command, password = sign_in
-    if profile is not None or smtp.host.lower().endswith(FILING_DOMAINS):
+    if settings.files_sent_mail(smtp.host, profile=profile):
         typer.echo(
             "warning: Gmail and Microsoft 365 file the mail sent through them in Sent "
             "themselves; with --save-sent each letter would be there twice",
             err=True,
         )
-    if not imap and not campaign.imap and profile is not None:
-        imap = profile.imap_url(campaign.sender.address)
-    if not imap and not campaign.imap:
+    if settings.imap_url(campaign, imap=imap, profile=profile) is None:
         msg = (
             "--save-sent: no IMAP account to save the copies in: pass --imap "
             "imaps://user@host, set OUTREACH_IMAP_URL, or add a line such as imap = "
             '"imaps://you@mail.your-organization.example" to campaign.toml. Nothing was sent.'
         )
         raise ConfigError(msg)
-    settings = api.imap_settings(
+    imap_settings = api.imap_settings(
         imap,
         campaign=campaign,
+        profile=profile,
         verify=smtp.verify,
         timeout=smtp.timeout,
         require_tls=smtp.require_tls,
         credentials_hint=password.ways(),
     )
-    credentials = imap_credentials(settings, method, profile, token_command, password)
-    return api.SaveSent(imap=settings, credentials=credentials, folder=folder)
+    credentials = imap_credentials(imap_settings, method, profile, token_command, password)
+    return api.SaveSent(imap=imap_settings, credentials=credentials, folder=folder)
 
 
 def say_copies(prepared: PreparedSend, *, again: Again) -> None:

@@ -92,14 +92,14 @@ def track(
             password_command,
             variable=IMAP_PASSWORD_ENV,
             not_done="nothing was read",
+            timeout=timeout,
         )
         campaign = choice.load()
         profile, method = sign_in_method(campaign, choice.path, provider, auth, oauth_token_command)
-        if not imap and not campaign.imap and profile is not None:
-            imap = profile.imap_url(campaign.sender.address)
         settings = api.imap_settings(
             imap,
             campaign=campaign,
+            profile=profile,
             verify=not insecure_tls,
             timeout=timeout,
             require_tls=require_tls,
