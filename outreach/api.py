@@ -420,6 +420,7 @@ def prepare_send(
         drafter=drafter,
         pool=pool,
         copier=copier,
+        trial=not live and log is None,
     )
 
 
@@ -478,9 +479,11 @@ class PreparedSend:
         drafter: drafts.Drafter,
         pool: DraftPool | None,
         copier: SentCopier | None = None,
+        trial: bool = False,
     ) -> None:
         """Hold what ``prepare_send`` made; call ``prepare_send`` rather than this."""
         self.campaign = campaign
+        self.trial = trial  # records in the trial log: only for the outbox
         self.plan = plan
         self.recovered = recovered
         self.corrections = corrections
@@ -552,7 +555,15 @@ class PreparedSend:
         on_signal: Callable[[int], None] | None = None,
     ) -> Summary:
         """Send the plan through ``transport`` in the running event loop; see ``run``."""
-        if is_live(transport) and not self.options.allow_reserved:
+        live = is_live(transport)
+        if live and self.trial:
+            msg = (
+                "this batch was prepared as a trial run into the outbox (live=False), which "
+                f"records in the trial log {self.log_path}; to send through a server, prepare "
+                "it with live=True. Nothing was sent."
+            )
+            raise ConfigError(msg)
+        if live and not self.options.allow_reserved:
             check_reserved(self.plan, sender=self.campaign.sender.address)
         batch = Batch(
             self._drafter,
@@ -811,7 +822,7 @@ def track(
     total)`` follows the messages examined.
     """
     summary = TrackSummary()
-    path = log or campaign.default_log
+    path = log_to_read(campaign, log=log).path  # the log 'outreach log' shows
     # Not the sender's lock: 'track' may run (from cron) while a batch is being sent; SQLite
     # orders the two writers' transactions.
     with (

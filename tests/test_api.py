@@ -46,7 +46,7 @@ def test_a_script_sends_a_whole_batch_into_the_outbox_and_reads_the_log(campaign
     assert (summary.sent, summary.failed, summary.uncertain, summary.ok) == (5, 0, 0, True)
     assert [e.contact.id for e in events] == [f"c{n:05d}" for n in range(1, 6)]
     assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 5
-    with outreach.open_log(campaign.default_log) as log:
+    with outreach.open_log(outreach.log_to_read(campaign).path) as log:
         assert {r.status for r in log.recipients()} == {outreach.Status.SENT}
     again = outreach.send(campaign)
     assert (again.sent, again.left_out[outreach.Status.SENT], again.ok) == (0, 5, True)
@@ -78,9 +78,26 @@ def test_live_batch_to_reserved_domains_is_refused_before_anything_is_sent(
     with pytest.raises(outreach.ConfigError, match="reserved domains"):
         outreach.prepare_send(campaign, live=True)
     settings = outreach.smtp_settings("smtp://127.0.0.1:9")
-    with outreach.prepare_send(campaign) as batch, pytest.raises(outreach.ConfigError):
+    with (
+        outreach.prepare_send(campaign, log=campaign.default_log) as batch,
+        pytest.raises(outreach.ConfigError, match="reserved domains"),
+    ):
         batch.run(outreach.SmtpTransport(settings))
     with outreach.open_log(campaign.default_log) as log:
+        assert {r.status for r in log.recipients()} == {outreach.Status.PENDING}
+
+
+def test_a_batch_prepared_as_a_trial_refuses_a_live_transport(campaign_dir: Path) -> None:
+    """A batch prepared for the outbox records in the trial log: it sends through no server."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    settings = outreach.smtp_settings("smtp://127.0.0.1:9")
+    with (
+        outreach.prepare_send(campaign) as batch,
+        pytest.raises(outreach.ConfigError, match="prepared as a trial run") as caught,
+    ):
+        batch.run(outreach.SmtpTransport(settings))
+    assert "prepare it with live=True. Nothing was sent." in str(caught.value)
+    with outreach.open_log(batch.log_path) as log:
         assert {r.status for r in log.recipients()} == {outreach.Status.PENDING}
 
 
@@ -91,7 +108,8 @@ def test_a_template_error_stops_prepare_and_releases_the_log(tmp_path: Path) -> 
     campaign = outreach.load_campaign(folder / "campaign.toml")
     with pytest.raises(outreach.InputError, match="nobody_has_this"):
         outreach.prepare_send(campaign)
-    outreach.SendLog(campaign.default_log, campaign=campaign.name, write=True).close()
+    trial = outreach.log_to_read(campaign, trial=True).path
+    outreach.SendLog(trial, campaign=campaign.name, write=True).close()
 
 
 @pytest.mark.parametrize(
@@ -151,7 +169,7 @@ def test_a_stop_while_waiting_for_the_rate_limiter_ends_the_batch_at_once(
         )
     assert (summary.sent, summary.interrupted) == (1, True)
     assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 1
-    with outreach.open_log(campaign.default_log) as log:
+    with outreach.open_log(batch.log_path) as log:
         assert sorted(r.status for r in log.recipients()) == ["pending"] * 4 + ["sent"]
 
 
@@ -181,6 +199,7 @@ class StoppedOnReconnect:
         self._inner = outreach.MaildirTransport(path)
         self._stop = stop
         self.description = self._inner.description
+        self.live = self._inner.live
         self.connections = 0
 
     async def connect(
@@ -227,6 +246,7 @@ class WithoutLoginTurn:
     def __init__(self, path: Path) -> None:
         self._inner = outreach.MaildirTransport(path)
         self.description = self._inner.description
+        self.live = self._inner.live
 
     async def connect(self) -> Connection:
         return await self._inner.connect()
@@ -292,6 +312,7 @@ class FullAfterOne:
     def __init__(self, path: Path) -> None:
         self._inner = outreach.MaildirTransport(path)
         self.description = self._inner.description
+        self.live = self._inner.live
 
     async def connect(self, *, login_turn: outreach.LoginTurn | None = None) -> _FullAfterOne:
         return _FullAfterOne(await self._inner.connect(login_turn=login_turn))
@@ -309,7 +330,7 @@ def test_a_transport_error_mid_batch_leaves_the_recipient_pending_with_its_attem
     assert "no space left on device" in summary.fatal
     assert summary.sent == 1
     assert len(mailbox.Maildir(campaign.default_outbox, create=False)) == 1
-    with outreach.open_log(campaign.default_log) as log:
+    with outreach.open_log(batch.log_path) as log:
         rows = {r.id: (r.status, r.attempts) for r in log.recipients()}
     assert rows["c00001"] == ("sent", 1)
     assert rows["c00002"] == ("pending", 1)

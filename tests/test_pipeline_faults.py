@@ -284,6 +284,7 @@ class FullAfterOne:
     def __init__(self, path: Path) -> None:
         self._inner = MaildirTransport(path)
         self.description = self._inner.description
+        self.live = self._inner.live
 
     async def connect(self, *, login_turn: LoginTurn | None = None) -> _FullAfterOne:
         """Open the Maildir."""
@@ -304,7 +305,7 @@ async def test_transport_errors_in_flight_give_their_claim_slots_back(tmp_path: 
     assert "no space left on device" in summary.fatal
     assert summary.sent == 1
     assert len(mailbox.Maildir(tmp_path / "out", create=False)) == 1
-    with SendLog(campaign.default_log, campaign=None, write=False) as log:
+    with SendLog(batch.log_path, campaign=None, write=False) as log:
         rows = {r.id: (r.status, r.attempts) for r in log.recipients()}
     assert rows == {
         "c00001": ("sent", 1),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.cli.options import CampaignChoice, campaign_command
+from outreach.cli.options import CampaignChoice, LogOption, campaign_command
 from outreach.cli.say import fail, noun, plural
 from outreach.errors import OutreachError
 
@@ -50,6 +50,7 @@ def preview(
             help="Write <id>.eml and <id>.html (and <id>.pdf with pdf = true) for each draft.",
         ),
     ] = None,
+    log_path: LogOption = None,
     *,
     choice: CampaignChoice,
 ) -> None:
@@ -74,7 +75,7 @@ def preview(
             (out / f"{draft.contact.id}.html").write_text(html, encoding="utf-8")
             if draft.pdf is not None:
                 (out / f"{draft.contact.id}.pdf").write_bytes(draft.pdf)
-        _record_attachments(campaign, drafts.attachments, by="preview")
+        _record_attachments(campaign, drafts.attachments, by="preview", log=log_path)
     except OutreachError as exc:
         raise fail(exc) from None
     if out is not None:
@@ -116,7 +117,9 @@ def _made_ids(contacts: Path, ids: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _record_attachments(campaign: Campaign, files: list[Attachment], *, by: str) -> None:
+def _record_attachments(
+    campaign: Campaign, files: list[Attachment], *, by: str, log: Path | None
+) -> None:
     """Note the attached files' SHA-256 in the send log: 'send' refuses them if they change."""
     if not files:
         return
@@ -124,7 +127,7 @@ def _record_attachments(campaign: Campaign, files: list[Attachment], *, by: str)
     from outreach.errors import LogLockedError
 
     try:
-        changed = api.note_attachments(campaign, files, by=by)
+        changed = api.note_attachments(campaign, files, by=by, log=log)
     except LogLockedError:
         typer.echo("warning: a send is running; the attachments' hashes were not noted", err=True)
         return
@@ -137,7 +140,7 @@ def _record_attachments(campaign: Campaign, files: list[Attachment], *, by: str)
 
 
 @campaign_command
-def check(*, choice: CampaignChoice) -> None:
+def check(log_path: LogOption = None, *, choice: CampaignChoice) -> None:
     """Check every contact and draft.
 
     Every contact is validated and every draft rendered; every problem found is reported.
@@ -151,7 +154,7 @@ def check(*, choice: CampaignChoice) -> None:
     report = api.check(campaign)
     if not report.problems:
         try:
-            _record_attachments(campaign, report.attachments, by="check")
+            _record_attachments(campaign, report.attachments, by="check", log=log_path)
         except OutreachError as exc:
             raise fail(exc) from None
     for warning in report.warnings:

@@ -228,7 +228,8 @@ def log_option(panel: str | None = None) -> Any:
     """Return the --log option, listed under ``panel`` in a help of sections."""
     return typer.Option(
         "--log",
-        help="The send log (SQLite). [default: logs/<campaign>.sqlite3]",
+        help="The send log (SQLite). [default: logs/<campaign>.sqlite3 for a run to a "
+        "server, logs/<campaign>-trial.sqlite3 for a trial run into the outbox]",
         rich_help_panel=panel,
     )
 
