@@ -446,7 +446,7 @@ def _sent_copier(save_sent: SaveSent, campaign: Campaign, *, log: Path | None) -
             load=functools.partial(_kept_bytes, log) if log is not None else None,
         )
     except MailboxError as exc:
-        msg = f"--save-sent: {exc}. Nothing was sent."
+        msg = f"{named('save_sent')}: {exc.marked()}. Nothing was sent."
         raise MailboxError(msg) from None
 
 
@@ -666,7 +666,7 @@ def send_test(
         msg = (
             f"{' and '.join(placeholders)}: on a reserved domain (.example, .invalid, .test, "
             ".localhost), which no live server delivers to; give your own address as the test "
-            "address and the sender, or pass --allow-reserved-domains (a test server). "
+            f"address and the sender, or pass {named('allow_reserved')} (a test server). "
             "Nothing was sent."
         )
         raise ConfigError(msg)
@@ -988,7 +988,10 @@ def with_oauth_token(
 ) -> SmtpSettings:
     """Log in to SMTP with OAuth2: tokens from the command, or from the user's kept sign-in."""
     if settings.username is None:
-        msg = f"--auth xoauth2 needs the mailbox's address as the user: smtp://USER@{settings.host}"
+        msg = (
+            f"{named('auth_xoauth2')} needs the mailbox's address as the user: "
+            f"smtp://USER@{settings.host}"
+        )
         raise ConfigError(msg)
     source = _token_source(settings.username, profile, token_command, settings.timeout)
     return dataclasses.replace(settings, token=source.token)
@@ -1031,8 +1034,9 @@ def login(
     if provider == oauth.MICROSOFT:
         if not client_id:
             msg = (
-                "login microsoft365: pass --client-id with the Application (client) ID of "
-                "your app registration in Microsoft Entra ID (see the README)"
+                f"login microsoft365: give {named('client_id')} with the Application (client) "
+                "ID of your app registration in Microsoft Entra ID (see the providers page of "
+                "the documentation)"
             )
             raise ConfigError(msg)
         oauth.login_microsoft(
@@ -1041,8 +1045,9 @@ def login(
     elif provider == oauth.GOOGLE:
         if client_secrets is None:
             msg = (
-                "login google: pass --client-secrets with the OAuth client file of a "
-                "Desktop app, downloaded from Google Cloud console (see the README)"
+                f"login google: give {named('client_secrets')} with the OAuth client file of a "
+                "Desktop app, downloaded from Google Cloud console (see the providers page of "
+                "the documentation)"
             )
             raise ConfigError(msg)
         oauth.login_google(

@@ -9,7 +9,7 @@ from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, named
 from outreach.model import CAMPAIGN_FILE, PLACEHOLDER_ADDRESS, Campaign, Letterhead, Sender
 from outreach.providers import PROVIDERS
 from outreach.validate import control_character, validate_address
@@ -100,7 +100,7 @@ def _read(path: Path) -> dict[str, object]:
     except FileNotFoundError:
         msg = (
             f"{path}: no campaign file here. Run outreach in the campaign's folder "
-            f"(the one holding {CAMPAIGN_FILE}), pass --campaign PATH, "
+            f"(the one holding {CAMPAIGN_FILE}), give {named('campaign')} PATH, "
             "or start one with 'outreach init'."
         )
         raise ConfigError(msg) from None
@@ -215,11 +215,11 @@ def _addresses(fields: _Fields, sender: str | None) -> tuple[Sender | None, str 
     from_value = sender if sender is not None else fields.text("from")
     parsed_sender: Sender | None = None
     if from_value is not None:
-        from_where = "--from (on the command line)" if sender is not None else "field 'from'"
+        from_where = named("sender") if sender is not None else "field 'from'"
         try:
             parsed_sender = parse_sender(from_value, where=from_where)
         except ConfigError as exc:
-            fields.problems.append(str(exc))
+            fields.problems.append(exc.marked())
     reply_to_value = fields.text("reply_to", required=False)
     reply_to = None
     if reply_to_value is not None:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from outreach.errors import InputError, Problem
+from outreach.errors import InputError, Problem, named
 from outreach.model import Contact
 from outreach.validate import control_character, describe, validate_address
 
@@ -52,7 +52,7 @@ def _read_text(path: Path) -> str:
             raise InputError([Problem(str(path), msg)])
         raw = path.read_bytes()
     except FileNotFoundError:
-        msg = "no such file; check --contacts or the campaign file"
+        msg = f"no such file; check {named('contacts')} or the campaign file"
         raise InputError([Problem(str(path), msg)]) from None
     except IsADirectoryError:
         raise InputError([Problem(str(path), "is a folder, not a contact list file")]) from None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Self
 
 from outreach.attachments import ADVISED_MESSAGE_SIZE, Attachment, Attachments, mime_part
 from outreach.contacts import ContactList, load_contacts, read_contact_list
-from outreach.errors import InputError, OutreachError, Problem
+from outreach.errors import InputError, OutreachError, Problem, named
 from outreach.message import MessageBuilder, new_message_id
 from outreach.model import PLACEHOLDER_ADDRESS, Campaign, Contact, is_reserved
 from outreach.render import Letter
@@ -399,7 +399,7 @@ def check(campaign: Campaign, /) -> CheckReport:
         report.problems.extend(exc.problems)
         return report
     except OutreachError as exc:
-        report.problems.append(Problem(str(campaign.folder / "campaign.toml"), str(exc)))
+        report.problems.append(Problem(str(campaign.folder / "campaign.toml"), exc.marked()))
         return report
     placeholders: list[str] = []
     for contact in contacts:
@@ -437,7 +437,8 @@ def _placeholder_fields(campaign: Campaign, /) -> list[Problem]:
     """Warn of the campaign's fields that still hold placeholders: the sender, the address."""
     warnings: list[Problem] = []
     if is_reserved(campaign.sender.address):
-        msg = f"the sender {campaign.sender.address} is a placeholder; set --from or 'from'"
+        address = campaign.sender.address
+        msg = f"the sender {address} is a placeholder; set {named('sender')} or 'from'"
         warnings.append(Problem("campaign", msg))
     if campaign.letterhead is not None and campaign.letterhead.address == PLACEHOLDER_ADDRESS:
         msg = (

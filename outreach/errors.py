@@ -11,9 +11,43 @@ from dataclasses import dataclass
 _NAMED = re.compile("\u2039([a-z_]+)\u203a")
 
 
+# How the Python API names each marked setting: a parameter, or the object that holds it.
+API_NAMES: Mapping[str, str] = {
+    "allow_reserved": "SendOptions(allow_reserved=True)",
+    "auth": "auth",
+    "auth_xoauth2": 'auth="xoauth2"',
+    "campaign": "load_campaign(PATH)",
+    "client_id": "client_id",
+    "client_secrets": "client_secrets",
+    "contacts": "load_campaign(contacts=...)",
+    "folder": "folders",
+    "imap": "the IMAP URL",
+    "insecure_tls": "verify=False",
+    "log": "log=PATH",
+    "move_to": "move_to",
+    "password": "the password (smtp_settings(..., password=...))",
+    "provider": "provider",
+    "rate": "the rate",
+    "require_tls": "require_tls=True",
+    "save_sent": "save_sent",
+    "sender": "load_campaign(sender=...)",
+    "sent_folder": "SaveSent(folder=...)",
+    "smtp": "the SMTP URL",
+    "template": "load_campaign(template=...)",
+    "tenant": "tenant",
+    "token_command": "token_command",
+    "user": "user",
+}
+
+
 def named(name: str, /) -> str:
     """Mark the setting ``name`` (its Python name) in a message; see ``OutreachError.said``."""
     return f"\u2039{name}\u203a"
+
+
+def say(text: str, /, names: Mapping[str, str] = API_NAMES) -> str:
+    """Return ``text`` with each marked setting named by ``names``, else by its Python name."""
+    return _NAMED.sub(lambda found: names.get(found[1], found[1]), text)
 
 
 @dataclass(frozen=True)
@@ -24,7 +58,15 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        """Return ``where: message``, the form every error is printed in."""
+        """Return ``where: message``, the form every error is printed in, in the API's words."""
+        return say(self.marked())
+
+    def said(self, names: Mapping[str, str], /) -> str:
+        """Return ``where: message`` with each marked setting named by ``names``."""
+        return say(self.marked(), names)
+
+    def marked(self) -> str:
+        """Return ``where: message`` with its settings still marked."""
         return f"{self.where}: {self.message}"
 
 
@@ -33,11 +75,11 @@ class OutreachError(Exception):
 
     def __str__(self) -> str:
         """Say the message with each setting named as in the Python API."""
-        return self.said({})
+        return say(self.marked())
 
     def said(self, names: Mapping[str, str], /) -> str:
         """Say the message with each marked setting named by ``names``, else by its Python name."""
-        return _NAMED.sub(lambda found: names.get(found[1], found[1]), self.marked())
+        return say(self.marked(), names)
 
     def marked(self) -> str:
         """Return the message with its settings still marked, to quote it in another error."""
@@ -54,7 +96,7 @@ class InputError(OutreachError):
     def __init__(self, problems: list[Problem]) -> None:
         """Keep every problem found, so that one run reports them all."""
         self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
+        lines = "\n".join(f"  {p.marked()}" for p in problems)
         count = len(problems)
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{count} {noun} found; nothing was sent:\n{lines}")

@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote, urlsplit
 from imapclient import SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
-from outreach.errors import ConfigError, MailboxError
+from outreach.errors import ConfigError, MailboxError, named
 from outreach.model import CopyResult, SentLetter, is_loopback
 
 IMAP_PORT = 143
@@ -47,7 +47,7 @@ BODY_BATCH = 100  # messages one FETCH of whole messages asks for at most
 BODY_BATCH_BYTES = 16 * 1024 * 1024  # and their total size at most
 COPY_BATCH = 50  # letters one APPEND carries at most (MULTIAPPEND, RFC 3502)
 COPY_BATCH_BYTES = 16 * 1024 * 1024  # and their total size at most
-NAME_SENT = 'name it with --sent-folder NAME, or sent_folder = "NAME" in campaign.toml'
+NAME_SENT = f'name it with {named("sent_folder")} NAME, or sent_folder = "NAME" in campaign.toml'
 URL_HINT = "use imaps://user@host[:port] (TLS, port 993) or imap://user@host[:port] (STARTTLS)"
 
 
@@ -99,13 +99,14 @@ class ImapSettings:
 
 
 def parse_imap_url(
-    url: str, /, *, where: str = "--imap", credentials_hint: str = "give it on its own"
+    url: str, /, *, where: str | None = None, credentials_hint: str = "give it on its own"
 ) -> ImapSettings:
     """Parse ``imaps://user@host[:port]`` or ``imap://user@host[:port]``.
 
     ``credentials_hint`` says, in the caller's words, where a password is given instead of in
     the URL.
     """
+    where = where or named("imap")
     parts = urlsplit(url)
     if parts.scheme not in {"imap", "imaps"}:
         msg = f"{where} {url!r}: unknown scheme {parts.scheme!r}; {URL_HINT}"
@@ -245,7 +246,7 @@ class Mailbox:
         msg = (
             f"{self.settings.url}: the server's certificate is not trusted "
             f"({exc.verify_message or exc.reason}); point SSL_CERT_FILE at the CA that signed it, "
-            "or pass --insecure-tls to skip the check (not advised)"
+            f"or pass {named('insecure_tls')} to skip the check (not advised)"
         )
         return MailboxError(msg)
 
@@ -316,8 +317,8 @@ class Mailbox:
         methods = sorted(c.decode()[5:] for c in offered if c.startswith(b"AUTH="))
         msg = (
             f"{self.settings.url}: the server offers no OAuth2 login (it offers "
-            f"{', '.join(methods) or 'no AUTHENTICATE method'}); drop --auth xoauth2 and log in "
-            "with a password"
+            f"{', '.join(methods) or 'no AUTHENTICATE method'}); drop {named('auth_xoauth2')} and "
+            "log in with a password"
         )
         raise MailboxError(msg)
 
@@ -365,7 +366,7 @@ class Mailbox:
                 folders = sorted(str(entry[2]) for entry in client.list_folders())
                 msg = (
                     f"{self.settings.url}: no folder {name!r}; the folders are: "
-                    f"{', '.join(folders)}. Pass one of them with --folder"
+                    f"{', '.join(folders)}. Pass one of them with {named('folder')}"
                 )
                 raise MailboxError(msg)
             response = client.select_folder(name, readonly=not writable)
@@ -521,7 +522,7 @@ class Mailbox:
                 msg = (
                     f"{self.settings.url}: the server offers neither MOVE nor UIDPLUS, so "
                     "reports cannot be moved without touching other messages; run without "
-                    "--move-to"
+                    f"{named('move_to')}"
                 )
                 raise MailboxError(msg)
             client.copy(list(uids), target)

@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote
 
 import platformdirs
 
-from outreach.errors import AuthError, ConfigError
+from outreach.errors import AuthError, ConfigError, named
 from outreach.secrets import SecretCommand, read_secret_async
 
 T = TypeVar("T")
@@ -306,7 +306,7 @@ def logout(store: TokenStore, /, *, provider: str | None, user: str | None) -> l
 def _missing_extra(exc: ImportError) -> ConfigError:
     msg = (
         f"signing in with Microsoft 365 or Google needs the oauth extra ({exc.name} is "
-        f"missing): {EXTRA}. --oauth-token-command works without it."
+        f"missing): {EXTRA}. {named('token_command')} works without it."
     )
     return ConfigError(msg)
 
@@ -406,7 +406,8 @@ def login_microsoft(
     if "user_code" not in flow:
         msg = (
             f"Microsoft refused to start the sign-in ({flow.get('error')}: "
-            f"{_first_line(flow.get('error_description'))}). Check --client-id and --tenant, "
+            f"{_first_line(flow.get('error_description'))}). Check {named('client_id')} and "
+            f"{named('tenant')}, "
             "and that the app registration allows public client flows."
         )
         raise AuthError(msg)
@@ -422,7 +423,7 @@ def login_microsoft(
     if signed and str(signed).lower() != user.lower():
         msg = (
             f"the sign-in was made as {signed}, not {user}: sign in again with the account "
-            f"{user}, or pass --user {signed}"
+            f"{user}, or give {named('user')} {signed}"
         )
         raise AuthError(msg)
     record["cache"] = cache.serialize()
@@ -622,7 +623,7 @@ def _refresh_reason(exc: Exception) -> str:
 def _not_signed_in(provider: str, user: str) -> AuthError:
     msg = (
         f"{user} has not signed in with {provider} here: run 'outreach login {provider} "
-        f"--user {user}' first, or pass --oauth-token-command"
+        f"--user {user}' first, or give {named('token_command')}"
     )
     return AuthError(msg)
 
@@ -634,12 +635,12 @@ def token_source(
     kept = [p for p, u in signed_in(store) if u == user.lower()]
     if provider is None:
         if len(kept) > 1:
-            msg = f"{user} has signed in with {' and '.join(kept)}: pass --provider to choose"
+            msg = f"{user} has signed in with {' and '.join(kept)}: give {named('provider')} to choose"
             raise ConfigError(msg)
         if not kept:
             msg = (
                 f"no OAuth2 sign-in for {user}: run 'outreach login microsoft365 --user {user}' "
-                f"or 'outreach login google --user {user}', or pass --oauth-token-command"
+                f"or 'outreach login google --user {user}', or give {named('token_command')}"
             )
             raise AuthError(msg)
         provider = kept[0]

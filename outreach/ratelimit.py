@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, named
 
 _UNITS = {
     "s": 1.0, "sec": 1.0, "second": 1.0,
@@ -37,7 +37,7 @@ def parse_rate(text: str, /) -> Rate:
     """Parse ``N/s``, ``N/min`` or ``N/h`` (also ``sec``, ``minute``, ``hour``)."""
     match = _RATE.fullmatch(text.lower())
     if not match or match.group(2) not in _UNITS or int(match.group(1)) < 1:
-        msg = f"--rate {text!r}: expected messages per unit, such as 30/min, 5/s or 500/h"
+        msg = f"{named('rate')} {text!r}: expected messages per unit, such as 30/min, 5/s or 500/h"
         raise ConfigError(msg)
     return Rate(count=int(match.group(1)), period=_UNITS[match.group(2)])
 

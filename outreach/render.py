@@ -24,7 +24,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
-from outreach.errors import InputError, Problem
+from outreach.errors import InputError, Problem, named
 from outreach.model import Contact, Rendered
 
 # Blocks are separated by lines that are empty or hold only spaces and tabs.
@@ -149,7 +149,7 @@ class Letter:
         try:
             source = self.path.read_bytes()
         except FileNotFoundError:
-            msg = "no such template; check --template or the campaign file"
+            msg = f"no such template; check {named('template')} or the campaign file"
             raise InputError([Problem(str(self.path), msg)]) from None
         except OSError as exc:
             msg = f"cannot be read: {exc.strerror}"

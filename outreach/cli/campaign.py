@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from outreach.cli.options import CampaignChoice, LogOption, campaign_command
-from outreach.cli.say import fail, noun, plural
+from outreach.cli.say import fail, noun, plural, said
 from outreach.errors import OutreachError
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
@@ -158,9 +158,9 @@ def check(log_path: LogOption = None, *, choice: CampaignChoice) -> None:
         except OutreachError as exc:
             raise fail(exc) from None
     for warning in report.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"warning: {said(warning)}", err=True)
     for problem in report.problems:
-        typer.echo(f"error: {problem}", err=True)
+        typer.echo(f"error: {said(problem)}", err=True)
     if report.made_ids:
         typer.echo(_made_ids(campaign.contacts, report.made_ids))
     valid = f"{report.contacts} of {report.entries}" if report.problems else report.contacts

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from outreach.cli.say import Again, plural
+from outreach.cli.say import Again, plural, said
 from outreach.model import RefusedCc, Status
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
@@ -167,7 +167,9 @@ def _say_outcome(summary: Summary, *, destination: str | None, outbox: Path | No
         f"sent {summary.sent}, failed {summary.failed}, uncertain {summary.uncertain}, "
         f"not sent {summary.not_sent}" + (f"; left out: {left_out}" if left_out else "")
     )
-    if summary.fatal:
+    if summary.error is not None:
+        typer.echo(f"error: {said(summary.error)}", err=True)
+    elif summary.fatal:
         typer.echo(f"error: {summary.fatal}", err=True)
     for cc in summary.refused_cc:
         typer.echo(str(cc))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from outreach.errors import OutreachError
+from outreach.errors import OutreachError, Problem
 
 
 def noun(count: int, singular: str) -> str:
@@ -71,9 +71,43 @@ class Again:
         return self.command("send", drop=frozenset({"--dry-run", *add}), add=add)
 
 
+# How the command line names each setting a library message marks (see outreach.errors).
+OPTION_NAMES = {
+    "allow_reserved": "--allow-reserved-domains",
+    "auth": "--auth",
+    "auth_xoauth2": "--auth xoauth2",
+    "campaign": "--campaign",
+    "client_id": "--client-id",
+    "client_secrets": "--client-secrets",
+    "contacts": "--contacts",
+    "folder": "--folder",
+    "imap": "--imap",
+    "insecure_tls": "--insecure-tls",
+    "log": "--log",
+    "move_to": "--move-to",
+    "password": "the password (OUTREACH_SMTP_PASSWORD, --password-command or the prompt)",
+    "provider": "--provider",
+    "rate": "--rate",
+    "require_tls": "--require-tls",
+    "save_sent": "--save-sent",
+    "sender": "--from",
+    "sent_folder": "--sent-folder",
+    "smtp": "--smtp",
+    "template": "--template",
+    "tenant": "--tenant",
+    "token_command": "--oauth-token-command",
+    "user": "--user",
+}
+
+
+def said(error: OutreachError | Problem) -> str:
+    """Say a library error or problem in the command line's words: its options."""
+    return error.said(OPTION_NAMES)
+
+
 def fail(exc: OutreachError) -> typer.Exit:
     """Print the error on stderr and return the exit, with status 1, for the command to raise."""
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(f"error: {said(exc)}", err=True)
     return typer.Exit(code=1)
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from outreach.errors import LogLockedError, SendLogError
+from outreach.errors import LogLockedError, SendLogError, named
 from outreach.sendlog._schema import MIGRATIONS, SCHEMA_VERSION
 
 Clock = Callable[[], dt.datetime]
@@ -96,7 +96,7 @@ class Core:
     def _unusable(self, exc: sqlite3.DatabaseError) -> SendLogError:
         msg = (
             f"{self.path}: cannot be used as a send log ({exc}). It was left untouched; "
-            "move it aside or pass --log with another file."
+            f"move it aside or give {named('log')} with another file."
         )
         return SendLogError(msg)
 
@@ -174,7 +174,7 @@ class Core:
         if campaign is not None and name != campaign:
             msg = (
                 f"{self.path}: this send log belongs to the campaign {name!r}, not {campaign!r}. "
-                "Pass --log with another file for this campaign."
+                f"Give {named('log')} with another file for this campaign."
             )
             raise SendLogError(msg)
         return name

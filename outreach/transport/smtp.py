@@ -25,6 +25,7 @@ from outreach.errors import (
     OutreachError,
     ThrottledError,
     TransportError,
+    named,
 )
 from outreach.model import DEFAULT_TIMEOUT, is_loopback
 from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection, LoginTurn, is_throttling
@@ -65,24 +66,24 @@ def parse_smtp_url(url: str, /) -> SmtpSettings:
     parts = urlsplit(url)
     hint = "use smtp://[user@]host[:port] (STARTTLS) or smtps://[user@]host[:port] (TLS)"
     if parts.scheme not in {"smtp", "smtps"}:
-        msg = f"--smtp {url!r}: unknown scheme {parts.scheme!r}; {hint}"
+        msg = f"{named('smtp')} {url!r}: unknown scheme {parts.scheme!r}; {hint}"
         raise ConfigError(msg)
     if parts.password is not None:
         msg = (
-            f"--smtp: do not put the password in the URL (it would show in process lists); "
-            f"use OUTREACH_SMTP_PASSWORD, --password-command or the prompt; {hint}"
+            f"{named('smtp')}: do not put the password in the URL (it would show in process "
+            f"lists); give {named('password')} on its own; {hint}"
         )
         raise ConfigError(msg)
     if parts.path not in {"", "/"} or parts.query or parts.fragment:
-        msg = f"--smtp {url!r}: a URL with a path or query is not understood; {hint}"
+        msg = f"{named('smtp')} {url!r}: a URL with a path or query is not understood; {hint}"
         raise ConfigError(msg)
     try:
         port = parts.port
     except ValueError:
-        msg = f"--smtp {url!r}: the port is not a number from 1 to 65535"
+        msg = f"{named('smtp')} {url!r}: the port is not a number from 1 to 65535"
         raise ConfigError(msg) from None
     if not parts.hostname:
-        msg = f"--smtp {url!r}: no host; {hint}"
+        msg = f"{named('smtp')} {url!r}: no host; {hint}"
         raise ConfigError(msg)
     implicit = parts.scheme == "smtps"
     return SmtpSettings(
@@ -163,7 +164,7 @@ class SmtpTransport:
                         msg = (
                             f"{s.url}: the OAuth2 token source gave an empty access token, so "
                             "no login was tried and nothing was sent. Check the command or "
-                            "function that gives the token (--oauth-token-command, or run "
+                            f"function that gives the token ({named('token_command')}, or run "
                             "'outreach login' again)"
                         )
                         raise ConfigError(msg)
@@ -199,8 +200,9 @@ class SmtpTransport:
             anonymous = SmtpSettings(host=s.host, port=s.port, implicit_tls=s.implicit_tls)
             msg = (
                 f"{s.url}: this server offers no login (its EHLO answer lists no AUTH), so the "
-                f"user name in --smtp cannot be used. If it takes mail without a login, give "
-                f"--smtp {anonymous.url}; otherwise check that --smtp names your provider's "
+                f"user name in {named('smtp')} cannot be used. If it takes mail without a login, "
+                f"give {named('smtp')} {anonymous.url}; otherwise check that {named('smtp')} names "
+                "your provider's "
                 "submission server. Nothing was sent."
             )
             raise TransportError(msg)
@@ -225,7 +227,8 @@ class SmtpTransport:
         if not usable:
             oauth = {"xoauth2", "oauthbearer"} & set(offered)
             hint = (
-                "; it takes OAuth2 only: pass --auth xoauth2 (see 'outreach login --help')"
+                f"; it takes OAuth2 only: pass {named('auth_xoauth2')} "
+                "(see 'outreach login --help')"
                 if oauth
                 else ""
             )
@@ -239,7 +242,7 @@ class SmtpTransport:
         if "oauthbearer" not in offered and "xoauth2" not in offered:
             msg = (
                 f"{s.url}: the server offers no OAuth2 login (it offers {' '.join(offered)}); "
-                "drop --auth xoauth2 and log in with a password"
+                f"drop {named('auth_xoauth2')} and log in with a password"
             )
             raise TransportError(msg)
         if "oauthbearer" in offered:  # the standard one (RFC 7628) where the server has it
@@ -272,9 +275,8 @@ def _no_password(settings: SmtpSettings) -> ConfigError:
     )
     msg = (
         f"{settings.url} names the user {settings.username!r} but no password was given, so no "
-        "login was tried and nothing was sent. Give the password (OUTREACH_SMTP_PASSWORD, "
-        "--password-command or the prompt of 'outreach send'; SmtpSettings.password from "
-        f"Python), or, for a server that takes mail without a login, use {anonymous.url}"
+        f"login was tried and nothing was sent. Give {named('password')}, or, for a server "
+        f"that takes mail without a login, use {anonymous.url}"
     )
     return ConfigError(msg)
 
@@ -289,15 +291,17 @@ def _refused(settings: SmtpSettings, code: int, text: str) -> TransportError:
         msg = (
             f"{url}: the server has password logins (basic authentication) switched off "
             f"({said}). Sign in with OAuth2 instead: run 'outreach login microsoft365 --user "
-            f"{user} --client-id ID --tenant TENANT' once, then send with --auth xoauth2 (or "
-            "--provider microsoft365); or pass --oauth-token-command. Nothing was sent."
+            f"{user} --client-id ID --tenant TENANT' once, then send with {named('auth_xoauth2')} "
+            f"(or {named('provider')} microsoft365); or give {named('token_command')}. Nothing "
+            "was sent."
         )
         return TransportError(msg)
     if "5.7.9" in text or "application-specific password" in lowered:
         msg = (
             f"{url}: Google wants an app password or OAuth2 here ({said}). Sign in with "
             f"OAuth2: run 'outreach login google --user {user} --client-secrets FILE' once, "
-            "then send with --auth xoauth2 (or --provider gmail); or create an app password "
+            f"then send with {named('auth_xoauth2')} (or {named('provider')} gmail); or create an "
+            "app password "
             "in the Google account's security settings. Nothing was sent."
         )
         return TransportError(msg)
@@ -313,13 +317,14 @@ def _refused(settings: SmtpSettings, code: int, text: str) -> TransportError:
     if settings.token is not None:
         msg = (
             f"{url}: the server refused the OAuth2 token ({said}). Check that the user in "
-            "--smtp is the account that signed in and that the app may send mail (SMTP.Send); "
+            f"{named('smtp')} is the account that signed in and that the app may send mail "
+            "(SMTP.Send); "
             "run 'outreach login' again if it persists. Nothing was sent."
         )
         return TransportError(msg)
     msg = (
-        f"{url}: the server refused the login ({said}). Check the user name in --smtp and "
-        "the password; nothing was sent."
+        f"{url}: the server refused the login ({said}). Check the user name in "
+        f"{named('smtp')} and the password; nothing was sent."
     )
     return TransportError(msg)
 
@@ -335,7 +340,8 @@ def _tls_error(settings: SmtpSettings, error: ssl.SSLError) -> TransportError:
     if isinstance(error, ssl.SSLCertVerificationError):
         msg = (
             f"{url}: the server's TLS certificate is not trusted ({error.verify_message}). "
-            "Point SSL_CERT_FILE at the right CA bundle; --insecure-tls turns checking off."
+            f"Point SSL_CERT_FILE at the right CA bundle; {named('insecure_tls')} turns checking "
+            "off."
         )
     elif settings.implicit_tls and _plain_answer(error):
         plain = dataclasses.replace(settings, implicit_tls=False).url
@@ -354,19 +360,19 @@ def _network_error(settings: SmtpSettings, error: OSError) -> TransportError | N
     if isinstance(error, socket.gaierror):
         msg = (
             f"{settings.url}: the host {host!r} is not found ({error.strerror}). Check the host "
-            "name in --smtp, and that this machine can look names up (DNS)"
+            f"name in {named('smtp')}, and that this machine can look names up (DNS)"
         )
         return TransportError(msg)
     if isinstance(error, ConnectionRefusedError):
         msg = (
             f"{settings.url}: nothing answers on {host} port {port} (connection refused). Check "
-            "the host and port in --smtp: 587 for smtp:// (STARTTLS), 465 for smtps://"
+            f"the host and port in {named('smtp')}: 587 for smtp:// (STARTTLS), 465 for smtps://"
         )
         return TransportError(msg)
     if error.errno in {errno.ENETUNREACH, errno.EHOSTUNREACH}:
         msg = (
             f"{settings.url}: {host} cannot be reached ({error.strerror}). Check this "
-            "machine's network connection, and the host in --smtp"
+            f"machine's network connection, and the host in {named('smtp')}"
         )
         return TransportError(msg)
     return None
@@ -391,13 +397,13 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
     if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
         msg = (
             f"{url}: the server did not answer in time ({exc}). Check the host and port in "
-            f"--smtp, and that no firewall holds port {settings.port} closed"
+            f"{named('smtp')}, and that no firewall holds port {settings.port} closed"
         )
         return TransportError(msg)
     if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
         msg = (
             f"{url}: the server does not offer STARTTLS, which is required away from this "
-            "machine (and with --require-tls); nothing was sent, no password either"
+            f"machine (and with {named('require_tls')}); nothing was sent, no password either"
         )
         return TransportError(msg)
     return TransportError(f"{url}: cannot connect: {exc}")
