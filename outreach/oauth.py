@@ -635,7 +635,8 @@ def token_source(
     kept = [p for p, u in signed_in(store) if u == user.lower()]
     if provider is None:
         if len(kept) > 1:
-            msg = f"{user} has signed in with {' and '.join(kept)}: give {named('provider')} to choose"
+            chosen = " and ".join(kept)
+            msg = f"{user} has signed in with {chosen}: give {named('provider')} to choose"
             raise ConfigError(msg)
         if not kept:
             msg = (
