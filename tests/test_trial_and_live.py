@@ -1,0 +1,117 @@
+"""Trial runs into the outbox keep a log of their own: they never block nor hide a live run."""
+
+import mailbox
+from pathlib import Path
+
+import pytest
+from helpers import Sink, contacts_yaml, run_cli, write_campaign
+
+ANNEX = b"%PDF-1.4 the annex\n"
+
+
+@pytest.fixture
+def annexed(tmp_path: Path) -> Path:
+    """A campaign of three whose every letter carries annexes/annex.pdf."""
+    folder = tmp_path / "campaign"
+    campaign = write_campaign(folder, contacts=contacts_yaml(3))
+    (folder / "annexes").mkdir()
+    (folder / "annexes" / "annex.pdf").write_bytes(ANNEX)
+    extra = 'attachments = ["annexes/annex.pdf"]\n'
+    campaign.write_text(campaign.read_text() + extra, encoding="utf-8")
+    return folder
+
+
+def live_send(folder: Path, sink: Sink, *more: str) -> list[str]:
+    """Send to the sink as the sending page shows; return the lines printed."""
+    done = run_cli(
+        "send", "--smtp", f"smtp://127.0.0.1:{sink.port}", "--allow-reserved-domains", "--yes",
+        *more, cwd=folder,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
+def test_a_trial_run_then_a_live_run_sends_every_letter_live(annexed: Path) -> None:
+    """After a trial into the outbox, the live send goes to all; log shows the live run."""
+    trial = run_cli("send", cwd=annexed)
+    assert trial.returncode == 0, trial.stderr
+    assert len(mailbox.Maildir(annexed / "outbox", create=False)) == 3
+    shown = run_cli("log", cwd=annexed, env={"COLUMNS": "120"})
+    assert shown.stdout.splitlines()[0] == (
+        "trial log logs/test-campaign-trial.sqlite3: runs into the outbox; nothing in it left "
+        "this machine"
+    )
+    sink = Sink(annexed)
+    try:
+        printed = live_send(annexed, sink)
+    finally:
+        sink.stop()
+    assert "sent 3, failed 0, uncertain 0, not sent 0" in "\n".join(printed)
+    assert len(mailbox.Maildir(sink.maildir, create=False)) == 3
+    shown = run_cli("log", cwd=annexed, env={"COLUMNS": "120"})
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "live log logs/test-campaign.sqlite3: runs to a server"
+    assert lines[-1] == "3 sent: 3 no-news"
+    again = run_cli("log", "--trial", cwd=annexed, env={"COLUMNS": "120"})
+    assert again.stdout.splitlines()[0].startswith("trial log logs/test-campaign-trial.sqlite3")
+
+
+def test_a_file_changed_after_check_is_refused_by_the_first_live_send(annexed: Path) -> None:
+    """Check accepts the file for the live log; changed after, the first live send refuses it."""
+    assert run_cli("check", cwd=annexed).returncode == 0
+    assert run_cli("send", cwd=annexed).returncode == 0  # a trial accepts nothing
+    (annexed / "annexes" / "annex.pdf").write_bytes(ANNEX + b"an edit")
+    sink = Sink(annexed)
+    try:
+        refused = run_cli(
+            "send", "--smtp", f"smtp://127.0.0.1:{sink.port}", "--allow-reserved-domains",
+            "--yes", cwd=annexed,
+        )  # fmt: skip
+        assert refused.returncode == 1
+        assert "has changed since it was checked or sent at" in refused.stderr
+        assert "run 'outreach check' to accept this version" in refused.stderr
+        assert not sink.maildir.exists() or len(mailbox.Maildir(sink.maildir)) == 0
+        rechecked = run_cli("check", cwd=annexed)
+        assert rechecked.returncode == 0, rechecked.stderr
+        assert "annex.pdf changed since" in rechecked.stderr
+        printed = live_send(annexed, sink)
+    finally:
+        sink.stop()
+    assert "sent 3, failed 0, uncertain 0, not sent 0" in "\n".join(printed)
+
+
+def test_the_command_a_refusal_suggests_works_between_live_runs(annexed: Path) -> None:
+    """A file changed between two live runs is refused; 'outreach check' accepts it; the rest go."""
+    sink = Sink(annexed)
+    try:
+        live_send(annexed, sink, "--limit", "1")
+        (annexed / "annexes" / "annex.pdf").write_bytes(ANNEX + b"an edit")
+        refused = run_cli(
+            "send", "--smtp", f"smtp://127.0.0.1:{sink.port}", "--allow-reserved-domains",
+            "--yes", cwd=annexed,
+        )  # fmt: skip
+        assert refused.returncode == 1
+        assert "run 'outreach check' to accept this version" in refused.stderr
+        assert run_cli("check", cwd=annexed).returncode == 0
+        printed = live_send(annexed, sink)
+    finally:
+        sink.stop()
+    assert "sent 2, failed 0, uncertain 0, not sent 0" in "\n".join(printed)
+    assert len(mailbox.Maildir(sink.maildir, create=False)) == 3
+
+
+def test_log_and_check_take_the_same_log_option(annexed: Path) -> None:
+    """With --log, check notes the file in that log and send checks it there."""
+    other = annexed / "elsewhere.sqlite3"
+    assert run_cli("check", "--log", str(other), cwd=annexed).returncode == 0
+    (annexed / "annexes" / "annex.pdf").write_bytes(ANNEX + b"an edit")
+    refused = run_cli("send", "--log", str(other), cwd=annexed)
+    assert refused.returncode == 1
+    assert "run 'outreach check' to accept this version" in refused.stderr
+    assert run_cli("check", "--log", str(other), cwd=annexed).returncode == 0
+    sent = run_cli("send", "--log", str(other), cwd=annexed)
+    assert sent.returncode == 0, sent.stderr
+    shown = run_cli("log", "--log", str(other), cwd=annexed, env={"COLUMNS": "120"})
+    assert shown.stdout.splitlines()[-1] == "3 sent: 3 no-news"
+
+
