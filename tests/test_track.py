@@ -33,7 +33,9 @@ def sent(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     write_campaign(folder, contacts=contacts_yaml(5))
     done = run_cli("send", cwd=folder)
     assert done.returncode == 0, done.stderr
-    with SendLog(folder / "logs" / "test-campaign-trial.sqlite3", campaign=None, write=False) as log:
+    with SendLog(
+        folder / "logs" / "test-campaign-trial.sqlite3", campaign=None, write=False
+    ) as log:
         ids = log.message_ids()
     assert len(ids) == 5
     return folder, ids
@@ -53,13 +55,17 @@ def run_track(folder: Path, dovecot: Dovecot, *, url: str | None = None, **optio
 
 def events(folder: Path) -> list:
     """Return every event in the campaign's log."""
-    with SendLog(folder / "logs" / "test-campaign-trial.sqlite3", campaign=None, write=False) as log:
+    with SendLog(
+        folder / "logs" / "test-campaign-trial.sqlite3", campaign=None, write=False
+    ) as log:
         return log.events()
 
 
 def recipients(folder: Path) -> dict:
     """Return the log's recipients by id."""
-    with SendLog(folder / "logs" / "test-campaign-trial.sqlite3", campaign=None, write=False) as log:
+    with SendLog(
+        folder / "logs" / "test-campaign-trial.sqlite3", campaign=None, write=False
+    ) as log:
         return {row.id: row for row in log.recipients()}
 
 

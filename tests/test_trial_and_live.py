@@ -113,5 +113,3 @@ def test_log_and_check_take_the_same_log_option(annexed: Path) -> None:
     assert sent.returncode == 0, sent.stderr
     shown = run_cli("log", "--log", str(other), cwd=annexed, env={"COLUMNS": "120"})
     assert shown.stdout.splitlines()[-1] == "3 sent: 3 no-news"
-
-
