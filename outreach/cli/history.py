@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from outreach.cli.records import NO_NEWS, as_dict, event_dict
+from outreach import logview
 from outreach.cli.say import when
 from outreach.errors import OutreachError
 from outreach.model import Status
@@ -39,7 +39,7 @@ def _history_record(
     row: Recipient, attempts: list[Attempt], events: list[TrackEvent], copies: list[KeptCopy]
 ) -> dict[str, Any]:
     """Return the recipient's record with its attempts, its events and its Sent copies."""
-    record = as_dict(row)
+    record = logview.record(row)
     record["history"] = [
         {
             "attempt": a.number,
@@ -56,7 +56,7 @@ def _history_record(
         }
         for a in attempts
     ]
-    record["events"] = [event_dict(e) for e in events]
+    record["events"] = [logview.event_record(e) for e in events]
     record["sent_copies"] = [dataclasses.asdict(c) for c in copies]
     return record
 
@@ -66,7 +66,7 @@ def _print_recipient(row: Recipient) -> None:
     cc = f" (cc {row.cc})" if row.cc else ""
     tries = "attempt" if row.attempts == 1 else "attempts"
     typer.echo(f"{row.id} <{row.email}>{cc}: {row.status} after {row.attempts} {tries}")
-    delivery = NO_NEWS if row.delivery == "unknown" else row.delivery
+    delivery = logview.delivery(row)
     typer.echo(
         f"delivery: {delivery}; replied: {when(row.replied_at) or 'no'}; "
         f"auto-replied: {when(row.auto_replied_at) or 'no'}"

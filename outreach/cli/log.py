@@ -5,64 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections import Counter
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from outreach.cli.history import show_history
 from outreach.cli.options import CampaignChoice, LogOption, campaign_command
-from outreach.cli.records import LOG_FIELDS, NO_NEWS, OUTCOMES, as_dict, event_dict, outcome
 from outreach.cli.say import fail, when
 from outreach.errors import OutreachError
 from outreach.model import Status
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
-    from outreach.api import NotedTestSend, Recipient, TrackEvent
-
-
-class Shown(StrEnum):
-    """Name the recipients 'outreach log --status' shows: a send status, a delivery, a reply."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    UNCERTAIN = "uncertain"
-    NO_NEWS = "no-news"
-    DELIVERED = "delivered"
-    DELAYED = "delayed"
-    BOUNCED = "bounced"
-    REPLIED = "replied"
-    AUTO_REPLIED = "auto-replied"
-
-
-def _shows(row: Recipient, shown: Shown) -> bool:
-    if shown.value in set(Status):
-        return row.status == shown.value
-    if shown is Shown.REPLIED:
-        return row.replied_at is not None
-    if shown is Shown.AUTO_REPLIED:
-        return row.auto_replied_at is not None
-    if shown is Shown.NO_NEWS:
-        return row.status == Status.SENT and outcome(row) == NO_NEWS
-    return row.delivery == shown.value
-
-
-def _totals(rows: list[Recipient]) -> str:
-    """Return e.g. ``15 sent: 12 no news, 1 bounced, 2 replied; 3 pending``."""
-    if not rows:
-        return "no recipients yet"
-    outcomes = Counter(outcome(row) for row in rows if row.status == Status.SENT)
-    statuses = Counter(row.status for row in rows if row.status != Status.SENT)
-    parts = []
-    if outcomes:
-        known = ", ".join(f"{outcomes[o]} {o}" for o in reversed(OUTCOMES) if outcomes.get(o))
-        parts.append(f"{sum(outcomes.values())} sent: {known}")
-    others = ", ".join(f"{statuses[s]} {s}" for s in Status if statuses.get(s))
-    return "; ".join([*parts, others] if others else parts)
+    from outreach.api import LogChoice, NotedTestSend, Recipient, TrackEvent
+    from outreach.logview import Shown
 
 
 @campaign_command
@@ -71,11 +27,13 @@ def show(
         str | None, typer.Argument(help="Show this recipient's whole history.")
     ] = None,
     status: Annotated[
-        Shown | None,
+        str | None,
         typer.Option(
             "--status",
-            help="Only recipients in this state: a send status, what came back "
-            "(no-news, delivered, delayed, bounced), replied or auto-replied.",
+            metavar="STATE",
+            help="Only recipients in this state: a send status (pending, sending, sent, failed, "
+            "uncertain) or what came back (replied, bounced, auto-replied, delivered, delayed, "
+            "no-news).",
         ),
     ] = None,
     as_json: Annotated[
@@ -83,6 +41,10 @@ def show(
     ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per recipient.")] = False,
     log_path: LogOption = None,
+    trial: Annotated[
+        bool,
+        typer.Option("--trial", help="Show the log of the trial runs into the outbox."),
+    ] = False,
     *,
     choice: CampaignChoice,
 ) -> None:
@@ -90,14 +52,17 @@ def show(
 
     Its status, what came back (delivery, bounces, replies) and the server's last reply.
     """
-    from outreach import api
+    from outreach import api, logview
 
     if as_json and as_csv:
         typer.echo("error: --json and --csv cannot be used together; choose one", err=True)
         raise typer.Exit(code=2)
     try:
-        path = log_path or choice.load().default_log
-        with api.open_log(path) as log:
+        shown = logview.parse_shown(status) if status is not None else None
+        chosen = api.log_to_read(choice.load(), log=log_path, trial=trial)
+        if not (as_json or as_csv) and log_path is None:
+            typer.echo(_which(chosen))
+        with api.open_log(chosen.path) as log:
             if contact_id is not None:
                 show_history(log, contact_id, as_json=as_json)
                 return
@@ -109,18 +74,32 @@ def show(
                     events.setdefault(event.contact_id, []).append(event)
     except OutreachError as exc:
         raise fail(exc) from None
-    rows = [row for row in everyone if status is None or _shows(row, status)]
+    rows = [row for row in everyone if shown is None or logview.selects(shown, row)]
     if as_json or as_csv:
         _print_records(rows, events if as_json else None)
         return
+    _print_shown(rows, everyone, shown)
+    _print_test_sends(test_sends)
+
+
+def _print_shown(rows: list[Recipient], everyone: list[Recipient], shown: Shown | None) -> None:
+    """Print the table of the recipients shown, how many matched the filter, and the totals."""
+    from outreach import logview
+
     if rows:
         _print_table(rows)
-    if status is not None and rows:
-        typer.echo(f"{len(rows)} of {len(everyone)} match --status {status.value}")
-    elif status is not None:
-        typer.echo(f"no recipient matches --status {status.value} ({len(everyone)} in the log)")
-    _print_wrapped(_totals(everyone))
-    _print_test_sends(test_sends)
+    if shown is not None and rows:
+        typer.echo(f"{len(rows)} of {len(everyone)} match --status {shown.value}")
+    elif shown is not None:
+        typer.echo(f"no recipient matches --status {shown.value} ({len(everyone)} in the log)")
+    _print_wrapped(logview.totals(everyone))
+
+
+def _which(chosen: LogChoice) -> str:
+    """Say which log is shown: the trial runs', or the live runs'."""
+    if chosen.trial:
+        return f"trial log {chosen.path}: runs into the outbox; nothing in it left this machine"
+    return f"live log {chosen.path}: runs to a server"
 
 
 def _print_test_sends(test_sends: list[NotedTestSend]) -> None:
@@ -136,18 +115,18 @@ def _print_test_sends(test_sends: list[NotedTestSend]) -> None:
 
 def _print_records(rows: list[Recipient], events: dict[str, list[TrackEvent]] | None) -> None:
     """Print JSON Lines with each recipient's events, or CSV when ``events`` is None."""
+    from outreach import logview
+
     if events is not None:
         for row in rows:
-            record = as_dict(row)
-            record["events"] = [event_dict(e) for e in events.get(row.id, [])]
+            record = logview.record(row)
+            record["events"] = [logview.event_record(e) for e in events.get(row.id, [])]
             typer.echo(json.dumps(record, ensure_ascii=False))
         return
-    writer = csv.DictWriter(sys.stdout, fieldnames=LOG_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(sys.stdout, fieldnames=logview.CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        record = as_dict(row)
-        record["cc"] = " ".join(record["cc"])
-        writer.writerow(record)
+        writer.writerow(logview.csv_row(row))
 
 
 def _print_wrapped(line: str) -> None:
@@ -205,10 +184,12 @@ def _print_table(rows: list[Recipient]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from outreach import logview
+
     cells = []
     for row in rows:
-        delivery = NO_NEWS if row.delivery == "unknown" else row.delivery
-        if row.status not in {Status.SENT, Status.UNCERTAIN} and row.delivery == "unknown":
+        delivery = logview.delivery(row)
+        if row.status not in {Status.SENT, Status.UNCERTAIN} and delivery == logview.NO_NEWS:
             delivery = ""
         replied = when(row.replied_at)[5:]
         if not replied and row.auto_replied_at:
