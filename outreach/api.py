@@ -781,7 +781,7 @@ def imap_settings(
         settings = parse_imap_url(url, where="the provider's IMAP server")
     else:
         msg = (
-            f"no mailbox to read: give {named('imap')} imaps://user@host, or add a line such as "
+            f"no mailbox to read: pass {named('imap')} imaps://user@host, or add a line such as "
             'imap = "imaps://you@mail.your-organization.example" to campaign.toml'
         )
         raise ConfigError(msg)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 # A setting named in a message, marked so that each caller reads it in its own words: a script
 # the Python name (``sender``), the command line its option (``--from``).
-_NAMED = re.compile("\u2039([a-z_]+)\u203a")
+_NAMED = re.compile("\u2039([a-z0-9_]+)\u203a")
 
 
 # How the Python API names each marked setting: a parameter, or the object that holds it.
@@ -31,7 +31,7 @@ API_NAMES: Mapping[str, str] = {
     "require_tls": "require_tls=True",
     "save_sent": "save_sent",
     "sender": "load_campaign(sender=...)",
-    "sent_folder": "SaveSent(folder=...)",
+    "sent_folder_name": "SaveSent(folder=NAME)",
     "smtp": "the SMTP URL",
     "template": "load_campaign(template=...)",
     "tenant": "tenant",

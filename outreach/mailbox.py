@@ -47,7 +47,7 @@ BODY_BATCH = 100  # messages one FETCH of whole messages asks for at most
 BODY_BATCH_BYTES = 16 * 1024 * 1024  # and their total size at most
 COPY_BATCH = 50  # letters one APPEND carries at most (MULTIAPPEND, RFC 3502)
 COPY_BATCH_BYTES = 16 * 1024 * 1024  # and their total size at most
-NAME_SENT = f'name it with {named("sent_folder")} NAME, or sent_folder = "NAME" in campaign.toml'
+NAME_SENT = f'name it with {named("sent_folder_name")}, or sent_folder = "NAME" in campaign.toml'
 URL_HINT = "use imaps://user@host[:port] (TLS, port 993) or imap://user@host[:port] (STARTTLS)"
 
 

@@ -9,8 +9,9 @@ The rule, written once here:
 - the secret is its first line, exactly as printed, without the line's end (``\n``, ``\r\n``
   or ``\r``): spaces in or around it are kept, as a password may hold them;
 - an empty or blank first line is an error, never a login with an empty secret;
-- what it printed on its error output is quoted in the error when it fails (it says why),
-  and never when it succeeds; what it printed on its output is never shown.
+- nothing it prints, on its output or its error output, is ever shown: a failing command may
+  have printed the secret, or part of it; the error gives its exit status, and running the
+  command by hand shows why it failed.
 
 A password is looked for in its environment variable first, then asked of its command, then
 of a person at the terminal (``find_password``).
@@ -26,9 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from outreach.errors import ConfigError
-
-# Characters of a failing command's error output quoted in the error.
-SAID = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +66,7 @@ def read_secret(source: SecretCommand, /, *, timeout: float) -> str:
         msg = f"{source.name} cannot be run: {exc.strerror or exc}; {source.not_done}"
         raise ConfigError(msg) from None
     if done.returncode != 0:
-        said = " ".join(done.stderr.decode("utf-8", "replace").split())[:SAID]
-        msg = (
-            f"{source.name} exited with status {done.returncode}"
-            + (f" ({said})" if said else "")
-            + f"; {source.not_done}"
-        )
+        msg = f"{source.name} exited with status {done.returncode}; {source.not_done}"
         raise ConfigError(msg)
     return first_line(done.stdout.decode("utf-8", "replace"), source)
 

@@ -91,7 +91,7 @@ def test_totals_say_what_came_back(tracked: Path) -> None:
     result = log_cli(tracked)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == (
-        "4 sent: 1 no news, 1 auto-replied, 1 bounced, 1 replied; 1 pending"
+        "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending"
     )
 
 
@@ -132,7 +132,7 @@ def test_long_totals_fold_at_the_terminal_width(tmp_path: Path) -> None:
     lines = log_cli(path, columns=40).stdout.splitlines()
     assert max(len(line) for line in lines) <= 40
     assert " ".join(lines[-2:]) == (
-        "2 sent: 1 no news, 1 delayed; 1 pending, 1 sending, 1 failed, 1 uncertain"
+        "2 sent: 1 no-news, 1 delayed; 1 pending, 1 sending, 1 failed, 1 uncertain"
     )
 
 
@@ -142,7 +142,7 @@ def test_table_columns_at_80(tracked: Path) -> None:
     assert header.split() == ["ID", "STATUS", "DELIVERY", "REPLIED", "LAST", "REPLY"]
     assert set(rule) == {"─"}
     assert rows[0].split()[:3] == ["unoda", "sent", "bounced"]
-    assert rows[1].split()[:5] == ["unhcr", "sent", "no", "news", "11-28"]
+    assert rows[1].split()[:4] == ["unhcr", "sent", "no-news", "11-28"]
     assert "auto 11-28" in rows[2]
     assert rows[4].split() == ["who", "pending"]
 
@@ -174,7 +174,7 @@ def test_table_fits_a_real_80_column_terminal(tracked: Path) -> None:
     assert process.wait(timeout=60) == 0
     os.close(leader)
     lines = ANSI.sub("", output.decode()).replace("\r", "").splitlines()
-    assert lines[-1] == "4 sent: 1 no news, 1 auto-replied, 1 bounced, 1 replied; 1 pending"
+    assert lines[-1] == "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending"
     assert len(lines) == 8
     assert max(len(line) for line in lines) <= 80
 
@@ -185,7 +185,7 @@ def test_status_filter_by_delivery(tracked: Path) -> None:
     assert [line.split()[0] for line in lines[2:-2]] == ["unoda"]
     assert lines[-2:] == [
         "1 of 5 match --status bounced",
-        "4 sent: 1 no news, 1 auto-replied, 1 bounced, 1 replied; 1 pending",
+        "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending",
     ]
 
 
@@ -211,7 +211,7 @@ def test_status_filter_without_match_says_so(tracked: Path) -> None:
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
         "no recipient matches --status delayed (5 in the log)",
-        "4 sent: 1 no news, 1 auto-replied, 1 bounced, 1 replied; 1 pending",
+        "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending",
     ]
 
 
@@ -225,7 +225,7 @@ def test_json_carries_delivery_replies_and_events(tracked: Path) -> None:
     }
     assert records["unhcr"]["replied_at"] == "2026-11-28T12:30:00.000+00:00"
     assert records[LONG]["auto_replied_at"] == "2026-11-28T11:00:00.000+00:00"
-    assert records["who"]["delivery"] == "unknown"
+    assert records["who"]["delivery"] == "no-news"
     assert records["who"]["events"] == []
     (event,) = records["unoda"]["events"]
     assert {k: event[k] for k in ("kind", "status_code", "folder", "uid", "evidence")} == {
@@ -242,7 +242,7 @@ def test_csv_carries_delivery_and_reply_times(tracked: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(log_cli(tracked, "--csv").stdout)))
     assert [(r["id"], r["delivery"], r["replied_at"]) for r in rows[:2]] == [
         ("unoda", "bounced", ""),
-        ("unhcr", "unknown", "2026-11-28T12:30:00.000+00:00"),
+        ("unhcr", "no-news", "2026-11-28T12:30:00.000+00:00"),
     ]
 
 

@@ -194,7 +194,7 @@ def test_dry_run_sends_and_logs_nothing(campaign_dir: Path) -> None:
 def test_bad_contact_list_sends_nothing_and_keeps_the_log(campaign_dir: Path) -> None:
     """A contact list that turns bad between runs stops send before anything goes out."""
     assert run_cli("send", "--limit", "2", cwd=campaign_dir).returncode == 0
-    log_file = campaign_dir / "logs" / "test-campaign.sqlite3"
+    log_file = campaign_dir / "logs" / "test-campaign-trial.sqlite3"  # a trial into the outbox
     before = log_file.read_bytes()
     text = (campaign_dir / "contacts.yaml").read_text(encoding="utf-8")
     (campaign_dir / "contacts.yaml").write_text(text.replace("c00004@", "c00004"), "utf-8")
@@ -207,7 +207,7 @@ def test_bad_contact_list_sends_nothing_and_keeps_the_log(campaign_dir: Path) ->
 
 def test_a_second_send_on_the_same_log_is_refused(campaign_dir: Path) -> None:
     """While a run holds the log, another send refuses at once and sends nothing."""
-    log_file = campaign_dir / "logs" / "test-campaign.sqlite3"
+    log_file = campaign_dir / "logs" / "test-campaign-trial.sqlite3"  # a trial into the outbox
     with SendLog(log_file, campaign="test-campaign", write=True):
         result = run_cli("send", cwd=campaign_dir)
     assert result.returncode == 1
@@ -220,7 +220,7 @@ def test_log_lists_json_csv_and_history(campaign_dir: Path) -> None:
     run_cli("send", cwd=campaign_dir)
     table = run_cli("log", cwd=campaign_dir)
     assert table.returncode == 0, table.stderr
-    assert table.stdout.endswith("\n5 sent: 5 no news\n")
+    assert table.stdout.endswith("\n5 sent: 5 no-news\n")
     lines = run_cli("log", "--json", cwd=campaign_dir).stdout.splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["id"] for r in records] == [f"c{n:05d}" for n in range(1, 6)]
@@ -315,7 +315,8 @@ def test_a_large_list_renders_apart_and_each_contact_gets_its_own_letter(
     box = mailbox.Maildir(folder / "outbox", create=False)
     to = sorted(str(message["To"]) for message in box)
     assert to == sorted(f"Contact {n} <c{n:05d}@mission.example>" for n in range(1, 601))
-    with SendLog(folder / "logs" / "test-campaign.sqlite3", campaign=None, write=False) as log:
+    trial = folder / "logs" / "test-campaign-trial.sqlite3"
+    with SendLog(trial, campaign=None, write=False) as log:
         assert {r.status for r in log.recipients()} == {"sent"}
 
 
@@ -523,7 +524,7 @@ def test_log_locked_by_another_program_stops_send_before_anything_goes(
 ) -> None:
     """A send log held in a write transaction by another program is a clear error; nothing goes."""
     assert run_cli("send", "--limit", "1", cwd=campaign_dir).returncode == 0
-    log_file = campaign_dir / "logs" / "test-campaign.sqlite3"
+    log_file = campaign_dir / "logs" / "test-campaign-trial.sqlite3"
     other = sqlite3.connect(log_file, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:

@@ -15,6 +15,7 @@ from tokenserver import CLIENT_ID, TENANT, TokenServer
 from outreach import drafts, oauth
 from outreach.batch import Batch, SendOptions, Summary, choose
 from outreach.campaign import load_campaign
+from outreach.cli.say import OPTION_NAMES
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog
 from outreach.transport import SmtpSettings, SmtpTransport
@@ -126,7 +127,9 @@ async def test_basic_authentication_switched_off_says_use_oauth2(
     summary = await run_batch(campaign_dir, server, client_tls)
     assert summary.fatal is not None
     assert step in summary.fatal
-    assert "--auth xoauth2" in summary.fatal
+    assert 'auth="xoauth2"' in summary.fatal  # a script reads the API's name
+    assert summary.error is not None
+    assert "--auth xoauth2" in summary.error.said(OPTION_NAMES)  # the command line its option
     assert len(server.handler.auth_attempts) == 1
 
 

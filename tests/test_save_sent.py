@@ -215,7 +215,7 @@ def test_no_sent_folder_is_refused_before_anything_is_sent(
     with open_folder("outreach-dovecot-") as root:
         bare = start_dovecot(root, ca=ca, sent=False)
         try:
-            with pytest.raises(MailboxError, match=r"--sent-folder NAME.*Nothing was sent"):
+            with pytest.raises(MailboxError, match=r"SaveSent\(folder=NAME\).*Nothing was sent"):
                 send_saving_sent(campaign, server, client_tls, save_sent(bare))
         finally:
             bare.stop()
@@ -568,6 +568,8 @@ def test_a_dry_run_logs_in_finds_the_folder_and_says_where_the_copies_would_go(
     done = cli_send(campaign, cli_env(server, dovecot, ca_file), "--dry-run")
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
+        f"dry run: to {server.url()}; no daily limit; no rate limit; send log "
+        "logs/test-campaign.sqlite3\n"
         "dry run: 6 drafts rendered and checked; nothing sent or logged\n"
         f"dry run: logged in to {dovecot.url()}; the copies would be saved in the folder "
         "'Sent' (nothing was saved)\n"

@@ -5,7 +5,7 @@ import pytest
 from helpers import contacts_yaml, crlf, dsn, reply, run_cli, snapshot, write_campaign
 from imapserver import PASSWORD, USER, CuttingProxy, Dovecot
 
-from outreach.api import imap_settings, track
+from outreach.api import imap_settings, log_to_read, track
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError, MailboxError
 from outreach.mailbox import Auth, Credentials
@@ -53,19 +53,20 @@ def run_track(folder: Path, dovecot: Dovecot, *, url: str | None = None, **optio
     )
 
 
+def shown_log(folder: Path) -> Path:
+    """Return the log that 'outreach log' shows and 'track' records in: trial or live."""
+    return log_to_read(load_campaign(folder / "campaign.toml")).path
+
+
 def events(folder: Path) -> list:
     """Return every event in the campaign's log."""
-    with SendLog(
-        folder / "logs" / "test-campaign-trial.sqlite3", campaign=None, write=False
-    ) as log:
+    with SendLog(shown_log(folder), campaign=None, write=False) as log:
         return log.events()
 
 
 def recipients(folder: Path) -> dict:
     """Return the log's recipients by id."""
-    with SendLog(
-        folder / "logs" / "test-campaign-trial.sqlite3", campaign=None, write=False
-    ) as log:
+    with SendLog(shown_log(folder), campaign=None, write=False) as log:
         return {row.id: row for row in log.recipients()}
 
 

@@ -21,6 +21,20 @@ if TYPE_CHECKING:
     from outreach.logview import Shown
 
 
+def _state(value: str | None) -> str | None:
+    """Read --status by the library's words (earlier spellings too); refuse others as usage."""
+    if value is None:
+        return None
+    from outreach import logview
+
+    try:
+        return logview.parse_shown(value).value
+    except OutreachError:
+        words = ", ".join(repr(shown.value) for shown in logview.Shown)
+        msg = f"{value!r} is not one of {words}"
+        raise typer.BadParameter(msg) from None
+
+
 @campaign_command
 def show(
     contact_id: Annotated[
@@ -31,6 +45,7 @@ def show(
         typer.Option(
             "--status",
             metavar="STATE",
+            callback=_state,
             help="Only recipients in this state: a send status (pending, sending, sent, failed, "
             "uncertain) or what came back (replied, bounced, auto-replied, delivered, delayed, "
             "no-news).",
@@ -58,8 +73,13 @@ def show(
         typer.echo("error: --json and --csv cannot be used together; choose one", err=True)
         raise typer.Exit(code=2)
     try:
-        shown = logview.parse_shown(status) if status is not None else None
-        chosen = api.log_to_read(choice.load(), log=log_path, trial=trial)
+        shown = logview.Shown(status) if status is not None else None
+        # With --log, no campaign is needed: that file is read.
+        chosen = (
+            api.LogChoice(log_path, trial=False)
+            if log_path is not None
+            else api.log_to_read(choice.load(), trial=trial)
+        )
         if not (as_json or as_csv) and log_path is None:
             typer.echo(_which(chosen))
         with api.open_log(chosen.path) as log:

@@ -241,16 +241,13 @@ def _log_steps(summary: Summary, again: Again, *, outbox: Path | None, log_file:
     if summary.selected:
         steps.append(f"see what happened to each recipient: {again.log()}")
     if outbox is not None and summary.sent:
-        live_log = log_file.with_name(f"{log_file.stem}-live{log_file.suffix}")
+        # A trial's log is its own: the live run records in the campaign's, where none is sent.
         real = again.command(
             "send",
             drop=frozenset({"--dry-run", "--outbox", "--log"}),
-            add=("--log", str(live_log), "--smtp", "smtp://user@your-server"),
+            add=("--smtp", "smtp://user@your-server"),
         )
-        steps.append(
-            "to send for real, give the live run a send log of its own (this one counts these "
-            f"letters as sent): {real}"
-        )
+        steps.append(f"to send for real (the trial's log, {log_file}, holds no one back): {real}")
     return steps
 
 

@@ -91,7 +91,7 @@ OPTION_NAMES = {
     "require_tls": "--require-tls",
     "save_sent": "--save-sent",
     "sender": "--from",
-    "sent_folder": "--sent-folder",
+    "sent_folder_name": "--sent-folder NAME",
     "smtp": "--smtp",
     "template": "--template",
     "tenant": "--tenant",

@@ -297,14 +297,14 @@ def send(
         ):
             return
         if dry_run_:
-            _dry_run(campaign, plan, copies=copies)
+            _dry_run(campaign, plan, log=log_path, copies=copies)
             return
         summary = run_batch(
             campaign,
             options,
             settings,
             credentials,
-            log=plan.log,
+            log=log_path,  # the library chooses as plan.log says: the trial's or the campaign's
             outbox=outbox,
             copies=copies,
             yes=yes,
@@ -351,11 +351,13 @@ def _send_options(
     )
 
 
-def _dry_run(campaign: Campaign, plan: SendSettings, *, copies: SaveSent | None) -> None:
+def _dry_run(
+    campaign: Campaign, plan: SendSettings, *, log: Path | None, copies: SaveSent | None
+) -> None:
     """Check the drafts and, with --save-sent, the account and its folder; send nothing."""
     from outreach import api
 
-    count = api.dry_run(campaign, options=plan.options, log=plan.log, live=plan.live)
+    count = api.dry_run(campaign, options=plan.options, log=log, live=plan.live)
     typer.echo(f"dry run: {plan.describe()}")
     # As the real run does once the drafts are checked: log in and find the folder.
     folder = api.check_sent_folder(campaign, save_sent=copies) if copies is not None else None
