@@ -296,15 +296,14 @@ def dry_run(
     statuses: dict[str, str] = {}
     allowance = Allowance(options.daily_limit, None) if options.daily_limit else None
     accepted = settings_.accepted_log_path(campaign, log=log)
-    if accepted != log_file:
-        drafter.attachments.expect(_accepted_files(accepted))
+    expected = _accepted_files(accepted) if accepted != log_file else {}
     if log_file.exists():
         with SendLog(log_file, campaign=campaign.name, write=False, clock=clock) as reader:
             statuses = reader.statuses()
-            if accepted == log_file:
-                drafter.attachments.expect(reader.attachment_hashes())
+            expected = _latest(reader.attachment_hashes(), expected)
             if options.daily_limit:
                 allowance = daily_allowance(reader, options.daily_limit)
+    drafter.attachments.expect(expected)
     plan = choose(chosen, statuses, options, allowance=allowance)
     drafter.validate(plan.todo)
     if live and not options.allow_reserved:
@@ -318,6 +317,16 @@ def _filled(options: SendOptions | None, campaign: Campaign, /) -> SendOptions:
     """Fill the options the caller left unset from the campaign file and its provider."""
     profile = settings_.campaign_profile(campaign)
     return settings_.send_options(options or SendOptions(), campaign=campaign, profile=profile)
+
+
+def _latest(*noted: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Merge the files noted in several logs: for each, the version noted last wins."""
+    merged: dict[str, tuple[str, str]] = {}
+    for files in noted:
+        for path, (sha256, when) in files.items():
+            if path not in merged or when > merged[path][1]:  # ISO stamps order as text
+                merged[path] = (sha256, when)
+    return merged
 
 
 def _accepted_files(path: Path, /) -> dict[str, tuple[str, str]]:
@@ -389,7 +398,9 @@ def prepare_send(
         # A file attached since 'check' (or an earlier send) must not have changed since.
         own = accepted == send_log.path
         drafter.attachments.expect(
-            send_log.attachment_hashes() if own else _accepted_files(accepted)
+            send_log.attachment_hashes()
+            if own
+            else _latest(send_log.attachment_hashes(), _accepted_files(accepted))
         )
         plan = choose(chosen, send_log.statuses(), options, allowance=allowance)
         # A large batch renders in a process of its own, which starts up during the checks.
@@ -397,10 +408,10 @@ def prepare_send(
             pool = DraftPool(campaign)
         # Only those about to be sent are checked: a resume does not re-render the served.
         drafter.validate(plan.todo)
-        if own:  # a trial run accepts nothing on behalf of a live one
-            send_log.record_attachments(
-                [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()], by="send"
-            )
+        # A trial notes its files in its own log: they hold back its resume, not a live run.
+        send_log.record_attachments(
+            [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()], by="send"
+        )
         if live and not options.allow_reserved:
             check_reserved(plan, sender=campaign.sender.address)
         if save_sent is not None:
@@ -679,8 +690,7 @@ def send_test(
     with SendLog(path, campaign=campaign.name, write=True) as send_log:
         drafter.validate(chosen)
         files = drafter.attachments.loaded()
-        if path == settings_.accepted_log_path(campaign, log=log):
-            send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by="test")
+        send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by="test")
         return _run(send_test_copies(drafter, send_log, transport, chosen, address=normalized))
 
 

@@ -88,8 +88,10 @@ def test_the_commented_plain_server_examples_parse(tmp_path: Path) -> None:
         assert (done.returncode, done.stdout.splitlines()) == (
             0,
             [
-                f"dry run: to {url}; no daily limit; no rate limit; send log "
-                f"logs/{tmp_path.name}.sqlite3",
+                (
+                    f"dry run: to {url}; no daily limit; no rate limit; send log "
+                    f"logs/{tmp_path.name}.sqlite3"
+                ),
                 "dry run: 2 drafts rendered and checked; nothing sent or logged",
             ],
         )

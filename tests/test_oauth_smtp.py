@@ -112,7 +112,7 @@ async def test_three_connections_log_in_after_the_first_succeeded(
         ),
         (
             "550 5.7.30 Basic authentication is not supported for Client Submission",
-            "--auth xoauth2",
+            "(or provider microsoft365)",
         ),
         ("534 5.7.9 Application-specific password required", "outreach login google"),
     ],
@@ -121,7 +121,10 @@ async def test_three_connections_log_in_after_the_first_succeeded(
 async def test_basic_authentication_switched_off_says_use_oauth2(
     campaign_dir: Path, make_server, client_tls: ssl.SSLContext, reply: str, step: str
 ) -> None:
-    """A provider's refusal of password logins says to use --auth xoauth2 and how, after one try."""
+    """A provider's refusal of password logins says to sign in with OAuth2 and how, after one try.
+
+    A script reads the settings by their Python names; the command line by its options.
+    """
     server: Server = make_server()
     server.handler.basic_auth_reply = reply
     summary = await run_batch(campaign_dir, server, client_tls)
