@@ -567,7 +567,8 @@ class PreparedSend:
     ) -> Summary:
         """Send the plan through ``transport`` in the running event loop; see ``run``."""
         live = is_live(transport)
-        if live and self.trial:
+        # Only a transport that says it is live: one written before ``live`` may be a Maildir.
+        if getattr(transport, "live", None) is True and self.trial:
             msg = (
                 "this batch was prepared as a trial run into the outbox (live=False), which "
                 f"records in the trial log {self.log_path}; to send through a server, prepare "

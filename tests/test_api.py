@@ -246,7 +246,6 @@ class WithoutLoginTurn:
     def __init__(self, path: Path) -> None:
         self._inner = outreach.MaildirTransport(path)
         self.description = self._inner.description
-        self.live = self._inner.live
 
     async def connect(self) -> Connection:
         return await self._inner.connect()

@@ -85,5 +85,5 @@ def test_log_keeps_both_addresses_histories(
     assert (record["email"], record["status"], record["delivery"]) == (
         "c00002@fixed-mission.example",
         "sent",
-        "unknown",
+        "no-news",
     )

@@ -397,7 +397,7 @@ def test_the_python_track_example_reads_a_bounce_and_a_reply_from_dovecot(
     copy_shipped_campaign(tmp_path)
     run_python(block("python-send"), cwd=tmp_path)
     campaign = outreach.load_campaign(tmp_path / "campaign.toml")
-    with outreach.open_log(campaign.default_log) as log:
+    with outreach.open_log(outreach.log_to_read(campaign).path) as log:
         first, second = log.recipients()[:2]
     assert first.message_id is not None
     assert second.message_id is not None
@@ -417,7 +417,7 @@ def test_the_python_track_example_reads_a_bounce_and_a_reply_from_dovecot(
     env = {"README_IMAP_PASSWORD": PASSWORD, "SSL_CERT_FILE": str(dovecot.ca_file)}
     stdout = run_python(code, cwd=tmp_path, env=env)
     assert stdout == "2 examined, 1 bounced, 1 replied\n"
-    with outreach.open_log(campaign.default_log) as log:
+    with outreach.open_log(outreach.log_to_read(campaign).path) as log:
         rows = {row.id: row for row in log.recipients()}
     assert rows[first.id].delivery == "bounced"
     assert rows[second.id].replied_at is not None

@@ -80,7 +80,7 @@ def show(
             if log_path is not None
             else api.log_to_read(choice.load(), trial=trial)
         )
-        if not (as_json or as_csv) and log_path is None:
+        if not (as_json or as_csv or contact_id) and log_path is None:
             typer.echo(_which(chosen))
         with api.open_log(chosen.path) as log:
             if contact_id is not None:
