@@ -24,7 +24,6 @@ NAME_WIDTH = 30  # as the option parser's help: a longer name has a line of its 
 N = TypeVar("N", int, float)
 
 
-@dataclass(frozen=True, slots=True)
 class Bounded(Generic[N]):
     """Declare a number option once: its help, its range in words, its check and its default.
 
@@ -32,10 +31,25 @@ class Bounded(Generic[N]):
     turn that off; the range is checked here instead, in a callback, and said in words.
     """
 
+    __slots__ = ("_default", "help", "high", "low")
     help: str
     low: N
-    high: N | None = None
-    default: N | None = None
+    high: N | None
+    _default: N | None  # None: the option has no default
+
+    def __init__(
+        self,
+        help: str,  # noqa: A002 - the word typer uses
+        low: N,
+        high: N | None = None,
+        *,
+        default: N | None = None,
+    ) -> None:
+        """Declare the option's help, its range (``high`` None: no upper bound) and default."""
+        self.help = help
+        self.low = low
+        self.high = high
+        self._default = default
 
     @property
     def range(self) -> str:
@@ -46,7 +60,7 @@ class Bounded(Generic[N]):
 
     def option(self, *names: str, panel: str | None = None) -> Any:
         """Return the typer option, its help ending with the range and the default in words."""
-        default = f", default {self.default:g}" if self.default is not None else ""
+        default = f", default {self._default:g}" if self._default is not None else ""
         return typer.Option(
             *names,
             help=f"{self.help} ({self.range}{default}).",
@@ -56,12 +70,12 @@ class Bounded(Generic[N]):
         )
 
     @property
-    def value(self) -> N:
-        """Return the default, for the parameter's signature."""
-        if self.default is None:
+    def default(self) -> N:
+        """Return the default, for the parameter's signature; refuse an option that has none."""
+        if self._default is None:
             msg = f"{self.help!r} has no default"
             raise TypeError(msg)
-        return self.default
+        return self._default
 
     def check(self, value: float | None) -> float | None:
         """Refuse a number outside the range, naming the range (typer names the option)."""

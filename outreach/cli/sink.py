@@ -14,7 +14,7 @@ from outreach.errors import OutreachError
 
 def sink(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, SINK_PORT.option()] = SINK_PORT.value,
+    port: Annotated[int, SINK_PORT.option()] = SINK_PORT.default,
     maildir: Annotated[
         Path, typer.Option("--maildir", help="Maildir to store messages in.")
     ] = Path("sink"),

@@ -61,7 +61,7 @@ def track(
     insecure_tls: Annotated[
         bool, typer.Option("--insecure-tls", help="Do not verify the server's certificate.")
     ] = False,
-    timeout: Annotated[float, TIMEOUT.option()] = TIMEOUT.value,
+    timeout: Annotated[float, TIMEOUT.option()] = TIMEOUT.default,
     move_to: Annotated[
         str | None,
         typer.Option(
