@@ -7,17 +7,18 @@ arrived. A session whose state is unknown (a refused RSET) is replaced, not reus
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from helpers import FAST, PIPELINING, contacts_yaml, write_campaign
-from hostile import Reply, hostile_server
+from hostile import CLOSE, Hostile, Reply, hostile_server
 
 from outreach import drafts
 from outreach.batch import Batch, Summary, choose
 from outreach.campaign import load_campaign
 from outreach.sendlog import SendLog
-from outreach.transport import SmtpSettings, SmtpTransport
+from outreach.transport import Delivery, Envelope, Outcome, SmtpSettings, SmtpTransport
 
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
 PIPELINED = True
@@ -26,6 +27,19 @@ PIPELINED = True
 def script(pipelining: bool, **replies: Reply) -> dict[str, Reply]:
     """Return the server's replies, offering PIPELINING or not."""
     return {**(PIPELINING if pipelining else {}), **replies}
+
+
+async def deliver(replies: dict[str, Reply]) -> tuple[Delivery, Hostile]:
+    """Hand one message to the scripted server over a connection of its own; return its fate."""
+    with hostile_server(**replies) as server:
+        settings = SmtpSettings(host="127.0.0.1", port=server.port, implicit_tls=False, timeout=2)
+        connection = await SmtpTransport(settings).connect()
+        envelope = Envelope("from@mission.example", ("to@mission.example",), b"Hi\r\n")
+        claimed = asyncio.get_running_loop().create_future()
+        claimed.set_result(1)  # recorded at once
+        delivery = await (await connection.send(envelope, claimed))
+        await connection.close()
+    return delivery, server
 
 
 async def send(
@@ -101,17 +115,24 @@ async def test_500_is_a_refusal_for_good(tmp_path: Path, stage: str, pipelining:
     assert server.messages == (1 if stage == "END" else 0)
 
 
+@pytest.mark.parametrize(
+    "rset",
+    [
+        pytest.param(b"554 5.5.0 out of step\r\n", id="refused"),
+        pytest.param(CLOSE, id="hung-up"),
+    ],
+)
 @OFFERED
 async def test_refused_rset_after_a_refusal_replaces_the_connection(
-    tmp_path: Path, pipelining: bool
+    tmp_path: Path, rset: bytes, pipelining: bool
 ) -> None:
-    """An RSET refused after a refused recipient: the next letter goes over a new connection."""
+    """An RSET refused or hung up on after a refused recipient: the next letter takes a new connection."""
     # Pipelined, DATA went too: it is refused, or it would be hung up on instead of reset.
     data: dict[str, list[bytes]] = {"DATA": [b"503 5.5.1 no valid recipients\r\n"]}
     replies = script(
         pipelining,
         RCPT=[b"550 5.1.1 no such user\r\n"],
-        RSET=[b"554 5.5.0 out of step\r\n"],
+        RSET=[rset],
         **(data if pipelining else {}),
     )
     with hostile_server(**replies) as server:
@@ -122,3 +143,96 @@ async def test_refused_rset_after_a_refusal_replaces_the_connection(
     assert (summary.sent, summary.failed) == (1, 1)
     assert server.heard.count("EHLO") == 2
     assert server.messages == 1
+
+
+AFTER = "connection lost after the message was handed over: "
+BEFORE = "connection lost before the message was handed over: "
+TRANSIENT, PERMANENT, UNCERTAIN = Outcome.TRANSIENT, Outcome.PERMANENT, Outcome.UNCERTAIN
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        pytest.param("400 4.0.0 later", Delivery(TRANSIENT, 400, "4.0.0 later"), id="400"),
+        pytest.param(
+            "421 4.3.2 bye", Delivery(TRANSIENT, 421, "4.3.2 bye", reconnect=True), id="421"
+        ),
+        pytest.param("499 4.0.0 later", Delivery(TRANSIENT, 499, "4.0.0 later"), id="499"),
+        pytest.param("500 5.0.0 no", Delivery(PERMANENT, 500, "5.0.0 no"), id="500"),
+        pytest.param("599 5.0.0 no", Delivery(PERMANENT, 599, "5.0.0 no"), id="599"),
+        pytest.param(
+            "600 what",
+            Delivery(
+                UNCERTAIN,
+                None,
+                AFTER + "unexpected reply to the end of the data (600 what)",
+                reconnect=True,
+            ),
+            id="600",
+        ),
+    ],
+)
+@OFFERED
+async def test_the_reply_to_the_end_of_the_data_is_judged_by_its_code(
+    reply: str, expected: Delivery, pipelining: bool
+) -> None:
+    """After the data: 4xx for now, 421 closing too, 5xx for good, anything else uncertain."""
+    delivery, server = await deliver(script(pipelining, END=[reply.encode() + b"\r\n"]))
+    assert delivery == expected
+    assert server.messages == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        pytest.param(
+            "199 what",
+            Delivery(TRANSIENT, None, BEFORE + "unreadable reply (199 what)", reconnect=True),
+            id="199",
+        ),
+        pytest.param("200 odd", Delivery(PERMANENT, 200, "odd"), id="200"),
+        pytest.param("400 4.0.0 later", Delivery(TRANSIENT, 400, "4.0.0 later"), id="400"),
+        pytest.param(
+            "421 4.3.2 bye", Delivery(TRANSIENT, 421, "4.3.2 bye", reconnect=True), id="421"
+        ),
+        pytest.param("499 4.0.0 later", Delivery(TRANSIENT, 499, "4.0.0 later"), id="499"),
+        pytest.param("500 5.0.0 no", Delivery(PERMANENT, 500, "5.0.0 no"), id="500"),
+        pytest.param("599 5.0.0 no", Delivery(PERMANENT, 599, "5.0.0 no"), id="599"),
+        pytest.param(
+            "600 what",
+            Delivery(TRANSIENT, None, BEFORE + "unreadable reply (600 what)", reconnect=True),
+            id="600",
+        ),
+    ],
+)
+async def test_a_refused_mail_is_judged_by_its_code(reply: str, expected: Delivery) -> None:
+    """MAIL refused, one command at a time: 4xx for now, 5xx or a stray 2xx for good, else lost."""
+    delivery, server = await deliver({"MAIL": [reply.encode() + b"\r\n"]})
+    assert delivery == expected
+    assert server.messages == 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        pytest.param(
+            "400 4.0.0 later", Delivery(TRANSIENT, 400, "4.0.0 later", reconnect=True), id="400"
+        ),
+        pytest.param(
+            "499 4.0.0 later", Delivery(TRANSIENT, 499, "4.0.0 later", reconnect=True), id="499"
+        ),
+        pytest.param(
+            "500 5.0.0 no", Delivery(PERMANENT, 500, "5.0.0 no", reconnect=True), id="500"
+        ),
+        pytest.param(
+            "599 5.0.0 no", Delivery(PERMANENT, 599, "5.0.0 no", reconnect=True), id="599"
+        ),
+    ],
+)
+async def test_a_pipelined_refusal_with_its_data_accepted_is_judged_by_its_code(
+    reply: str, expected: Delivery
+) -> None:
+    """RCPT refused, DATA answered 354 anyway: hung up on, 4xx for now and 5xx for good."""
+    delivery, server = await deliver(script(PIPELINED, RCPT=[reply.encode() + b"\r\n"]))
+    assert delivery == expected
+    assert server.messages == 0
