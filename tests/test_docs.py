@@ -240,9 +240,29 @@ def test_the_quickstart_sends_the_shipped_campaign_into_the_outbox_once(tmp_path
     assert again.returncode == 0, again.stderr
     assert "Nothing to send" in again.stdout
     assert len(mailbox.Maildir(tmp_path / "outbox", create=False)) == 15
+    assert (tmp_path / "logs" / "kyrgyzstan-2010-06-24-trial.sqlite3").is_file()
     shown = run_cli("log", cwd=tmp_path, env={"COLUMNS": "100"})
     assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("trial log logs/kyrgyzstan-2010-06-24-trial.sqlite3")
     assert "15 sent" in shown.stdout
+
+
+def test_the_sink_example_after_the_quickstart_sends_all_fifteen_live(tmp_path: Path) -> None:
+    """The trial run's letters do not count for the live one: the sink gets all fifteen."""
+    copy_shipped_campaign(tmp_path)
+    trial = run_cli("send", cwd=tmp_path)
+    assert trial.returncode == 0, trial.stderr
+    assert "give the live run a send log of its own" not in trial.stdout
+    sink = Sink(tmp_path)
+    try:
+        words = shlex.split(block("sink-send").splitlines()[1].replace(":2525", f":{sink.port}"))
+        done = run_cli(*words[1:], cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        sink.stop()
+    assert len(mailbox.Maildir(sink.maildir, create=False)) == 15
+    shown = run_cli("log", cwd=tmp_path, env={"COLUMNS": "100"})
+    assert shown.stdout.startswith("live log logs/kyrgyzstan-2010-06-24.sqlite3")
 
 
 def test_the_sink_example_sends_the_shipped_campaign_live(tmp_path: Path) -> None:
