@@ -29,7 +29,8 @@ from = "Your Name <you@your-organization.example>"
 # reply_to = "replies@your-organization.example"
 
 # Without --smtp or a provider, `outreach send` delivers into the Maildir outbox/ and nothing
-# leaves this machine. To send for real, uncomment one of these (the README says more):
+# leaves this machine. To send for real, uncomment one of these (the Providers page of the
+# documentation says more):
 #
 # Microsoft 365: passwords (basic authentication) are being switched off, so sign in with
 # OAuth2 once: pip install 'outreach[oauth]', then
