@@ -45,19 +45,23 @@ class Summary:
     not_sent: int = 0
     left_out: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
-    fatal: str | None = None
-    # The error that stopped the batch, said in ``fatal``: its type tells what to do next (a
+    # The error that stopped the batch: its type tells what to do next (a
     # LoginRefusedForNowError: the same command, later).
-    error: OutreachError | None = field(default=None, compare=False)
+    error: OutreachError | None = None
     resume_at: dt.datetime | None = None  # when the daily limit lets the rest go
     copies: Copies | None = None  # with --save-sent: what became of the copies
     refused_cc: list[RefusedCc] = field(default_factory=list)  # letters sent without them
 
     @property
+    def fatal(self) -> str | None:
+        """Say the error that stopped the batch (``str(error)``), or None."""
+        return None if self.error is None else str(self.error)
+
+    @property
     def ok(self) -> bool:
         """Tell whether every selected recipient now stands ``sent``."""
         return (
-            self.fatal is None
+            self.error is None
             and not self.interrupted
             and self.failed == self.uncertain == self.not_sent == 0
             and not (set(self.left_out) - {Status.SENT, LIMITED, DAILY})

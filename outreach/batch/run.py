@@ -100,7 +100,7 @@ class Batch:
             except OutreachError as exc:
                 if first is not None:
                     await first.close()
-                summary.fatal, summary.error = str(exc), exc
+                summary.error = exc
                 summary.not_sent = len(plan.todo)
                 return summary
         self._log.start_run(self._transport.description)
@@ -117,10 +117,10 @@ class Batch:
         summary.not_sent = len(plan.todo) - summary.sent - summary.failed - summary.uncertain
         if fatal is not None:
             summary.interrupted = False
-            summary.fatal, summary.error = str(fatal), fatal
+            summary.error = fatal
         outcome = "complete"
-        if summary.fatal:
-            outcome = f"stopped: {summary.fatal}"
+        if summary.error is not None:
+            outcome = f"stopped: {summary.error}"
         elif summary.interrupted:
             outcome = "interrupted"
         self._log.end_run(outcome)

@@ -169,8 +169,6 @@ def _say_outcome(summary: Summary, *, destination: str | None, outbox: Path | No
     )
     if summary.error is not None:
         typer.echo(f"error: {said(summary.error)}", err=True)
-    elif summary.fatal:
-        typer.echo(f"error: {summary.fatal}", err=True)
     for cc in summary.refused_cc:
         typer.echo(str(cc))
     if summary.interrupted:
@@ -222,13 +220,13 @@ def _rest_steps(summary: Summary, again: Again, *, later: bool) -> list[str]:
     rest = summary.not_sent + summary.left_out.get(LIMITED, 0)
     if not rest:
         return []
-    if summary.fatal and later:
+    if summary.error is not None and later:
         step = (
             "the server refused the login for now: wait a while, then run the same command to "
             f"send the {rest} not sent yet (none is sent twice): {again.send()}"
         )
         return [step]
-    if summary.fatal:
+    if summary.error is not None:
         return [
             f"once that is fixed, send the {rest} not sent yet (none is sent twice): {again.send()}"
         ]
