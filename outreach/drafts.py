@@ -218,12 +218,13 @@ class DraftPool:
     CHUNK = 64
     # Chunks rendering ahead of the sender: the rendering process runs at a lower priority and
     # is set back whenever the sender and the server want both cores; with more ahead the
-    # sender does not wait for it (N = 10,000 on loopback, medians of six taking turns: 4 ahead
-    # 1,841 msg/s, 8 ahead 1,938, 16 ahead 2,019). Bounded in bytes as well, just below.
+    # sender does not wait for it (the rates with 4, 8 and 16 ahead are in
+    # docs/performance.md). Bounded in bytes as well, just below.
     AHEAD = 16
     # The same bounds in bytes, as estimated by ``size``: a letter with a large attachment makes
     # small chunks, and few of them ahead, so that memory holds tens of megabytes of rendered
-    # letters, not hundreds of copies of a file (a 5 MiB file, 1,000 letters: 2.5 GiB before).
+    # letters, not hundreds of copies of a file (the peaks before and after are in
+    # docs/performance.md).
     CHUNK_BYTES = 8 * 1024 * 1024
     AHEAD_BYTES = 32 * 1024 * 1024
 

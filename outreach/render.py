@@ -34,8 +34,9 @@ _SIMPLE_BLOCKS = frozenset(
 )
 _CACHE_SIZE = 4096
 # Any ASCII punctuation may be backslash-escaped in CommonMark, and then stands for itself.
-# A translation table does it in C; a regular expression with a replacement template expanded
-# it in Python at each mark (checking 10,000 letters: 177 ms with it, 147 with the table).
+# A translation table does it in C, where a regular expression's replacement template is
+# expanded in Python at each mark: every value of every letter goes through it (figures in
+# docs/performance.md).
 _MARKDOWN_ESCAPES = str.maketrans({mark: "\\" + mark for mark in string.punctuation})
 
 # Slots: while a letter is rendered for sending, a value shaped like a name stands in the

@@ -74,9 +74,9 @@ def _plain(message: str) -> str:
 def main() -> None:
     """Run the command line; errors in options are said in plain words."""
     # When the process ends, what it holds is frozen first: the collector's passes at the
-    # interpreter's exit then skip it (about 60 ms once the modules of a send are loaded), and
-    # it is released with the process all the same. At exit, not when main returns: a caller
-    # that runs main in its own process keeps a collector that works.
+    # interpreter's exit then skip it (a noticeable part of a short command's time: see
+    # docs/performance.md), and it is released with the process all the same. At exit, not
+    # when main returns: a caller that runs main in its own process keeps a collector that works.
     atexit.register(gc.freeze)
     _main()
 
