@@ -59,6 +59,12 @@ def test_every_marked_block_is_run_by_a_test() -> None:
     assert set(marked_blocks()) == asked
 
 
+def test_the_readme_stays_a_five_minute_read() -> None:
+    """The README holds at most 250 lines: everything else is on the site's pages."""
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250
+
+
 def test_the_command_reference_is_the_command_lines_own_help() -> None:
     """docs/cli.md is what docs/gen_cli.py writes from each command's --help today."""
     spec = importlib.util.spec_from_file_location("gen_cli", REPO / "docs" / "gen_cli.py")
