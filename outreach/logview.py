@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from outreach.errors import ConfigError
 from outreach.model import Status
-from outreach.tracking import Delivery
+from outreach.tracking import DeliveryState
 
 if TYPE_CHECKING:
     from outreach.sendlog import Recipient, TrackEvent
@@ -78,14 +78,14 @@ def parse_shown(word: str, /) -> Shown:
 
 def delivery(row: Recipient, /) -> str:
     """Return what the reports say of the letter's delivery: ``no-news`` when none came."""
-    return NO_NEWS if row.delivery == Delivery.UNKNOWN else row.delivery
+    return NO_NEWS if row.delivery == DeliveryState.UNKNOWN else row.delivery
 
 
 def news(row: Recipient, /) -> str:
     """Say what is known of a recipient's letter: replied, bounced, ... or no-news."""
     if row.replied_at:
         return "replied"
-    if row.delivery == Delivery.BOUNCED:
+    if row.delivery == DeliveryState.BOUNCED:
         return "bounced"
     if row.auto_replied_at:
         return "auto-replied"

@@ -32,8 +32,11 @@ class Kind(StrEnum):
     AUTO_REPLIED = "auto_replied"
 
 
-class Delivery(StrEnum):
-    """Say what is known of a letter's fate after the server took it."""
+class DeliveryState(StrEnum):
+    """Say what is known of a letter's fate after the server took it: its delivery state.
+
+    Stored as is in the send log's ``delivery`` column; ``UNKNOWN`` is shown as ``no-news``.
+    """
 
     UNKNOWN = "unknown"
     DELIVERED = "delivered"
@@ -45,10 +48,10 @@ class Delivery(StrEnum):
 # the delivery, changes nothing. The strongest report wins, so the order mail is read in (folders,
 # reruns) never changes the answer.
 DELIVERY_STRENGTH: Mapping[str, int] = {
-    Delivery.UNKNOWN: 0,
-    Delivery.DELAYED: 1,
-    Delivery.DELIVERED: 2,
-    Delivery.BOUNCED: 3,
+    DeliveryState.UNKNOWN: 0,
+    DeliveryState.DELAYED: 1,
+    DeliveryState.DELIVERED: 2,
+    DeliveryState.BOUNCED: 3,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from outreach.tracking import Delivery
+from outreach.tracking import DeliveryState
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,7 @@ class Recipient:
     reply_text: str | None
     refused: str | None
     updated_at: str
-    delivery: str = Delivery.UNKNOWN
+    delivery: str = DeliveryState.UNKNOWN
     replied_at: str | None = None
     auto_replied_at: str | None = None
 

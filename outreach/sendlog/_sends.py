@@ -19,7 +19,7 @@ from outreach.errors import SendLogError
 from outreach.model import Contact, Status
 from outreach.sendlog._core import Core, iso_utc
 from outreach.sendlog._records import Attempt, Correction, Recipient
-from outreach.tracking import Delivery, normalize_address
+from outreach.tracking import DeliveryState, normalize_address
 
 _RECIPIENT_COLUMNS = (
     "contact_id, email, cc, status, attempts, message_id, content_hash, reply_code, "
@@ -75,7 +75,7 @@ class Sends:
         bounced = dict(
             self._core.db.execute(
                 "SELECT contact_id, email FROM recipients WHERE delivery = ? AND status != ?",
-                (Delivery.BOUNCED, Status.PENDING),
+                (DeliveryState.BOUNCED, Status.PENDING),
             ).fetchall()
         )
         corrected = [
@@ -101,7 +101,7 @@ class Sends:
                 "message_id = NULL, content_hash = NULL, reply_code = NULL, reply_text = NULL, "
                 "refused = NULL, updated_at = ? WHERE contact_id = ?",
                 (
-                    (c.email, " ".join(c.cc), Status.PENDING, Delivery.UNKNOWN, stamp, c.id)
+                    (c.email, " ".join(c.cc), Status.PENDING, DeliveryState.UNKNOWN, stamp, c.id)
                     for _, c in corrected
                 ),
             )

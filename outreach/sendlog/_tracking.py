@@ -15,7 +15,7 @@ from outreach.sendlog._core import Core
 from outreach.sendlog._records import TrackEvent
 from outreach.tracking import (
     DELIVERY_STRENGTH,
-    Delivery,
+    DeliveryState,
     Kind,
     Sighting,
     TrackCounts,
@@ -183,7 +183,7 @@ class Tracking:
         email = self._core.db.execute(
             "SELECT email FROM recipients WHERE contact_id = ?", (contact_id,)
         ).fetchone()[0]
-        delivery = str(Delivery.UNKNOWN)
+        delivery = str(DeliveryState.UNKNOWN)
         replied: list[str] = []
         auto_replied: list[str] = []
         for kind, at, sent_to in self._core.db.execute(
