@@ -284,3 +284,14 @@ def test_json_and_csv_together_is_an_error(tracked: Path) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == "error: --json and --csv cannot be used together; choose one\n"
+
+
+def test_csv_separates_several_cc_with_a_semicolon_as_the_contact_list_does(tmp_path: Path) -> None:
+    """'log --csv' writes several Cc in one cell split by ';', which a CSV contact list reads back."""
+    path = tmp_path / "send.sqlite3"
+    cc = ("deputy@unoda.example", "archive@unoda.example")
+    with SendLog(path, campaign="spring", write=True) as log:
+        log.register([Contact(id="unoda", email="registry@unoda.example", cc=cc)])
+    rows = list(csv.DictReader(io.StringIO(log_cli(path, "--csv").stdout)))
+    assert [row["cc"] for row in rows] == ["deputy@unoda.example;archive@unoda.example"]
+    assert tuple(rows[0]["cc"].split(";")) == cc
