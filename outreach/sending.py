@@ -1,0 +1,482 @@
+"""Preparing and running a send batch: the one module where a batch is made and started.
+
+Owns: ``prepare_send`` and the ``PreparedSend`` it returns (the plan shown before ``run``, the
+log's lock and the rendering process held until the ``with`` block ends, the signal handling
+of ``run``), the one-call ``send``, ``dry_run``, ``send_test``, ``check_sent_folder`` and
+``SaveSent``; which files a batch accepts (the later of those noted in its own log and in the
+campaign's); where the copies of the letters sent go; and ``run_to_end``, the one place that
+starts an event loop.
+
+Relies on: ``outreach.settings`` for every precedence (the options left unset, which log a
+batch records in and which notes the accepted files); ``outreach.batch`` for the choosing of
+recipients and the running; ``outreach.drafts`` for loading and rendering; ``outreach.sendlog``
+for the log; ``outreach.mailbox`` for the Sent folder. ``outreach.api`` re-exports the public
+names; nothing here prints or asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import signal
+import ssl
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from outreach import drafts
+from outreach import settings as settings_
+from outreach.batch import (
+    Allowance,
+    Batch,
+    Event,
+    Plan,
+    SendOptions,
+    SentCopy,
+    Summary,
+    check_reserved,
+    choose,
+    daily_allowance,
+    send_test_copies,
+)
+from outreach.drafts import DraftPool
+from outreach.errors import ConfigError, MailboxError, named
+from outreach.mailbox import Credentials, ImapSettings, SentCopier, sent_copier
+from outreach.model import Campaign, SentLetter, is_reserved
+from outreach.sendlog import Correction, SendLog
+from outreach.transport import MaildirTransport, Transport, is_live
+from outreach.validate import validate_address
+
+T = TypeVar("T")
+PARALLEL_RENDER_FROM = 500  # below this, starting a rendering process costs more than it saves
+
+
+def run_to_end(coroutine: Coroutine[Any, Any, T], /) -> T:
+    """Run a coroutine to its end: the one place that starts an event loop."""
+    return asyncio.run(coroutine)
+
+
+def dry_run(
+    campaign: Campaign,
+    /,
+    *,
+    options: SendOptions | None = None,
+    log: Path | None = None,
+    live: bool = False,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> int:
+    """Render and check every draft a send would send; send and record nothing; return the count.
+
+    The log (see ``outreach.settings``), when it exists, is only read, to leave out those
+    already served and to count the daily limit. With ``live`` (the batch would go to a real
+    server), recipients on reserved domains are refused. Unset options are filled as a send
+    fills them: the daily limit from the campaign file, then its provider's profile.
+    """
+    options = _filled(options, campaign)
+    drafter, everyone = drafts.load(campaign)
+    chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
+    log_file = settings_.send_log_path(campaign, log=log, live=live)
+    statuses: dict[str, str] = {}
+    allowance = Allowance(options.daily_limit, None) if options.daily_limit else None
+    accepted = settings_.accepted_log_path(campaign, log=log)
+    expected = _accepted_files(accepted) if accepted != log_file else {}
+    if log_file.exists():
+        with SendLog(log_file, campaign=campaign.name, write=False, clock=clock) as reader:
+            statuses = reader.statuses()
+            expected = _latest(reader.attachment_hashes(), expected)
+            if options.daily_limit:
+                allowance = daily_allowance(reader, options.daily_limit)
+    drafter.attachments.expect(expected)
+    plan = choose(chosen, statuses, options, allowance=allowance)
+    drafter.validate(plan.todo)
+    if live and not options.allow_reserved:
+        check_reserved(plan, sender=campaign.sender.address)
+    for contact in plan.todo:
+        drafter.draft(contact)
+    return len(plan.todo)
+
+
+def _filled(options: SendOptions | None, campaign: Campaign, /) -> SendOptions:
+    """Fill the options the caller left unset from the campaign file and its provider."""
+    profile = settings_.campaign_profile(campaign)
+    return settings_.send_options(options or SendOptions(), campaign=campaign, profile=profile)
+
+
+def _latest(*noted: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Merge the files noted in several logs: for each, the version noted last wins."""
+    merged: dict[str, tuple[str, str]] = {}
+    for files in noted:
+        for path, (sha256, when) in files.items():
+            if path not in merged or when > merged[path][1]:  # ISO stamps order as text
+                merged[path] = (sha256, when)
+    return merged
+
+
+def _accepted_files(path: Path, /) -> dict[str, tuple[str, str]]:
+    """Read the attachments accepted in the log at ``path``: none when it does not exist."""
+    if not path.exists():
+        return {}
+    with SendLog(path, campaign=None, write=False) as reader:
+        return reader.attachment_hashes()
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSent:
+    r"""Say where copies of the letters sent go: the IMAP account, its login, and the folder.
+
+    ``folder`` None is the folder the server marks ``\Sent`` (RFC 6154), or failing that one
+    with a usual name (Sent, Sent Items).
+    """
+
+    imap: ImapSettings
+    credentials: Credentials
+    folder: str | None = None
+    tls_context: ssl.SSLContext | None = field(default=None, repr=False)
+
+
+def prepare_send(
+    campaign: Campaign,
+    /,
+    *,
+    options: SendOptions | None = None,
+    log: Path | None = None,
+    live: bool = False,
+    clock: Callable[[], dt.datetime] | None = None,
+    save_sent: SaveSent | None = None,
+) -> PreparedSend:
+    """Open the send log, choose the recipients and check their drafts; send nothing yet.
+
+    The log is recovered (recipients a dead run left in flight become ``uncertain``, listed in
+    ``recovered``), every contact is registered (a bounced recipient whose address was corrected
+    since is listed in ``corrections``), and those to send to are chosen and rendered
+    once as a check. With ``live`` (the batch goes to a real server), recipients on reserved
+    domains are refused. Use the result in a ``with`` block: it holds the log's lock and, for a
+    large batch, the rendering process, until the block ends. ``clock`` (aware, UTC) dates
+    the log's entries and counts the daily limit; the system's clock when None.
+
+    With ``save_sent``, the IMAP account is logged in to and its Sent folder found here, so
+    that a server out of reach, a refused login or no such folder stops the batch before
+    anything is sent; the batch then saves a copy of each letter sent, and first those that
+    an earlier run with ``save_sent`` left unsaved.
+
+    Where the options leave them unset, the daily limit and the rate come from the campaign
+    file, then its provider's profile. The log is ``log``, else the campaign's for a ``live``
+    batch and the trial log for one into the outbox (see ``outreach.settings``). Every batch
+    checks its files against those 'check' accepted in the campaign's log.
+    """
+    options = _filled(options, campaign)
+    drafter, everyone = drafts.load(campaign)
+    chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
+    path = settings_.send_log_path(campaign, log=log, live=live)
+    accepted = settings_.accepted_log_path(campaign, log=log)
+    send_log = SendLog(path, campaign=campaign.name, write=True, clock=clock)
+    pool: DraftPool | None = None
+    copier: SentCopier | None = None
+    try:
+        recovered = send_log.recover()
+        corrections = send_log.register(everyone)
+        allowance = None
+        if options.daily_limit:
+            allowance = daily_allowance(send_log, options.daily_limit)
+        # A file attached since 'check' (or an earlier send) must not have changed since.
+        own = accepted == send_log.path
+        drafter.attachments.expect(
+            send_log.attachment_hashes()
+            if own
+            else _latest(send_log.attachment_hashes(), _accepted_files(accepted))
+        )
+        plan = choose(chosen, send_log.statuses(), options, allowance=allowance)
+        # A large batch renders in a process of its own, which starts up during the checks.
+        if _renders_apart(plan, options):
+            pool = DraftPool(campaign)
+        # Only those about to be sent are checked: a resume does not re-render the served.
+        drafter.validate(plan.todo)
+        # A trial notes its files in its own log: they hold back its resume, not a live run.
+        send_log.record_attachments(
+            [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()], by="send"
+        )
+        if live and not options.allow_reserved:
+            check_reserved(plan, sender=campaign.sender.address)
+        if save_sent is not None:
+            copier = _sent_copier(save_sent, campaign, log=send_log.path)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        send_log.close()
+        raise
+    return PreparedSend(
+        campaign=campaign,
+        plan=plan,
+        recovered=recovered,
+        corrections=corrections,
+        options=options,
+        log=send_log,
+        drafter=drafter,
+        pool=pool,
+        copier=copier,
+        trial=not live and log is None,
+    )
+
+
+def check_sent_folder(campaign: Campaign, /, *, save_sent: SaveSent) -> str:
+    """Log in and find the folder for the copies, as a send with ``save_sent`` does; save nothing.
+
+    Return the folder's name; raise what would stop that send before anything is sent.
+    """
+    copier = _sent_copier(save_sent, campaign, log=None)
+    copier.close()
+    return copier.folder
+
+
+def _sent_copier(save_sent: SaveSent, campaign: Campaign, *, log: Path | None) -> SentCopier:
+    """Log in to the account and find its Sent folder; say so if either cannot be done."""
+    folder = save_sent.folder or campaign.sent_folder
+    try:
+        return sent_copier(
+            save_sent.imap,
+            credentials=save_sent.credentials,
+            folder=folder,
+            tls_context=save_sent.tls_context,
+            load=functools.partial(_kept_bytes, log) if log is not None else None,
+        )
+    except MailboxError as exc:
+        msg = f"{named('save_sent')}: {exc.marked()}. Nothing was sent."
+        raise MailboxError(msg) from None
+
+
+def _kept_bytes(log: Path, letter: SentLetter, /) -> bytes | None:
+    """Read a letter's bytes back from the send log, for its copy."""
+    # In the copier's thread, beside the batch's writer: a reader of its own.
+    with SendLog(log, campaign=None, write=False) as reader:
+        return reader.kept_bytes(letter.contact_id, letter.message_id)
+
+
+def _renders_apart(plan: Plan, options: SendOptions, /) -> bool:
+    """Tell whether the plan's drafts are rendered in a process of their own: decided here only."""
+    if options.parallel_render is not None:
+        return options.parallel_render and bool(plan.todo)
+    return len(plan.todo) >= PARALLEL_RENDER_FROM
+
+
+class PreparedSend:
+    """A batch ready to go: its plan can be shown before ``run`` sends it."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Campaign,
+        plan: Plan,
+        recovered: list[str],
+        corrections: list[Correction],
+        options: SendOptions,
+        log: SendLog,
+        drafter: drafts.Drafter,
+        pool: DraftPool | None,
+        copier: SentCopier | None = None,
+        trial: bool = False,
+    ) -> None:
+        """Hold what ``prepare_send`` made; call ``prepare_send`` rather than this."""
+        self.campaign = campaign
+        self.trial = trial  # records in the trial log: only for the outbox
+        self.plan = plan
+        self.recovered = recovered
+        self.corrections = corrections
+        self.options = options
+        self.log_path = log.path
+        self._log = log
+        self._drafter = drafter
+        self._pool = pool
+        self._copier = copier
+        self._batch: Batch | None = None
+        self._stopped = False
+
+    def __enter__(self) -> Self:
+        """Return the prepared batch."""
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop the rendering process and close the send log."""
+        self.close()
+
+    def close(self) -> None:
+        """Stop the rendering process, log out of the mailbox, close the send log."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        if self._copier is not None:
+            self._copier.close()
+            self._copier = None
+        self._log.close()
+
+    @property
+    def sent_folder(self) -> str | None:
+        """Return the folder the copies go to, with ``save_sent``; else None."""
+        return self._copier.folder if self._copier is not None else None
+
+    def count_unsaved_copies(self) -> int:
+        """Count the letters kept in the log whose copy is not in the Sent folder yet."""
+        return self._log.count_unsaved_copies()
+
+    def run(
+        self,
+        transport: Transport,
+        /,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        handle_signals: bool = True,
+        on_signal: Callable[[int], None] | None = None,
+    ) -> Summary:
+        """Send the plan through ``transport`` and return what happened.
+
+        ``on_event`` is called after each attempt. With ``handle_signals`` (in the main thread),
+        Ctrl-C and SIGTERM stop the batch cleanly: no new recipient is taken, and those in
+        flight are settled and recorded; ``on_signal`` is then called with the number of such
+        signals so far, first, to say so. From inside a running event loop, await ``run_async``.
+        """
+        return run_to_end(
+            self.run_async(
+                transport, on_event=on_event, handle_signals=handle_signals, on_signal=on_signal
+            )
+        )
+
+    async def run_async(
+        self,
+        transport: Transport,
+        /,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        handle_signals: bool = False,
+        on_signal: Callable[[int], None] | None = None,
+    ) -> Summary:
+        """Send the plan through ``transport`` in the running event loop; see ``run``."""
+        live = is_live(transport)
+        # Only a transport that says it is live: one written before ``live`` may be a Maildir.
+        if getattr(transport, "live", None) is True and self.trial:
+            msg = (
+                "this batch was prepared as a trial run into the outbox (live=False), which "
+                f"records in the trial log {self.log_path}; to send through a server, prepare "
+                "it with live=True. Nothing was sent."
+            )
+            raise ConfigError(msg)
+        if live and not self.options.allow_reserved:
+            check_reserved(self.plan, sender=self.campaign.sender.address)
+        batch = Batch(
+            self._drafter,
+            self._log,
+            transport,
+            options=self.options,
+            on_event=on_event,
+            pool=self._pool,
+            copier=self._copier,
+        )
+        self._batch = batch
+        if self._stopped:
+            batch.stop()
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        signals = 0
+
+        def stop_on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if on_signal is not None:
+                on_signal(signals)
+            batch.stop()
+
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(signum, stop_on_signal)
+                except (ValueError, RuntimeError):  # not the main thread: the caller stops it
+                    break
+                handled.append(signum)
+        try:
+            return await batch.run(self.plan)
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+
+    @property
+    def in_flight(self) -> int:
+        """Return how many messages are with the server, their answer awaited."""
+        return self._batch.in_flight if self._batch is not None else 0
+
+    def stop(self) -> None:
+        """Take no new recipients; those in flight are settled and recorded."""
+        self._stopped = True
+        if self._batch is not None:
+            self._batch.stop()
+
+
+def send(
+    campaign: Campaign,
+    /,
+    *,
+    transport: Transport | None = None,
+    options: SendOptions | None = None,
+    log: Path | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    save_sent: SaveSent | None = None,
+) -> Summary:
+    """Prepare and run a batch in one call; without ``transport``, into the campaign's outbox.
+
+    The batch is what ``prepare_send`` makes of the same arguments: the campaign file's daily
+    limit and its provider's limits apply as they do on the command line.
+    """
+    transport = transport or MaildirTransport(campaign.default_outbox)
+    live = is_live(transport)
+    with prepare_send(
+        campaign, options=options, log=log, live=live, clock=clock, save_sent=save_sent
+    ) as batch:
+        return batch.run(transport, on_event=on_event)
+
+
+def send_test(
+    campaign: Campaign,
+    /,
+    *,
+    address: str,
+    ids: Iterable[str] = (),
+    transport: Transport | None = None,
+    log: Path | None = None,
+    allow_reserved: bool = False,
+) -> list[SentCopy]:
+    """Send the drafts of ``ids`` (the first contact's when none) to ``address`` alone, as a test.
+
+    Each message is what ``send`` would send its contact, attachments and PDF included, apart
+    from To (``address``, and no Cc) and a ``[TEST]`` subject prefix; the envelope's only
+    recipient is ``address``. No recipient's status changes: the send log notes each test
+    send in a table of its own: the campaign's log for a live transport, the trial log for
+    the outbox, unless ``log`` is given. Without ``transport``, into the campaign's outbox.
+    """
+    normalized, bad = validate_address(address)
+    if bad is not None or normalized is None:
+        msg = f"the test address: {bad}"
+        raise ConfigError(msg)
+    transport = transport or MaildirTransport(campaign.default_outbox)
+    live = is_live(transport)
+    placeholders = [a for a in (normalized, campaign.sender.address) if is_reserved(a)]
+    if live and not allow_reserved and placeholders:
+        msg = (
+            f"{' and '.join(placeholders)}: on a reserved domain (.example, .invalid, .test, "
+            ".localhost), which no live server delivers to; give your own address as the test "
+            f"address and the sender, or pass {named('allow_reserved')} (a test server). "
+            "Nothing was sent."
+        )
+        raise ConfigError(msg)
+    drafter, everyone = drafts.load(campaign)
+    wanted = list(ids)
+    chosen = drafts.select(everyone, wanted, source=str(campaign.contacts))
+    if not wanted:
+        chosen = chosen[:1]
+    path = settings_.send_log_path(campaign, log=log, live=live)
+    with SendLog(path, campaign=campaign.name, write=True) as send_log:
+        drafter.validate(chosen)
+        files = drafter.attachments.loaded()
+        send_log.record_attachments([(str(f.path), f.sha256, f.size) for f in files], by="test")
+        return run_to_end(
+            send_test_copies(drafter, send_log, transport, chosen, address=normalized)
+        )
