@@ -31,10 +31,12 @@ API_NAMES: Mapping[str, str] = {
     "require_tls": "require_tls=True",
     "save_sent": "save_sent",
     "sender": "load_campaign(sender=...)",
+    "sink_auth": "SinkLogin.parse",
     "sent_folder_name": "SaveSent(folder=NAME)",
     "smtp": "the SMTP URL",
     "template": "load_campaign(template=...)",
     "tenant": "tenant",
+    "tls": "tls=True",
     "token_command": "token_command",
     "user": "user",
 }

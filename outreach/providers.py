@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, named
 from outreach.ratelimit import Rate
 
 
@@ -78,10 +78,11 @@ PROVIDERS: dict[str, Provider] = {
 }
 
 
-def get_provider(name: str, /, *, where: str = "--provider") -> Provider:
+def get_provider(name: str, /, *, where: str | None = None) -> Provider:
     """Return the profile called ``name``; the error lists the known ones."""
     try:
         return PROVIDERS[name.strip().lower()]
     except KeyError:
-        msg = f"{where}: unknown provider {name!r}; known: {', '.join(PROVIDERS)}"
+        known = ", ".join(PROVIDERS)
+        msg = f"{where or named('provider')}: unknown provider {name!r}; known: {known}"
         raise ConfigError(msg) from None

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, named
 
 ANY_LOGIN = "any"
 # The first bytes of a TLS handshake record (ClientHello): content type 22, version 3.x.
@@ -45,7 +45,8 @@ class Login:
             return cls()
         user, colon, password = value.partition(":")
         if not colon or not user or not password:
-            msg = f"--auth: expected user:password, or {ANY_LOGIN!r} to accept any login"
+            expected = f"expected user:password, or {ANY_LOGIN!r} to accept any login"
+            msg = f"{named('sink_auth')}: {expected}"
             raise ConfigError(msg)
         return cls(user=user, password=password)
 
@@ -151,7 +152,7 @@ def throwaway_tls() -> Iterator[tuple[ssl.SSLContext, Path]]:
     try:
         import trustme  # noqa: PLC0415 - an optional extra, needed only with --tls
     except ImportError:
-        msg = f"--tls needs the {TLS_EXTRA!r} extra: pip install 'outreach[{TLS_EXTRA}]'"
+        msg = f"{named('tls')} needs the {TLS_EXTRA!r} extra: pip install 'outreach[{TLS_EXTRA}]'"
         raise ConfigError(msg) from None
     authority = trustme.CA(organization_name="outreach sink (throwaway)")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

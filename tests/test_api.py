@@ -131,7 +131,7 @@ def test_reserved_recipients_are_named_with_the_way_out(
     assert str(refused.value) == (
         f"{count} recipients have placeholder addresses on reserved domains (.example, "
         f".invalid, .test, .localhost): {named}. Put real addresses in the contact list, or "
-        "pass --allow-reserved-domains to send anyway (a test server). Nothing was sent."
+        "pass SendOptions(allow_reserved=True) to send anyway (a test server). Nothing was sent."
     )
     with pytest.raises(outreach.ConfigError, match=f"^2 problems:(.|\n)*{named}"):
         outreach.prepare_send(campaign, live=True)  # the sender is a placeholder too
@@ -146,10 +146,10 @@ def test_one_reserved_recipient_and_a_reserved_sender_are_named_in_one_error() -
         "2 problems:\n"
         "  the sender me@sender.example is a placeholder on a reserved domain (.example, "
         ".invalid, .test, .localhost): no reply could reach it. Set 'from' in the campaign file "
-        "or pass --from 'Name <you@your-domain>';\n"
+        "or pass load_campaign(sender=...) 'Name <you@your-domain>';\n"
         "  1 recipient has placeholder addresses on reserved domains (.example, .invalid, "
         ".test, .localhost): x. Put real addresses in the contact list;\n"
-        "or pass --allow-reserved-domains to send anyway (a test server). Nothing was sent."
+        "or pass SendOptions(allow_reserved=True) to send anyway (a test server). Nothing was sent."
     )
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, named
 from outreach.model import Contact, Status, is_reserved
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def check_reserved(plan: Plan, /, *, sender: str | None = None) -> None:
         problems.append(
             f"the sender {sender} is a placeholder on a reserved domain (.example, .invalid, "
             ".test, .localhost): no reply could reach it. Set 'from' in the campaign file or "
-            "pass --from 'Name <you@your-domain>'"
+            f"pass {named('sender')} 'Name <you@your-domain>'"
         )
     reserved = [c for c in plan.todo if any(is_reserved(a) for a in c.recipients)]
     if reserved:
@@ -131,7 +131,7 @@ def check_reserved(plan: Plan, /, *, sender: str | None = None) -> None:
         )
     if not problems:
         return
-    anyway = "pass --allow-reserved-domains to send anyway (a test server). Nothing was sent."
+    anyway = f"pass {named('allow_reserved')} to send anyway (a test server). Nothing was sent."
     if len(problems) == 1:
         msg = f"{problems[0]}, or {anyway}"
     else:

@@ -91,10 +91,12 @@ OPTION_NAMES = {
     "require_tls": "--require-tls",
     "save_sent": "--save-sent",
     "sender": "--from",
+    "sink_auth": "--auth",
     "sent_folder_name": "--sent-folder NAME",
     "smtp": "--smtp",
     "template": "--template",
     "tenant": "--tenant",
+    "tls": "--tls",
     "token_command": "--oauth-token-command",
     "user": "--user",
 }
