@@ -183,9 +183,9 @@ class _OneMessageConnection:
         self._inner = inner
 
     async def send(self, envelope, claimed):
-        delivery = (await self._inner.send(envelope, claimed)).result()
+        handover = (await self._inner.send(envelope, claimed)).result()
         fate = asyncio.get_running_loop().create_future()
-        fate.set_result(dataclasses.replace(delivery, reconnect=True))
+        fate.set_result(dataclasses.replace(handover, reconnect=True))
         return fate
 
     async def close(self) -> None:

@@ -27,8 +27,8 @@ from outreach.model import Contact
 from outreach.sendlog import Journal, SendLog
 from outreach.transport import (
     Connection,
-    Delivery,
     Envelope,
+    Handover,
     LoginTurn,
     MaildirTransport,
     Outcome,
@@ -208,10 +208,10 @@ async def test_hang_up_after_354_before_the_data_is_written_is_not_uncertain(
         envelope = Envelope("from@mission.example", ("to@mission.example",), b"Hi\r\n")
         # The claim is still being written when the hang-up arrives.
         pending = await connection.send(envelope, asyncio.sleep(0.5))
-        delivery = await pending
+        handover = await pending
         await connection.close()
-    assert delivery.outcome is Outcome.TRANSIENT
-    assert delivery.reconnect
+    assert handover.outcome is Outcome.TRANSIENT
+    assert handover.reconnect
     assert server.messages == 0
 
 
@@ -260,14 +260,14 @@ class _FullAfterOne:
         self._inner = inner
         self._stored = 0
 
-    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Future[Delivery]:
+    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Future[Handover]:
         """Store the first message; fail each later one once its claim is written."""
         if not self._stored:
             self._stored += 1
             return await self._inner.send(envelope, claimed)
         return asyncio.ensure_future(self._fail(claimed))
 
-    async def _fail(self, claimed: Awaitable[object]) -> Delivery:
+    async def _fail(self, claimed: Awaitable[object]) -> Handover:
         await claimed
         await asyncio.sleep(0.05)  # the next messages are handed over meanwhile
         msg = "outbox: no space left on device"

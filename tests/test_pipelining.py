@@ -150,10 +150,10 @@ async def test_a_message_behind_one_whose_claim_failed_is_not_handed_over_and_cl
         with pytest.raises(SendLogError):
             await first
         second = await connection.send(letter, recorded)
-        delivery = await asyncio.wait_for(second, timeout=5)
+        handover = await asyncio.wait_for(second, timeout=5)
         await asyncio.wait_for(connection.close(), timeout=5)
-    assert delivery.outcome is Outcome.TRANSIENT
-    assert "before the message was handed over" in delivery.text
+    assert handover.outcome is Outcome.TRANSIENT
+    assert "before the message was handed over" in handover.text
     assert server.messages == 0
 
 

@@ -18,7 +18,7 @@ from outreach import drafts
 from outreach.batch import Batch, Summary, choose
 from outreach.campaign import load_campaign
 from outreach.sendlog import SendLog
-from outreach.transport import Delivery, Envelope, Outcome, SmtpSettings, SmtpTransport
+from outreach.transport import Envelope, Handover, Outcome, SmtpSettings, SmtpTransport
 
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
 PIPELINED = True
@@ -29,7 +29,7 @@ def script(pipelining: bool, **replies: Reply) -> dict[str, Reply]:
     return {**(PIPELINING if pipelining else {}), **replies}
 
 
-async def deliver(replies: dict[str, Reply]) -> tuple[Delivery, Hostile]:
+async def deliver(replies: dict[str, Reply]) -> tuple[Handover, Hostile]:
     """Hand one message to the scripted server over a connection of its own; return its fate."""
     with hostile_server(**replies) as server:
         settings = SmtpSettings(host="127.0.0.1", port=server.port, implicit_tls=False, timeout=2)
@@ -37,9 +37,9 @@ async def deliver(replies: dict[str, Reply]) -> tuple[Delivery, Hostile]:
         envelope = Envelope("from@mission.example", ("to@mission.example",), b"Hi\r\n")
         claimed = asyncio.get_running_loop().create_future()
         claimed.set_result(1)  # recorded at once
-        delivery = await (await connection.send(envelope, claimed))
+        handover = await (await connection.send(envelope, claimed))
         await connection.close()
-    return delivery, server
+    return handover, server
 
 
 async def send(
@@ -153,16 +153,16 @@ TRANSIENT, PERMANENT, UNCERTAIN = Outcome.TRANSIENT, Outcome.PERMANENT, Outcome.
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        pytest.param("400 4.0.0 later", Delivery(TRANSIENT, 400, "4.0.0 later"), id="400"),
+        pytest.param("400 4.0.0 later", Handover(TRANSIENT, 400, "4.0.0 later"), id="400"),
         pytest.param(
-            "421 4.3.2 bye", Delivery(TRANSIENT, 421, "4.3.2 bye", reconnect=True), id="421"
+            "421 4.3.2 bye", Handover(TRANSIENT, 421, "4.3.2 bye", reconnect=True), id="421"
         ),
-        pytest.param("499 4.0.0 later", Delivery(TRANSIENT, 499, "4.0.0 later"), id="499"),
-        pytest.param("500 5.0.0 no", Delivery(PERMANENT, 500, "5.0.0 no"), id="500"),
-        pytest.param("599 5.0.0 no", Delivery(PERMANENT, 599, "5.0.0 no"), id="599"),
+        pytest.param("499 4.0.0 later", Handover(TRANSIENT, 499, "4.0.0 later"), id="499"),
+        pytest.param("500 5.0.0 no", Handover(PERMANENT, 500, "5.0.0 no"), id="500"),
+        pytest.param("599 5.0.0 no", Handover(PERMANENT, 599, "5.0.0 no"), id="599"),
         pytest.param(
             "600 what",
-            Delivery(
+            Handover(
                 UNCERTAIN,
                 None,
                 AFTER + "unexpected reply to the end of the data (600 what)",
@@ -174,11 +174,11 @@ TRANSIENT, PERMANENT, UNCERTAIN = Outcome.TRANSIENT, Outcome.PERMANENT, Outcome.
 )
 @OFFERED
 async def test_the_reply_to_the_end_of_the_data_is_judged_by_its_code(
-    reply: str, expected: Delivery, pipelining: bool
+    reply: str, expected: Handover, pipelining: bool
 ) -> None:
     """After the data: 4xx for now, 421 closing too, 5xx for good, anything else uncertain."""
-    delivery, server = await deliver(script(pipelining, END=[reply.encode() + b"\r\n"]))
-    assert delivery == expected
+    handover, server = await deliver(script(pipelining, END=[reply.encode() + b"\r\n"]))
+    assert handover == expected
     assert server.messages == 1
 
 
@@ -187,28 +187,28 @@ async def test_the_reply_to_the_end_of_the_data_is_judged_by_its_code(
     [
         pytest.param(
             "199 what",
-            Delivery(TRANSIENT, None, BEFORE + "unreadable reply (199 what)", reconnect=True),
+            Handover(TRANSIENT, None, BEFORE + "unreadable reply (199 what)", reconnect=True),
             id="199",
         ),
-        pytest.param("200 odd", Delivery(PERMANENT, 200, "odd"), id="200"),
-        pytest.param("400 4.0.0 later", Delivery(TRANSIENT, 400, "4.0.0 later"), id="400"),
+        pytest.param("200 odd", Handover(PERMANENT, 200, "odd"), id="200"),
+        pytest.param("400 4.0.0 later", Handover(TRANSIENT, 400, "4.0.0 later"), id="400"),
         pytest.param(
-            "421 4.3.2 bye", Delivery(TRANSIENT, 421, "4.3.2 bye", reconnect=True), id="421"
+            "421 4.3.2 bye", Handover(TRANSIENT, 421, "4.3.2 bye", reconnect=True), id="421"
         ),
-        pytest.param("499 4.0.0 later", Delivery(TRANSIENT, 499, "4.0.0 later"), id="499"),
-        pytest.param("500 5.0.0 no", Delivery(PERMANENT, 500, "5.0.0 no"), id="500"),
-        pytest.param("599 5.0.0 no", Delivery(PERMANENT, 599, "5.0.0 no"), id="599"),
+        pytest.param("499 4.0.0 later", Handover(TRANSIENT, 499, "4.0.0 later"), id="499"),
+        pytest.param("500 5.0.0 no", Handover(PERMANENT, 500, "5.0.0 no"), id="500"),
+        pytest.param("599 5.0.0 no", Handover(PERMANENT, 599, "5.0.0 no"), id="599"),
         pytest.param(
             "600 what",
-            Delivery(TRANSIENT, None, BEFORE + "unreadable reply (600 what)", reconnect=True),
+            Handover(TRANSIENT, None, BEFORE + "unreadable reply (600 what)", reconnect=True),
             id="600",
         ),
     ],
 )
-async def test_a_refused_mail_is_judged_by_its_code(reply: str, expected: Delivery) -> None:
+async def test_a_refused_mail_is_judged_by_its_code(reply: str, expected: Handover) -> None:
     """MAIL refused, one command at a time: 4xx for now, 5xx or a stray 2xx for good, else lost."""
-    delivery, server = await deliver({"MAIL": [reply.encode() + b"\r\n"]})
-    assert delivery == expected
+    handover, server = await deliver({"MAIL": [reply.encode() + b"\r\n"]})
+    assert handover == expected
     assert server.messages == 0
 
 
@@ -216,23 +216,23 @@ async def test_a_refused_mail_is_judged_by_its_code(reply: str, expected: Delive
     ("reply", "expected"),
     [
         pytest.param(
-            "400 4.0.0 later", Delivery(TRANSIENT, 400, "4.0.0 later", reconnect=True), id="400"
+            "400 4.0.0 later", Handover(TRANSIENT, 400, "4.0.0 later", reconnect=True), id="400"
         ),
         pytest.param(
-            "499 4.0.0 later", Delivery(TRANSIENT, 499, "4.0.0 later", reconnect=True), id="499"
+            "499 4.0.0 later", Handover(TRANSIENT, 499, "4.0.0 later", reconnect=True), id="499"
         ),
         pytest.param(
-            "500 5.0.0 no", Delivery(PERMANENT, 500, "5.0.0 no", reconnect=True), id="500"
+            "500 5.0.0 no", Handover(PERMANENT, 500, "5.0.0 no", reconnect=True), id="500"
         ),
         pytest.param(
-            "599 5.0.0 no", Delivery(PERMANENT, 599, "5.0.0 no", reconnect=True), id="599"
+            "599 5.0.0 no", Handover(PERMANENT, 599, "5.0.0 no", reconnect=True), id="599"
         ),
     ],
 )
 async def test_a_pipelined_refusal_with_its_data_accepted_is_judged_by_its_code(
-    reply: str, expected: Delivery
+    reply: str, expected: Handover
 ) -> None:
     """RCPT refused, DATA answered 354 anyway: hung up on, 4xx for now and 5xx for good."""
-    delivery, server = await deliver(script(PIPELINED, RCPT=[reply.encode() + b"\r\n"]))
-    assert delivery == expected
+    handover, server = await deliver(script(PIPELINED, RCPT=[reply.encode() + b"\r\n"]))
+    assert handover == expected
     assert server.messages == 0

@@ -29,7 +29,7 @@ from outreach.batch.record import Event
 from outreach.errors import OutreachError, TransportError
 from outreach.model import Status
 from outreach.ratelimit import RateLimiter
-from outreach.transport import Delivery, Envelope, Outcome
+from outreach.transport import Envelope, Handover, Outcome
 
 if TYPE_CHECKING:
     from outreach.batch.control import Stop
@@ -125,8 +125,8 @@ class Lanes:
                 )
             if attempt is None:  # stopped before its claim: not sent, nothing recorded
                 return
-            status, delivery, number, retry = attempt
-            self._on_event(Event(contact, status, delivery, number))
+            status, handover, number, retry = attempt
+            self._on_event(Event(contact, status, handover, number))
             if not retry:
                 return
             delay = backoff(self._options.backoff, tries)
@@ -144,7 +144,7 @@ class Lanes:
         connection: Connection,
         turn: Turn,
         tries: int,
-    ) -> tuple[Status, Delivery, int, bool] | None:
+    ) -> tuple[Status, Handover, int, bool] | None:
         """Claim, hand over and record one attempt; None if a stop came before its claim."""
         contact = draft.contact
         # On disk before the message leaves (the connection waits for it before the body):
@@ -160,7 +160,7 @@ class Lanes:
                     # The connection took it and carries it on: another lane's message may
                     # follow before this one's reply.
                     turn.release()
-                delivery = await pending
+                handover = await pending
                 number = await claimed  # at once, unless it ended before its data
             except _NotClaimedError:
                 return None
@@ -175,24 +175,24 @@ class Lanes:
             finally:
                 if self._limiter is not None:
                     self._limiter.release()
-            if delivery.reconnect:
+            if handover.reconnect:
                 self._connector.lost()  # the next login goes alone
                 await link.drop(connection)
             retry = (
-                delivery.outcome is Outcome.TRANSIENT
+                handover.outcome is Outcome.TRANSIENT
                 and tries < self._options.max_attempts
                 and not self._stop.is_set()
             )
             # Recorded before the turn passes on, unless the connection carries more than
             # one: then its claim slot passes on once the settle is queued, so the journal
             # writes it before the next claim.
-            status = self._recorder.record(contact, delivery, retry=retry, tries=tries, draft=draft)
+            status = self._recorder.record(contact, handover, retry=retry, tries=tries, draft=draft)
             link.claims.give()
         finally:
             # Only now: the answer's settle is queued, so it counts until it is on disk.
             if counted.yes:
                 self._recorder.answered()
-        return status, delivery, number, retry
+        return status, handover, number, retry
 
     def _claim(self, draft: Draft, link: Link, counted: _Counted) -> asyncio.Future[int]:
         """Claim a recipient in the send log: at once if a claim slot is free, else once one is."""
@@ -223,9 +223,9 @@ class Lanes:
             f"not sent: the message is {len(draft.data)} bytes, over the {limit} the server "
             "accepts (its SIZE)"
         )
-        delivery = Delivery(Outcome.PERMANENT, None, text)
-        status = self._recorder.record(draft.contact, delivery, retry=False, tries=tries)
-        self._on_event(Event(draft.contact, status, delivery, tries))
+        handover = Handover(Outcome.PERMANENT, None, text)
+        status = self._recorder.record(draft.contact, handover, retry=False, tries=tries)
+        self._on_event(Event(draft.contact, status, handover, tries))
         return True
 
     async def _acquire(self, limiter: RateLimiter) -> bool:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from outreach.batch.plan import DAILY, LIMITED
 from outreach.model import Contact, RefusedCc, SentLetter, Status
 from outreach.sendlog import Journal
-from outreach.transport import Delivery, Outcome, is_throttling
+from outreach.transport import Handover, Outcome, is_throttling
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -74,13 +74,13 @@ class Event:
 
     contact: Contact
     status: Status
-    delivery: Delivery
+    handover: Handover
     attempt: int
 
 
-def throttled(delivery: Delivery, /) -> bool:
+def throttled(handover: Handover, /) -> bool:
     """Tell whether a refusal is the provider asking to slow down (421, 450, 454 4.7.0)."""
-    return delivery.outcome is Outcome.TRANSIENT and is_throttling(delivery.code, delivery.text)
+    return handover.outcome is Outcome.TRANSIENT and is_throttling(handover.code, handover.text)
 
 
 class Recorder:
@@ -193,43 +193,43 @@ class Recorder:
     def record(
         self,
         contact: Contact,
-        delivery: Delivery,
+        handover: Handover,
         *,
         retry: bool,
         tries: int,
         draft: Draft | None = None,
     ) -> Status:
         """Settle an attempt's outcome, count it, and return the status it leaves."""
-        ccs = [RefusedCc(contact.id, a, r) for a, r in delivery.refused.items()]
+        ccs = [RefusedCc(contact.id, a, r) for a, r in handover.refused.items()]
         refused = "; ".join(cc.noted for cc in ccs) or None
-        text = delivery.text
+        text = handover.text
         letter = None
-        if delivery.outcome is Outcome.SENT:
+        if handover.outcome is Outcome.SENT:
             status = Status.SENT
             self._summary.sent += 1
             self._summary.refused_cc.extend(ccs)
             if self._keep is not None and draft is not None:
                 letter = SentLetter(contact.id, draft.message_id, draft.data, self._log.clock())
-        elif delivery.outcome is Outcome.UNCERTAIN:
+        elif handover.outcome is Outcome.UNCERTAIN:
             status = Status.UNCERTAIN
             self._summary.uncertain += 1
         elif (
             retry
-            or (delivery.outcome is Outcome.TRANSIENT and self._stop.is_set())
-            or throttled(delivery)
+            or (handover.outcome is Outcome.TRANSIENT and self._stop.is_set())
+            or throttled(handover)
         ):
             # A provider that asks to slow down has nothing against the recipient: left pending.
             status = Status.PENDING
         else:
             status = Status.FAILED
             self._summary.failed += 1
-            if delivery.outcome is Outcome.TRANSIENT:
+            if handover.outcome is Outcome.TRANSIENT:
                 text = f"{text} (gave up after {tries} attempts in this run)"
         self.settle(
             contact,
             status,
-            outcome=str(delivery.outcome),
-            code=delivery.code,
+            outcome=str(handover.outcome),
+            code=handover.code,
             text=text,
             refused=refused,
             letter=letter,

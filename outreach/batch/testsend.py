@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from outreach.transport import Delivery, Envelope, Outcome
+from outreach.transport import Envelope, Handover, Outcome
 
 if TYPE_CHECKING:
     from outreach.drafts import Drafter
@@ -26,7 +26,7 @@ class SentCopy:
     contact: Contact
     address: str
     message_id: str
-    delivery: Delivery
+    handover: Handover
 
 
 async def send_test_copies(
@@ -52,22 +52,22 @@ async def send_test_copies(
             limit = connection.max_size
             if limit is not None and len(draft.data) > limit:
                 text = f"not sent: {len(draft.data)} bytes, over the server's SIZE of {limit}"
-                delivery = Delivery(Outcome.PERMANENT, None, text)
+                handover = Handover(Outcome.PERMANENT, None, text)
             else:
                 nothing_to_record = asyncio.get_running_loop().create_future()
                 nothing_to_record.set_result(None)
-                delivery = await (await connection.send(envelope, nothing_to_record))
+                handover = await (await connection.send(envelope, nothing_to_record))
             log.note_test_send(
                 contact.id,
                 address=address,
                 message_id=draft.message_id,
                 content_hash=draft.content_hash,
-                outcome=str(delivery.outcome),
-                code=delivery.code,
-                text=delivery.text,
+                outcome=str(handover.outcome),
+                code=handover.code,
+                text=handover.text,
             )
-            sent.append(SentCopy(contact, address, draft.message_id, delivery))
-            if delivery.reconnect:
+            sent.append(SentCopy(contact, address, draft.message_id, handover))
+            if handover.reconnect:
                 await connection.close()
                 connection = await transport.connect()
     finally:

@@ -124,12 +124,12 @@ def _quitting(in_flight: int, again: Again) -> str:
 
 def _event_lines(event: Event) -> list[str]:
     """Return the lines that report an attempt that did not simply succeed."""
-    if event.status is Status.SENT and not event.delivery.refused:
+    if event.status is Status.SENT and not event.handover.refused:
         return []
-    reply = f"{event.delivery.code or ''} {event.delivery.text}".strip()
+    reply = f"{event.handover.code or ''} {event.handover.text}".strip()
     line = f"{event.contact.id} <{event.contact.email}>: {event.status} (attempt {event.attempt}): "
     lines = [line + reply]
-    for address, why in event.delivery.refused.items():
+    for address, why in event.handover.refused.items():
         cc = RefusedCc(event.contact.id, address, why)
         lines.append(f"  cc {address} refused{' for now' if cc.for_now else ''}: {why}")
     return lines

@@ -62,12 +62,12 @@ def send_test(
         allow_reserved=allow_reserved,
     )
     for copy in copies:
-        reply = f"{copy.delivery.code or ''} {copy.delivery.text}".strip()
+        reply = f"{copy.handover.code or ''} {copy.handover.text}".strip()
         typer.echo(
             f"test send: {copy.contact.id}'s letter to {copy.address}: "
-            f"{copy.delivery.outcome} ({reply}); Message-ID {copy.message_id}"
+            f"{copy.handover.outcome} ({reply}); Message-ID {copy.message_id}"
         )
     typer.echo("Nothing was sent to the contacts; the send log notes the test send.")
-    if any(copy.delivery.outcome is not api.Outcome.SENT for copy in copies):
+    if any(copy.handover.outcome is not api.Outcome.SENT for copy in copies):
         raise typer.Exit(code=1)
     return True

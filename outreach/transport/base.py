@@ -1,6 +1,6 @@
-"""The vocabulary every transport shares: what a message is, how its delivery ended.
+"""The vocabulary every transport shares: what a message is, how its hand-over ended.
 
-Each ``send`` ends in a ``Delivery`` that classifies what happened to one message: ``sent``,
+Each ``send`` ends in a ``Handover`` that classifies what happened to one message: ``sent``,
 ``transient`` (try again later), ``permanent`` (do not try again) or ``uncertain`` (the
 connection was lost after the message was handed over, so it may have been delivered).
 Conditions that would fail every message (login refused, TLS failure, no server) raise
@@ -52,7 +52,7 @@ class Envelope:
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class Handover:
     """Report the fate of one message: its outcome and the server's reply."""
 
     outcome: Outcome
@@ -73,7 +73,7 @@ class Connection(Protocol):
 
     async def send(
         self, envelope: Envelope, claimed: Awaitable[object], /
-    ) -> asyncio.Future[Delivery]:
+    ) -> asyncio.Future[Handover]:
         """Hand one message over; return, once the next may follow it, what will say its fate.
 
         The message itself is not handed over until ``claimed`` is done: the send log's record

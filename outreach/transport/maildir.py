@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from outreach.errors import TransportError
-from outreach.transport.base import Connection, Delivery, Envelope, LoginTurn, Outcome
+from outreach.transport.base import Connection, Envelope, Handover, LoginTurn, Outcome
 
 
 class MaildirTransport:
@@ -43,7 +43,7 @@ class _MaildirConnection:
 
     async def send(
         self, envelope: Envelope, claimed: Awaitable[object], /
-    ) -> asyncio.Future[Delivery]:
+    ) -> asyncio.Future[Handover]:
         await claimed
         try:
             key = self._box.add(envelope.data)
@@ -51,7 +51,7 @@ class _MaildirConnection:
             msg = f"{self._box._path}: cannot write to the outbox: {exc.strerror}"  # noqa: SLF001
             raise TransportError(msg) from exc
         stored = asyncio.get_running_loop().create_future()
-        stored.set_result(Delivery(Outcome.SENT, None, f"stored in the outbox as new/{key}"))
+        stored.set_result(Handover(Outcome.SENT, None, f"stored in the outbox as new/{key}"))
         return stored
 
     async def close(self) -> None:

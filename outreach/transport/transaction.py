@@ -21,7 +21,7 @@ from typing import TypeVar, cast
 
 import aiosmtplib
 
-from outreach.transport.base import Delivery, Envelope, Outcome
+from outreach.transport.base import Envelope, Handover, Outcome
 
 T = TypeVar("T")
 
@@ -200,7 +200,7 @@ class SmtpConnection:
 
     async def send(
         self, envelope: Envelope, claimed: Awaitable[object], /
-    ) -> asyncio.Future[Delivery]:
+    ) -> asyncio.Future[Handover]:
         """Hand one message over; its data goes only once ``claimed`` is done (see ``Connection``).
 
         With PIPELINING this returns at once: the envelope goes out behind the data of the
@@ -214,10 +214,10 @@ class SmtpConnection:
         read = self._read = loop.create_future()
         if not self._pipelining:
             await before_read
-            delivery = await self._transaction(
+            handover = await self._transaction(
                 envelope, claimed, commands, after=before_read, steps=(written, read)
             )
-            return _resolved(delivery)
+            return _resolved(handover)
         queued = [b"".join(commands)]
         if not before_written.done():
             self._followers[before_written] = queued  # taken by the data before, if written
@@ -240,7 +240,7 @@ class SmtpConnection:
         steps: tuple[asyncio.Future[None], asyncio.Future[None]],
         queued: list[bytes] | None = None,
         replies_after: Awaitable[None] | None = None,
-    ) -> Delivery:
+    ) -> Handover:
         """Run one transaction once ``after`` is done; mark its ``steps``: data written, read."""
         written, read = steps
         handed_over = False
@@ -249,7 +249,7 @@ class SmtpConnection:
             if queued:  # not taken: the message before ended without data
                 self._replies.write(queued.pop())
             refused = await self._begin(envelope, commands, replies_after)
-            if isinstance(refused, Delivery):
+            if isinstance(refused, Handover):
                 return refused
             try:
                 await claimed
@@ -283,7 +283,7 @@ class SmtpConnection:
 
     async def _begin(
         self, envelope: Envelope, commands: list[bytes], before: Awaitable[None] | None
-    ) -> Delivery | dict[str, str]:
+    ) -> Handover | dict[str, str]:
         """Read the replies to MAIL, RCPT and DATA; return the Cc addresses refused, or the refusal.
 
         With PIPELINING the commands were written together, and their replies come once those
@@ -305,7 +305,7 @@ class SmtpConnection:
 
     async def _judge(
         self, envelope: Envelope, replies: list[aiosmtplib.SMTPResponse]
-    ) -> Delivery | dict[str, str]:
+    ) -> Handover | dict[str, str]:
         """Find the first refusal among the replies, or list the refused Cc addresses."""
         count = len(envelope.recipients) + 2
         failure = next(
@@ -324,35 +324,35 @@ class SmtpConnection:
             self._replies.close()
             permanent = 500 <= failure.code < 600  # noqa: PLR2004 - else 4xx, or not SMTP at all
             outcome = Outcome.PERMANENT if permanent else Outcome.TRANSIENT
-            return Delivery(outcome, failure.code, failure.message, reconnect=True)
+            return Handover(outcome, failure.code, failure.message, reconnect=True)
         return await self._refused(failure.code, failure.message)
 
-    def _ended(self, reply: aiosmtplib.SMTPResponse, refused: dict[str, str]) -> Delivery:
+    def _ended(self, reply: aiosmtplib.SMTPResponse, refused: dict[str, str]) -> Handover:
         """Judge the reply to the end of the data: sent, refused, or unknown (it may be out)."""
         code, text = reply.code, reply.message
         if code == aiosmtplib.SMTPStatus.completed:
-            return Delivery(Outcome.SENT, code, text, refused)
+            return Handover(Outcome.SENT, code, text, refused)
         if code == _CLOSING:
             self._replies.close()
-            return Delivery(Outcome.TRANSIENT, code, text, reconnect=True)
+            return Handover(Outcome.TRANSIENT, code, text, reconnect=True)
         if 400 <= code < 500:  # noqa: PLR2004 - refused for now: the message was not taken
-            return Delivery(Outcome.TRANSIENT, code, text)
+            return Handover(Outcome.TRANSIENT, code, text)
         if 500 <= code < 600:  # noqa: PLR2004 - refused for good
-            return Delivery(Outcome.PERMANENT, code, text)
+            return Handover(Outcome.PERMANENT, code, text)
         # Neither 250 nor a refusal (a 354, a 251): out of step, and it may have been taken.
         reason = f"unexpected reply to the end of the data ({code} {text})"
         return self._lost(reason, handed_over=True)
 
-    def _lost(self, reason: str, *, handed_over: bool) -> Delivery:
+    def _lost(self, reason: str, *, handed_over: bool) -> Handover:
         """Close a connection in an unknown state; the message may be out if it was handed over."""
         self._replies.close()
         if handed_over:
             text = f"connection lost after the message was handed over: {reason}"
-            return Delivery(Outcome.UNCERTAIN, None, text, reconnect=True)
+            return Handover(Outcome.UNCERTAIN, None, text, reconnect=True)
         text = f"connection lost before the message was handed over: {reason}"
-        return Delivery(Outcome.TRANSIENT, None, text, reconnect=True)
+        return Handover(Outcome.TRANSIENT, None, text, reconnect=True)
 
-    async def _refused(self, code: int, text: str) -> Delivery:
+    async def _refused(self, code: int, text: str) -> Handover:
         """Classify a refusal before the data: 421 closes, other 4xx retry, the rest give up.
 
         Nothing of the message has left, so the transaction is reset for the next one.
@@ -361,7 +361,7 @@ class SmtpConnection:
             return self._lost(f"unreadable reply ({code} {text})", handed_over=False)
         if code == _CLOSING:
             self._replies.close()
-            return Delivery(Outcome.TRANSIENT, code, text, reconnect=True)
+            return Handover(Outcome.TRANSIENT, code, text, reconnect=True)
         outcome = Outcome.TRANSIENT if 400 <= code < 500 else Outcome.PERMANENT  # noqa: PLR2004
         try:
             self._replies.write(b"RSET\r\n")
@@ -370,7 +370,7 @@ class SmtpConnection:
             reset = False
         if not reset:  # the session's state is unknown: the next message takes a new one
             self._replies.close()
-        return Delivery(outcome, code, text, reconnect=not reset)
+        return Handover(outcome, code, text, reconnect=not reset)
 
     async def close(self) -> None:
         """Say QUIT once the last message's reply is in, if the connection is still usable.
