@@ -3,7 +3,7 @@
 aiosmtpd speaks SMTP too well for these; this one answers each command from a table, where a
 reply may be bytes to send, ``CLOSE`` to hang up, ``HANG`` to say nothing ever again or
 ``TRICKLE`` to send a reply a byte at a time, never ending it; ``SLOW`` before a reply sends it
-half a second late. A list of replies is used one per command, in order, then the good one.
+half a second late, and ``SPLIT`` within one sends it in two segments, 0.2 s apart. A list of replies is used one per command, in order, then the good one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ CLOSE = b"<close>"
 HANG = b"<hang>"
 TRICKLE = b"<trickle>"  # one byte of a reply every 0.3 s, never finishing it
 SLOW = b"<slow>"  # a prefix: wait 0.5 s, then do what follows
+SPLIT = b"<split>"  # within a reply: send what comes before, wait 0.2 s, then the rest
 Reply = bytes | list[bytes]
 GOOD = {
     "GREETING": b"220 hostile.test ESMTP\r\n",
@@ -102,7 +103,11 @@ def _serve(conn: socket.socket, replies: dict[str, Reply], server: Hostile) -> N
             conn.close()
             return False
         lines.before_reply()
-        conn.sendall(reply)
+        *parts, last = reply.split(SPLIT)
+        for part in parts:  # each in a segment of its own
+            conn.sendall(part)
+            threading.Event().wait(0.2)
+        conn.sendall(last)
         nonlocal said
         said = reply
         return True
