@@ -15,7 +15,7 @@ The pieces, each in a module of its own, and what each hands to the next:
 - ``lanes`` and ``link``: the workers, one a connection, each with one lane, or with
   several over SMTP with PIPELINING; a lane takes a recipient through its claim, send, record
   and retries.
-- ``record``: writes the claims and outcomes to the send log and counts them in the summary.
+- ``record``: writes the claims and settles to the send log and counts them in the summary.
 - ``copies``: with ``send --save-sent``, hands each letter the server took, once recorded, to
   the copier, which saves it in the Sent folder from a thread of its own.
 - ``control``: the stop every piece watches, and the first fatal error.

@@ -3,7 +3,7 @@
 It owns the hand-over to the ``Copier`` (which saves from a thread of its own) and the count of
 what became of the copies. The recorder (``outreach.batch.record``) hands it each letter once
 its settle, with the letter kept beside it, is on disk, in commit order; this queue hands the
-letter to the copier, with its bytes while few are held, and notes each copy's outcome in the
+letter to the copier, with its bytes while few are held, and notes each copy's result in the
 send log through the journal it is started with. Whatever becomes of a copy, the letter's
 status stays as the server made it.
 """
@@ -47,7 +47,7 @@ class Copier(Protocol):
     folder: str
 
     def start(self, report: Callable[[CopyResult], None], /) -> None:
-        """Start saving; ``report`` is called with each letter's outcome, from any thread."""
+        """Start saving; ``report`` is called with each copy's result, from any thread."""
 
     def put(self, letter: SentLetter, /, *, check: bool = False) -> None:
         """Queue a letter; with ``check``, save it only if the folder does not hold it yet."""
@@ -71,7 +71,7 @@ class CopyQueue:
     def start(self, journal: Journal, /) -> None:
         """Start the copier on the letters an earlier run left unsaved, then this run's.
 
-        Each copy's outcome is noted in the send log through ``journal``.
+        Each copy's result is noted in the send log through ``journal``.
         """
         self._journal = journal
         left = self._log.unsaved_copies(with_data=False)  # read back one group at a time
@@ -89,7 +89,7 @@ class CopyQueue:
         self._copier.put(letter, check=check)
 
     def _note_copy(self, result: CopyResult) -> None:
-        """Record a copy's outcome (from the copier's thread); the letter's status is untouched."""
+        """Record a copy's result (from the copier's thread); the letter's status is untouched."""
         self._copied.append(result)
         if result.letter.data is not None:
             with self._lock:

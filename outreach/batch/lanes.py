@@ -9,7 +9,7 @@ hands its envelope over, before the first message's reply: one round trip a mess
 most two recipients a connection are claimed and not yet settled. Over other connections a
 worker has one lane, and each recipient is recorded before the next is claimed.
 
-Claims and outcomes go to the recorder (``outreach.batch.record``), which writes them; each
+Claims and hand-overs go to the recorder (``outreach.batch.record``), which writes them; each
 attempt's end goes to the caller's ``on_event``. An error no recipient can get past (the
 transport, the send log) stops the batch through the ``Stop``.
 """

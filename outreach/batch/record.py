@@ -2,8 +2,8 @@
 
 The recorder owns the run's ``Journal`` (the send log's writer thread, which commits in groups)
 and what is in flight. The lanes (``outreach.batch.lanes``) hand it each recipient's claim
-before its message leaves, and each outcome once the server has answered; it answers a claim
-with a future done once the claim is on disk, counts every outcome in the ``Summary``, and
+before its message leaves, and each hand-over once the server has answered; it answers a claim
+with a future done once the claim is on disk, counts every attempt in the ``Summary``, and
 keeps the first write that failed, which ``run`` stops the batch with. A letter the server took
 is kept in the log with its settle and, once that is on disk, handed to ``keep`` (the copy
 queue of ``outreach.batch.copies``), in the order of the commits.
@@ -84,7 +84,7 @@ def throttled(handover: Handover, /) -> bool:
 
 
 class Recorder:
-    """Write a batch's claims and outcomes to the send log, and count them in the summary."""
+    """Write a batch's claims and settles to the send log, and count them in the summary."""
 
     def __init__(
         self,

@@ -118,12 +118,12 @@ class Batch:
         if fatal is not None:
             summary.interrupted = False
             summary.error = fatal
-        outcome = "complete"
+        ending = "complete"
         if summary.error is not None:
-            outcome = f"stopped: {summary.error}"
+            ending = f"stopped: {summary.error}"
         elif summary.interrupted:
-            outcome = "interrupted"
-        self._log.end_run(outcome)
+            ending = "interrupted"
+        self._log.end_run(ending)
         return summary
 
     async def _send_all(

@@ -56,7 +56,7 @@ class SentCopier:
     IMAPClient blocks, and the sending must not wait for it: each letter is put in a queue once
     its 250 is recorded, and the thread appends them in that order, many in one command where
     the server has MULTIAPPEND (RFC 3502), each flagged ``\Seen`` and dated with its send time.
-    The outcome of each goes to ``report``, from that thread.
+    The result of each goes to ``report``, from that thread.
 
     No letter is saved twice: one whose APPEND may have reached the server (the connection was
     lost before the answer), or one left unsaved by an earlier run (``put`` with ``check``), is
@@ -88,7 +88,7 @@ class SentCopier:
         self._examined = False
 
     def start(self, report: Callable[[CopyResult], None], /) -> None:
-        """Start the thread; ``report`` is called with each letter's outcome, in order."""
+        """Start the thread; ``report`` is called with each copy's result, in order."""
         self._report = report
         self._thread = threading.Thread(target=self._run, name="sent-copies", daemon=True)
         self._thread.start()

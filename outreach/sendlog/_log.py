@@ -94,9 +94,9 @@ class SendLog:
         """Record the start of a run and return its number."""
         return self._sends.start_run(transport)
 
-    def end_run(self, outcome: str, /) -> None:
-        """Record how the run ended."""
-        self._sends.end_run(outcome)
+    def end_run(self, ending: str, /) -> None:
+        """Record how the run ended: complete, interrupted, or stopped and why."""
+        self._sends.end_run(ending)
 
     def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
         """Mark a recipient ``sending`` and open an attempt; on disk before the message leaves."""

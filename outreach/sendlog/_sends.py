@@ -117,12 +117,13 @@ class Sends:
         self._run_id = int(cursor.lastrowid or 0)
         return self._run_id
 
-    def end_run(self, outcome: str, /) -> None:
-        """Record how the run ended."""
+    def end_run(self, ending: str, /) -> None:
+        """Record how the run ended: complete, interrupted, or stopped and why."""
+        # In the column named outcome since the first schema; an attempt's outcome is another.
         with self._core.transaction():
             self._core.db.execute(
                 "UPDATE runs SET finished_at = ?, outcome = ? WHERE id = ?",
-                (self._core.now(), outcome, self._run_id),
+                (self._core.now(), ending, self._run_id),
             )
 
     def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
