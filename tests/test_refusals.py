@@ -228,7 +228,7 @@ async def test_a_refused_mail_is_judged_by_its_code(reply: str, expected: Handov
         pytest.param(
             "599 5.0.0 no", Handover(PERMANENT, 599, "5.0.0 no", reconnect=True), id="599"
         ),
-        pytest.param("600 what", Delivery(TRANSIENT, 600, "what", reconnect=True), id="600"),
+        pytest.param("600 what", Handover(TRANSIENT, 600, "what", reconnect=True), id="600"),
     ],
 )
 async def test_a_pipelined_refusal_with_its_data_accepted_is_judged_by_its_code(
@@ -246,16 +246,16 @@ async def test_a_refused_data_command_ends_the_transaction_before_any_data(
 ) -> None:
     """A 554 to DATA is the message's refusal, for good: nothing of the message is written."""
     replies = script(pipelining, DATA=[b"554 5.5.1 no valid recipients\r\n"])
-    delivery, server = await deliver(replies)
-    assert delivery == Delivery(PERMANENT, 554, "5.5.1 no valid recipients")
+    handover, server = await deliver(replies)
+    assert handover == Handover(PERMANENT, 554, "5.5.1 no valid recipients")
     assert server.heard[:5] == ["EHLO", "MAIL", "RCPT", "DATA", "RSET"]  # QUIT may come late
 
 
 @OFFERED
 async def test_a_reply_split_over_two_segments_is_read_whole(pipelining: bool) -> None:
     """A reply whose bytes come in two segments, even mid-code, is read as the one reply."""
-    delivery, server = await deliver(
+    handover, server = await deliver(
         script(pipelining, END=[b"25" + SPLIT + b"0 2.0.0 queued\r\n"])
     )
-    assert delivery == Delivery(SENT, 250, "2.0.0 queued")
+    assert handover == Handover(SENT, 250, "2.0.0 queued")
     assert server.messages == 1
