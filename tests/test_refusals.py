@@ -19,6 +19,7 @@ from outreach.batch import Batch, Summary, choose
 from outreach.campaign import load_campaign
 from outreach.sendlog import SendLog
 from outreach.transport import Envelope, Handover, Outcome, SmtpSettings, SmtpTransport
+from outreach.transport.transaction import MAX_REPLY_LINE
 
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
 PIPELINED = True
@@ -259,3 +260,25 @@ async def test_a_reply_split_over_two_segments_is_read_whole(pipelining: bool) -
     )
     assert handover == Handover(SENT, 250, "2.0.0 queued")
     assert server.messages == 1
+
+
+LONGEST = MAX_REPLY_LINE - len(b"250 \r\n")  # the text of a reply line of the longest length
+
+
+@pytest.mark.parametrize(
+    ("length", "expected"),
+    [
+        pytest.param(LONGEST, Handover(SENT, 250, "x" * LONGEST), id="longest"),
+        pytest.param(
+            LONGEST + 1,
+            Handover(
+                UNCERTAIN, None, AFTER + "unreadable reply (Response too long)", reconnect=True
+            ),
+            id="one-byte-over",
+        ),
+    ],
+)
+async def test_a_reply_line_is_read_up_to_its_bound(length: int, expected: Handover) -> None:
+    """A reply line of 8,192 bytes is read; one byte more is not SMTP, after the data uncertain."""
+    handover, _ = await deliver({"END": [b"250 " + b"x" * length + b"\r\n"]})
+    assert handover == expected
