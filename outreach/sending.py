@@ -104,6 +104,24 @@ def _filled(options: SendOptions | None, campaign: Campaign, /) -> SendOptions:
     return settings_.send_options(options or SendOptions(), campaign=campaign, profile=profile)
 
 
+def _one_kind_of_run(send_log: SendLog, /, *, live: bool) -> None:
+    """Refuse a log that records the other kind of run: trial letters would count as sent."""
+    if not send_log.has_runs(into_maildir=live):
+        return
+    if live:
+        msg = (
+            f"{send_log.path} records trial runs into the outbox, whose letters count there as "
+            "sent: a run to a server on it would leave those recipients out. Send for real with "
+            f"the campaign's own log (without {named('log')}) or another file. Nothing was sent."
+        )
+    else:
+        msg = (
+            f"{send_log.path} records runs to a server: a trial into the outbox keeps a log of "
+            f"its own (without {named('log')}, the campaign's trial log). Nothing was sent."
+        )
+    raise ConfigError(msg)
+
+
 def _latest(*noted: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
     """Merge the files noted in several logs: for each, the version noted last wins."""
     merged: dict[str, tuple[str, str]] = {}
@@ -175,6 +193,7 @@ def prepare_send(
     pool: DraftPool | None = None
     copier: SentCopier | None = None
     try:
+        _one_kind_of_run(send_log, live=live)
         recovered = send_log.recover()
         corrections = send_log.register(everyone)
         allowance = None
@@ -216,7 +235,7 @@ def prepare_send(
         drafter=drafter,
         pool=pool,
         copier=copier,
-        trial=not live and log is None,
+        live=live,
     )
 
 
@@ -275,11 +294,11 @@ class PreparedSend:
         drafter: drafts.Drafter,
         pool: DraftPool | None,
         copier: SentCopier | None = None,
-        trial: bool = False,
+        live: bool = False,
     ) -> None:
         """Hold what ``prepare_send`` made; call ``prepare_send`` rather than this."""
         self.campaign = campaign
-        self.trial = trial  # records in the trial log: only for the outbox
+        self.live = live  # prepared for a server; else for the outbox, a trial
         self.plan = plan
         self.recovered = recovered
         self.corrections = corrections
@@ -352,16 +371,16 @@ class PreparedSend:
     ) -> Summary:
         """Send the plan through ``transport`` in the running event loop; see ``run``."""
         live = is_live(transport)
-        # Only a transport that says it is live: one written before ``live`` may be a Maildir.
-        if getattr(transport, "live", None) is True and self.trial:
+        if live != self.live:  # the log would count letters sent for real as a trial, or back
+            prepared = "for a server (live=True)" if self.live else "as a trial (live=False)"
+            given = "a live one" if live else "one that is not live (a Maildir)"
             msg = (
-                "this batch was prepared as a trial run into the outbox (live=False), which "
-                f"records in the trial log {self.log_path}; to send through a server, prepare "
-                "it with live=True. Nothing was sent."
+                f"this batch was prepared {prepared}, which records in {self.log_path}, and was "
+                f"given {given}: prepare it with live={live}. A transport that does not say "
+                "whether it is live is taken as live. Nothing was sent."
             )
             raise ConfigError(msg)
-        if live and not self.options.allow_reserved:
-            check_reserved(self.plan, sender=self.campaign.sender.address)
+        # Reserved domains were refused when the batch was prepared live (prepare_send).
         batch = Batch(
             self._drafter,
             self._log,

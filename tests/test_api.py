@@ -73,16 +73,13 @@ def test_a_prepared_batch_holds_the_log_until_it_is_closed(campaign_dir: Path) -
 def test_live_batch_to_reserved_domains_is_refused_before_anything_is_sent(
     campaign_dir: Path,
 ) -> None:
-    """Over SMTP, .example recipients are refused at prepare and at run unless allowed."""
+    """Over SMTP, .example recipients are refused when the batch is prepared, unless allowed."""
     campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
     with pytest.raises(outreach.ConfigError, match="reserved domains"):
         outreach.prepare_send(campaign, live=True)
     settings = outreach.smtp_settings("smtp://127.0.0.1:9")
-    with (
-        outreach.prepare_send(campaign, log=campaign.default_log) as batch,
-        pytest.raises(outreach.ConfigError, match="reserved domains"),
-    ):
-        batch.run(outreach.SmtpTransport(settings))
+    with pytest.raises(outreach.ConfigError, match="reserved domains"):
+        outreach.send(campaign, transport=outreach.SmtpTransport(settings))
     with outreach.open_log(campaign.default_log) as log:
         assert {r.status for r in log.recipients()} == {outreach.Status.PENDING}
 
@@ -93,10 +90,10 @@ def test_a_batch_prepared_as_a_trial_refuses_a_live_transport(campaign_dir: Path
     settings = outreach.smtp_settings("smtp://127.0.0.1:9")
     with (
         outreach.prepare_send(campaign) as batch,
-        pytest.raises(outreach.ConfigError, match="prepared as a trial run") as caught,
+        pytest.raises(outreach.ConfigError, match="prepared as a trial") as caught,
     ):
         batch.run(outreach.SmtpTransport(settings))
-    assert "prepare it with live=True. Nothing was sent." in str(caught.value)
+    assert "given a live one: prepare it with live=True." in str(caught.value)
     with outreach.open_log(batch.log_path) as log:
         assert {r.status for r in log.recipients()} == {outreach.Status.PENDING}
 
@@ -268,7 +265,7 @@ def test_a_transport_that_does_not_say_whether_it_is_live_is_taken_as_live(
         outreach.send(campaign, transport=transport)
     with (
         outreach.prepare_send(campaign) as batch,
-        pytest.raises(outreach.ConfigError, match=refused),
+        pytest.raises(outreach.ConfigError, match=r"prepared as a trial .* given a live one"),
     ):
         batch.run(transport)
     assert not campaign.default_outbox.exists()
@@ -278,7 +275,8 @@ def test_a_transport_whose_connect_takes_no_login_turn_still_sends(campaign_dir:
     """A transport whose connect has no login_turn parameter is connected as before."""
     campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
     options = outreach.SendOptions(allow_reserved=True, concurrency=2)
-    with outreach.prepare_send(campaign, options=options) as batch:
+    # Saying nothing of live, it is taken as live: the batch is prepared so.
+    with outreach.prepare_send(campaign, options=options, live=True) as batch:
         summary = batch.run(WithoutLoginTurn(campaign.default_outbox))
     assert (summary.sent, summary.fatal) == (5, None)
 
@@ -346,3 +344,33 @@ def test_the_api_loads_the_sinks_server_library_only_for_the_sink() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines() == ["False", "Login(user=None, password=None) True"]
+
+
+def test_a_batch_prepared_live_refuses_the_outbox(campaign_dir: Path) -> None:
+    """A batch prepared for a server records in the campaign's log: no Maildir letter counts there."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    options = outreach.SendOptions(allow_reserved=True)
+    with (
+        outreach.prepare_send(campaign, options=options, live=True) as batch,
+        pytest.raises(outreach.ConfigError, match="given one that is not live") as caught,
+    ):
+        batch.run(outreach.MaildirTransport(campaign.default_outbox))
+    assert "prepare it with live=False" in str(caught.value)
+    assert not campaign.default_outbox.exists()
+    with outreach.open_log(campaign.default_log) as log:
+        assert {r.status for r in log.recipients()} == {outreach.Status.PENDING}
+
+
+def test_one_log_never_holds_trial_runs_and_runs_to_a_server(campaign_dir: Path) -> None:
+    """A log that recorded a trial refuses a live batch, and a live log refuses a trial."""
+    campaign = outreach.load_campaign(campaign_dir / "campaign.toml")
+    shared = campaign_dir / "shared.sqlite3"
+    assert outreach.send(campaign, log=shared).sent == 5  # a trial into the outbox
+    with pytest.raises(outreach.ConfigError, match="records trial runs into the outbox"):
+        outreach.prepare_send(campaign, log=shared, live=True)
+    live_log = campaign_dir / "live.sqlite3"
+    options = outreach.SendOptions(allow_reserved=True, limit=1)
+    with outreach.prepare_send(campaign, log=live_log, live=True, options=options) as batch:
+        batch.run(WithoutLoginTurn(campaign_dir / "elsewhere"))  # taken as live
+    with pytest.raises(outreach.ConfigError, match="records runs to a server"):
+        outreach.prepare_send(campaign, log=live_log)

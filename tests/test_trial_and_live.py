@@ -113,3 +113,23 @@ def test_log_and_check_take_the_same_log_option(annexed: Path) -> None:
     assert sent.returncode == 0, sent.stderr
     shown = run_cli("log", "--log", str(other), cwd=annexed, env={"COLUMNS": "120"})
     assert shown.stdout.splitlines()[-1] == "3 sent: 3 no-news"
+
+
+def test_a_log_given_to_a_trial_is_refused_for_a_live_run(annexed: Path) -> None:
+    """One --log for a trial and a live run would count the trial's letters as sent: refused."""
+    assert run_cli("send", "--log", "mine.sqlite3", cwd=annexed).returncode == 0
+    sink = Sink(annexed)
+    try:
+        refused = run_cli(
+            "send", "--log", "mine.sqlite3", "--smtp", f"smtp://127.0.0.1:{sink.port}",
+            "--allow-reserved-domains", "--yes", cwd=annexed,
+        )  # fmt: skip
+    finally:
+        sink.stop()
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "error: mine.sqlite3 records trial runs into the outbox, whose letters count there as "
+        "sent: a run to a server on it would leave those recipients out. Send for real with the "
+        "campaign's own log (without --log) or another file. Nothing was sent.\n"
+    )
+    assert not sink.maildir.exists() or len(mailbox.Maildir(sink.maildir)) == 0

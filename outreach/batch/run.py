@@ -24,6 +24,7 @@ from outreach.batch.produce import Producer, check_sizes
 from outreach.batch.record import Recorder, Summary
 from outreach.batch.turn import Connector
 from outreach.errors import OutreachError, SendLogError
+from outreach.transport import is_live
 
 if TYPE_CHECKING:
     from outreach.batch.copies import Copier
@@ -103,7 +104,7 @@ class Batch:
                 summary.error = exc
                 summary.not_sent = len(plan.todo)
                 return summary
-        self._log.start_run(self._transport.description)
+        self._log.start_run(self._transport.description, live=is_live(self._transport))
         # A resend keeps the Message-ID the recipient may already have seen.
         message_ids = self._log.message_ids()
         self._recorder.start()

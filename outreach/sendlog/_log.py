@@ -90,9 +90,9 @@ class SendLog:
         """Add contacts not yet in the log as ``pending``; return the corrected bounced ones."""
         return self._sends.register(contacts)
 
-    def start_run(self, transport: str, /) -> int:
-        """Record the start of a run and return its number."""
-        return self._sends.start_run(transport)
+    def start_run(self, transport: str, /, *, live: bool = True) -> int:
+        """Record the start of a run, to a server or not (``live``), and return its number."""
+        return self._sends.start_run(transport, live=live)
 
     def end_run(self, ending: str, /) -> None:
         """Record how the run ended: complete, interrupted, or stopped and why."""
@@ -117,6 +117,10 @@ class SendLog:
         self._sends.settle(
             contact_id, status=status, outcome=outcome, code=code, text=text, refused=refused
         )
+
+    def has_runs(self, *, into_maildir: bool) -> bool:
+        """Tell whether a run into a Maildir (a trial), or one to a server, is recorded."""
+        return self._sends.has_runs(into_maildir=into_maildir)
 
     def statuses(self) -> dict[str, str]:
         """Return every recipient's status by contact id."""

@@ -128,5 +128,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX sent_copies_unsaved ON sent_copies (sent_at) WHERE saved_at IS NULL;
     """,
+    # 5: whether each run went to a server (1) or into a Maildir, a trial (0), so that one log
+    # never holds both: a trial's letters would count as sent for a live run. NULL for the runs
+    # of earlier releases, told apart by their transport ('maildir:PATH' for a Maildir).
+    """
+    ALTER TABLE runs ADD COLUMN live INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -107,12 +107,12 @@ class Sends:
             )
         return [correction for correction, _ in corrected]
 
-    def start_run(self, transport: str, /) -> int:
-        """Record the start of a run and return its number."""
+    def start_run(self, transport: str, /, *, live: bool = True) -> int:
+        """Record the start of a run, to a server or not (``live``), and return its number."""
         with self._core.transaction():
             cursor = self._core.db.execute(
-                "INSERT INTO runs (started_at, transport, pid) VALUES (?, ?, ?)",
-                (self._core.now(), transport, os.getpid()),
+                "INSERT INTO runs (started_at, transport, pid, live) VALUES (?, ?, ?, ?)",
+                (self._core.now(), transport, os.getpid(), live),
             )
         self._run_id = int(cursor.lastrowid or 0)
         return self._run_id
@@ -172,6 +172,12 @@ class Sends:
             )
 
     # Reading, for 'send' and 'log' --------------------------------------------------------
+
+    def has_runs(self, *, into_maildir: bool) -> bool:
+        """Tell whether a run into a Maildir (a trial), or one elsewhere, is recorded."""
+        # Runs of earlier releases say nothing of live: their transport tells ('maildir:PATH').
+        sql = "SELECT 1 FROM runs WHERE COALESCE(live, transport NOT LIKE 'maildir:%') = ? LIMIT 1"
+        return self._core.db.execute(sql, (not into_maildir,)).fetchone() is not None
 
     def statuses(self) -> dict[str, str]:
         """Return every recipient's status by contact id."""
