@@ -2,6 +2,7 @@ import asyncio
 import random
 
 import pytest
+from helpers import contacts_yaml, run_cli, write_campaign
 
 from outreach.errors import ConfigError
 from outreach.ratelimit import Rate, RateLimiter, parse_rate
@@ -153,3 +154,24 @@ async def test_a_send_holds_its_place_in_the_window_until_a_period_after_it_ends
 
     await asyncio.gather(send(3.0), send(3.0), send(0.0))
     assert starts == [0.0, 0.5, 4.0]
+
+
+@pytest.mark.parametrize(
+    ("option", "url"),
+    [
+        ("--smtp", "smtp+tls://me:s3ntinel-url-41@mail.example"),
+        ("--smtp", "smtp//me:s3ntinel-url-41@mail.example"),
+        ("--smtp", "me:s3ntinel-url-41@mail.example"),
+        ("--smtp", "smtp://me:s3ntinel-url-41@"),
+        ("--imap", "imap+ssl://me:s3ntinel-url-41@mail.example"),
+        ("--imap", "imaps//me:s3ntinel-url-41@mail.example"),
+    ],
+)
+def test_a_password_typed_into_a_refused_url_is_never_shown(tmp_path, option, url):
+    """A URL refused for any mistake is quoted with its password hidden, never as typed."""
+    write_campaign(tmp_path, contacts=contacts_yaml(1))
+    command = "track" if option == "--imap" else "send"
+    done = run_cli(command, option, url, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "s3ntinel-url-41" not in done.stdout + done.stderr
+    assert done.stderr.startswith(f"error: {option}")

@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from outreach.errors import ConfigError, named
 from outreach.model import is_loopback
+from outreach.secrets import redact_url
 
 IMAP_PORT = 143
 IMAPS_PORT = 993
@@ -78,8 +79,9 @@ def parse_imap_url(
     """
     where = where or named("imap")
     parts = urlsplit(url)
+    shown = redact_url(url)  # the URL as errors quote it: never a password typed into it
     if parts.scheme not in {"imap", "imaps"}:
-        msg = f"{where} {url!r}: unknown scheme {parts.scheme!r}; {URL_HINT}"
+        msg = f"{where} {shown!r}: unknown scheme {parts.scheme!r}; {URL_HINT}"
         raise ConfigError(msg)
     if parts.password is not None:
         msg = (
@@ -88,18 +90,18 @@ def parse_imap_url(
         )
         raise ConfigError(msg)
     if parts.path not in {"", "/"} or parts.query or parts.fragment:
-        msg = f"{where} {url!r}: a URL with a path or query is not understood; {URL_HINT}"
+        msg = f"{where} {shown!r}: a URL with a path or query is not understood; {URL_HINT}"
         raise ConfigError(msg)
     try:
         port = parts.port
     except ValueError:
-        msg = f"{where} {url!r}: the port is not a number from 1 to 65535"
+        msg = f"{where} {shown!r}: the port is not a number from 1 to 65535"
         raise ConfigError(msg) from None
     if not parts.hostname:
-        msg = f"{where} {url!r}: no host; {URL_HINT}"
+        msg = f"{where} {shown!r}: no host; {URL_HINT}"
         raise ConfigError(msg)
     if not parts.username:
-        msg = f"{where} {url!r}: no user to log in as; {URL_HINT}"
+        msg = f"{where} {shown!r}: no user to log in as; {URL_HINT}"
         raise ConfigError(msg)
     implicit = parts.scheme == "imaps"
     return ImapSettings(

@@ -28,6 +28,7 @@ from outreach.errors import (
     named,
 )
 from outreach.model import DEFAULT_TIMEOUT, is_loopback
+from outreach.secrets import redact_url
 from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection, LoginTurn, is_throttling
 from outreach.transport.transaction import SmtpConnection
 
@@ -65,8 +66,9 @@ def parse_smtp_url(url: str, /) -> SmtpSettings:
     """Parse ``smtp://[user@]host[:port]`` or ``smtps://[user@]host[:port]``."""
     parts = urlsplit(url)
     hint = "use smtp://[user@]host[:port] (STARTTLS) or smtps://[user@]host[:port] (TLS)"
+    shown = redact_url(url)  # the URL as errors quote it: never a password typed into it
     if parts.scheme not in {"smtp", "smtps"}:
-        msg = f"{named('smtp')} {url!r}: unknown scheme {parts.scheme!r}; {hint}"
+        msg = f"{named('smtp')} {shown!r}: unknown scheme {parts.scheme!r}; {hint}"
         raise ConfigError(msg)
     if parts.password is not None:
         msg = (
@@ -75,15 +77,15 @@ def parse_smtp_url(url: str, /) -> SmtpSettings:
         )
         raise ConfigError(msg)
     if parts.path not in {"", "/"} or parts.query or parts.fragment:
-        msg = f"{named('smtp')} {url!r}: a URL with a path or query is not understood; {hint}"
+        msg = f"{named('smtp')} {shown!r}: a URL with a path or query is not understood; {hint}"
         raise ConfigError(msg)
     try:
         port = parts.port
     except ValueError:
-        msg = f"{named('smtp')} {url!r}: the port is not a number from 1 to 65535"
+        msg = f"{named('smtp')} {shown!r}: the port is not a number from 1 to 65535"
         raise ConfigError(msg) from None
     if not parts.hostname:
-        msg = f"{named('smtp')} {url!r}: no host; {hint}"
+        msg = f"{named('smtp')} {shown!r}: no host; {hint}"
         raise ConfigError(msg)
     implicit = parts.scheme == "smtps"
     return SmtpSettings(
