@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,7 @@ from outreach.batch import (
 )
 from outreach.campaign import load_campaign as _load_campaign
 from outreach.drafts import CheckReport, Draft
-from outreach.errors import ConfigError, named
+from outreach.errors import API_NAMES, ConfigError, named, say
 from outreach.mailbox import Auth, Credentials, ImapSettings, parse_imap_url
 from outreach.model import (
     CAMPAIGN_FILE,
@@ -269,9 +269,17 @@ def serve_sink(
     report: Callable[[str], None],
     login: SinkLogin | None = None,
     tls: bool = False,
+    names: Mapping[str, str] = API_NAMES,
 ) -> None:
-    """Serve SMTP on ``host:port`` into the Maildir ``maildir`` until Ctrl-C or SIGTERM."""
+    """Serve SMTP on ``host:port`` into the Maildir ``maildir`` until Ctrl-C or SIGTERM.
+
+    ``report`` is given a line for each event; the settings it names are named by ``names``
+    (see ``outreach.errors.say``): the Python API's, unless the caller gives its own.
+    """
     from outreach import sink  # noqa: PLC0415 - its SMTP server library, loaded for it alone
+
+    def said(line: str) -> None:
+        report(say(line, names))
 
     async def serve_until_stopped() -> None:
         stop = asyncio.Event()
@@ -279,7 +287,7 @@ def serve_sink(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await sink.serve(
-            maildir, host=host, port=port, report=report, stop=stop, login=login, tls=tls
+            maildir, host=host, port=port, report=said, stop=stop, login=login, tls=tls
         )
 
     run_to_end(serve_until_stopped())
@@ -302,22 +310,17 @@ def imap_settings(
     campaign file's provider when None. ``credentials_hint`` says where the password goes,
     for a URL that holds one.
     """
-    if url:
-        settings = parse_imap_url(url, where=named("imap"), credentials_hint=credentials_hint)
-    elif campaign is not None and campaign.imap:
-        where = f"{campaign.folder / 'campaign.toml'}: field 'imap'"
-        settings = parse_imap_url(campaign.imap, where=where, credentials_hint=credentials_hint)
-    elif campaign is not None and (profile or settings_.campaign_profile(campaign)):
-        profile = profile or settings_.campaign_profile(campaign)
-        url = settings_.imap_url(campaign, imap=None, profile=profile)
-        assert url is not None  # noqa: S101 - a profile always names its IMAP server
-        settings = parse_imap_url(url, where="the provider's IMAP server")
-    else:
+    if profile is None and campaign is not None:
+        profile = settings_.campaign_profile(campaign)
+    found = settings_.imap_source(campaign, imap=url, profile=profile)
+    if found is None:
         msg = (
             f"no mailbox to read: pass {named('imap')} imaps://user@host, or add a line such as "
             'imap = "imaps://you@mail.your-organization.example" to campaign.toml'
         )
         raise ConfigError(msg)
+    chosen, where = found
+    settings = parse_imap_url(chosen, where=where, credentials_hint=credentials_hint)
     return ImapSettings(
         host=settings.host,
         port=settings.port,

@@ -92,22 +92,15 @@ def news(row: Recipient, /) -> str:
     return delivery(row)
 
 
-def state(row: Recipient, /) -> str:
-    """Return the recipient's state: its news once sent, else its send status."""
-    return news(row) if row.status == Status.SENT else row.status
-
-
 def selects(shown: Shown, row: Recipient, /) -> bool:
-    """Tell whether the filter ``shown`` selects ``row``."""
+    """Tell whether the filter ``shown`` selects ``row``: as the totals line counts it.
+
+    A send status selects the recipients in it; a word of news selects the letters sent whose
+    most telling news it is, so that a letter bounced and replied to is 'replied', once.
+    """
     if shown.value in set(Status):
         return row.status == shown.value
-    if shown is Shown.REPLIED:
-        return row.replied_at is not None
-    if shown is Shown.AUTO_REPLIED:
-        return row.auto_replied_at is not None
-    if shown is Shown.NO_NEWS:
-        return row.status == Status.SENT and news(row) == NO_NEWS
-    return row.delivery == shown.value
+    return row.status == Status.SENT and news(row) == shown.value
 
 
 def totals(rows: list[Recipient], /) -> str:

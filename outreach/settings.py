@@ -100,15 +100,28 @@ def smtp_url(campaign: Campaign, /, *, smtp: str | None, profile: Provider | Non
     return None
 
 
+def imap_source(
+    campaign: Campaign | None, /, *, imap: str | None, profile: Provider | None
+) -> tuple[str, str] | None:
+    """Return the IMAP account's URL and where it came from, for errors to say; None if nowhere.
+
+    Where: ``named("imap")`` (the caller's), the campaign file's field, or the provider's server.
+    """
+    if imap:
+        return imap, named("imap")
+    if campaign is None:
+        return None
+    if campaign.imap:
+        return campaign.imap, f"{campaign.folder / 'campaign.toml'}: field 'imap'"
+    if profile is not None:
+        return profile.imap_url(campaign.sender.address), "the provider's IMAP server"
+    return None
+
+
 def imap_url(campaign: Campaign, /, *, imap: str | None, profile: Provider | None) -> str | None:
     """Return the IMAP account's URL, or None when none is given anywhere."""
-    if imap:
-        return imap
-    if campaign.imap:
-        return campaign.imap
-    if profile is not None:
-        return profile.imap_url(campaign.sender.address)
-    return None
+    found = imap_source(campaign, imap=imap, profile=profile)
+    return found[0] if found is not None else None
 
 
 def files_sent_mail(host: str, /, *, profile: Provider | None) -> bool:

@@ -187,7 +187,8 @@ async def serve(
             if not isinstance(data, LoginPassword):
                 return AuthResult(success=False, handled=False)
             if login is None:  # offered only after STARTTLS: any login, as none is asked for
-                report(f"login {data.login.decode(errors='replace')!r} accepted (no --auth)")
+                who = data.login.decode(errors="replace")
+                report(f"login {who!r} accepted (no {named('sink_auth')})")
                 return AuthResult(success=True)
             if login.accepts(data.login, data.password):
                 report(f"login {data.login.decode(errors='replace')!r} accepted ({mechanism})")
@@ -223,7 +224,7 @@ async def serve(
             )
         if login is not None:
             who = "any user and password" if login.user is None else f"user {login.user!r}"
-            clear = "" if tls else ", in clear text (add --tls to try it over TLS)"
+            clear = "" if tls else f", in clear text (add {named('tls')} to try it over TLS)"
             report(f"login required: {who}{clear}")
         async with server:
             await stop.wait()

@@ -143,7 +143,7 @@ def test_a_bad_option_value_is_said_in_plain_words(
             "send",
             "--timeout SECONDS Seconds to wait for each server reply (0.1 or more, default 60).",
         ),
-        ("send", "counted from the send log across runs (1 or more)."),
+        ("send", "else the provider's (1 or more)."),
         (
             "track",
             "--timeout SECONDS Seconds to wait for each server reply (0.1 or more, default 60).",

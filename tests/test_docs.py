@@ -258,7 +258,7 @@ def test_the_sink_example_after_the_quickstart_sends_all_fifteen_live(tmp_path: 
     copy_shipped_campaign(tmp_path)
     trial = run_cli("send", cwd=tmp_path)
     assert trial.returncode == 0, trial.stderr
-    assert "give the live run a send log of its own" not in trial.stdout
+    assert "next: to send for real (the trial's log, " in trial.stdout
     sink = Sink(tmp_path)
     try:
         words = shlex.split(block("sink-send").splitlines()[1].replace(":2525", f":{sink.port}"))

@@ -58,7 +58,7 @@ def test_send_into_the_outbox_says_where_the_letters_are_and_how_to_see_the_log(
         "The letters are in the Maildir box: nothing left this machine.\n"
         "next: see what happened to each recipient: outreach log --campaign c/campaign.toml --log sent.sqlite3\n"
         "next: to send for real (the trial's log, sent.sqlite3, holds no one back): outreach "
-        "send --campaign c/campaign.toml --smtp smtp://user@your-server\n"
+        "send --campaign c/campaign.toml --smtp smtp://you@mail.your-organization.example\n"
     )
     again = run_cli("send", "--campaign", "c/campaign.toml", "--dry-run", cwd=tmp_path)
     assert again.stdout == (

@@ -133,3 +133,29 @@ def test_a_log_given_to_a_trial_is_refused_for_a_live_run(annexed: Path) -> None
         "campaign's own log (without --log) or another file. Nothing was sent.\n"
     )
     assert not sink.maildir.exists() or len(mailbox.Maildir(sink.maildir)) == 0
+
+
+def test_a_dry_run_with_a_test_send_is_refused_and_sends_nothing(annexed: Path) -> None:
+    """--dry-run sends nothing; with --test-to it would send a test: the two are refused."""
+    sink = Sink(annexed)
+    try:
+        done = run_cli(
+            "send", "--dry-run", "--test-to", "me@test.example", "--smtp",
+            f"smtp://127.0.0.1:{sink.port}", "--allow-reserved-domains", cwd=annexed,
+        )  # fmt: skip
+    finally:
+        sink.stop()
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: --dry-run sends nothing and --test-to sends a test: drop one of the two. "
+        "Nothing was sent.\n"
+    )
+    assert not sink.maildir.exists() or len(mailbox.Maildir(sink.maildir)) == 0
+
+
+def test_log_before_any_send_announces_no_log(annexed: Path) -> None:
+    """'outreach log' with no log yet says so, without first naming a log that is not there."""
+    done = run_cli("log", cwd=annexed)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "no send log here yet" in done.stderr

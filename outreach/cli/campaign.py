@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.cli.options import CampaignChoice, LogOption, campaign_command
+from outreach.cli.options import AcceptingLogOption, CampaignChoice, campaign_command
 from outreach.cli.say import fail, noun, plural, said
 from outreach.errors import OutreachError
 
@@ -50,7 +50,7 @@ def preview(
             help="Write <id>.eml and <id>.html (and <id>.pdf with pdf = true) for each draft.",
         ),
     ] = None,
-    log_path: LogOption = None,
+    log_path: AcceptingLogOption = None,
     *,
     choice: CampaignChoice,
 ) -> None:
@@ -140,7 +140,7 @@ def _record_attachments(
 
 
 @campaign_command
-def check(log_path: LogOption = None, *, choice: CampaignChoice) -> None:
+def check(log_path: AcceptingLogOption = None, *, choice: CampaignChoice) -> None:
     """Check every contact and draft.
 
     Every contact is validated and every draft rendered; every problem found is reported.

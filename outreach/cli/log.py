@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from outreach.cli.history import show_history
-from outreach.cli.options import CampaignChoice, LogOption, campaign_command
+from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_command
 from outreach.cli.say import fail, when
 from outreach.errors import OutreachError
 from outreach.model import Status
@@ -55,7 +55,7 @@ def show(
         bool, typer.Option("--json", help="JSON Lines, one per recipient, with its events.")
     ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per recipient.")] = False,
-    log_path: LogOption = None,
+    log_path: ReadLogOption = None,
     trial: Annotated[
         bool,
         typer.Option("--trial", help="Show the log of the trial runs into the outbox."),
@@ -80,9 +80,10 @@ def show(
             if log_path is not None
             else api.log_to_read(choice.load(), trial=trial)
         )
-        if not (as_json or as_csv or contact_id) and log_path is None:
-            typer.echo(_which(chosen))
         with api.open_log(chosen.path) as log:
+            # Said once the log is open: a log not made yet is an error, not announced.
+            if not (as_json or as_csv or contact_id) and log_path is None:
+                typer.echo(_which(chosen))
             if contact_id is not None:
                 show_history(log, contact_id, as_json=as_json)
                 return

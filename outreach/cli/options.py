@@ -94,7 +94,11 @@ LIMIT = Bounded("Send at most N messages", 1)
 MAX_ATTEMPTS = Bounded("Attempts per recipient for transient failures", 1, 20, default=3)
 RETRY_BACKOFF = Bounded("Seconds before the first retry; doubles each time", 0.0, default=5.0)
 TIMEOUT = Bounded("Seconds to wait for each server reply", 0.1, default=DEFAULT_TIMEOUT)
-DAILY_LIMIT = Bounded("Recipients in any 24 hours, counted from the send log across runs", 1)
+DAILY_LIMIT = Bounded(
+    "Recipients in any 24 hours, counted from the send log across runs; without it, the "
+    "campaign file's daily_limit, else the provider's",
+    1,
+)
 SINK_PORT = Bounded("Port to listen on", 1, 65535, default=2525)
 
 
@@ -223,7 +227,8 @@ def auth_option(panel: str | None = None) -> Any:
     """Return the --auth option, listed under ``panel`` in a help of sections."""
     return typer.Option(
         "--auth",
-        help="password (the default) or xoauth2 (OAuth2; see 'outreach login').",
+        help="password or xoauth2 (OAuth2; see 'outreach login'). [default: the campaign file's "
+        "auth, else xoauth2 with a provider or a token command, else password]",
         rich_help_panel=panel,
     )
 
@@ -238,12 +243,22 @@ def token_command_option(panel: str | None = None) -> Any:
     )
 
 
-def log_option(panel: str | None = None) -> Any:
+# Where each command's --log defaults to, in its help: the rules are outreach.settings'.
+SENDING_LOG = (
+    "logs/<campaign>.sqlite3 for a run to a server, logs/<campaign>-trial.sqlite3 for a trial "
+    "run into the outbox"
+)
+READ_LOG = (
+    "logs/<campaign>.sqlite3 once a letter went to a server, else logs/<campaign>-trial.sqlite3"
+)
+ACCEPTING_LOG = "logs/<campaign>.sqlite3, where every send checks its files"
+
+
+def log_option(panel: str | None = None, *, default: str = SENDING_LOG) -> Any:
     """Return the --log option, listed under ``panel`` in a help of sections."""
     return typer.Option(
         "--log",
-        help="The send log (SQLite). [default: logs/<campaign>.sqlite3 for a run to a "
-        "server, logs/<campaign>-trial.sqlite3 for a trial run into the outbox]",
+        help=f"The send log (SQLite). [default: {default}]",
         rich_help_panel=panel,
     )
 
@@ -252,6 +267,8 @@ ProviderOption = Annotated[str | None, provider_option()]
 AuthOption = Annotated[str | None, auth_option()]
 TokenCommandOption = Annotated[str | None, token_command_option()]
 LogOption = Annotated[Path | None, log_option()]
+ReadLogOption = Annotated[Path | None, log_option(default=READ_LOG)]
+AcceptingLogOption = Annotated[Path | None, log_option(default=ACCEPTING_LOG)]
 
 
 class Sections(TyperCommand):

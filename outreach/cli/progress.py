@@ -243,7 +243,7 @@ def _log_steps(summary: Summary, again: Again, *, outbox: Path | None, log_file:
         real = again.command(
             "send",
             drop=frozenset({"--dry-run", "--outbox", "--log"}),
-            add=("--smtp", "smtp://user@your-server"),
+            add=("--smtp", "smtp://you@mail.your-organization.example"),
         )
         steps.append(f"to send for real (the trial's log, {log_file}, holds no one back): {real}")
     return steps

@@ -31,7 +31,7 @@ from outreach.cli.secrets import (
 )
 from outreach.cli.sentcopy import refuse_copy_options, sent_copies
 from outreach.cli.testsend import send_test, transport_of_test_send
-from outreach.errors import OutreachError
+from outreach.errors import ConfigError, OutreachError
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def send(
             "--imap",
             envvar="OUTREACH_IMAP_URL",
             help="With --save-sent: imaps://user@host[:port] or imap://... (STARTTLS). "
-            "[default: the campaign file's imap]",
+            "[default: the campaign file's imap, else the provider's IMAP server]",
             rich_help_panel=COPY,
         ),
     ] = None,
@@ -202,7 +202,11 @@ def send(
     ] = None,
     rate: Annotated[
         str | None,
-        typer.Option(help="Never more than this, e.g. 30/min, 5/s, 500/h.", rich_help_panel=PACING),
+        typer.Option(
+            help="Never more than this, e.g. 30/min, 5/s, 500/h. [default: the provider's, "
+            "else none]",
+            rich_help_panel=PACING,
+        ),
     ] = None,
     concurrency: Annotated[int, CONCURRENCY.option(panel=PACING)] = CONCURRENCY.default,
     daily_limit: Annotated[int | None, DAILY_LIMIT.option("--daily-limit", panel=PACING)] = None,
@@ -221,6 +225,12 @@ def send(
 
     again = Again(ctx)
     try:
+        if dry_run_ and test_to is not None:
+            msg = (
+                "--dry-run sends nothing and --test-to sends a test: drop one of the two. "
+                "Nothing was sent."
+            )
+            raise ConfigError(msg)
         if not save_sent:
             refuse_copy_options(ctx)
         smtp_password = password_source(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from outreach.cli.options import SINK_PORT
-from outreach.cli.say import fail
+from outreach.cli.say import OPTION_NAMES, fail
 from outreach.errors import OutreachError
 
 
@@ -42,6 +42,14 @@ def sink(
 
     try:
         login = api.SinkLogin.parse(auth) if auth is not None else None
-        api.serve_sink(maildir, host=host, port=port, report=typer.echo, login=login, tls=tls)
+        api.serve_sink(
+            maildir,
+            host=host,
+            port=port,
+            report=typer.echo,
+            login=login,
+            tls=tls,
+            names=OPTION_NAMES,
+        )
     except OutreachError as exc:
         raise fail(exc) from None

@@ -12,8 +12,8 @@ from outreach.cli.options import (
     TIMEOUT,
     AuthOption,
     CampaignChoice,
-    LogOption,
     ProviderOption,
+    ReadLogOption,
     TokenCommandOption,
     campaign_command,
 )
@@ -39,7 +39,7 @@ def track(
             "--imap",
             envvar="OUTREACH_IMAP_URL",
             help="imaps://user@host[:port] (TLS) or imap://user@host[:port] (STARTTLS). "
-            "[default: the campaign file's imap]",
+            "[default: the campaign file's imap, else the provider's IMAP server]",
         ),
     ] = None,
     folders: Annotated[
@@ -70,7 +70,7 @@ def track(
             "recipient into this existing folder, once recorded (replies from people stay).",
         ),
     ] = None,
-    log_path: LogOption = None,
+    log_path: ReadLogOption = None,
     provider: ProviderOption = None,
     auth: AuthOption = None,
     oauth_token_command: TokenCommandOption = None,
