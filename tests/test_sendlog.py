@@ -256,3 +256,22 @@ def test_a_reader_such_as_the_copiers_commits_with_full_sync_too(tmp_path: Path)
         assert log.durability() == (2, "wal")
         with SendLog(path, campaign=None, write=False) as reader:
             assert reader.durability() == Durability(synchronous=2, journal_mode="wal")
+
+
+def test_a_run_of_an_earlier_release_is_told_apart_by_its_transport(tmp_path: Path) -> None:
+    """A run recorded before 'live' was kept counts as a trial when its transport is a Maildir."""
+    path = tmp_path / "send.sqlite3"
+    with SendLog(path, campaign="spring", write=True) as log:
+        assert not log.has_runs(into_maildir=True)
+        assert not log.has_runs(into_maildir=False)
+        log.start_run("maildir:/tmp/outbox", live=False)
+        assert log.has_runs(into_maildir=True)
+        assert not log.has_runs(into_maildir=False)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET live = NULL")
+        db.execute(
+            "INSERT INTO runs (started_at, transport, pid) VALUES ('2010-06-24', 'smtp://x', 1)"
+        )
+    with SendLog(path, campaign="spring", write=False) as log:
+        assert log.has_runs(into_maildir=True)
+        assert log.has_runs(into_maildir=False)
