@@ -160,7 +160,7 @@ def prepare_send(
     *,
     options: SendOptions | None = None,
     log: Path | None = None,
-    live: bool = False,
+    live: bool | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     save_sent: SaveSent | None = None,
 ) -> PreparedSend:
@@ -183,17 +183,24 @@ def prepare_send(
     file, then its provider's profile. The log is ``log``, else the campaign's for a ``live``
     batch and the trial log for one into the outbox (see ``outreach.settings``). Every batch
     checks its files against those 'check' accepted in the campaign's log.
+
+    ``live`` None (the default) is a trial when no ``log`` is given, the trial log being the
+    one chosen; with a ``log``, ``run`` decides by its transport. A batch prepared live or as a
+    trial refuses a transport of the other kind, and no log holds both kinds of run.
     """
+    if live is None and log is None:
+        live = False
     options = _filled(options, campaign)
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
-    path = settings_.send_log_path(campaign, log=log, live=live)
+    path = settings_.send_log_path(campaign, log=log, live=bool(live))
     accepted = settings_.accepted_log_path(campaign, log=log)
     send_log = SendLog(path, campaign=campaign.name, write=True, clock=clock)
     pool: DraftPool | None = None
     copier: SentCopier | None = None
     try:
-        _one_kind_of_run(send_log, live=live)
+        if live is not None:
+            _one_kind_of_run(send_log, live=live)
         recovered = send_log.recover()
         corrections = send_log.register(everyone)
         allowance = None
@@ -294,11 +301,11 @@ class PreparedSend:
         drafter: drafts.Drafter,
         pool: DraftPool | None,
         copier: SentCopier | None = None,
-        live: bool = False,
+        live: bool | None = None,
     ) -> None:
         """Hold what ``prepare_send`` made; call ``prepare_send`` rather than this."""
         self.campaign = campaign
-        self.live = live  # prepared for a server; else for the outbox, a trial
+        self.live = live  # prepared for a server, or as a trial; None: as the transport says
         self.plan = plan
         self.recovered = recovered
         self.corrections = corrections
@@ -360,6 +367,23 @@ class PreparedSend:
             )
         )
 
+    def _check_kind(self, transport: Transport, /) -> None:
+        """Refuse a transport of the other kind than prepared, or than the log's runs."""
+        live = is_live(transport)
+        if self.live is not None and live != self.live:  # a trial counted as sent, or back
+            prepared = "for a server (live=True)" if self.live else "as a trial (live=False)"
+            given = "a live one" if live else "one that is not live (a Maildir)"
+            msg = (
+                f"this batch was prepared {prepared}, which records in {self.log_path}, and was "
+                f"given {given}: prepare it with live={live}. A transport that does not say "
+                "whether it is live is taken as live. Nothing was sent."
+            )
+            raise ConfigError(msg)
+        if self.live is None:  # decided here: what prepare_send checks for a known kind
+            _one_kind_of_run(self._log, live=live)
+            if live and not self.options.allow_reserved:
+                check_reserved(self.plan, sender=self.campaign.sender.address)
+
     async def run_async(
         self,
         transport: Transport,
@@ -370,17 +394,7 @@ class PreparedSend:
         on_signal: Callable[[int], None] | None = None,
     ) -> Summary:
         """Send the plan through ``transport`` in the running event loop; see ``run``."""
-        live = is_live(transport)
-        if live != self.live:  # the log would count letters sent for real as a trial, or back
-            prepared = "for a server (live=True)" if self.live else "as a trial (live=False)"
-            given = "a live one" if live else "one that is not live (a Maildir)"
-            msg = (
-                f"this batch was prepared {prepared}, which records in {self.log_path}, and was "
-                f"given {given}: prepare it with live={live}. A transport that does not say "
-                "whether it is live is taken as live. Nothing was sent."
-            )
-            raise ConfigError(msg)
-        # Reserved domains were refused when the batch was prepared live (prepare_send).
+        self._check_kind(transport)
         batch = Batch(
             self._drafter,
             self._log,

@@ -373,4 +373,4 @@ def test_one_log_never_holds_trial_runs_and_runs_to_a_server(campaign_dir: Path)
     with outreach.prepare_send(campaign, log=live_log, live=True, options=options) as batch:
         batch.run(WithoutLoginTurn(campaign_dir / "elsewhere"))  # taken as live
     with pytest.raises(outreach.ConfigError, match="records runs to a server"):
-        outreach.prepare_send(campaign, log=live_log)
+        outreach.prepare_send(campaign, log=live_log, live=False)
