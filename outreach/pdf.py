@@ -23,7 +23,7 @@ from outreach.model import Contact, Letterhead, Rendered
 
 EXTRA_HINT = (
     "pdf = true in campaign.toml needs WeasyPrint, an optional extra: pip install "
-    "'outreach[pdf]' (in a clone: pip install '.[pdf]'), or set pdf = false"
+    "'outreach[pdf]', or set pdf = false"
 )
 
 

@@ -319,7 +319,7 @@ def test_the_campaign_file_example_checks_with_the_shipped_files(tmp_path: Path)
 
 def test_the_pdf_example_attaches_the_letter_as_a_pdf(tmp_path: Path) -> None:
     """The PDF lines added to the shipped campaign make preview --out write mexico.pdf."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     copy_shipped_campaign(tmp_path)
     settings = tmp_path / "campaign.toml"
     settings.write_text(settings.read_text(encoding="utf-8") + block("campaign-pdf"))

@@ -99,7 +99,7 @@ def test_the_commented_plain_server_examples_parse(tmp_path: Path) -> None:
 
 def test_the_commented_pdf_line_makes_a_pdf_on_the_written_letterhead(tmp_path: Path) -> None:
     """Uncommenting 'pdf = true' in the written campaign.toml gives a campaign that checks and previews as PDFs."""
-    need_module("weasyprint", install="pip install '.[pdf]' (and Pango from the system)")
+    need_module("weasyprint", install="pip install 'outreach[pdf]' (and Pango from the system)")
     assert run_cli("init", cwd=tmp_path).returncode == 0
     assert (tmp_path / "templates" / "letterhead.html.j2").is_file()
     campaign = tmp_path / "campaign.toml"

@@ -85,7 +85,7 @@ def words(text: str) -> str:
 @pytest.fixture(scope="module")
 def pdf_drafts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Draft]:
     """The fifteen drafts of the shipped campaign with pdf = true."""
-    need_module("weasyprint", install="pip install '.[pdf]' (and Pango from the system)")
+    need_module("weasyprint", install="pip install 'outreach[pdf]' (and Pango from the system)")
     folder = copy_shipped(tmp_path_factory.mktemp("pdf") / "shipped", extra=PDF_SETTINGS)
     campaign = load_campaign(folder / "campaign.toml")
     drafter = Drafter(campaign)
@@ -156,7 +156,7 @@ def test_the_closing_stays_on_the_page_of_the_signature(pdf_drafts: dict[str, Dr
 
 def test_the_closing_follows_the_signature_across_a_page_break(tmp_path: Path) -> None:
     """However many lines the letterhead's address pushes the letter down, the closing is on the signature's page."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS)
     campaign = load_campaign(folder / "campaign.toml")
     assert campaign.letterhead is not None
@@ -213,7 +213,7 @@ def test_pdf_is_attached_under_a_readable_name(pdf_drafts: dict[str, Draft]) -> 
 
 def test_organization_address_from_the_campaign_file(tmp_path: Path) -> None:
     """Organization and organization_address replace the defaults on the letterhead."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     extra = PDF_SETTINGS + (
         'organization = "The Sending Organization"\n'
         'organization_address = ["1 Example Street", "Example City"]\n'
@@ -229,7 +229,7 @@ def test_organization_address_from_the_campaign_file(tmp_path: Path) -> None:
 
 def test_preview_out_writes_the_pdfs(tmp_path: Path) -> None:
     """Preview --out writes <id>.pdf beside <id>.eml and <id>.html."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS)
     result = run_cli("preview", "mexico", "japan", "--out", "drafts", cwd=folder)
     assert result.returncode == 0, result.stderr
@@ -243,7 +243,7 @@ def test_preview_out_writes_the_pdfs(tmp_path: Path) -> None:
 
 def test_preview_lists_the_attachments(tmp_path: Path) -> None:
     """Preview shows each attachment's name, type and size among the headers."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS)
     result = run_cli("preview", "gabon", cwd=folder)
     assert result.returncode == 0, result.stderr
@@ -274,8 +274,7 @@ def test_pdf_without_weasyprint_names_the_extra(tmp_path: Path) -> None:
     for command in ("check", "send"):
         result = without_weasyprint(command, cwd=folder)
         assert result.returncode == 1
-        assert "pip install 'outreach[pdf]'" in result.stderr
-        assert "pip install '.[pdf]'" in result.stderr
+        assert "pip install 'outreach[pdf]', or set pdf = false" in result.stderr
     assert not (folder / "outbox").exists()
 
 
@@ -306,7 +305,7 @@ def test_missing_pango_is_said_in_one_error_without_weasyprint_banner(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     """Where Pango's library cannot be loaded, the command prints outreach's one error and not WeasyPrint's banner."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     unshare = need_program("unshare", package="util-linux")
     if subprocess.run([unshare, "-rm", "true"], capture_output=True, check=False).returncode:
         pytest.skip("this kernel lets no unprivileged user make a mount namespace (unshare -rm)")
@@ -338,7 +337,7 @@ def test_missing_pango_is_said_in_one_error_without_weasyprint_banner(
 
 def test_missing_letterhead_template_is_named(tmp_path: Path) -> None:
     """A letterhead path that leads nowhere is named with the field to set."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS + 'letterhead = "nowhere.html"\n')
     result = run_cli("check", cwd=folder)
     assert result.returncode == 1
@@ -351,7 +350,7 @@ def test_missing_letterhead_template_is_named(tmp_path: Path) -> None:
 )
 def test_letterhead_cannot_reach_outside_its_folder(tmp_path: Path, url: str) -> None:
     """The letterhead's resources come from its own folder only: no other file, no network."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     from outreach.pdf import LetterPdf  # noqa: PLC0415 - only where WeasyPrint is
 
     folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS)
@@ -381,7 +380,7 @@ def test_the_repository_letterhead_is_the_one_the_package_ships() -> None:
 
 def test_check_warns_of_the_placeholder_postal_address(tmp_path: Path) -> None:
     """Check passes but warns, naming organization_address, while the letterhead shows the placeholder."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     folder = copy_shipped(tmp_path / "c", extra=PDF_SETTINGS)
     result = run_cli("check", cwd=folder)
     assert result.returncode == 0, result.stderr
@@ -395,7 +394,7 @@ def test_check_warns_of_the_placeholder_postal_address(tmp_path: Path) -> None:
 
 def test_check_is_silent_about_a_postal_address_that_is_set(tmp_path: Path) -> None:
     """With organization_address set, check says nothing of the letterhead's address."""
-    need_module("weasyprint", install="pip install '.[pdf]'")
+    need_module("weasyprint", install="pip install 'outreach[pdf]'")
     extra = PDF_SETTINGS + 'organization_address = ["1 Example Street", "Example City"]\n'
     folder = copy_shipped(tmp_path / "c", extra=extra)
     result = run_cli("check", cwd=folder)
