@@ -12,6 +12,7 @@ from typing import Any
 from outreach.errors import ConfigError, named
 from outreach.model import CAMPAIGN_FILE, PLACEHOLDER_ADDRESS, Campaign, Letterhead, Sender
 from outreach.providers import PROVIDERS
+from outreach.settings import METHODS
 from outreach.validate import control_character, validate_address
 
 # The name names the send log file: letters, digits, dots, dashes and underscores, no "..".
@@ -42,7 +43,6 @@ KNOWN_FIELDS = {
 }
 # In return_path, the contact's id: one envelope sender per recipient (VERP).
 RETURN_PATH_ID = "{id}"
-AUTH_METHODS = ("password", "xoauth2")
 DEFAULT_LETTERHEAD = "templates/letterhead.html.j2"
 _EXAMPLES = {
     "name": 'name = "spring-appeal"',
@@ -239,8 +239,8 @@ def _sending(fields: _Fields) -> tuple[str | None, str | None, int | None]:
             )
         provider = provider.strip().lower()
     auth = fields.text("auth", required=False)
-    if auth is not None and auth not in AUTH_METHODS:
-        fields.problems.append(f"field 'auth': {auth!r} is not one of {', '.join(AUTH_METHODS)}")
+    if auth is not None and auth not in METHODS:
+        fields.problems.append(f"field 'auth': {auth!r} is not one of {', '.join(METHODS)}")
     daily_limit = fields.data.get("daily_limit")
     if daily_limit is None:
         return provider, auth, None

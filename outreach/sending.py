@@ -459,7 +459,7 @@ def send(
     The batch is what ``prepare_send`` makes of the same arguments: the campaign file's daily
     limit and its provider's limits apply as they do on the command line.
     """
-    transport = transport or MaildirTransport(campaign.default_outbox)
+    transport = transport or MaildirTransport(settings_.outbox_path(campaign))
     live = is_live(transport)
     with prepare_send(
         campaign, options=options, log=log, live=live, clock=clock, save_sent=save_sent
@@ -489,7 +489,7 @@ def send_test(
     if bad is not None or normalized is None:
         msg = f"the test address: {bad}"
         raise ConfigError(msg)
-    transport = transport or MaildirTransport(campaign.default_outbox)
+    transport = transport or MaildirTransport(settings_.outbox_path(campaign))
     live = is_live(transport)
     placeholders = [a for a in (normalized, campaign.sender.address) if is_reserved(a)]
     if live and not allow_reserved and placeholders:

@@ -124,6 +124,11 @@ def imap_url(campaign: Campaign, /, *, imap: str | None, profile: Provider | Non
     return found[0] if found is not None else None
 
 
+def outbox_path(campaign: Campaign, /, *, outbox: Path | None = None) -> Path:
+    """Return the Maildir a trial delivers into: the caller's, else the campaign's outbox/."""
+    return outbox if outbox is not None else campaign.default_outbox
+
+
 def files_sent_mail(host: str, /, *, profile: Provider | None) -> bool:
     """Tell whether the server files the mail sent through it in Sent on its own."""
     return profile is not None or host.lower().endswith(FILING_DOMAINS)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from outreach.ratelimit import Rate
     from outreach.sendlog import SendLog
 
-LIMITED = "over --limit"  # left for a later run by --limit: not selected, so not a failure
+LIMITED = "over this run's limit"  # left for a later run by the limit: not a failure
 DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
 DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
 

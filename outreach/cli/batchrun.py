@@ -33,6 +33,7 @@ def run_batch(
 ) -> Summary:
     """Run the batch: to the server once confirmed and signed in to, or into the outbox."""
     from outreach import api
+    from outreach.settings import outbox_path
 
     with api.prepare_send(
         campaign, options=options, log=log, live=settings is not None, save_sent=copies
@@ -48,7 +49,7 @@ def run_batch(
                 settings = credentials(settings)
             transport = api.SmtpTransport(settings)
         else:
-            transport = api.MaildirTransport(outbox or campaign.default_outbox)
+            transport = api.MaildirTransport(outbox_path(campaign, outbox=outbox))
             typer.echo(
                 f"No --smtp given: delivering into the Maildir {transport.path}; "
                 "nothing leaves this machine."

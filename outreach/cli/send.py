@@ -222,6 +222,7 @@ def send(
     the letters go into the outbox Maildir and nothing leaves this machine.
     """
     from outreach import api
+    from outreach.settings import outbox_path
 
     again = Again(ctx)
     try:
@@ -326,7 +327,7 @@ def send(
         summary,
         again=again,
         destination=settings.url if settings is not None else None,
-        outbox=None if settings is not None else outbox or campaign.default_outbox,
+        outbox=None if settings is not None else outbox_path(campaign, outbox=outbox),
         log_file=plan.log,
     )
 

@@ -23,10 +23,11 @@ def transport_of_test_send(
 ) -> Transport:
     """Pick the transport of a test send: the server with its credentials, or the outbox."""
     from outreach import api
+    from outreach.settings import outbox_path
 
     if settings is not None:
         return api.SmtpTransport(credentials(settings))
-    return api.MaildirTransport(outbox or campaign.default_outbox)
+    return api.MaildirTransport(outbox_path(campaign, outbox=outbox))
 
 
 def send_test(
