@@ -106,10 +106,13 @@ def track(
             credentials_hint=password.ways(),
         )
         credentials = imap_credentials(settings, method, profile, oauth_token_command, password)
-        summary = _track(campaign, settings, credentials, folders or ["INBOX"], log_path, move_to)
+        from outreach.tracker import DEFAULT_FOLDERS
+
+        folders = folders or list(DEFAULT_FOLDERS)
+        summary = _track(campaign, settings, credentials, folders, log_path, move_to)
     except OutreachError as exc:
         raise fail(exc) from None
-    _print_track_summary(summary, folders or ["INBOX"])
+    _print_track_summary(summary, folders)
 
 
 def _track(
