@@ -133,18 +133,3 @@ def find_password(
         missing += f" ({sources.variable} is empty)"
     msg = f"{missing}: {sources.ways}; {not_done}"
     raise ConfigError(msg)
-
-
-def redact_url(url: str, /) -> str:
-    """Return ``url`` with whatever follows the user name's colon hidden, to quote it safely.
-
-    A URL that is refused (an unknown scheme, no host) is quoted in its error, and a password
-    typed into it must not reach the screen: ``smtp://me:secret@host`` is shown as
-    ``smtp://me:***@host``, whatever the scheme or its mistakes.
-    """
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    before, slashes, userinfo = head.rpartition("//")
-    user, colon, _ = userinfo.partition(":")
-    return f"{before}{slashes}{user}{':***' if colon else ''}@{tail}"

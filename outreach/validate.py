@@ -1,9 +1,12 @@
-"""Checks shared by everything that reads user input: addresses and control characters."""
+"""Checks shared by everything that reads user input: addresses, control characters, URLs."""
 
 from __future__ import annotations
 
 import functools
 import unicodedata
+from collections.abc import Collection
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
 
 import email_validator
 from email_validator.rfc_constants import (
@@ -11,6 +14,8 @@ from email_validator.rfc_constants import (
     DOT_ATOM_TEXT,
     EMAIL_MAX_LENGTH,
 )
+
+from outreach.errors import ConfigError
 
 
 def control_character(value: str, *, allow_newline: bool = False) -> str | None:
@@ -86,3 +91,62 @@ def describe(value: object) -> str:
     else:
         words = "a value that is not text"
     return words
+
+
+def redact_url(url: str, /) -> str:
+    """Return ``url`` with whatever follows the user name's colon hidden, to quote it safely.
+
+    A URL that is refused (an unknown scheme, no host) is quoted in its error, and a password
+    typed into it must not reach the screen: ``smtp://me:secret@host`` is shown as
+    ``smtp://me:***@host``, whatever the scheme or its mistakes.
+    """
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    before, slashes, userinfo = head.rpartition("//")
+    user, colon, _ = userinfo.partition(":")
+    return f"{before}{slashes}{user}{':***' if colon else ''}@{tail}"
+
+
+class ServerUrl(NamedTuple):
+    """A server's URL, split: the scheme, the host, the port if given, the user if given."""
+
+    scheme: str
+    host: str
+    port: int | None
+    username: str | None
+
+
+def check_server_url(
+    url: str, /, *, schemes: Collection[str], where: str, hint: str, password_hint: str
+) -> ServerUrl:
+    """Split a server's URL and refuse what cannot be one.
+
+    Refused, each naming ``where`` and quoting the URL with any password hidden: an unknown
+    scheme, a password in the URL (``password_hint`` says where it goes instead), a path or a
+    query, a port that is not a number, no host. ``hint`` shows the URLs that are understood.
+    """
+    parts = urlsplit(url)
+    shown = redact_url(url)  # the URL as errors quote it: never a password typed into it
+    if parts.scheme not in schemes:
+        msg = f"{where} {shown!r}: unknown scheme {parts.scheme!r}; {hint}"
+        raise ConfigError(msg)
+    if parts.password is not None:
+        msg = (
+            f"{where}: do not put the password in the URL (it would show in process lists); "
+            f"{password_hint}; {hint}"
+        )
+        raise ConfigError(msg)
+    if parts.path not in {"", "/"} or parts.query or parts.fragment:
+        msg = f"{where} {shown!r}: a URL with a path or query is not understood; {hint}"
+        raise ConfigError(msg)
+    try:
+        port = parts.port
+    except ValueError:
+        msg = f"{where} {shown!r}: the port is not a number from 1 to 65535"
+        raise ConfigError(msg) from None
+    if not parts.hostname:
+        msg = f"{where} {shown!r}: no host; {hint}"
+        raise ConfigError(msg)
+    username = unquote(parts.username) if parts.username else None
+    return ServerUrl(parts.scheme, parts.hostname, port, username)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from outreach.errors import ConfigError, named
 from outreach.model import is_loopback
-from outreach.secrets import redact_url
+from outreach.validate import check_server_url, redact_url
 
 IMAP_PORT = 143
 IMAPS_PORT = 993
@@ -78,35 +78,16 @@ def parse_imap_url(
     the URL.
     """
     where = where or named("imap")
-    parts = urlsplit(url)
-    shown = redact_url(url)  # the URL as errors quote it: never a password typed into it
-    if parts.scheme not in {"imap", "imaps"}:
-        msg = f"{where} {shown!r}: unknown scheme {parts.scheme!r}; {URL_HINT}"
-        raise ConfigError(msg)
-    if parts.password is not None:
-        msg = (
-            f"{where}: do not put the password in the URL (it would show in process lists); "
-            f"{credentials_hint}; {URL_HINT}"
-        )
-        raise ConfigError(msg)
-    if parts.path not in {"", "/"} or parts.query or parts.fragment:
-        msg = f"{where} {shown!r}: a URL with a path or query is not understood; {URL_HINT}"
-        raise ConfigError(msg)
-    try:
-        port = parts.port
-    except ValueError:
-        msg = f"{where} {shown!r}: the port is not a number from 1 to 65535"
-        raise ConfigError(msg) from None
-    if not parts.hostname:
-        msg = f"{where} {shown!r}: no host; {URL_HINT}"
-        raise ConfigError(msg)
+    parts = check_server_url(
+        url, schemes={"imap", "imaps"}, where=where, hint=URL_HINT, password_hint=credentials_hint
+    )
     if not parts.username:
-        msg = f"{where} {shown!r}: no user to log in as; {URL_HINT}"
+        msg = f"{where} {redact_url(url)!r}: no user to log in as; {URL_HINT}"
         raise ConfigError(msg)
     implicit = parts.scheme == "imaps"
     return ImapSettings(
-        host=parts.hostname,
-        port=port or (IMAPS_PORT if implicit else IMAP_PORT),
+        host=parts.host,
+        port=parts.port or (IMAPS_PORT if implicit else IMAP_PORT),
         implicit_tls=implicit,
-        username=unquote(parts.username),
+        username=parts.username,
     )

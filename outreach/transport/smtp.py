@@ -15,7 +15,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import aiosmtplib
 
@@ -28,9 +28,9 @@ from outreach.errors import (
     named,
 )
 from outreach.model import DEFAULT_TIMEOUT, is_loopback
-from outreach.secrets import redact_url
 from outreach.transport.base import SMTP_PORT, SMTPS_PORT, Connection, LoginTurn, is_throttling
 from outreach.transport.transaction import SmtpConnection
+from outreach.validate import check_server_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,35 +64,20 @@ class SmtpSettings:
 
 def parse_smtp_url(url: str, /) -> SmtpSettings:
     """Parse ``smtp://[user@]host[:port]`` or ``smtps://[user@]host[:port]``."""
-    parts = urlsplit(url)
     hint = "use smtp://[user@]host[:port] (STARTTLS) or smtps://[user@]host[:port] (TLS)"
-    shown = redact_url(url)  # the URL as errors quote it: never a password typed into it
-    if parts.scheme not in {"smtp", "smtps"}:
-        msg = f"{named('smtp')} {shown!r}: unknown scheme {parts.scheme!r}; {hint}"
-        raise ConfigError(msg)
-    if parts.password is not None:
-        msg = (
-            f"{named('smtp')}: do not put the password in the URL (it would show in process "
-            f"lists); give {named('password')} on its own; {hint}"
-        )
-        raise ConfigError(msg)
-    if parts.path not in {"", "/"} or parts.query or parts.fragment:
-        msg = f"{named('smtp')} {shown!r}: a URL with a path or query is not understood; {hint}"
-        raise ConfigError(msg)
-    try:
-        port = parts.port
-    except ValueError:
-        msg = f"{named('smtp')} {shown!r}: the port is not a number from 1 to 65535"
-        raise ConfigError(msg) from None
-    if not parts.hostname:
-        msg = f"{named('smtp')} {shown!r}: no host; {hint}"
-        raise ConfigError(msg)
+    parts = check_server_url(
+        url,
+        schemes={"smtp", "smtps"},
+        where=named("smtp"),
+        hint=hint,
+        password_hint=f"give {named('password')} on its own",
+    )
     implicit = parts.scheme == "smtps"
     return SmtpSettings(
-        host=parts.hostname,
-        port=port or (SMTPS_PORT if implicit else SMTP_PORT),
+        host=parts.host,
+        port=parts.port or (SMTPS_PORT if implicit else SMTP_PORT),
         implicit_tls=implicit,
-        username=unquote(parts.username) if parts.username else None,
+        username=parts.username,
     )
 
 
