@@ -80,15 +80,14 @@ def dry_run(
     log_file = settings_.send_log_path(campaign, log=log, live=live)
     statuses: dict[str, str] = {}
     allowance = Allowance(options.daily_limit, None) if options.daily_limit else None
-    accepted = settings_.accepted_log_path(campaign, log=log)
-    expected = _accepted_files(accepted) if accepted != log_file else {}
+    noted: dict[str, tuple[str, str]] = {}
     if log_file.exists():
         with SendLog(log_file, campaign=campaign.name, write=False, clock=clock) as reader:
             statuses = reader.statuses()
-            expected = _latest(reader.attachment_hashes(), expected)
+            noted = reader.attachment_hashes()
             if options.daily_limit:
                 allowance = daily_allowance(reader, options.daily_limit)
-    drafter.attachments.expect(expected)
+    drafter.attachments.expect(_expected_files(noted, campaign, log=log, own=log_file))
     plan = choose(chosen, statuses, options, allowance=allowance)
     drafter.validate(plan.todo)
     if live and not options.allow_reserved:
@@ -120,6 +119,18 @@ def _one_kind_of_run(send_log: SendLog, /, *, live: bool) -> None:
             f"its own (without {named('log')}, the campaign's trial log). Nothing was sent."
         )
     raise ConfigError(msg)
+
+
+def _expected_files(
+    noted: dict[str, tuple[str, str]], campaign: Campaign, /, *, log: Path | None, own: Path
+) -> dict[str, tuple[str, str]]:
+    """Return the files a run must find unchanged, each in the version noted last.
+
+    Those ``noted`` in the run's own log (at ``own``), and those the campaign's log accepted
+    ('check', 'preview') when that is another file.
+    """
+    accepted = settings_.accepted_log_path(campaign, log=log)
+    return noted if accepted == own else _latest(noted, _accepted_files(accepted))
 
 
 def _latest(*noted: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
@@ -194,7 +205,6 @@ def prepare_send(
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
     path = settings_.send_log_path(campaign, log=log, live=bool(live))
-    accepted = settings_.accepted_log_path(campaign, log=log)
     send_log = SendLog(path, campaign=campaign.name, write=True, clock=clock)
     pool: DraftPool | None = None
     copier: SentCopier | None = None
@@ -207,12 +217,8 @@ def prepare_send(
         if options.daily_limit:
             allowance = daily_allowance(send_log, options.daily_limit)
         # A file attached since 'check' (or an earlier send) must not have changed since.
-        own = accepted == send_log.path
-        drafter.attachments.expect(
-            send_log.attachment_hashes()
-            if own
-            else _latest(send_log.attachment_hashes(), _accepted_files(accepted))
-        )
+        noted = send_log.attachment_hashes()
+        drafter.attachments.expect(_expected_files(noted, campaign, log=log, own=send_log.path))
         plan = choose(chosen, send_log.statuses(), options, allowance=allowance)
         # A large batch renders in a process of its own, which starts up during the checks.
         if _renders_apart(plan, options):

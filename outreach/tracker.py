@@ -36,7 +36,7 @@ from outreach.mailbox import (
     ImapSettings,
     Mailbox,
 )
-from outreach.model import Campaign, Status
+from outreach.model import Campaign
 from outreach.sendlog import SendLog
 from outreach.settings import LogChoice
 from outreach.tracking import Kind, Sighting, TrackCounts, TrackingIndex
@@ -72,7 +72,7 @@ def log_to_read(
     live_sent = False
     if log is None and not trial and live.exists():
         with SendLog(live, campaign=None, write=False) as reader:
-            live_sent = any(status != Status.PENDING for status in reader.statuses().values())
+            live_sent = reader.has_progress()
     return settings_.log_to_read(campaign, log=log, trial=trial, live_sent=live_sent)
 
 

@@ -122,6 +122,10 @@ class SendLog:
         """Tell whether a run into a Maildir (a trial), or one to a server, is recorded."""
         return self._sends.has_runs(into_maildir=into_maildir)
 
+    def has_progress(self) -> bool:
+        """Tell whether any recipient stands other than pending: a letter sent or tried."""
+        return self._sends.has_progress()
+
     def statuses(self) -> dict[str, str]:
         """Return every recipient's status by contact id."""
         return self._sends.statuses()

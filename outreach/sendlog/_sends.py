@@ -179,6 +179,11 @@ class Sends:
         sql = "SELECT 1 FROM runs WHERE COALESCE(live, transport NOT LIKE 'maildir:%') = ? LIMIT 1"
         return self._core.db.execute(sql, (not into_maildir,)).fetchone() is not None
 
+    def has_progress(self) -> bool:
+        """Tell whether any recipient stands other than pending: a letter sent or tried."""
+        sql = "SELECT 1 FROM recipients WHERE status != ? LIMIT 1"
+        return self._core.db.execute(sql, (Status.PENDING,)).fetchone() is not None
+
     def statuses(self) -> dict[str, str]:
         """Return every recipient's status by contact id."""
         rows = self._core.db.execute("SELECT contact_id, status FROM recipients")
