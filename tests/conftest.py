@@ -11,8 +11,8 @@ import trustme
 from helpers import contacts_yaml, write_campaign
 from mailserver import Server, start_server
 
-# Fixtures of real servers that live in modules of their own.
-pytest_plugins = ("imapserver", "mta")
+# Fixtures of real servers that live in modules of their own (dns_server: tests/dnsserver.py).
+pytest_plugins = ("dnsserver", "imapserver", "mta")
 
 
 @pytest.fixture(scope="session")
