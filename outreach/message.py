@@ -14,12 +14,18 @@ import email.policy
 import email.utils
 import functools
 import hashlib
+import secrets
 import textwrap
+import time
 from collections.abc import Sequence
 from email.charset import Charset
 from email.headerregistry import Address
+from typing import TYPE_CHECKING
 
 from outreach.model import Contact, Rendered, Sender
+
+if TYPE_CHECKING:
+    from outreach.threads import ThreadHeaders
 
 CRLF = b"\r\n"
 # Lines of folded headers and of quoted-printable bodies stay under this.
@@ -62,8 +68,13 @@ def _flow_line(hard_line: str, width: int) -> str:
 
 
 def new_message_id(sender: Sender) -> str:
-    """Return a new, unique Message-ID on the sender's domain."""
-    return email.utils.make_msgid(domain=sender.domain)
+    """Return a new, unique Message-ID on the sender's domain, beginning with the time it was made.
+
+    ``<hundredths of a second since 1970>.<64 random bits>@<domain>``: the standard library's
+    make_msgid shape without its process id. The time is the first letter's thread time
+    (``threads.first_index``), so the Message-ID alone gives the letter's Thread-Index again.
+    """
+    return f"<{time.time_ns() // 10_000_000}.{secrets.randbits(64)}@{sender.domain}>"
 
 
 def _registry_header(name: str, value: object) -> bytes:
@@ -121,6 +132,40 @@ def _one_line(name: str, value: str) -> bytes:
     return f"{name}: {value}".encode("ascii") + CRLF
 
 
+def _id_list(name: str, message_ids: Sequence[str]) -> bytes:
+    """Fold a list of Message-IDs at the spaces between them (References, In-Reply-To)."""
+    for message_id in message_ids:
+        if not message_id.startswith("<") or not message_id.endswith(">") or " " in message_id:
+            msg = f"{name} takes Message-IDs in angle brackets, not {message_id!r}"
+            raise ValueError(msg)
+        _one_line(name, message_id)  # ASCII, no line break
+    lines = [f"{name}: {message_ids[0]}"]
+    for message_id in message_ids[1:]:
+        if len(lines[-1]) + 1 + len(message_id) > MAX_LINE:
+            lines.append(f" {message_id}")
+        else:
+            lines[-1] += f" {message_id}"
+    return "\r\n".join(lines).encode("ascii") + CRLF
+
+
+@functools.lru_cache(maxsize=64)
+def _topic_header(topic: str) -> bytes:
+    """Fold Thread-Topic (encoded if not ASCII); a campaign's letters share a few topics."""
+    return _registry_header("Thread-Topic", topic)
+
+
+def _thread_headers(thread: ThreadHeaders) -> bytes:
+    """Return the headers that place a letter in its thread."""
+    headers = b""
+    if thread.in_reply_to:
+        headers += _id_list("In-Reply-To", [thread.in_reply_to])
+    if thread.references:
+        headers += _id_list("References", thread.references)
+    if thread.thread_topic:
+        headers += _topic_header(thread.thread_topic)
+    return headers + _one_line("Thread-Index", thread.thread_index)
+
+
 def _quoted_printable(text: str) -> bytes:
     """Encode text line by line: quoted-printable lines are independent, and most repeat."""
     return b"\r\n".join(_quoted_printable_line(line) for line in text.split("\n"))
@@ -167,11 +212,13 @@ class MessageBuilder:
         message_id: str,
         date: str | None = None,
         attachments: Sequence[bytes] = (),
+        thread: ThreadHeaders | None = None,
     ) -> bytes:
         """Return the message for ``contact``: headers from data, a text and an HTML part.
 
         With ``attachments`` (MIME parts built by ``attachments.mime_part``), the two bodies
-        are the first part of a ``multipart/mixed`` and the files follow.
+        are the first part of a ``multipart/mixed`` and the files follow. With ``thread``,
+        the letter carries In-Reply-To and References (a reply), Thread-Topic and Thread-Index.
         """
         to = _address(contact.name, contact.email)
         # Derived from the Message-ID, so the same draft always serializes to the same bytes; "=_"
@@ -186,6 +233,7 @@ class MessageBuilder:
             self._shared,
             _one_line("Date", date or email.utils.formatdate(localtime=True)),
             _one_line("Message-ID", message_id),
+            _thread_headers(thread) if thread is not None else b"",
             b"MIME-Version: 1.0\r\n",
         ]
         if attachments:
