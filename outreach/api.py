@@ -190,23 +190,34 @@ def check(campaign: Campaign, /) -> CheckReport:
     return drafts.check(campaign)
 
 
-def preview(campaign: Campaign, /, ids: Iterable[str] = ()) -> Preview:
+def preview(campaign: Campaign, /, ids: Iterable[str] = (), *, stage: str | None = None) -> Preview:
     """Return the drafts of the contacts named by ``ids`` (all when none), rendered one by one.
 
-    The contact list and the ids are checked at once; each draft is rendered when it is reached.
+    With ``stage``, the drafts of that follow-up, the earlier letters' dates shown as not yet
+    sent. The contact list, the ids and the stage are checked at once; each draft is rendered
+    when it is reached.
     """
+    if stage is not None and stage not in (names := [s.name for s in campaign.follow_ups]):
+        known = ", ".join(names) if names else "none: the campaign file has no [[follow_up]]"
+        msg = f"{campaign.folder / CAMPAIGN_FILE}: no follow-up stage {stage!r}; stages: {known}"
+        raise ConfigError(msg)
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, ids, source=str(campaign.contacts))
-    return Preview(drafter, chosen)
+    if stage is not None:
+        drafter.stage_letter(stage)  # a template that does not compile: refused at once
+    return Preview(drafter, chosen, stage=stage)
 
 
 class Preview:
     """The drafts of a preview: iterate to render them, one at a time."""
 
-    def __init__(self, drafter: drafts.Drafter, contacts: list[Contact], /) -> None:
+    def __init__(
+        self, drafter: drafts.Drafter, contacts: list[Contact], /, *, stage: str | None = None
+    ) -> None:
         """Hold what ``preview`` chose; call ``preview`` rather than this."""
         self._drafter = drafter
         self._contacts = contacts
+        self._stage = stage
 
     def __len__(self) -> int:
         """Return how many drafts there are."""
@@ -214,7 +225,11 @@ class Preview:
 
     def __iter__(self) -> Iterator[Draft]:
         """Render and yield each draft."""
-        return self._drafter.drafts(self._contacts)
+        if self._stage is None:
+            return self._drafter.drafts(self._contacts)
+        stage = self._stage
+        sent = drafts.sent_dates(self._drafter.campaign, stage)
+        return (self._drafter.stage_draft(c, stage, sent=sent) for c in self._contacts)
 
     @property
     def attachments(self) -> list[Attachment]:

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email.policy
 import re
 import tomllib
+from collections.abc import Callable
 from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
 from outreach.errors import ConfigError, named
-from outreach.model import CAMPAIGN_FILE, PLACEHOLDER_ADDRESS, Campaign, Letterhead, Sender
+from outreach.model import (
+    CAMPAIGN_FILE,
+    FIRST_STAGE,
+    PLACEHOLDER_ADDRESS,
+    Campaign,
+    Letterhead,
+    Sender,
+    Stage,
+)
 from outreach.providers import PROVIDERS
+from outreach.schedule import (
+    AFTER_EXAMPLE,
+    WINDOW_EXAMPLE,
+    ZONE_EXAMPLE,
+    SendWindow,
+    load_zone,
+    parse_after,
+)
 from outreach.settings import METHODS
 from outreach.validate import control_character, validate_address
 
@@ -26,6 +44,7 @@ ATTACHMENT_FIELDS = {
     "organization_address",
     "pdf_name",
 }
+SCHEDULE_FIELDS = ("timezone", "send_window", "not_before", "follow_up")
 KNOWN_FIELDS = {
     "name",
     "subject",
@@ -40,6 +59,18 @@ KNOWN_FIELDS = {
     "imap",
     "return_path",
     "sent_folder",
+    *SCHEDULE_FIELDS,
+}
+STAGE_FIELDS = ("name", "template", "after", "subject", "quote")
+# A stage's name: letters, digits, '-' and '_'.
+STAGE_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NOT_BEFORE_EXAMPLE = 'not_before = "2010-06-24T09:00:00-04:00"'
+_STAGE_EXAMPLES = {
+    "name": 'name = "reminder"',
+    "template": 'template = "templates/reminder.md.j2"',
+    "after": AFTER_EXAMPLE,
+    "subject": 'subject = "The Council meets on Thursday"',
+    "quote": "quote = true",
 }
 # In return_path, the contact's id: one envelope sender per recipient (VERP).
 RETURN_PATH_ID = "{id}"
@@ -148,6 +179,7 @@ def load_campaign(
         "sent_folder", required=False
     )  # where 'send --save-sent' files copies
     return_path = _return_path(fields)
+    schedule = _schedule(fields, folder=folder)
     if fields.problems or parsed_sender is None:
         raise _problems_error(path, fields.problems)
     return Campaign(
@@ -165,6 +197,7 @@ def load_campaign(
         imap=imap,
         sent_folder=sent_folder,
         return_path=return_path,
+        **schedule,
     )
 
 
@@ -259,6 +292,164 @@ def _return_path(fields: _Fields) -> str | None:
         fields.problems.append(f"field 'return_path': {bad_path}")
         return None
     return return_path
+
+
+def _schedule(fields: _Fields, *, folder: Path) -> dict[str, Any]:
+    """Read the fields of when letters go and of the follow-ups; note every problem."""
+    timezone = fields.text("timezone", required=False)
+    if timezone is not None:
+        try:
+            load_zone(timezone)
+        except ValueError as exc:
+            fields.problems.append(f"field 'timezone': {exc}, e.g. {ZONE_EXAMPLE}")
+    send_window = fields.text("send_window", required=False)
+    if send_window is not None:
+        try:
+            SendWindow.parse(send_window)
+        except ValueError as exc:
+            fields.problems.append(f"field 'send_window': {exc}; e.g. {WINDOW_EXAMPLE}")
+    return {
+        "timezone": timezone,
+        "send_window": send_window,
+        "not_before": _not_before(fields),
+        "follow_ups": _stages(fields, folder=folder),
+    }
+
+
+def _not_before(fields: _Fields) -> dt.datetime | None:
+    """Return the embargo, a date and time with its UTC offset, as TOML or as text."""
+    value = fields.data.get("not_before")
+    if value is None:
+        return None
+    moment: object = value
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+    if not isinstance(moment, dt.datetime):
+        problem = (
+            f"{value!s} is not a date and time" if moment is None else "must be a date and time"
+        )
+        fields.problems.append(f"field 'not_before': {problem}; e.g. {NOT_BEFORE_EXAMPLE}")
+        return None
+    if moment.utcoffset() is None:
+        fields.problems.append(
+            f"field 'not_before': {value!s} has no UTC offset, so the moment it names depends "
+            f"on where it is read; add one, e.g. {NOT_BEFORE_EXAMPLE}"
+        )
+        return None
+    return moment
+
+
+def _stages(fields: _Fields, *, folder: Path) -> tuple[Stage, ...]:
+    """Return the ``[[follow_up]]`` stages in order; note each problem with its stage."""
+    value = fields.data.get("follow_up", [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        fields.problems.append(
+            "field 'follow_up' must be tables written [[follow_up]], one for each stage, "
+            f"e.g. [[follow_up]] then {_STAGE_EXAMPLES['name']}"
+        )
+        return ()
+    stages: list[Stage] = []
+    seen: dict[str, int] = {}
+    for number, table in enumerate(value, start=1):
+        stage = _stage(table, number=number, folder=folder, problems=fields.problems, seen=seen)
+        if stage is not None:
+            stages.append(stage)
+    return tuple(stages)
+
+
+def _stage(
+    table: dict[str, object],
+    *,
+    number: int,
+    folder: Path,
+    problems: list[str],
+    seen: dict[str, int],
+) -> Stage | None:
+    """Return one ``[[follow_up]]`` stage, or None with its problems noted."""
+    raw_name = table.get("name")
+    where = f"[[follow_up]] {number}"
+    if isinstance(raw_name, str) and STAGE_NAME_PATTERN.fullmatch(raw_name):
+        where = f"{where} ({raw_name!r})"
+    before = len(problems)
+
+    def problem(key: str, what: str) -> None:
+        problems.append(f"{where}, field {key!r}: {what}; e.g. {_STAGE_EXAMPLES[key]}")
+
+    if unknown := sorted(set(table) - set(STAGE_FIELDS)):
+        what = "field" if len(unknown) == 1 else "fields"
+        problems.append(
+            f"{where}: unknown {what} {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(STAGE_FIELDS)}"
+        )
+    name = _stage_name(raw_name, number=number, seen=seen, problem=problem)
+    template = _stage_template(table.get("template"), folder=folder, problem=problem)
+    after = _stage_after(table.get("after"), problem=problem)
+    subject = table.get("subject")
+    if subject is not None and (
+        not isinstance(subject, str) or not subject.strip() or control_character(subject)
+    ):
+        problem("subject", "must be one line of non-empty text")
+    quote = table.get("quote", False)
+    if not isinstance(quote, bool):
+        problem("quote", "must be true or false")
+    if len(problems) > before or name is None or template is None or after is None:
+        return None
+    assert subject is None or isinstance(subject, str)  # noqa: S101 - checked above
+    return Stage(name=name, template=template, after=after, subject=subject, quote=quote is True)
+
+
+def _stage_template(
+    value: object, *, folder: Path, problem: Callable[[str, str], None]
+) -> Path | None:
+    """Return the path of a stage's template if the file is there."""
+    if value is None:
+        problem("template", "missing")
+    elif not isinstance(value, str) or not value.strip():
+        problem("template", "must be the path of a template, relative to the campaign file")
+    elif bad := control_character(value):
+        problem("template", f"{bad} is not allowed")
+    elif not (folder / value).is_file():
+        problem("template", f"{folder / value}: no such file; write the letter there")
+    else:
+        return folder / value
+    return None
+
+
+def _stage_after(value: object, *, problem: Callable[[str, str], None]) -> dt.timedelta | None:
+    """Return how long after the letter before a stage goes."""
+    if value is None:
+        problem("after", "missing: how long after the letter before this one goes")
+    elif not isinstance(value, str):
+        problem("after", f"{value!r} must be text, a number and a unit")
+    else:
+        try:
+            return parse_after(value)
+        except ValueError as exc:
+            problem("after", str(exc))
+    return None
+
+
+def _stage_name(
+    value: object, *, number: int, seen: dict[str, int], problem: Callable[[str, str], None]
+) -> str | None:
+    """Return a stage's name if it is one, not 'first' and not another stage's."""
+    if value is None:
+        problem("name", "missing")
+        return None
+    if not isinstance(value, str) or not STAGE_NAME_PATTERN.fullmatch(value):
+        problem("name", f"{value!r} must be letters, digits, '-' and '_' (at most 64)")
+        return None
+    if value.lower() == FIRST_STAGE:
+        problem("name", f"{value!r} names the first letter; give the follow-up another name")
+        return None
+    if value.lower() in seen:
+        problem("name", f"{value!r} is also the name of [[follow_up]] {seen[value.lower()]}")
+        return None
+    seen[value.lower()] = number
+    return value
 
 
 def _problems_error(path: Path, problems: list[str]) -> ConfigError:

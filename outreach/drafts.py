@@ -10,7 +10,7 @@ import hashlib
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -20,8 +20,9 @@ from outreach.attachments import ADVISED_MESSAGE_SIZE, Attachment, Attachments, 
 from outreach.contacts import ContactList, load_contacts, read_contact_list
 from outreach.errors import InputError, OutreachError, Problem, named
 from outreach.message import MessageBuilder, new_message_id
-from outreach.model import PLACEHOLDER_ADDRESS, Campaign, Contact, is_reserved
-from outreach.render import Letter
+from outreach.model import FIRST_STAGE, PLACEHOLDER_ADDRESS, Campaign, Contact, is_reserved
+from outreach.render import Letter, SentDate
+from outreach.schedule import load_zone
 
 if TYPE_CHECKING:
     from outreach.pdf import LetterPdf
@@ -74,6 +75,7 @@ class Drafter:
         self.attachments = Attachments(campaign)
         self._contacts_attach = False  # set by validate when a contact names files of its own
         self._test_builder: MessageBuilder | None = None
+        self._stages: dict[str, tuple[Letter, MessageBuilder]] = {}
         self._pdf: LetterPdf | None = None
         if campaign.letterhead is not None:
             from outreach.pdf import LetterPdf  # noqa: PLC0415 - WeasyPrint is optional
@@ -146,6 +148,41 @@ class Drafter:
             pdf=pdf,
             pdf_name=pdf_name,
         )
+
+    def stage_letter(self, name: str, /) -> tuple[Letter, MessageBuilder]:
+        """Compile the follow-up ``name``'s letter once; raise ``InputError`` if it is unusable."""
+        if name not in self._stages:
+            stage = self.campaign.stage(name)
+            subject = stage_subject(self.campaign, name)
+            self._stages[name] = (
+                Letter(stage.template, subject=subject),
+                MessageBuilder(
+                    sender=self.campaign.sender, subject=subject, reply_to=self.campaign.reply_to
+                ),
+            )
+        return self._stages[name]
+
+    def stage_draft(
+        self,
+        contact: Contact,
+        stage: str,
+        /,
+        *,
+        sent: Mapping[str, SentDate],
+        message_id: str | None = None,
+        date: str | None = None,
+    ) -> Draft:
+        """Render and build the follow-up ``stage`` for one contact, without attachments.
+
+        ``sent`` holds the earlier letters' dates, the template's ``sent`` (see ``sent_dates``).
+        A follow-up carries no files: the letter before it did.
+        """
+        letter, builder = self.stage_letter(stage)
+        rendered = letter.render(contact, sent=sent)
+        message_id = message_id or new_message_id(self.campaign.sender)
+        data = builder.build(contact, rendered, message_id=message_id, date=date)
+        digest = hashlib.sha256(data).hexdigest()
+        return Draft(contact=contact, message_id=message_id, data=data, content_hash=digest)
 
     def validate(self, contacts: Iterable[Contact], /) -> None:
         """Run the template for every contact; raise ``InputError`` listing every failure.
@@ -362,6 +399,31 @@ def _chunks(
         yield chunk, total
 
 
+def stage_subject(campaign: Campaign, stage: str, /) -> str:
+    """Return a follow-up's subject: its own, else "Re: " and the campaign's."""
+    subject = campaign.stage(stage).subject
+    if subject is not None:
+        return subject
+    return f"Re: {campaign.subject}"
+
+
+def sent_dates(
+    campaign: Campaign, stage: str, /, sent: Mapping[str, SentDate] | None = None
+) -> dict[str, SentDate]:
+    """Return the template's ``sent`` for ``stage``: each earlier letter's date.
+
+    The earlier letters are the first and the stages before ``stage``; those missing from
+    ``sent`` show as not yet sent (as in a preview before they went).
+    """
+    earlier = [FIRST_STAGE]
+    for follow_up in campaign.follow_ups:
+        if follow_up.name == stage:
+            break
+        earlier.append(follow_up.name)
+    given = sent or {}
+    return {name: given.get(name, SentDate(None)) for name in earlier}
+
+
 def select(contacts: list[Contact], ids: Iterable[str], /, *, source: str) -> list[Contact]:
     """Return the contacts named by ``ids``, in the order given; all of them when none is."""
     wanted = list(ids)
@@ -428,10 +490,50 @@ def check(campaign: Campaign, /) -> CheckReport:
             f"(.example, .invalid, .test, .localhost), which cannot receive mail: {shown}"
         )
         report.warnings.append(Problem(str(campaign.contacts), msg))
+    report.problems.extend(_check_stages(campaign, drafter, contacts))
+    report.problems.extend(_check_zones(campaign, contacts))
     report.warnings.extend(_placeholder_fields(campaign))
     report.attachments = drafter.attachments.loaded()
     report.problems = list(dict.fromkeys(report.problems))  # a campaign's file: named once
     return report
+
+
+def _check_stages(
+    campaign: Campaign, drafter: Drafter, contacts: list[Contact], /
+) -> list[Problem]:
+    """Render each follow-up for every contact, its earlier letters not sent yet."""
+    problems: list[Problem] = []
+    for stage in campaign.follow_ups:
+        try:
+            letter, _ = drafter.stage_letter(stage.name)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        sent = sent_dates(campaign, stage.name)
+        for contact in contacts:
+            try:
+                letter.render(contact, sent=sent)
+            except InputError as exc:
+                problems.extend(exc.problems)
+    return problems
+
+
+def _check_zones(campaign: Campaign, contacts: list[Contact], /) -> list[Problem]:
+    """Check each contact's ``timezone`` field names a time zone."""
+    problems: list[Problem] = []
+    for contact in contacts:
+        zone = contact.data.get("timezone")
+        if zone is None:
+            continue
+        where = f"{campaign.contacts}:{contact.line}: contact {contact.id!r}, field 'timezone'"
+        if not isinstance(zone, str):
+            problems.append(Problem(where, "must be text, e.g. timezone: Europe/Paris"))
+            continue
+        try:
+            load_zone(zone)
+        except ValueError as exc:
+            problems.append(Problem(where, f"{exc}, e.g. timezone: Europe/Paris"))
+    return problems
 
 
 def _placeholder_fields(campaign: Campaign, /) -> list[Problem]:

@@ -12,6 +12,8 @@ from typing import Any
 RESERVED_TLDS = ("example", "invalid", "test", "localhost")
 CAMPAIGN_FILE = "campaign.toml"
 DEFAULT_TIMEOUT = 60.0  # seconds to wait for each reply of an SMTP server
+# The first letter's stage name: a follow-up may not take it.
+FIRST_STAGE = "first"
 # The letterhead's postal address until organization_address is set; 'check' warns about it.
 PLACEHOLDER_ADDRESS = ("[postal address: set organization_address in campaign.toml]",)
 
@@ -59,6 +61,17 @@ class Campaign:
     imap: str | None = None  # imaps://user@host: the mailbox where bounces and replies arrive
     sent_folder: str | None = None  # for 'send --save-sent'; None: the one marked Sent
     return_path: str | None = None  # envelope sender with {id} for each contact's id (VERP)
+    timezone: str | None = None  # IANA name: the contacts' zone; a contact's 'timezone' wins
+    send_window: str | None = None  # as written; parsed by outreach.schedule.SendWindow
+    not_before: dt.datetime | None = None  # aware: nothing goes before (an embargo)
+    follow_ups: tuple[Stage, ...] = ()  # in the order they go
+
+    def stage(self, name: str, /) -> Stage:
+        """Return the follow-up stage called ``name``; raise ``KeyError`` if there is none."""
+        for stage in self.follow_ups:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
 
     def envelope_sender(self, contact_id: str) -> str:
         """Return the envelope sender of one contact's letter: where its bounces go."""
@@ -75,6 +88,17 @@ class Campaign:
     def default_outbox(self) -> Path:
         """Return the Maildir the embedded default delivers into."""
         return self.folder / "outbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Declare one follow-up: its letter, how long after the previous one, its subject."""
+
+    name: str
+    template: Path
+    after: dt.timedelta  # since the previous letter to the contact went; > 0
+    subject: str | None = None  # None: "Re: " and the campaign's subject
+    quote: bool = False  # quote the previous letter below the text
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,11 @@ and the same parse gives the plain-text body.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import string
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,36 @@ _CAPTURING = (
     jinja2.nodes.AssignBlock, jinja2.nodes.Block, jinja2.nodes.Include, jinja2.nodes.Import,
     jinja2.nodes.FromImport, jinja2.nodes.Extends,
 )  # fmt: skip
+
+
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+NOT_SENT = "[not yet sent]"
+
+
+@dataclass(frozen=True, slots=True)
+class SentDate:
+    """Show when an earlier letter went, in a follow-up: ``24 June 2010``; or that it has not.
+
+    A follow-up's template gets one per earlier letter as ``sent.first``, ``sent.reminder``:
+    ``{{ sent.first }}`` is the day in the contact's zone, in English whatever the machine's
+    locale; ``{{ sent.first.strftime("%d/%m/%Y") }}`` any other form. A preview before the
+    letter went shows ``[not yet sent]`` in either form.
+    """
+
+    at: dt.datetime | None  # in the contact's zone; None: not sent yet
+
+    def __str__(self) -> str:
+        """Return the day as ``24 June 2010``."""
+        if self.at is None:
+            return NOT_SENT
+        return f"{self.at.day} {_MONTHS[self.at.month - 1]} {self.at.year}"
+
+    def strftime(self, form: str, /) -> str:
+        """Return the moment in ``form`` (``datetime.strftime``'s codes)."""
+        return NOT_SENT if self.at is None else self.at.strftime(form)
 
 
 @dataclass(slots=True)
@@ -174,21 +206,24 @@ class Letter:
         )
         return template
 
-    def render(self, contact: Contact, /) -> Rendered:
+    def render(
+        self, contact: Contact, /, *, sent: Mapping[str, SentDate] | None = None
+    ) -> Rendered:
         """Render both bodies for ``contact``; raise ``InputError`` naming line and contact.
 
         The same as ``render_whole(source(contact))``, from caches: of the letter's blocks, and
-        of blocks whose values are in slots (see ``_shaped``).
+        of blocks whose values are in slots (see ``_shaped``). ``sent``: a follow-up's earlier
+        letters, the template's ``sent``.
         """
         slots = _Slots()
         token = _recording.set(slots if self._shaping else None)
         try:
-            source = self.source(contact)
+            source = self.source(contact, sent=sent)
         finally:
             _recording.reset(token)
         shaping = slots.clean and bool(slots.values)
         if not slots.clean:  # a slot character in the data: no slots this time
-            source = self.source(contact)
+            source = self.source(contact, sent=sent)
             slots.values.clear()
         pieces: list[tuple[str, str]] = []
         for block in _BLANK_LINES.split(source):
@@ -289,10 +324,12 @@ class Letter:
         html_part = self._md.renderer.render(tokens, self._md.options, env)
         return html_part, markdown_to_text(tokens).removesuffix("\n")
 
-    def source(self, contact: Contact, /) -> str:
+    def source(self, contact: Contact, /, *, sent: Mapping[str, SentDate] | None = None) -> str:
         """Run the template for ``contact``, giving Markdown; this is the step that can fail."""
         variables: dict[str, Any] = dict(contact.data)
         variables.update(id=contact.id, email=contact.email, name=contact.name, cc=contact.cc)
+        if sent is not None:
+            variables["sent"] = dict(sent)
         try:
             source = self._template.render(variables)
         except jinja2.UndefinedError as exc:

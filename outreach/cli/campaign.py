@@ -50,6 +50,14 @@ def preview(
             help="Write <id>.eml and <id>.html (and <id>.pdf with pdf = true) for each draft.",
         ),
     ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage",
+            metavar="NAME",
+            help="Show the follow-up NAME of campaign.toml instead of the first letter.",
+        ),
+    ] = None,
     log_path: AcceptingLogOption = None,
     *,
     choice: CampaignChoice,
@@ -62,7 +70,7 @@ def preview(
 
     try:
         campaign = choice.load()
-        drafts = api.preview(campaign, ids or [])
+        drafts = api.preview(campaign, ids or [], stage=stage)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         for draft in drafts:

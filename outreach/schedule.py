@@ -1,0 +1,179 @@
+"""Say when each contact's next letter is due, or why none will go: pure rules, no I/O.
+
+A follow-up is due ``after`` its previous letter went, then moved into the contact's send window
+(in the contact's zone), never before the campaign's ``not_before`` nor before an out-of-office's
+announced return. Times are aware datetimes; the results are in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from dataclasses import dataclass
+
+UTC = dt.UTC
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MINUTES_A_DAY = 24 * 60
+WINDOW_EXAMPLE = 'send_window = "Mon-Fri 09:00-17:00"'
+AFTER_EXAMPLE = 'after = "7d"'
+ZONE_EXAMPLE = 'timezone = "America/New_York"'
+
+_AFTER = re.compile(r"\s*([0-9]{1,6})\s*([mhdw])\s*")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+# A window lasts at most a week from any moment, and a skipped day (Samoa, 2011) adds one.
+_DAYS_SEARCHED = 9
+
+
+def parse_after(text: str, /) -> dt.timedelta:
+    """Read a delay such as ``7d``, ``48h``, ``2w`` or ``90m``; raise ``ValueError`` if bad."""
+    found = _AFTER.fullmatch(text)
+    if found is None:
+        msg = f"{text!r} is not a delay: write a whole number and a unit, m, h, d or w"
+        raise ValueError(msg)
+    delay = dt.timedelta(**{_UNITS[found[2]]: int(found[1])})
+    if not delay:
+        msg = f"{text!r} is no delay at all: a follow-up goes some time after the letter before"
+        raise ValueError(msg)
+    return delay
+
+
+def load_zone(name: str, /) -> zoneinfo.ZoneInfo:
+    """Return the time zone called ``name`` (IANA, e.g. Europe/Paris); raise ``ValueError``."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        msg = f"{name!r} is not a time zone: use an IANA name such as Europe/Paris"
+        raise ValueError(msg) from None
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """Say when letters may go, in the recipient's zone: days of the week and hours of each.
+
+    Written as days, a space, and hours: ``Mon-Fri 09:00-17:00``. Days are listed with commas
+    and ranges (``Mon,Wed``, ``Sun-Thu``), hours likewise (``09:00-12:00,14:00-17:00``), and
+    several such clauses are separated by ``;`` (``Mon-Fri 09:00-17:00; Sat 10:00-12:00``).
+    """
+
+    text: str
+    # For each weekday (Monday first), its open ranges in minutes after midnight, sorted.
+    days: tuple[tuple[tuple[int, int], ...], ...]
+
+    @classmethod
+    def parse(cls, text: str, /) -> SendWindow:
+        """Read a window such as ``Mon-Fri 09:00-17:00``; raise ``ValueError`` if it is not one."""
+        ranges: list[list[tuple[int, int]]] = [[] for _ in DAY_NAMES]
+        clauses = [clause.strip() for clause in text.split(";")]
+        if not any(clauses):
+            msg = "the window is empty: give days and hours"
+            raise ValueError(msg)
+        for clause in clauses:
+            if not clause:
+                msg = f"{text!r} has an empty clause between ';'"
+                raise ValueError(msg)
+            days_text, _, hours_text = clause.partition(" ")
+            if not hours_text.strip():
+                msg = f"{clause!r} has no hours: write days, a space and hours"
+                raise ValueError(msg)
+            days = _days(days_text)
+            hours = _hours(hours_text)
+            for day in days:
+                ranges[day].extend(hours)
+        return cls(text=text, days=tuple(_merged(day) for day in ranges))
+
+    def next_open(self, at: dt.datetime, zone: dt.tzinfo, /) -> dt.datetime:
+        """Return the first moment from ``at`` on (in UTC) when the window is open in ``zone``.
+
+        Each day's hours are read on the wall clock of that day in ``zone``: a window time that
+        does not exist (the hour skipped in spring) moves to the next minute that does, a time
+        that comes twice (in autumn) is its first occurrence.
+        """
+        if at.tzinfo is None:
+            msg = "at must be an aware datetime"
+            raise ValueError(msg)
+        moment = at.astimezone(UTC)
+        day = moment.astimezone(zone).date()
+        for offset in range(_DAYS_SEARCHED):
+            date = day + dt.timedelta(days=offset)
+            for start, end in self.days[date.weekday()]:
+                closes = _instant(date, end, zone)
+                if moment < closes:
+                    opens = _instant(date, start, zone)
+                    if opens < closes:
+                        return max(opens, moment)
+        msg = f"the window {self.text!r} never opens"  # parse refuses an empty one
+        raise AssertionError(msg)
+
+
+def _days(text: str) -> list[int]:
+    """Return the weekdays (0 for Monday) of ``Mon-Fri``, ``Mon,Wed`` or ``Sun-Thu``."""
+    days: list[int] = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        start = _day(first)
+        end = _day(last) if dash else start
+        count = (end - start) % len(DAY_NAMES) + 1
+        days.extend((start + step) % len(DAY_NAMES) for step in range(count))
+    return days
+
+
+def _day(text: str) -> int:
+    name = text.strip().lower()
+    if name not in DAY_NAMES:
+        msg = f"{text.strip()!r} is not a day: use Mon, Tue, Wed, Thu, Fri, Sat or Sun"
+        raise ValueError(msg)
+    return DAY_NAMES.index(name)
+
+
+def _hours(text: str) -> list[tuple[int, int]]:
+    """Return the ranges of ``09:00-12:00,14:00-17:00`` in minutes after midnight."""
+    hours: list[tuple[int, int]] = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not dash:
+            msg = f"{part.strip()!r} is not a range of hours: write it as 09:00-17:00"
+            raise ValueError(msg)
+        start, end = _minute(first), _minute(last)
+        if end <= start:
+            msg = (
+                f"{part.strip()!r} ends before it starts: a range lies within one day "
+                "(up to 24:00); split one across midnight into two days"
+            )
+            raise ValueError(msg)
+        hours.append((start, end))
+    return hours
+
+
+def _minute(text: str) -> int:
+    found = _TIME.fullmatch(text.strip())
+    hour, minute = (int(found[1]), int(found[2])) if found else (-1, -1)
+    if found is None or minute > 59 or hour > 24 or (hour == 24 and minute):  # noqa: PLR2004
+        msg = f"{text.strip()!r} is not a time of day: write it as 09:00 (24-hour, up to 24:00)"
+        raise ValueError(msg)
+    return hour * 60 + minute
+
+
+def _merged(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Return ranges sorted, those that overlap or touch joined into one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+def _instant(date: dt.date, minute: int, zone: dt.tzinfo) -> dt.datetime:
+    """Return the UTC moment at ``minute`` after midnight of ``date`` on ``zone``'s wall clock.
+
+    A wall time skipped by a change of offset becomes the first minute after it that exists.
+    """
+    wall = dt.datetime.combine(date, dt.time()) + dt.timedelta(minutes=minute)
+    while True:
+        moment = wall.replace(tzinfo=zone).astimezone(UTC)
+        if moment.astimezone(zone).replace(tzinfo=None) == wall:
+            return moment
+        wall += dt.timedelta(minutes=1)
