@@ -23,6 +23,7 @@ from outreach.message import MessageBuilder, new_message_id
 from outreach.model import FIRST_STAGE, PLACEHOLDER_ADDRESS, Campaign, Contact, is_reserved
 from outreach.render import Letter, SentDate
 from outreach.schedule import load_zone
+from outreach.threads import reply_subject
 
 if TYPE_CHECKING:
     from outreach.pdf import LetterPdf
@@ -404,7 +405,7 @@ def stage_subject(campaign: Campaign, stage: str, /) -> str:
     subject = campaign.stage(stage).subject
     if subject is not None:
         return subject
-    return f"Re: {campaign.subject}"
+    return reply_subject(campaign.subject)
 
 
 def sent_dates(
