@@ -282,7 +282,8 @@ def test_a_log_of_schema_3_migrates_with_nothing_lost(tmp_path: Path) -> None:
             after = db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # noqa: S608
             if table == "runs":  # schema 5 adds whether each run went live: unknown before it
                 assert {row[-1] for row in after} == {None}
-                after = [row[:-1] for row in after]
+            # Later schemas add columns at the end: the old ones are kept as they were.
+            after = [row[: len(old)] for row, old in zip(after, before[table], strict=True)]
             assert after == before[table], table
         assert db.execute("SELECT COUNT(*) FROM sent_copies").fetchone()[0] == 0
 

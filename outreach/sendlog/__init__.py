@@ -7,8 +7,9 @@ resent unless asked. One run at a time holds the log's lock file.
 
 The package: ``_core`` opens the file (lock, connection with WAL and ``synchronous = FULL``,
 migrations from ``_schema``, transactions, clock); one store per concern owns its tables
-(``_sends``: runs, claims and settles; ``_copies``: Sent copies; ``_files``: attachment hashes
-and test sends; ``_tracking``: events and folder cursors); ``_log.SendLog`` is the one object
+(``_sends``: runs, claims and settles of every letter; ``_copies``: Sent copies; ``_files``:
+attachment hashes and test sends; ``_tracking``: events and folder cursors; ``_stops``: contacts
+to write no more to); ``_log.SendLog`` is the one object
 callers use, and ``_journal.Journal`` writes through it from a thread of its own. Only this
 package imports sqlite3.
 """
@@ -21,8 +22,10 @@ from outreach.sendlog._records import (
     Attempt,
     Correction,
     KeptCopy,
+    Letter,
     NotedTestSend,
     Recipient,
+    Stop,
     TrackEvent,
 )
 from outreach.sendlog._schema import MIGRATIONS, SCHEMA_VERSION
@@ -35,9 +38,11 @@ __all__ = [
     "Durability",
     "Journal",
     "KeptCopy",
+    "Letter",
     "NotedTestSend",
     "Recipient",
     "SendLog",
     "Status",
+    "Stop",
     "TrackEvent",
 ]

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Self
 
-from outreach.model import Contact, CopyResult, SentLetter, Status
+from outreach.model import FIRST_STAGE, Contact, CopyResult, SentLetter, Status
 from outreach.sendlog._copies import Copies
 from outreach.sendlog._core import Clock, Core, Durability
 from outreach.sendlog._files import Files
@@ -22,11 +22,14 @@ from outreach.sendlog._records import (
     Attempt,
     Correction,
     KeptCopy,
+    Letter,
     NotedTestSend,
     Recipient,
+    Stop,
     TrackEvent,
 )
 from outreach.sendlog._sends import Sends
+from outreach.sendlog._stops import Stops
 from outreach.sendlog._tracking import Tracking
 from outreach.tracking import Sighting, TrackCounts, TrackingIndex
 
@@ -50,6 +53,7 @@ class SendLog:
         self._copies = Copies(self._core)
         self._files = Files(self._core)
         self._tracking = Tracking(self._core)
+        self._stops = Stops(self._core)
 
     @property
     def clock(self) -> Clock:
@@ -98,9 +102,27 @@ class SendLog:
         """Record how the run ended: complete, interrupted, or stopped and why."""
         self._sends.end_run(ending)
 
-    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
-        """Mark a recipient ``sending`` and open an attempt; on disk before the message leaves."""
-        return self._sends.claim(contact_id, message_id=message_id, content_hash=content_hash)
+    def claim(
+        self,
+        contact_id: str,
+        /,
+        *,
+        message_id: str,
+        content_hash: str,
+        stage: str = FIRST_STAGE,
+        thread_index: str | None = None,
+    ) -> int:
+        """Mark a letter ``sending`` and open an attempt; on disk before the message leaves.
+
+        ``stage`` names the letter: the first, or a follow-up stage (see ``Sends.claim``).
+        """
+        return self._sends.claim(
+            contact_id,
+            message_id=message_id,
+            content_hash=content_hash,
+            stage=stage,
+            thread_index=thread_index,
+        )
 
     def settle(
         self,
@@ -112,10 +134,19 @@ class SendLog:
         code: int | None,
         text: str,
         refused: str | None = None,
+        stage: str = FIRST_STAGE,
+        server_id: str | None = None,
     ) -> None:
-        """Close the open attempt with the server's reply and set the recipient's status."""
+        """Close the open attempt with the server's reply and set the letter's status."""
         self._sends.settle(
-            contact_id, status=status, outcome=outcome, code=code, text=text, refused=refused
+            contact_id,
+            status=status,
+            outcome=outcome,
+            code=code,
+            text=text,
+            refused=refused,
+            stage=stage,
+            server_id=server_id,
         )
 
     def has_runs(self, *, into_maildir: bool) -> bool:
@@ -130,9 +161,13 @@ class SendLog:
         """Return every recipient's status by contact id."""
         return self._sends.statuses()
 
-    def message_ids(self) -> dict[str, str]:
-        """Return the Message-ID already given to each recipient that has one."""
-        return self._sends.message_ids()
+    def message_ids(self, *, stage: str = FIRST_STAGE) -> dict[str, str]:
+        """Return the Message-ID already given to each contact's letter of ``stage``."""
+        return self._sends.message_ids(stage=stage)
+
+    def letters(self, contact_id: str | None = None, /) -> list[Letter]:
+        """Return every letter, the first ones too, for one contact or all, in the order sent."""
+        return self._sends.letters(contact_id)
 
     def recipients(self, *, status: str | None = None) -> list[Recipient]:
         """Return the recipients in list order, optionally only those with ``status``."""
@@ -152,6 +187,16 @@ class SendLog:
         Sent, uncertain and unfinished attempts count (see ``Sends.delivered_since``).
         """
         return self._sends.delivered_since(since)
+
+    # Contacts to write no more to, for 'stop' -------------------------------------------
+
+    def stop(self, ids: Iterable[str], /, *, reason: str) -> list[str]:
+        """Send no more follow-ups to these contacts; ids not in the log are refused."""
+        return self._stops.stop(ids, reason=reason)
+
+    def stops(self) -> dict[str, Stop]:
+        """Return every stopped contact's stop, by contact id."""
+        return self._stops.stops()
 
     # Copies of sent letters, for 'send --save-sent' ---------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from outreach.tracking import DeliveryState
@@ -64,6 +65,7 @@ class Attempt:
     message_id: str
     content_hash: str
     email: str | None = None  # the address it went to
+    stage: str = "first"  # the letter it was an attempt at: the first, or a follow-up stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +107,25 @@ class Correction:
     contact_id: str
     old: str
     new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One letter of a contact's thread: the first (stage ``first``) or a follow-up stage."""
+
+    contact_id: str
+    stage: str
+    status: str
+    message_id: str | None
+    sent_at: dt.datetime | None  # when its 250 came (aware, UTC); None until sent
+    server_id: str | None  # the id the server said in its 250, when it gave one
+    thread_index: str | None  # Outlook's Thread-Index, as it went
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A contact no follow-up goes to, and why (they answered by phone, say)."""
+
+    contact_id: str
+    reason: str
+    at: str

@@ -134,5 +134,48 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN live INTEGER;
     """,
+    # 6: follow-ups in the same thread. The first letter stays in recipients (stage 'first');
+    # each follow-up stage has its own row in letters with the same guarantees. sent_at is when
+    # a letter's 250 came, filled for old logs from the attempt that got it; server_id is the id
+    # a server said in its 250 (one that replaces the Message-ID); thread_index is Outlook's
+    # Thread-Index, kept so that every render of a letter carries the same one. stops: contacts
+    # to write no more to. events gain the stage they answer and an out-of-office's return date.
+    """
+    CREATE TABLE letters (
+        contact_id TEXT NOT NULL REFERENCES recipients (contact_id),
+        stage TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        message_id TEXT,
+        content_hash TEXT,
+        reply_code INTEGER,
+        reply_text TEXT,
+        refused TEXT,
+        server_id TEXT,
+        thread_index TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        sent_at TEXT,
+        PRIMARY KEY (contact_id, stage)
+    );
+    CREATE INDEX letters_status ON letters (status);
+    ALTER TABLE recipients ADD COLUMN server_id TEXT;
+    ALTER TABLE recipients ADD COLUMN thread_index TEXT;
+    ALTER TABLE recipients ADD COLUMN sent_at TEXT;
+    UPDATE recipients SET sent_at = (
+        SELECT MAX(a.finished_at) FROM attempts AS a
+        WHERE a.contact_id = recipients.contact_id AND a.outcome = 'sent'
+        AND a.message_id = recipients.message_id
+    ) WHERE status = 'sent';
+    ALTER TABLE attempts ADD COLUMN stage TEXT NOT NULL DEFAULT 'first';
+    CREATE INDEX attempts_open ON attempts (contact_id, stage) WHERE finished_at IS NULL;
+    CREATE TABLE stops (
+        contact_id TEXT PRIMARY KEY REFERENCES recipients (contact_id),
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    ALTER TABLE events ADD COLUMN back_at TEXT;
+    ALTER TABLE events ADD COLUMN stage TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

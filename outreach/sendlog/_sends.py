@@ -1,12 +1,15 @@
 """Recipients, runs and attempts: the claims and settles a batch writes, and what is read back.
 
 Owns the tables ``runs``, ``recipients`` (but for the columns ``delivery``, ``replied_at`` and
-``auto_replied_at``, which the tracking store keeps) and ``attempts``, and the daily-limit
-query over them. Relies on the core for the connection, its transactions and the clock: a
-claim is durable because the core's connection commits with ``synchronous = FULL``. The
-batch hands its claims and settles to a ``Journal``, which runs them in the core's
-transactions from its own thread. ``register`` reads the tracking store's ``delivery`` to give
-a bounced recipient with a corrected address a second letter.
+``auto_replied_at``, which the tracking store keeps), ``letters`` and ``attempts``, and the
+daily-limit query over them. A contact's first letter is its ``recipients`` row; each
+follow-up stage is a ``letters`` row, made pending by its first claim. Both are claimed and
+settled by the same two methods, which only choose the row. Relies on the core for the
+connection, its transactions and the clock: a claim is durable because the core's connection
+commits with ``synchronous = FULL``. The batch hands its claims and settles to a ``Journal``,
+which runs them in the core's transactions from its own thread. ``register`` reads the
+tracking store's ``delivery`` to give a bounced recipient with a corrected address a second
+letter.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import os
 from collections.abc import Iterable
 
 from outreach.errors import SendLogError
-from outreach.model import Contact, Status
+from outreach.model import FIRST_STAGE, Contact, Status
 from outreach.sendlog._core import Core, iso_utc
-from outreach.sendlog._records import Attempt, Correction, Recipient
+from outreach.sendlog._records import Attempt, Correction, Letter, Recipient
 from outreach.tracking import DeliveryState, normalize_address
 
 _RECIPIENT_COLUMNS = (
@@ -41,10 +44,18 @@ class Sends:
         reply = "the run ended while this message was in flight; it may have been delivered"
         with self._core.transaction():
             rows = self._core.db.execute(
-                "SELECT contact_id FROM recipients WHERE status = ? ORDER BY position",
-                (Status.SENDING,),
+                "SELECT contact_id FROM recipients WHERE status = ? UNION "
+                "SELECT contact_id FROM letters WHERE status = ?",
+                (Status.SENDING, Status.SENDING),
             ).fetchall()
-            ids = [str(row[0]) for row in rows]
+            found = {str(row[0]) for row in rows}
+            ids = [
+                str(row[0])
+                for row in self._core.db.execute(
+                    "SELECT contact_id FROM recipients ORDER BY position"
+                )
+                if row[0] in found
+            ]
             self._core.db.execute(
                 "UPDATE attempts SET finished_at = ?, outcome = ?, reply_text = ? "
                 "WHERE finished_at IS NULL",
@@ -52,6 +63,11 @@ class Sends:
             )
             self._core.db.execute(
                 "UPDATE recipients SET status = ?, reply_code = NULL, reply_text = ?, "
+                "updated_at = ? WHERE status = ?",
+                (Status.UNCERTAIN, reply, stamp, Status.SENDING),
+            )
+            self._core.db.execute(
+                "UPDATE letters SET status = ?, reply_code = NULL, reply_text = ?, "
                 "updated_at = ? WHERE status = ?",
                 (Status.UNCERTAIN, reply, stamp, Status.SENDING),
             )
@@ -99,7 +115,8 @@ class Sends:
             self._core.db.executemany(
                 "UPDATE recipients SET email = ?, cc = ?, status = ?, delivery = ?, "
                 "message_id = NULL, content_hash = NULL, reply_code = NULL, reply_text = NULL, "
-                "refused = NULL, updated_at = ? WHERE contact_id = ?",
+                "refused = NULL, server_id = NULL, thread_index = NULL, sent_at = NULL, "
+                "updated_at = ? WHERE contact_id = ?",
                 (
                     (c.email, " ".join(c.cc), Status.PENDING, DeliveryState.UNKNOWN, stamp, c.id)
                     for _, c in corrected
@@ -126,23 +143,62 @@ class Sends:
                 (self._core.now(), ending, self._run_id),
             )
 
-    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
-        """Mark a recipient ``sending`` and open an attempt; on disk before the message leaves."""
+    def _letter(self, contact_id: str, stage: str) -> tuple[str, str, tuple[str, ...]]:
+        """Name the row of one letter: the table and the condition that selects it."""
+        if stage == FIRST_STAGE:
+            return "recipients", "contact_id = ?", (contact_id,)
+        return "letters", "contact_id = ? AND stage = ?", (contact_id, stage)
+
+    def claim(
+        self,
+        contact_id: str,
+        /,
+        *,
+        message_id: str,
+        content_hash: str,
+        stage: str = FIRST_STAGE,
+        thread_index: str | None = None,
+    ) -> int:
+        """Mark a letter ``sending`` and open an attempt; on disk before the message leaves.
+
+        A follow-up stage's row is made, pending, by its first claim. ``thread_index`` is kept
+        with the letter (None keeps the one it has), so that a resend carries the same.
+        """
         stamp = self._core.now()
+        table, where, key = self._letter(contact_id, stage)
         with self._core.transaction():
-            row = self._core.db.execute(
-                "UPDATE recipients SET status = ?, attempts = attempts + 1, message_id = ?, "
-                "content_hash = ?, updated_at = ? WHERE contact_id = ? RETURNING attempts, email",
-                (Status.SENDING, message_id, content_hash, stamp, contact_id),
+            email = self._core.db.execute(
+                "SELECT email FROM recipients WHERE contact_id = ?", (contact_id,)
             ).fetchone()
-            if row is None:
+            if email is None:
                 msg = f"{self._core.path}: recipient {contact_id!r} is not in the send log"
                 raise SendLogError(msg)
+            if stage != FIRST_STAGE:
+                self._core.db.execute(
+                    "INSERT INTO letters (contact_id, stage, status, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (contact_id, stage) DO NOTHING",
+                    (contact_id, stage, Status.PENDING, stamp, stamp),
+                )
+            row = self._core.db.execute(
+                f"UPDATE {table} SET status = ?, attempts = attempts + 1, message_id = ?, "  # noqa: S608 - constant table
+                "content_hash = ?, thread_index = COALESCE(?, thread_index), updated_at = ? "
+                f"WHERE {where} RETURNING attempts",
+                (Status.SENDING, message_id, content_hash, thread_index, stamp, *key),
+            ).fetchone()
             number = int(row[0])
             self._core.db.execute(
                 "INSERT INTO attempts (contact_id, run_id, number, started_at, message_id, "
-                "content_hash, email) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (contact_id, self._run_id, number, stamp, message_id, content_hash, row[1]),
+                "content_hash, email, stage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    contact_id,
+                    self._run_id,
+                    number,
+                    stamp,
+                    message_id,
+                    content_hash,
+                    email[0],
+                    stage,
+                ),
             )
         return number
 
@@ -156,19 +212,28 @@ class Sends:
         code: int | None,
         text: str,
         refused: str | None = None,
+        stage: str = FIRST_STAGE,
+        server_id: str | None = None,
     ) -> None:
-        """Close the open attempt with the server's reply and set the recipient's status."""
+        """Close the open attempt with the server's reply and set the letter's status.
+
+        A letter settled ``sent`` is stamped ``sent_at``: when its 250 came.
+        """
         stamp = self._core.now()
+        table, where, key = self._letter(contact_id, stage)
+        sent_at = stamp if status == Status.SENT else None
         with self._core.transaction():
             self._core.db.execute(
                 "UPDATE attempts SET finished_at = ?, outcome = ?, reply_code = ?, "
-                "reply_text = ?, refused = ? WHERE contact_id = ? AND finished_at IS NULL",
-                (stamp, outcome, code, text, refused, contact_id),
+                "reply_text = ?, refused = ? WHERE contact_id = ? AND stage = ? "
+                "AND finished_at IS NULL",
+                (stamp, outcome, code, text, refused, contact_id, stage),
             )
             self._core.db.execute(
-                "UPDATE recipients SET status = ?, reply_code = ?, reply_text = ?, refused = ?, "
-                "updated_at = ? WHERE contact_id = ?",
-                (status, code, text, refused, stamp, contact_id),
+                f"UPDATE {table} SET status = ?, reply_code = ?, reply_text = ?, refused = ?, "  # noqa: S608 - constant table
+                "server_id = COALESCE(?, server_id), sent_at = COALESCE(?, sent_at), "
+                f"updated_at = ? WHERE {where}",
+                (status, code, text, refused, server_id, sent_at, stamp, *key),
             )
 
     # Reading, for 'send' and 'log' --------------------------------------------------------
@@ -189,12 +254,50 @@ class Sends:
         rows = self._core.db.execute("SELECT contact_id, status FROM recipients")
         return {str(contact_id): str(status) for contact_id, status in rows}
 
-    def message_ids(self) -> dict[str, str]:
-        """Return the Message-ID already given to each recipient that has one."""
-        rows = self._core.db.execute(
-            "SELECT contact_id, message_id FROM recipients WHERE message_id IS NOT NULL"
-        )
+    def message_ids(self, *, stage: str = FIRST_STAGE) -> dict[str, str]:
+        """Return the Message-ID already given to each contact's letter of ``stage``."""
+        if stage == FIRST_STAGE:
+            rows = self._core.db.execute(
+                "SELECT contact_id, message_id FROM recipients WHERE message_id IS NOT NULL"
+            )
+        else:
+            rows = self._core.db.execute(
+                "SELECT contact_id, message_id FROM letters "
+                "WHERE stage = ? AND message_id IS NOT NULL",
+                (stage,),
+            )
         return {str(contact_id): str(message_id) for contact_id, message_id in rows}
+
+    def letters(self, contact_id: str | None = None, /) -> list[Letter]:
+        """Return every letter, the first ones too, in list order and then in the order sent.
+
+        A follow-up stage has a letter once it was first claimed.
+        """
+        query = (
+            "SELECT contact_id, ?, status, message_id, sent_at, server_id, thread_index, "
+            "position, 0, '' FROM recipients {where} UNION ALL "
+            "SELECT l.contact_id, l.stage, l.status, l.message_id, l.sent_at, l.server_id, "
+            "l.thread_index, r.position, 1, l.created_at FROM letters AS l "
+            "JOIN recipients AS r USING (contact_id) {where_l} ORDER BY 8, 9, 10"
+        )
+        args: tuple[str, ...] = (FIRST_STAGE,)
+        if contact_id is None:
+            query = query.format(where="", where_l="")
+        else:
+            query = query.format(where="WHERE contact_id = ?", where_l="WHERE l.contact_id = ?")
+            args = (FIRST_STAGE, contact_id, contact_id)
+        return [
+            Letter(
+                str(row[0]),
+                str(row[1]),
+                str(row[2]),
+                row[3],
+                None if row[4] is None else dt.datetime.fromisoformat(row[4]),
+                row[5],
+                row[6],
+            )
+            for row in self._core.db.execute(query, args)
+        ]
 
     def recipients(self, *, status: str | None = None) -> list[Recipient]:
         """Return the recipients in list order, optionally only those with ``status``."""
@@ -218,7 +321,7 @@ class Sends:
         """Return every attempt made for one recipient, oldest first."""
         rows = self._core.db.execute(
             "SELECT number, run_id, started_at, finished_at, outcome, reply_code, reply_text, "
-            "refused, message_id, content_hash, email FROM attempts WHERE contact_id = ? "
+            "refused, message_id, content_hash, email, stage FROM attempts WHERE contact_id = ? "
             "ORDER BY id",
             (contact_id,),
         ).fetchall()
