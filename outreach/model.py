@@ -16,7 +16,6 @@ DEFAULT_TIMEOUT = 60.0  # seconds to wait for each reply of an SMTP server
 FIRST_STAGE = "first"
 # The letterhead's postal address until organization_address is set; 'check' warns about it.
 PLACEHOLDER_ADDRESS = ("[postal address: set organization_address in campaign.toml]",)
-FIRST_STAGE = "first"  # the stage name of a contact's first letter; no follow-up may take it
 
 
 class Status(StrEnum):
