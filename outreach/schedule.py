@@ -10,7 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from outreach.model import FIRST_STAGE
+
+if TYPE_CHECKING:
+    from outreach.model import Campaign, Contact
 
 UTC = dt.UTC
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -177,3 +184,192 @@ def _instant(date: dt.date, minute: int, zone: dt.tzinfo) -> dt.datetime:
         if moment.astimezone(zone).replace(tzinfo=None) == wall:
             return moment
         wall += dt.timedelta(minutes=1)
+
+
+# Why no letter will go to a contact (``Next.reason``); a stop's reason follows "stopped: ".
+REPLIED = "replied"
+BOUNCED = "bounced"
+STOPPED = "stopped"
+ALL_SENT = "all stages sent"
+UNCERTAIN = "waiting: letter uncertain"
+FIRST_NOT_SENT = "first letter not sent"
+NO_SENT_TIME = "waiting: the previous letter's time is not in the log"
+FAILED = "failed"  # "failed: STAGE": the server refused that letter for good
+# The statuses of a letter that holds the next one until it is settled.
+_UNSETTLED = frozenset({"sending", "uncertain"})
+
+
+class SentRecord(Protocol):
+    """What the schedule reads of a letter in the send log (``outreach.sendlog.Letter``)."""
+
+    @property
+    def stage(self) -> str:
+        """The stage: ``first`` or a follow-up's name."""
+
+    @property
+    def status(self) -> str:
+        """Pending, sending, sent, failed or uncertain."""
+
+    @property
+    def sent_at(self) -> dt.datetime | None:
+        """When the server took it (aware), if it did."""
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Say what tracking knows of a contact; the caller builds it from the send log."""
+
+    replied: bool = False  # a person answered one of the thread's letters
+    bounced: bool = False  # a letter bounced for good
+    stopped: str | None = None  # the reason given to 'outreach stop'
+    back_at: dt.date | None = None  # an out-of-office's announced return
+    uncertain: bool = False  # a letter's fate is unknown: nothing more goes until it is settled
+
+
+NO_NEWS = Standing()
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    """Say one contact's next letter and when it is due (UTC), or why none will go."""
+
+    contact_id: str
+    stage: str | None
+    due: dt.datetime | None
+    reason: str | None = None
+
+
+class ZoneError(ValueError):
+    """A contact's ``timezone`` names no zone."""
+
+
+class Schedule:
+    """Hold a campaign's rules of time, parsed once: zones, window, embargo, stages."""
+
+    def __init__(self, campaign: Campaign, /) -> None:
+        """Parse the campaign's window and zone; the campaign file was checked on loading."""
+        self.campaign = campaign
+        self.window = SendWindow.parse(campaign.send_window) if campaign.send_window else None
+        self.zone: dt.tzinfo = load_zone(campaign.timezone) if campaign.timezone else UTC
+        self.stages = (FIRST_STAGE, *(stage.name for stage in campaign.follow_ups))
+        self.after = {stage.name: stage.after for stage in campaign.follow_ups}
+        self._zones: dict[str, dt.tzinfo] = {}
+
+    def zone_of(self, contact: Contact, /) -> dt.tzinfo:
+        """Return the contact's zone: its ``timezone`` field, else the campaign's, else UTC."""
+        name = contact.data.get("timezone")
+        if not name:
+            return self.zone
+        zone = self._zones.get(name)
+        if zone is None:
+            try:
+                zone = self._zones[name] = load_zone(name)
+            except ValueError as exc:
+                msg = f"contact {contact.id!r}, field 'timezone': {exc}"
+                raise ZoneError(msg) from None
+        return zone
+
+    def open_at(self, earliest: dt.datetime, zone: dt.tzinfo, now: dt.datetime) -> dt.datetime:
+        """Return when a letter that may go from ``earliest`` on goes, seen at ``now``.
+
+        The first moment from ``earliest`` on inside the window; if that is past and the window
+        is shut now, its next opening.
+        """
+        if self.campaign.not_before is not None:
+            earliest = max(earliest, self.campaign.not_before)
+        if self.window is None:
+            return earliest.astimezone(UTC)
+        due = self.window.next_open(earliest, zone)
+        if due < now:
+            opening = self.window.next_open(now, zone)
+            if opening != now:
+                return opening
+        return due
+
+    def next_letter(
+        self,
+        contact: Contact,
+        letters: Sequence[SentRecord],
+        standing: Standing,
+        now: dt.datetime,
+    ) -> Next:
+        """Return one contact's next letter and when it is due, or why none will go."""
+        found = _held(standing) or self._following(contact, letters, standing, now)
+        if isinstance(found, str):
+            return Next(contact.id, None, None, found)
+        return Next(contact.id, found[0], found[1])
+
+    def _following(
+        self,
+        contact: Contact,
+        letters: Sequence[SentRecord],
+        standing: Standing,
+        now: dt.datetime,
+    ) -> tuple[str, dt.datetime] | str:
+        """Return the stage that comes next and when, or the reason none will go."""
+        by_stage = {letter.stage: letter for letter in letters}
+        previous: SentRecord | None = None
+        for stage in self.stages:
+            letter = by_stage.get(stage)
+            status = "pending" if letter is None else letter.status
+            if status == "sent":
+                previous = letter
+                continue
+            if status in _UNSETTLED:
+                return UNCERTAIN
+            if status == "failed":
+                return FIRST_NOT_SENT if stage == FIRST_STAGE else f"{FAILED}: {stage}"
+            zone = self.zone_of(contact)
+            if previous is None:  # the first letter: it goes from now on
+                return stage, self.open_at(now, zone, now)
+            if previous.sent_at is None:
+                return NO_SENT_TIME
+            earliest = previous.sent_at + self.after[stage]
+            if standing.back_at is not None:
+                back = dt.datetime.combine(standing.back_at, dt.time(), tzinfo=zone)
+                earliest = max(earliest, back)
+            return stage, self.open_at(earliest, zone, now)
+        return ALL_SENT
+
+
+def _held(standing: Standing) -> str | None:
+    """Return why tracking holds every further letter to a contact, if it does."""
+    if standing.stopped is not None:
+        return f"{STOPPED}: {standing.stopped}"
+    if standing.replied:
+        return REPLIED
+    if standing.bounced:
+        return BOUNCED
+    if standing.uncertain:
+        return UNCERTAIN
+    return None
+
+
+def next_letters(
+    campaign: Campaign,
+    contacts: Iterable[Contact],
+    letters: Mapping[str, Sequence[SentRecord]],
+    standing: Mapping[str, Standing],
+    now: dt.datetime,
+) -> list[Next]:
+    """Return each contact's next letter and when it is due, or why none will go.
+
+    ``letters`` holds each contact's letters in the send log (the first one included),
+    ``standing`` what tracking knows of each; a contact missing from them has none and no news.
+    Raise ``ZoneError`` for a contact whose ``timezone`` names no zone ('check' reports it).
+    """
+    if now.tzinfo is None:
+        msg = "now must be an aware datetime"
+        raise ValueError(msg)
+    schedule = Schedule(campaign)
+    return [
+        schedule.next_letter(
+            contact, letters.get(contact.id, ()), standing.get(contact.id, NO_NEWS), now
+        )
+        for contact in contacts
+    ]
+
+
+def due(nexts: Iterable[Next], now: dt.datetime) -> list[Next]:
+    """Return the letters due at ``now``: those with a due time not after it."""
+    return [n for n in nexts if n.due is not None and n.due <= now]
