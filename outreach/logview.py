@@ -9,6 +9,7 @@ in the table, in the totals line, for ``log --status`` and in the JSON and CSV e
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ CSV_FIELDS = (
     "email",
     "cc",
     "status",
+    "state",
     "attempts",
     "message_id",
     "reply",
@@ -92,6 +94,23 @@ def news(row: Recipient, /) -> str:
     return delivery(row)
 
 
+def state(row: Recipient, /) -> str:
+    """Return the one word a recipient is counted under: its send status, or its news if sent."""
+    return news(row) if row.status == Status.SENT else row.status
+
+
+def count(rows: Iterable[Recipient], /) -> dict[str, int]:
+    """Count the recipients under each state, in the order of ``Shown``; 0 for none.
+
+    The one count behind the totals line, the report and the ``state`` of ``log --json``:
+    ``sent`` is every letter sent, the sum of the words of news.
+    """
+    counted = Counter(state(row) for row in rows)
+    numbers = {shown.value: counted.get(shown.value, 0) for shown in Shown}
+    numbers[Shown.SENT] = sum(counted.get(word, 0) for word in NEWS)
+    return numbers
+
+
 def selects(shown: Shown, row: Recipient, /) -> bool:
     """Tell whether the filter ``shown`` selects ``row``: as the totals line counts it.
 
@@ -107,13 +126,16 @@ def totals(rows: list[Recipient], /) -> str:
     """Return e.g. ``15 sent: 12 no-news, 1 bounced, 2 replied; 3 pending``."""
     if not rows:
         return "no recipients yet"
-    known = Counter(news(row) for row in rows if row.status == Status.SENT)
-    statuses = Counter(row.status for row in rows if row.status != Status.SENT)
+    return said(count(rows))
+
+
+def said(numbers: dict[str, int], /) -> str:
+    """Say the counts of ``count`` in words: ``15 sent: 12 no-news, 1 bounced; 3 pending``."""
     parts = []
-    if known:
-        said = ", ".join(f"{known[word]} {word}" for word in reversed(NEWS) if known.get(word))
-        parts.append(f"{sum(known.values())} sent: {said}")
-    others = ", ".join(f"{statuses[s]} {s}" for s in Status if statuses.get(s))
+    if numbers[Shown.SENT]:
+        news_said = ", ".join(f"{numbers[w]} {w}" for w in reversed(NEWS) if numbers[w])
+        parts.append(f"{numbers[Shown.SENT]} sent: {news_said}")
+    others = ", ".join(f"{numbers[s]} {s}" for s in Status if s != Status.SENT and numbers[s])
     return "; ".join([*parts, others] if others else parts)
 
 
@@ -124,6 +146,7 @@ def record(row: Recipient, /) -> dict[str, Any]:
         "email": row.email,
         "cc": row.cc.split() if row.cc else [],
         "status": row.status,
+        "state": state(row),
         "attempts": row.attempts,
         "message_id": row.message_id,
         "reply": row.reply,

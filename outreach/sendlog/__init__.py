@@ -25,6 +25,7 @@ from outreach.sendlog._records import (
     Letter,
     NotedTestSend,
     Recipient,
+    Run,
     Stop,
     TrackEvent,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Letter",
     "NotedTestSend",
     "Recipient",
+    "Run",
     "SendLog",
     "Status",
     "Stop",

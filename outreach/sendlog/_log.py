@@ -25,6 +25,7 @@ from outreach.sendlog._records import (
     Letter,
     NotedTestSend,
     Recipient,
+    Run,
     Stop,
     TrackEvent,
 )
@@ -197,6 +198,10 @@ class SendLog:
     def stops(self) -> dict[str, Stop]:
         """Return every stopped contact's stop, by contact id."""
         return self._stops.stops()
+
+    def runs(self) -> list[Run]:
+        """Return every run of 'send', oldest first: when, to which server, how it ended."""
+        return self._sends.runs()
 
     # Copies of sent letters, for 'send --save-sent' ---------------------------------------
 

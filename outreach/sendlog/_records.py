@@ -129,3 +129,15 @@ class Stop:
     contact_id: str
     reason: str
     at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of 'send': when it started and ended, where to, and how it ended."""
+
+    id: int
+    started_at: str
+    finished_at: str | None
+    transport: str  # the server's URL (no password), or maildir:PATH
+    ending: str | None  # complete, interrupted, died, ...; None while it runs
+    live: bool | None  # None for the runs of a release before schema 5

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from outreach.errors import SendLogError
 from outreach.model import FIRST_STAGE, Contact, Status
 from outreach.sendlog._core import Core, iso_utc
-from outreach.sendlog._records import Attempt, Correction, Letter, Recipient
+from outreach.sendlog._records import Attempt, Correction, Letter, Recipient, Run
 from outreach.tracking import DeliveryState, normalize_address
 
 _RECIPIENT_COLUMNS = (
@@ -342,3 +342,20 @@ class Sends:
             (stamp, Status.SENT, Status.UNCERTAIN),
         ).fetchall()
         return [(dt.datetime.fromisoformat(started), 1 + len(cc.split())) for started, cc in rows]
+
+    def runs(self) -> list[Run]:
+        """Return every run, oldest first."""
+        rows = self._core.db.execute(
+            "SELECT id, started_at, finished_at, transport, outcome, live FROM runs ORDER BY id"
+        ).fetchall()
+        return [
+            Run(
+                id=row[0],
+                started_at=row[1],
+                finished_at=row[2],
+                transport=row[3],
+                ending=row[4],
+                live=None if row[5] is None else bool(row[5]),
+            )
+            for row in rows
+        ]
