@@ -80,6 +80,7 @@ if TYPE_CHECKING:
         parse_rate,
         prepare_send,
         preview,
+        report,
         resolve_send,
         send,
         send_test,
@@ -160,6 +161,7 @@ _API = frozenset(
         "SendSettings",
         "log_to_read",
         "resolve_send",
+        "report",
     }
 )
 
@@ -232,6 +234,7 @@ __all__ = [
     "parse_rate",
     "prepare_send",
     "preview",
+    "report",
     "resolve_send",
     "send",
     "send_test",

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from outreach import drafts, oauth
+from outreach import drafts, htmlreport, oauth
 from outreach import settings as settings_
 from outreach.attachments import Attachment
 from outreach.batch import (
@@ -162,6 +162,7 @@ __all__ = [
     "parse_rate",
     "prepare_send",
     "preview",
+    "report",
     "resolve_send",
     "send",
     "send_test",
@@ -273,6 +274,38 @@ def smtp_settings(
 def open_log(path: Path, /) -> SendLog:
     """Open a send log to read it; use it in a ``with`` block."""
     return SendLog(path, campaign=None, write=False)
+
+
+def report(
+    campaign: Campaign,
+    /,
+    *,
+    out: Path | None = None,
+    log: Path | None = None,
+    trial: bool = False,
+) -> str:
+    """Write the campaign's report, one HTML page from its send log; return the file's path.
+
+    The log is the one ``outreach log`` shows (``log_to_read``); the page goes to ``out``, else
+    ``reports/<campaign>.html`` in the campaign's folder (``<campaign>-trial.html`` for the log
+    of trial runs), whole or not at all.
+    """
+    chosen = log_to_read(campaign, log=log, trial=trial)
+    with open_log(chosen.path) as reader:
+        # A log the caller names is a trial's if it records only runs into a Maildir.
+        is_trial = chosen.trial or (
+            reader.has_runs(into_maildir=True) and not reader.has_runs(into_maildir=False)
+        )
+        data = htmlreport.gather(campaign, reader, trial=is_trial, caller_log=log)
+    path = out if out is not None else _report_path(campaign, trial=is_trial)
+    htmlreport.write(htmlreport.render(data), path)
+    return str(path)
+
+
+def _report_path(campaign: Campaign, /, *, trial: bool = False) -> Path:
+    """Return where the report goes unless the caller says: ``reports/<campaign>.html``."""
+    suffix = "-trial" if trial else ""
+    return campaign.folder / "reports" / f"{campaign.name}{suffix}.html"
 
 
 def serve_sink(

@@ -14,7 +14,6 @@ import sqlite3
 from asyncio import Future
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers import FAST, PIPELINING, contacts_yaml, write_campaign
@@ -44,12 +43,12 @@ Rows = dict[str, tuple[str, int]]
 class ClaimFails(SendLog):
     """A send log that cannot write the claim of the second recipient (a full disk)."""
 
-    def claim(self, contact_id: str, /, **letter: Any) -> int:
+    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
         """Fail for c00002, as SQLite does when the disk is full."""
         if contact_id == "c00002":
             msg = f"{self.path}: cannot write to the send log: database or disk is full"
             raise SendLogError(msg)
-        return super().claim(contact_id, **letter)
+        return super().claim(contact_id, message_id=message_id, content_hash=content_hash)
 
 
 async def send(

@@ -7,7 +7,6 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers import FAST, contacts_yaml, log_rows, send_batch, write_campaign
@@ -188,13 +187,13 @@ class DiskFullAt(SendLog):
     full_at = "c00003"
     failed_at: float | None = None
 
-    def claim(self, contact_id: str, /, **letter: Any) -> int:
+    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
         """Fail for ``full_at``, as SQLite does when the disk is full."""
         if contact_id == self.full_at:
             self.failed_at = time.monotonic()
             msg = f"{self.path}: cannot write to the send log: database or disk is full"
             raise SendLogError(msg)
-        return super().claim(contact_id, **letter)
+        return super().claim(contact_id, message_id=message_id, content_hash=content_hash)
 
 
 class CommitFailsAt(SendLog):
@@ -206,9 +205,9 @@ class CommitFailsAt(SendLog):
 
     fails_at = "c00003"
 
-    def claim(self, contact_id: str, /, **letter: Any) -> int:
+    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
         """Claim, and for ``fails_at`` leave the transaction unable to commit."""
-        number = super().claim(contact_id, **letter)
+        number = super().claim(contact_id, message_id=message_id, content_hash=content_hash)
         if contact_id == self.fails_at:
             self._db.execute("PRAGMA defer_foreign_keys = ON")
             self._db.execute(

@@ -14,13 +14,7 @@ from outreach.transport.base import (
     is_throttling,
 )
 from outreach.transport.maildir import MaildirTransport
-from outreach.transport.smtp import (
-    ServerCertificate,
-    SmtpSettings,
-    SmtpTransport,
-    parse_smtp_url,
-    server_certificate,
-)
+from outreach.transport.smtp import SmtpSettings, SmtpTransport, parse_smtp_url
 
 __all__ = [
     "SMTPS_PORT",
@@ -31,7 +25,6 @@ __all__ = [
     "LoginTurn",
     "MaildirTransport",
     "Outcome",
-    "ServerCertificate",
     "SmtpSettings",
     "SmtpTransport",
     "Transport",
@@ -39,5 +32,4 @@ __all__ = [
     "is_loopback",
     "is_throttling",
     "parse_smtp_url",
-    "server_certificate",
 ]

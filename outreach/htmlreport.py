@@ -1,0 +1,454 @@
+"""The campaign report: one self-contained HTML page, from the send log, to look at and pass on.
+
+Owns what the page shows and how it is drawn: the campaign's facts, the totals (counted by
+``outreach.logview.count``, as ``outreach log`` counts them), a timeline over the campaign's
+days, one row per recipient, and what is still owed with the command that acts on it. The page
+loads nothing: its style and script are inline, its charts inline SVG, and its policy
+(Content-Security-Policy) lets no other script, style or request in. Every value is escaped by
+Jinja2's autoescape: contact data and replies are untrusted. Relies on ``outreach.sendlog`` for
+the records it is given and ``outreach.contacts`` for the names; ``outreach.api.report``
+chooses the log and writes the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import importlib.resources
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+import markupsafe
+
+from outreach import logview
+from outreach.contacts import read_contact_list
+from outreach.errors import OutreachError
+from outreach.model import FIRST_STAGE, Status
+from outreach.tracking import Kind
+from outreach.validate import redact_url
+
+if TYPE_CHECKING:
+    from outreach.model import Campaign
+    from outreach.sendlog import Recipient, Run, SendLog, TrackEvent
+
+# The states the totals show, in the order of the chart: every letter sent, then what is known
+# of them, then the recipients not sent.
+CHART_ORDER = (
+    "sent",
+    "delivered",
+    "delayed",
+    "bounced",
+    "replied",
+    "auto-replied",
+    logview.NO_NEWS,
+    "pending",
+    "sending",
+    "failed",
+    "uncertain",
+)
+# Days of the timeline at most: a reply dated years off must not draw a thousand empty days.
+MAX_DAYS = 366
+# The reply's first lines shown, and each line's length at most.
+REPLY_LINES = 4
+REPLY_LINE_CHARS = 200
+# Owed recipients named by id in the list; the table has them all.
+OWED_NAMED = 30
+
+
+def _stamp(at: str | None) -> str:
+    """Write a log's time as ``YYYY-MM-DD HH:MM`` in UTC; a time that does not parse as given."""
+    if not at:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(at)
+    except ValueError:
+        return at
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _day(at: str) -> dt.date | None:
+    """Return the day, in UTC, of a log's time; None if it does not parse."""
+    try:
+        moment = dt.datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.date()
+
+
+def _first_lines(text: str) -> str:
+    """Return a reply's first non-empty lines, each cut to a readable length."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:REPLY_LINES]
+    cut = [
+        line if len(line) <= REPLY_LINE_CHARS else line[:REPLY_LINE_CHARS] + "…" for line in lines
+    ]
+    return "\n".join(cut)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One recipient's row of the table, in words."""
+
+    id: str
+    name: str
+    mission: str
+    email: str
+    cc: str
+    state: str
+    delivery: str
+    times: tuple[tuple[str, str, str], ...]  # (what, shown, sort key)
+    reply: str
+    reply_from: str
+    bounce: str
+    server_reply: str  # the server's last reply, for a letter not sent
+    sort_time: str  # the row's first time, to sort by
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One day of the timeline: letters sent, bounces, replies."""
+
+    day: dt.date
+    sent: int = 0
+    bounced: int = 0
+    replied: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """A group of recipients still owed something, and the command that acts on them."""
+
+    state: str
+    count: int
+    ids: tuple[str, ...]
+    what: str
+    command: str
+
+
+@dataclass(slots=True)
+class ReportData:
+    """Everything the page shows, gathered from the log and the contact list."""
+
+    campaign: Campaign
+    log_path: Path
+    trial: bool
+    made_at: str
+    numbers: dict[str, int]
+    rows: list[Row]
+    runs: list[Run]
+    servers: list[str]
+    first_sent: str
+    last_sent: str
+    days: list[Day]
+    outside_days: int
+    owed: list[Owed]
+    contacts_note: str
+    test_sends: int
+    live: bool  # a run went to a server: the commands need it again
+    stages: list[tuple[str, int]]  # each follow-up stage, declared or in the log, and its sent
+
+
+def _names(campaign: Campaign) -> tuple[dict[str, tuple[str, str]], str]:
+    """Return each contact's name and mission by id, and a note if the list could not be read."""
+    try:
+        found = read_contact_list(campaign.contacts)
+    except OutreachError as exc:
+        return {}, f"the contact list could not be read ({exc}): rows show ids and addresses only"
+    names = {
+        c.id: (c.name, str(c.data.get("mission") or c.data.get("organization") or ""))
+        for c in found.contacts
+    }
+    note = ""
+    if found.problems:
+        note = (
+            f"the contact list has {len(found.problems)} problem(s) ('outreach check' lists them):"
+            " the rows of those entries show ids and addresses only"
+        )
+    return names, note
+
+
+def _row(
+    recipient: Recipient,
+    events: list[TrackEvent],
+    sent: list[tuple[str, str]],
+    names: dict[str, tuple[str, str]],
+) -> Row:
+    """Say one recipient's row: who, where, what happened when, and what came back.
+
+    ``sent`` holds the stage and the time of each of its letters sent, the first one first.
+    """
+    name, mission = names.get(recipient.id, ("", ""))
+    times: list[tuple[str, str, str]] = []
+    for stage, at in sent:
+        what = "sent" if stage == FIRST_STAGE else f"{stage} sent"
+        times.append((what, _stamp(at), at))
+    seen: set[str] = set()
+    reply = reply_from = bounce = ""
+    for event in events:
+        if event.kind not in seen:
+            seen.add(event.kind)
+            times.append((event.kind, _stamp(event.at), event.at))
+        if event.kind == Kind.REPLIED and not reply:
+            reply, reply_from = _first_lines(event.excerpt), event.sender
+        elif event.kind == Kind.BOUNCED:
+            about = "" if event.address == recipient.email.lower() else f" ({event.address})"
+            bounce = f"{event.status_code} {event.diagnostic}".strip() + about
+    server_reply = "" if recipient.status == Status.SENT else recipient.reply
+    return Row(
+        id=recipient.id,
+        name=name,
+        mission=mission,
+        email=recipient.email,
+        cc=", ".join(recipient.cc.split()),
+        state=logview.state(recipient),
+        delivery=logview.delivery(recipient) if recipient.status == Status.SENT else "",
+        times=tuple(times),
+        reply=reply,
+        reply_from=reply_from,
+        bounce=bounce,
+        server_reply=server_reply,
+        sort_time=times[0][2] if times else "",
+    )
+
+
+def _timeline(sent_times: list[str], events: list[TrackEvent]) -> tuple[list[Day], int]:
+    """Count letters sent (follow-ups too), bounces and replies per day, from the first's day on.
+
+    Returns the days and how many of those events fall outside them (dated before the first
+    letter, or more than ``MAX_DAYS`` after it).
+    """
+    sent = Counter(d for d in map(_day, sent_times) if d is not None)
+    bounced: Counter[dt.date] = Counter()
+    replied: Counter[dt.date] = Counter()
+    for event in events:
+        if event.kind in {Kind.BOUNCED, Kind.REPLIED} and (day := _day(event.at)) is not None:
+            (bounced if event.kind == Kind.BOUNCED else replied)[day] += 1
+    if not sent:
+        return [], sum(bounced.values()) + sum(replied.values())
+    first = min(sent)
+    last = min(max([*sent, *bounced, *replied]), first + dt.timedelta(days=MAX_DAYS - 1))
+    days = []
+    day = first
+    while day <= last:
+        days.append(Day(day, sent[day], bounced[day], replied[day]))
+        day += dt.timedelta(days=1)
+    shown = sum(d.sent + d.bounced + d.replied for d in days)
+    outside = sum(sent.values()) + sum(bounced.values()) + sum(replied.values()) - shown
+    return days, outside
+
+
+def _owed(rows: list[Row], *, log: Path | None) -> list[Owed]:
+    """Say who is still owed a letter or an answer, and the command that acts on them."""
+    by_state: dict[str, list[str]] = {}
+    for row in rows:
+        by_state.setdefault(row.state, []).append(row.id)
+    extra = f" --log {log}" if log is not None else ""
+    groups = (
+        (Status.PENDING, "not sent yet", f"outreach send{extra}"),
+        (
+            Status.SENDING,
+            "in flight when a run stopped: the next run calls them uncertain",
+            f"outreach send{extra}",
+        ),
+        (
+            Status.FAILED,
+            "refused by the server (the table says why)",
+            f"outreach send --retry-failed{extra}",
+        ),
+        (
+            Status.UNCERTAIN,
+            "may have arrived: ask the server's operator before sending them again",
+            f"outreach send --resend-uncertain{extra}",
+        ),
+        (
+            "bounced",
+            "correct each address in the contact list: the next send sends once to the new one",
+            f"outreach send{extra}",
+        ),
+    )
+    owed = []
+    for state, what, command in groups:
+        ids = by_state.get(state, [])
+        if ids:
+            owed.append(Owed(state, len(ids), tuple(ids[:OWED_NAMED]), what, command))
+    return owed
+
+
+def _stages(campaign: Campaign, sent: dict[str, list[tuple[str, str]]]) -> list[tuple[str, int]]:
+    """Count the letters sent of each follow-up stage: the campaign's, then any other logged."""
+    counted = Counter(stage for letters in sent.values() for stage, _ in letters)
+    names = [stage.name for stage in campaign.follow_ups]
+    names += sorted(stage for stage in counted if stage not in names and stage != FIRST_STAGE)
+    return [(name, counted[name]) for name in names]
+
+
+def gather(
+    campaign: Campaign,
+    log: SendLog,
+    /,
+    *,
+    trial: bool,
+    caller_log: Path | None = None,
+    now: dt.datetime | None = None,
+) -> ReportData:
+    """Read what the report shows from an open log and the campaign's contact list."""
+    recipients = log.recipients()
+    events = log.events()
+    runs = log.runs()
+    by_contact: dict[str, list[TrackEvent]] = {}
+    for event in events:
+        by_contact.setdefault(event.contact_id, []).append(event)
+    sent: dict[str, list[tuple[str, str]]] = {}
+    for letter in log.letters():  # the first letters first, then each follow-up as sent
+        if letter.sent_at is not None:
+            at = letter.sent_at.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+            sent.setdefault(letter.contact_id, []).append((letter.stage, at))
+    names, note = _names(campaign)
+    rows = [_row(r, by_contact.get(r.id, []), sent.get(r.id, []), names) for r in recipients]
+    sent_times = [at for letters in sent.values() for _, at in letters]
+    days, outside = _timeline(sent_times, events)
+    servers = list(dict.fromkeys(redact_url(run.transport) for run in runs))
+    live = any(run.live is not False and not run.transport.startswith("maildir:") for run in runs)
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return ReportData(
+        campaign=campaign,
+        log_path=log.path,
+        trial=trial,
+        made_at=moment.strftime("%Y-%m-%d %H:%M"),
+        numbers=logview.count(recipients),
+        rows=rows,
+        runs=runs,
+        servers=servers,
+        first_sent=_stamp(min(sent_times, default="")),
+        last_sent=_stamp(max(sent_times, default="")),
+        stages=_stages(campaign, sent),
+        days=days,
+        outside_days=outside,
+        owed=_owed(rows, log=caller_log),
+        live=live and not trial,
+        contacts_note=note,
+        test_sends=len(log.test_sends()),
+    )
+
+
+# Drawing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar of the totals chart."""
+
+    word: str
+    count: int
+    y: int
+    width: float
+
+
+def _bars(numbers: dict[str, int]) -> list[Bar]:
+    """Lay out the totals chart: one bar per state, ``sending`` only when there is one."""
+    words = [w for w in CHART_ORDER if w != Status.SENDING or numbers.get(w)]
+    top = max([numbers.get(w, 0) for w in words] + [1])
+    return [
+        Bar(word, numbers.get(word, 0), 24 * index, 360 * numbers.get(word, 0) / top)
+        for index, word in enumerate(words)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One day's bars in the timeline: x, and each series' height."""
+
+    x: float
+    label: str
+    sent: float
+    bounced: float
+    replied: float
+
+
+def _columns(days: list[Day], *, width: float, height: float) -> tuple[list[Column], float, int]:
+    """Lay out the timeline: per day three bars; return them, the slot width and the top value."""
+    if not days:
+        return [], 0.0, 0
+    top = max(max(d.sent, d.bounced, d.replied) for d in days) or 1
+    slot = width / len(days)
+    every = max(1, len(days) // 10)
+    columns = []
+    for index, day in enumerate(days):
+        label = day.day.strftime("%m-%d") if index % every == 0 else ""
+        columns.append(
+            Column(
+                x=index * slot,
+                label=label,
+                sent=height * day.sent / top,
+                bounced=height * day.bounced / top,
+                replied=height * day.replied / top,
+            )
+        )
+    return columns, slot, top
+
+
+def _csp_hash(text: str) -> str:
+    """Return the Content-Security-Policy source that allows this one inline block."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("outreach", "templates"),
+    autoescape=True,  # every value: contact data and replies are untrusted
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _asset(name: str) -> str:
+    """Return one of the page's inline files, as shipped in the package."""
+    return (importlib.resources.files("outreach") / "templates" / name).read_text("utf-8")
+
+
+def render(data: ReportData, /) -> str:
+    """Return the report's page: one HTML document that loads nothing."""
+    style = _asset("report.css")
+    script = _asset("report.js")
+    columns, slot, top = _columns(data.days, width=680, height=160)
+    policy = (
+        "default-src 'none'; img-src data:; "
+        f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    return _ENV.get_template("report.html.j2").render(
+        d=data,
+        c=data.campaign,
+        said=logview.said(data.numbers) if data.rows else "no recipients yet",
+        bars=_bars(data.numbers),
+        columns=columns,
+        slot=slot,
+        top=top,
+        policy=policy,
+        # Safe: read from the package's own files, and allowed by their hashes above.
+        style=markupsafe.Markup(style),  # noqa: S704
+        script=markupsafe.Markup(script),  # noqa: S704
+    )
+
+
+def write(page: str, path: Path, /) -> None:
+    """Write the page whole or not at all, readable by its owner only (it names people)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(page)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
