@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import datetime as dt
 import email
 import email.policy
 import functools
@@ -10,7 +12,7 @@ import hashlib
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -23,10 +25,11 @@ from outreach.message import MessageBuilder, new_message_id
 from outreach.model import FIRST_STAGE, PLACEHOLDER_ADDRESS, Campaign, Contact, is_reserved
 from outreach.render import Letter, SentDate
 from outreach.schedule import load_zone
-from outreach.threads import reply_subject
+from outreach.threads import ThreadHeaders, first_index, message_id_time, reply_subject, with_quote
 
 if TYPE_CHECKING:
     from outreach.pdf import LetterPdf
+    from outreach.sendlog import Letter as LoggedLetter
 
 TEST_PREFIX = "[TEST]"  # before the subject of a test send
 
@@ -41,6 +44,8 @@ class Draft:
     content_hash: str
     pdf: bytes | None = None  # the letter on letterhead, when the campaign says pdf = true
     pdf_name: str | None = None
+    stage: str = FIRST_STAGE  # which letter of the contact's thread: the first, or a follow-up
+    thread_index: str | None = None  # its Thread-Index, kept in the log with its claim
 
     @property
     def message(self) -> EmailMessage:
@@ -77,6 +82,8 @@ class Drafter:
         self._contacts_attach = False  # set by validate when a contact names files of its own
         self._test_builder: MessageBuilder | None = None
         self._stages: dict[str, tuple[Letter, MessageBuilder]] = {}
+        self.stage = FIRST_STAGE  # the letter ``draft`` builds; see ``for_stage``
+        self._threads: Mapping[str, Sequence[LoggedLetter]] = {}
         self._pdf: LetterPdf | None = None
         if campaign.letterhead is not None:
             from outreach.pdf import LetterPdf  # noqa: PLC0415 - WeasyPrint is optional
@@ -86,13 +93,87 @@ class Drafter:
     @property
     def attaches(self) -> bool:
         """Tell whether letters carry files: the campaign's, contacts' or the letter as a PDF."""
+        if self.stage != FIRST_STAGE:
+            return False  # a follow-up carries no files: the first letter did
         return bool(self.campaign.attachments or self._pdf or self._contacts_attach)
+
+    def for_stage(self, stage: str, /, *, threads: Mapping[str, Sequence[LoggedLetter]]) -> Self:
+        """Return a drafter whose ``draft`` builds the follow-up ``stage``, a reply in each thread.
+
+        ``threads`` holds each contact's letters sent before this stage, oldest first, as the
+        send log reads them (``SendLog.letters``): the reply's headers and the template's
+        ``sent`` dates come from them. Raise ``InputError`` if the stage's template is unusable.
+        """
+        self.stage_letter(stage)
+        drafter = copy.copy(self)
+        drafter.stage = stage
+        drafter._threads = threads  # noqa: SLF001 - a copy of this very class
+        return drafter
 
     def draft(
         self, contact: Contact, /, *, message_id: str | None = None, date: str | None = None
     ) -> Draft:
-        """Render and build the message for one contact; Date and Message-ID are made if absent."""
+        """Render and build the message for one contact; Date and Message-ID are made if absent.
+
+        The first letter, or the follow-up this drafter was made for (``for_stage``).
+        """
+        if self.stage != FIRST_STAGE:
+            return self._follow_up(contact, message_id=message_id, date=date)
         return self._draft(contact, contact, self._builder, message_id=message_id, date=date)
+
+    def _follow_up(self, contact: Contact, *, message_id: str | None, date: str | None) -> Draft:
+        """Build this drafter's follow-up to ``contact``: a reply to the last letter sent."""
+        earlier = [
+            letter
+            for letter in self._threads.get(contact.id, ())
+            if letter.message_id and letter.sent_at is not None
+        ]
+        if not earlier:
+            msg = (
+                f"{contact.id}: the follow-up {self.stage!r} answers a letter the send log does "
+                "not show as sent; nothing was sent to this contact"
+            )
+            raise OutreachError(msg)
+        zone = contact_zone(self.campaign, contact)
+        sent = {
+            letter.stage: SentDate(letter.sent_at.astimezone(zone))
+            for letter in earlier
+            if letter.sent_at is not None
+        }
+        message_id = message_id or new_message_id(self.campaign.sender)
+        parent = earlier[-1]
+        parent_at = parent.sent_at
+        assert parent_at is not None  # noqa: S101 - chosen above
+        ids = [str(letter.message_id) for letter in earlier]
+        parent_index = parent.thread_index or first_index(ids[0])
+        # The reply's time is in its Message-ID, kept on a resend: the same index every render.
+        thread = ThreadHeaders.reply(
+            ids,
+            parent_index,
+            at=message_id_time(message_id) or parent_at,
+            parent_at=parent_at,
+            subject=self.campaign.subject,
+        )
+        previous = None
+        if self.campaign.stage(self.stage).quote:
+            previous = (self._text_of(contact, parent.stage, sent), parent_at.astimezone(zone))
+        draft = self.stage_draft(
+            contact,
+            self.stage,
+            sent=sent_dates(self.campaign, self.stage, sent),
+            message_id=message_id,
+            date=date,
+            thread=thread,
+            previous=previous,
+        )
+        return dataclasses.replace(draft, stage=self.stage, thread_index=thread.thread_index)
+
+    def _text_of(self, contact: Contact, stage: str, sent: Mapping[str, SentDate]) -> str:
+        """Render the plain text of an earlier letter to ``contact``, to quote it."""
+        if stage == FIRST_STAGE:
+            return self.letter.render(contact).text
+        letter, _ = self.stage_letter(stage)
+        return letter.render(contact, sent=sent_dates(self.campaign, stage, sent)).text
 
     def test_draft(
         self,
@@ -172,16 +253,24 @@ class Drafter:
         sent: Mapping[str, SentDate],
         message_id: str | None = None,
         date: str | None = None,
+        thread: ThreadHeaders | None = None,
+        previous: tuple[str, dt.datetime] | None = None,
     ) -> Draft:
         """Render and build the follow-up ``stage`` for one contact, without attachments.
 
         ``sent`` holds the earlier letters' dates, the template's ``sent`` (see ``sent_dates``).
-        A follow-up carries no files: the letter before it did.
+        A follow-up carries no files: the letter before it did. ``thread`` places it in its
+        thread; ``previous`` (the letter before's text and when it went) is quoted below it.
         """
         letter, builder = self.stage_letter(stage)
         rendered = letter.render(contact, sent=sent)
+        if previous is not None:
+            sender = self.campaign.sender
+            rendered = with_quote(
+                rendered, previous[0], sent_at=previous[1], sender=sender.name or sender.address
+            )
         message_id = message_id or new_message_id(self.campaign.sender)
-        data = builder.build(contact, rendered, message_id=message_id, date=date)
+        data = builder.build(contact, rendered, message_id=message_id, date=date, thread=thread)
         digest = hashlib.sha256(data).hexdigest()
         return Draft(contact=contact, message_id=message_id, data=data, content_hash=digest)
 
@@ -398,6 +487,12 @@ def _chunks(
         total += estimate
     if chunk:
         yield chunk, total
+
+
+def contact_zone(campaign: Campaign, contact: Contact, /) -> dt.tzinfo:
+    """Return a contact's time zone: its ``timezone`` field, else the campaign's, else UTC."""
+    name = contact.data.get("timezone") or campaign.timezone
+    return load_zone(str(name)) if name else dt.UTC
 
 
 def stage_subject(campaign: Campaign, stage: str, /) -> str:

@@ -34,7 +34,6 @@ lifetime; ``dns_server.queries`` lists every (name, type) asked, in order.
 from __future__ import annotations
 
 import contextlib
-import textwrap
 import threading
 from collections.abc import Iterator
 
@@ -174,8 +173,8 @@ class TestDnsServer:
             return list(self.zone.queries)
 
     def add(self, zone_text: str) -> None:
-        """Add records given in zone-file form (indentation is removed first)."""
-        records = RR.fromZone(textwrap.dedent(zone_text))
+        """Add records in zone-file form, one a line, each naming its owner; indentation is ignored."""
+        records = RR.fromZone("\n".join(line.strip() for line in zone_text.splitlines()))
         with self.zone.lock:
             for record in records:
                 self.zone.records.setdefault(_key(str(record.rname)), []).append(record)

@@ -14,6 +14,7 @@ import sqlite3
 from asyncio import Future
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import FAST, PIPELINING, contacts_yaml, write_campaign
@@ -43,12 +44,12 @@ Rows = dict[str, tuple[str, int]]
 class ClaimFails(SendLog):
     """A send log that cannot write the claim of the second recipient (a full disk)."""
 
-    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+    def claim(self, contact_id: str, /, **letter: Any) -> int:
         """Fail for c00002, as SQLite does when the disk is full."""
         if contact_id == "c00002":
             msg = f"{self.path}: cannot write to the send log: database or disk is full"
             raise SendLogError(msg)
-        return super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+        return super().claim(contact_id, **letter)
 
 
 async def send(

@@ -7,6 +7,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import FAST, contacts_yaml, log_rows, send_batch, write_campaign
@@ -187,13 +188,13 @@ class DiskFullAt(SendLog):
     full_at = "c00003"
     failed_at: float | None = None
 
-    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+    def claim(self, contact_id: str, /, **letter: Any) -> int:
         """Fail for ``full_at``, as SQLite does when the disk is full."""
         if contact_id == self.full_at:
             self.failed_at = time.monotonic()
             msg = f"{self.path}: cannot write to the send log: database or disk is full"
             raise SendLogError(msg)
-        return super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+        return super().claim(contact_id, **letter)
 
 
 class CommitFailsAt(SendLog):
@@ -205,9 +206,9 @@ class CommitFailsAt(SendLog):
 
     fails_at = "c00003"
 
-    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+    def claim(self, contact_id: str, /, **letter: Any) -> int:
         """Claim, and for ``fails_at`` leave the transaction unable to commit."""
-        number = super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+        number = super().claim(contact_id, **letter)
         if contact_id == self.fails_at:
             self._db.execute("PRAGMA defer_foreign_keys = ON")
             self._db.execute(

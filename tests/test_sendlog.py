@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mailserver import PASSWORD, USERNAME, Server
@@ -203,27 +204,15 @@ class Watched(SendLog):
         super().__init__(path, campaign=campaign, write=True)
         self.seen: list[tuple[str, Durability]] = []
 
-    def claim(self, contact_id: str, /, *, message_id: str, content_hash: str) -> int:
+    def claim(self, contact_id: str, /, **letter: Any) -> int:
         """Claim, and note the settings of the connection the claim was written through."""
-        number = super().claim(contact_id, message_id=message_id, content_hash=content_hash)
+        number = super().claim(contact_id, **letter)
         self.seen.append(("claim", self.durability()))
         return number
 
-    def settle(
-        self,
-        contact_id: str,
-        /,
-        *,
-        status: Status,
-        outcome: str,
-        code: int | None,
-        text: str,
-        refused: str | None = None,
-    ) -> None:
+    def settle(self, contact_id: str, /, **reply: Any) -> None:
         """Settle, and note the settings of the connection the settle was written through."""
-        super().settle(
-            contact_id, status=status, outcome=outcome, code=code, text=text, refused=refused
-        )
+        super().settle(contact_id, **reply)
         self.seen.append(("settle", self.durability()))
 
 

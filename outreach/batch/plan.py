@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from outreach.errors import ConfigError, named
-from outreach.model import Contact, Status, is_reserved
+from outreach.model import FIRST_STAGE, Contact, Status, is_reserved
 
 if TYPE_CHECKING:
     from outreach.ratelimit import Rate
@@ -44,11 +44,15 @@ class SendOptions:
 
 @dataclass(slots=True)
 class Plan:
-    """Say who this run will send to, and why the others are left out."""
+    """Say who this run will send to, and why the others are left out.
+
+    A plan sends one letter of each contact's thread: the first, or one follow-up ``stage``.
+    """
 
     todo: list[Contact]
     left_out: Counter[str] = field(default_factory=Counter)
     resume_at: dt.datetime | None = None  # when the daily limit lets more go
+    stage: str = FIRST_STAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +80,13 @@ def choose(
     options: SendOptions,
     *,
     allowance: Allowance | None = None,
+    stage: str = FIRST_STAGE,
 ) -> Plan:
     """Pick the recipients to send to from the contacts and their statuses in the log.
 
     With an ``allowance`` (see ``daily_allowance``), no more recipients than it has left are
-    chosen; the others are left for the day the limit lets them go.
+    chosen; the others are left for the day the limit lets them go. ``statuses`` are those of
+    the letter of ``stage``: for a follow-up, of the contacts whose follow-up is due.
     """
     room = allowance.remaining if allowance is not None else None
     wanted = {Status.PENDING}
@@ -88,7 +94,7 @@ def choose(
         wanted.add(Status.FAILED)
     if options.resend_uncertain:
         wanted.add(Status.UNCERTAIN)
-    plan = Plan(todo=[])
+    plan = Plan(todo=[], stage=stage)
     for contact in contacts:
         status = statuses.get(contact.id, Status.PENDING)
         if status not in wanted:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from outreach.batch.plan import DAILY, LIMITED
-from outreach.model import Contact, RefusedCc, SentLetter, Status
+from outreach.model import FIRST_STAGE, Contact, RefusedCc, SentLetter, Status
 from outreach.sendlog import Journal
 from outreach.transport import Handover, Outcome, is_throttling
 
@@ -110,6 +110,7 @@ class Recorder:
         # what a stop waits for, and what a process that quits at once leaves 'sending'.
         self._awaiting = 0
         self._unsettled: set[Future[None]] = set()
+        self._stage = FIRST_STAGE  # the letter of each thread the batch sends
 
     @property
     def awaiting(self) -> int:
@@ -121,8 +122,12 @@ class Recorder:
         """Count the messages whose answer is awaited or not yet recorded in the send log."""
         return self._awaiting + len(self._unsettled)
 
-    def start(self) -> Journal:
-        """Start the journal's writer thread; nothing else may write to the log until ``close``."""
+    def start(self, *, stage: str = FIRST_STAGE) -> Journal:
+        """Start the journal's writer thread; nothing else may write to the log until ``close``.
+
+        Every claim and settle is of the letter ``stage`` of its contact's thread.
+        """
+        self._stage = stage
         self.journal = Journal(self._log)
         return self.journal
 
@@ -138,6 +143,8 @@ class Recorder:
             draft.contact.id,
             message_id=draft.message_id,
             content_hash=draft.content_hash,
+            stage=self._stage,
+            thread_index=draft.thread_index,
         )
         return self.journal.submit(claim)
 
@@ -168,6 +175,7 @@ class Recorder:
             code=code,
             text=text,
             refused=refused,
+            stage=self._stage,
         )
         if letter is not None:
             settle = functools.partial(_settle_and_keep, self._log, settle, letter)

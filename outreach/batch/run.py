@@ -106,8 +106,8 @@ class Batch:
                 return summary
         self._log.start_run(self._transport.description, live=is_live(self._transport))
         # A resend keeps the Message-ID the recipient may already have seen.
-        message_ids = self._log.message_ids()
-        self._recorder.start()
+        message_ids = self._log.message_ids(stage=plan.stage)
+        self._recorder.start(stage=plan.stage)
         await self._send_all(plan, queue, workers, first, message_ids)
         if plan.left_out[DAILY] and self._options.daily_limit is not None:
             # The run's own sends count now: the rest can go once the oldest are a day old.

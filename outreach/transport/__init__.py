@@ -14,7 +14,13 @@ from outreach.transport.base import (
     is_throttling,
 )
 from outreach.transport.maildir import MaildirTransport
-from outreach.transport.smtp import SmtpSettings, SmtpTransport, parse_smtp_url
+from outreach.transport.smtp import (
+    ServerCertificate,
+    SmtpSettings,
+    SmtpTransport,
+    parse_smtp_url,
+    server_certificate,
+)
 
 __all__ = [
     "SMTPS_PORT",
@@ -25,6 +31,7 @@ __all__ = [
     "LoginTurn",
     "MaildirTransport",
     "Outcome",
+    "ServerCertificate",
     "SmtpSettings",
     "SmtpTransport",
     "Transport",
@@ -32,4 +39,5 @@ __all__ = [
     "is_loopback",
     "is_throttling",
     "parse_smtp_url",
+    "server_certificate",
 ]

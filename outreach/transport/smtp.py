@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import datetime as dt
 import errno
 import socket
 import ssl
@@ -394,3 +395,47 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
         )
         return TransportError(msg)
     return TransportError(f"{url}: cannot connect: {exc}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCertificate:
+    """The certificate an SMTP server showed: when it expires, or why it was not accepted."""
+
+    not_after: dt.datetime | None = None  # aware, UTC; None when not verified
+    error: str | None = None  # not valid for the name, expired, not trusted: why
+    unknown: str | None = None  # the server could not be reached: why
+
+
+async def server_certificate(
+    settings: SmtpSettings, /, *, tls_context: ssl.SSLContext | None = None
+) -> ServerCertificate:
+    """Connect, start TLS (on connect for smtps://, else STARTTLS) and read the certificate.
+
+    The certificate is verified for the server's name against ``tls_context`` (the system's
+    trust store when None). Nothing is logged in to and no mail is sent.
+    """
+    context = tls_context or ssl.create_default_context()
+    client = aiosmtplib.SMTP(
+        hostname=settings.host,
+        port=settings.port,
+        use_tls=settings.implicit_tls,
+        start_tls=not settings.implicit_tls,
+        tls_context=context,
+        timeout=settings.timeout,
+    )
+    try:
+        await client.connect()
+        peer = client.get_transport_info("peercert") or {}
+    except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+        verification = exc if isinstance(exc, ssl.SSLCertVerificationError) else None
+        if verification is None and isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+            verification = exc.__cause__
+        if verification is not None:
+            return ServerCertificate(error=str(verification.verify_message))
+        return ServerCertificate(unknown=str(exc) or type(exc).__name__)
+    finally:
+        client.close()
+    if "notAfter" not in peer:
+        return ServerCertificate(error="the server showed no certificate")
+    seconds = ssl.cert_time_to_seconds(str(peer["notAfter"]))
+    return ServerCertificate(not_after=dt.datetime.fromtimestamp(seconds, tz=dt.UTC))

@@ -1,0 +1,164 @@
+"""Put the DNS checks together for a campaign: what ``check --dns`` shows, and send's rule.
+
+``check_dns`` looks at every recipient domain (Cc included), the sender's domain (From and the
+return path's) and the SMTP server's certificate, and returns one list of findings.
+``undeliverable`` is the part ``send`` runs before a live batch: the domains that certainly
+take no mail, with the contacts that use them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import dns.resolver
+
+from outreach import settings as settings_
+from outreach.contacts import read_contact_list
+from outreach.dns._findings import Finding, Level
+from outreach.dns._lookup import DEFAULT_LIFETIME, make_resolver
+from outreach.dns._recipients import DomainCheck, Mail, check_recipients, domain_of
+from outreach.dns._sender import SenderCheck, check_sender, server_addresses
+from outreach.errors import InputError
+from outreach.model import Campaign, Contact, is_reserved
+from outreach.transport import ServerCertificate, SmtpSettings, parse_smtp_url
+
+CERTIFICATE_DAYS = 14  # fewer days left than this is a warning
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSettings:
+    """Say which DNS to ask: a nameserver (``HOST[:PORT]``), else the system's configuration.
+
+    Domains reserved for tests and documentation (.example, .invalid, .test, .localhost) exist
+    in no public DNS, so they are looked up only in a nameserver the caller names.
+    """
+
+    nameserver: str | None = None
+    lifetime: float = DEFAULT_LIFETIME  # seconds for one lookup, retries included
+
+    def resolver(self) -> dns.resolver.Resolver:
+        """Return a resolver asking this DNS."""
+        return make_resolver(self.nameserver, lifetime=self.lifetime)
+
+    def looks_up(self, domain: str, /) -> bool:
+        """Tell whether ``domain`` is looked up: a reserved one only in a named nameserver."""
+        return self.nameserver is not None or not is_reserved(f"x@{domain}")
+
+
+@dataclass
+class DnsReport:
+    """What the DNS checks found: each recipient domain, the sender's, the server's."""
+
+    domains: list[DomainCheck] = field(default_factory=list)
+    sender: SenderCheck | None = None
+    findings: list[Finding] = field(default_factory=list)  # every line of the table, in order
+    smtp: SmtpSettings | None = None  # the server the campaign sends through, if any
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Return the findings that are errors."""
+        return [f for f in self.findings if f.level is Level.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """Return the findings that are warnings."""
+        return [f for f in self.findings if f.level is Level.WARNING]
+
+
+def _addresses(contacts: Iterable[Contact], dns: DnsSettings, /) -> list[tuple[str, str]]:
+    """Return (contact id, address) for every address looked up, Cc included."""
+    return [
+        (contact.id, address)
+        for contact in contacts
+        for address in contact.recipients
+        if dns.looks_up(domain_of(address))
+    ]
+
+
+def check_domains(
+    contacts: Iterable[Contact], /, *, dns: DnsSettings | None = None
+) -> list[DomainCheck]:
+    """Check each recipient domain of ``contacts`` once (Cc included), in the list's order."""
+    dns = dns or DnsSettings()
+    addresses = _addresses(contacts, dns)
+    if not addresses:
+        return []
+    return check_recipients(dns.resolver(), addresses)
+
+
+def undeliverable(
+    contacts: Iterable[Contact], /, *, dns: DnsSettings | None = None
+) -> list[DomainCheck]:
+    """Return the domains that certainly take no mail, each with the contacts using it.
+
+    "Could not check" (a timeout, a failing server) is never among them.
+    """
+    return [check for check in check_domains(contacts, dns=dns) if check.mail is Mail.NONE]
+
+
+def check_dns(
+    campaign: Campaign,
+    /,
+    *,
+    smtp: str | None = None,
+    provider: str | None = None,
+    dns: DnsSettings | None = None,
+) -> DnsReport:
+    """Check the recipients' domains and the sender's domain; find the SMTP server.
+
+    The server is taken as ``send`` takes it: ``smtp`` (a URL), else the provider's profile
+    (``provider``, else the campaign file's). The contacts with problems are left to
+    ``check``; the others are looked at here. The server's certificate is read by the caller
+    (it connects) and said by ``certificate_finding``.
+    """
+    dns = dns or DnsSettings()
+    resolver = dns.resolver()
+    report = DnsReport()
+    try:
+        contacts = read_contact_list(campaign.contacts).contacts
+    except InputError:  # the list itself is unreadable: 'check' says why
+        contacts = []
+    addresses = _addresses(contacts, dns)
+    report.domains = check_recipients(resolver, addresses) if addresses else []
+    report.findings += [check.finding() for check in report.domains]
+    profile = settings_.sign_in(campaign, provider=provider).profile
+    url = settings_.smtp_url(campaign, smtp=smtp, profile=profile)
+    server = None
+    if url is not None:
+        report.smtp = parse_smtp_url(url)
+        provider_name = profile.name if profile is not None else None
+        server = server_addresses(resolver, report.smtp.host, provider=provider_name)
+    from_domain = domain_of(campaign.sender.address)
+    envelope = campaign.return_path
+    selector = getattr(campaign, "dkim_selector", None)  # campaign.toml's, with DKIM signing
+    report.sender = check_sender(
+        resolver,
+        from_domain=from_domain,
+        envelope_domain=domain_of(envelope) if envelope else None,
+        server=server,
+        selectors=[selector] if selector else (),
+    )
+    report.findings += report.sender.findings
+    return report
+
+
+def certificate_finding(
+    settings: SmtpSettings, found: ServerCertificate, /, *, now: dt.datetime
+) -> Finding:
+    """Say whether the server's certificate is valid for its name, and for how long."""
+    subject = f"certificate of {settings.host}:{settings.port}"
+    if found.unknown is not None:
+        return Finding(Level.WARNING, subject, f"could not check: {found.unknown}")
+    if found.error is not None or found.not_after is None:
+        todo = (
+            "Check the server's name in the SMTP URL; a certificate for another name, expired "
+            "or self-signed is refused by send too."
+        )
+        return Finding(Level.ERROR, subject, f"not valid: {found.error}", todo)
+    days = (found.not_after - now).days
+    said = f"valid for {settings.host} until {found.not_after:%Y-%m-%d} ({days} days left)"
+    if days < CERTIFICATE_DAYS:
+        return Finding(Level.WARNING, subject, said, "Ask the server's administrator to renew it.")
+    return Finding(Level.OK, subject, said)

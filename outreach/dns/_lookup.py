@@ -1,0 +1,119 @@
+"""Ask DNS through one resolver: the system's configuration, or a nameserver the caller names.
+
+Every lookup ends in one of three answers: records, none (the name does not exist, or has no
+records of the type), or "could not check" (a timeout, a server failure), so that the checks
+above never take a failing server for a domain without mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.resolver
+
+from outreach.errors import ConfigError, named
+
+DNS_PORT = 53
+# Seconds a whole lookup may take, retries included; a server that never answers costs this.
+DEFAULT_LIFETIME = 5.0
+
+
+def make_resolver(
+    nameserver: str | None = None, /, *, lifetime: float = DEFAULT_LIFETIME
+) -> dns.resolver.Resolver:
+    """Return a resolver asking ``nameserver`` (``HOST`` or ``HOST:PORT``), else the system's.
+
+    The system's configuration is /etc/resolv.conf on Unix. The resolver keeps a cache of its
+    own, so that a name asked by two checks is asked once.
+    """
+    if nameserver is None:
+        try:
+            resolver = dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration as exc:
+            msg = (
+                "this machine has no DNS resolver configured (/etc/resolv.conf names no "
+                f"nameserver): name one with {named('dns_server')} HOST[:PORT]"
+            )
+            raise ConfigError(msg) from exc
+    else:
+        host, port = parse_nameserver(nameserver)
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [host]
+        resolver.port = port
+    resolver.lifetime = lifetime
+    resolver.timeout = min(resolver.timeout, lifetime)
+    resolver.cache = dns.resolver.Cache()
+    return resolver
+
+
+def parse_nameserver(text: str, /) -> tuple[str, int]:
+    """Split ``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT`` into an address and a port."""
+    import ipaddress  # noqa: PLC0415 - used here only
+
+    host, port = text, str(DNS_PORT)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = 0
+    if not 0 < number < 65536:  # noqa: PLR2004 - the port range
+        msg = (
+            f"{named('dns_server')} {text!r} is not a nameserver's address: give an IP address, "
+            "with a port if not 53 (127.0.0.1:5353, [::1]:5353)"
+        )
+        raise ConfigError(msg)
+    return host, number
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one lookup found: its records, or that the name does not exist, or why not known."""
+
+    name: str
+    rdtype: str
+    records: list[dns.rdata.Rdata] = field(default_factory=list)
+    nxdomain: bool = False  # the name does not exist at all
+    unknown: str | None = None  # could not check: why (a timeout, a failing server)
+
+
+def lookup(resolver: dns.resolver.Resolver, name: str, rdtype: str, /) -> Lookup:
+    """Look ``name`` up for ``rdtype``; never raise for what DNS answers or fails to."""
+    try:
+        answer = resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN:
+        return Lookup(name, rdtype, nxdomain=True)
+    except dns.exception.Timeout:
+        return Lookup(name, rdtype, unknown=f"no answer in {resolver.lifetime:g} s")
+    except dns.resolver.NoNameservers as exc:
+        return Lookup(name, rdtype, unknown=_failure(exc))
+    except (dns.name.NameTooLong, dns.name.LabelTooLong, dns.name.EmptyLabel):
+        return Lookup(name, rdtype, nxdomain=True)  # no such name can exist
+    except dns.exception.DNSException as exc:
+        return Lookup(name, rdtype, unknown=str(exc) or type(exc).__name__)
+    return Lookup(name, rdtype, records=list(answer.rrset or []))
+
+
+def _failure(exc: dns.resolver.NoNameservers) -> str:
+    """Say how the servers failed: the first one's answer (SERVFAIL, REFUSED) or error."""
+    errors = exc.kwargs.get("errors") or []
+    for error in errors:
+        # (server, over TCP, port, its error or the answer's rcode as text, the answer)
+        return f"the DNS server failed: {error[3]}"
+    return "every DNS server failed to answer"
+
+
+def txt_strings(lookup_: Lookup, /) -> list[str]:
+    """Return each TXT record as one string, its parts joined as RFC 7208 3.3 says."""
+    texts = []
+    for record in lookup_.records:
+        parts = getattr(record, "strings", ())
+        texts.append(b"".join(parts).decode("utf-8", "replace"))
+    return texts

@@ -1,0 +1,116 @@
+"""Will a recipient's domain take mail? Its MX, else its addresses (RFC 5321 5.1).
+
+A domain takes no mail when it does not exist, when its only MX is the null MX of RFC 7505
+(``MX 0 .``), or when it has neither MX nor an address. A timeout or a failing server says
+nothing about the domain: "could not check".
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import dns.resolver
+from dns.rdtypes.ANY.MX import MX
+
+from outreach.dns._findings import Finding, Level
+from outreach.dns._lookup import Lookup, lookup
+
+SHOWN_CONTACTS = 5  # a finding names this many contacts, then says how many more
+
+
+class Mail(enum.StrEnum):
+    """What a domain says of mail sent to it."""
+
+    ACCEPTS = "accepts"  # an MX, or an address to fall back to
+    NONE = "none"  # certainly takes no mail: no such domain, a null MX, nothing to deliver to
+    UNKNOWN = "unknown"  # could not check
+
+
+@dataclass(frozen=True, slots=True)
+class DomainCheck:
+    """What DNS says of one recipient domain, and the contacts whose addresses use it."""
+
+    domain: str
+    mail: Mail
+    detail: str  # the servers found, or why none can take mail, or why not known
+    contacts: tuple[str, ...]  # contact ids, in the list's order
+
+    def finding(self) -> Finding:
+        """Say this check as a line of the table."""
+        who = contacts_named(self.contacts)
+        if self.mail is Mail.NONE:
+            todo = f"Correct or remove the address of {who}."
+            return Finding(Level.ERROR, self.domain, f"{self.detail}; used by {who}", todo)
+        if self.mail is Mail.UNKNOWN:
+            todo = "Check again later; this does not stop a send."
+            return Finding(Level.WARNING, self.domain, f"could not check: {self.detail}", todo)
+        return Finding(Level.OK, self.domain, self.detail)
+
+
+def contacts_named(ids: tuple[str, ...], /) -> str:
+    """Name the first contacts, and say how many more there are."""
+    shown = ", ".join(ids[:SHOWN_CONTACTS])
+    more = len(ids) - SHOWN_CONTACTS
+    word = "contact" if len(ids) == 1 else "contacts"
+    return f"{word} {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def domain_of(address: str, /) -> str:
+    """Return an address's domain, lower case, without a final dot."""
+    return address.rpartition("@")[2].rstrip(".").lower()
+
+
+def check_domain(resolver: dns.resolver.Resolver, domain: str, /) -> tuple[Mail, str]:
+    """Say whether ``domain`` takes mail, and in a few words why."""
+    mx = lookup(resolver, domain, "MX")
+    if mx.unknown:
+        return Mail.UNKNOWN, mx.unknown
+    if mx.nxdomain:
+        return Mail.NONE, "no such domain (NXDOMAIN)"
+    exchanges = sorted(
+        (record.preference, str(record.exchange).rstrip("."))
+        for record in mx.records
+        if isinstance(record, MX)
+    )
+    real = [host for _, host in exchanges if host]
+    if real:
+        return Mail.ACCEPTS, f"mail servers {', '.join(real)}"
+    if exchanges:  # only the null MX
+        return Mail.NONE, "says it accepts no mail (null MX, RFC 7505)"
+    return _addresses(resolver, domain)
+
+
+def _addresses(resolver: dns.resolver.Resolver, domain: str, /) -> tuple[Mail, str]:
+    """Fall back to the domain's own addresses, as RFC 5321 5.1 says with no MX."""
+    found: list[Lookup] = [lookup(resolver, domain, rdtype) for rdtype in ("A", "AAAA")]
+    addresses = [str(record) for answer in found for record in answer.records]
+    if addresses:
+        return Mail.ACCEPTS, f"no MX; mail goes to its address {addresses[0]} (RFC 5321 5.1)"
+    unknown = [answer.unknown for answer in found if answer.unknown]
+    if unknown:
+        return Mail.UNKNOWN, f"no MX, and its address: {unknown[0]}"
+    return Mail.NONE, "has no mail server (no MX) and no address to fall back to"
+
+
+def check_recipients(
+    resolver: dns.resolver.Resolver, addresses: Iterable[tuple[str, str]], /
+) -> list[DomainCheck]:
+    """Check each domain of the (contact id, address) pairs once, in the order first met."""
+    users: dict[str, list[str]] = {}
+    for contact_id, address in addresses:
+        ids = users.setdefault(domain_of(address), [])
+        if contact_id not in ids:
+            ids.append(contact_id)
+    return _checked(resolver, users)
+
+
+def _checked(
+    resolver: dns.resolver.Resolver, users: Mapping[str, list[str]], /
+) -> list[DomainCheck]:
+    checks = []
+    for domain, ids in users.items():
+        mail, detail = check_domain(resolver, domain)
+        checks.append(DomainCheck(domain, mail, detail, tuple(ids)))
+    return checks
