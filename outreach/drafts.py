@@ -220,7 +220,12 @@ class Drafter:
             pdf_name = pdf_filename(self.campaign.letterhead, contact)
             parts.insert(0, mime_part(pdf, filename=pdf_name, content_type="application/pdf"))
         message_id = message_id or new_message_id(self.campaign.sender)
-        data = builder.build(to, rendered, message_id=message_id, date=date, attachments=parts)
+        # Thread-Index and Thread-Topic, so that Outlook threads the follow-ups under it; the
+        # index comes from the Message-ID alone, the same on every render of the letter.
+        thread = ThreadHeaders.first_letter(message_id, subject=self.campaign.subject)
+        data = builder.build(
+            to, rendered, message_id=message_id, date=date, attachments=parts, thread=thread
+        )
         digest = hashlib.sha256(data).hexdigest()
         return Draft(
             contact=to,
@@ -229,6 +234,7 @@ class Drafter:
             content_hash=digest,
             pdf=pdf,
             pdf_name=pdf_name,
+            thread_index=thread.thread_index,
         )
 
     def stage_letter(self, name: str, /) -> tuple[Letter, MessageBuilder]:
@@ -448,7 +454,14 @@ class DraftPool:
                 result.set_exception(error)
                 return
             drafts = [
-                Draft(contact=contact, message_id=mid, data=data, content_hash=digest)
+                # The pool renders first letters only: their index is their Message-ID's.
+                Draft(
+                    contact=contact,
+                    message_id=mid,
+                    data=data,
+                    content_hash=digest,
+                    thread_index=first_index(mid),
+                )
                 for contact, (mid, data, digest) in zip(chunk, rendered.result(), strict=True)
             ]
             result.set_result(drafts)

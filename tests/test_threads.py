@@ -6,9 +6,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 from hypothesis import given
 from hypothesis import strategies as st
 
+from outreach.campaign import load_campaign
+from outreach.contacts import load_contacts
+from outreach.drafts import Drafter
 from outreach.message import MessageBuilder, new_message_id
 from outreach.model import Contact, Rendered, Sender
 from outreach.render import Letter
@@ -301,3 +305,22 @@ def test_a_quoted_letter_is_built_with_the_quote_in_both_parts(tmp_path: Path) -
     page = quoted.html
     assert page.index("We write again.") < page.index("<blockquote") < page.index("</div>\n</body>")
     assert "We wrote on 24 June." in quoted.body
+
+
+def test_the_first_letter_is_the_same_bytes_on_every_render() -> None:
+    """A resumed letter, rendered again with its Message-ID, carries the same Thread-Index."""
+    campaign = load_campaign(REPO / "campaign.toml")
+    contact = load_contacts(campaign.contacts)[0]
+    drafter = Drafter(campaign)
+    once = drafter.draft(contact, date="Thu, 24 Jun 2010 09:00:00 -0400")
+    again = Drafter(campaign).draft(
+        contact, message_id=once.message_id, date="Thu, 24 Jun 2010 09:00:00 -0400"
+    )
+    assert again.data == once.data
+    assert again.content_hash == once.content_hash
+    message = once.message
+    assert message["Thread-Index"] == first_index(once.message_id) == once.thread_index
+    assert message["Thread-Topic"] == thread_topic(campaign.subject)
+    made = message_id_time(once.message_id)
+    assert made is not None
+    assert abs(parse_thread_index(message["Thread-Index"]).at - made) < dt.timedelta(seconds=2)
