@@ -109,7 +109,8 @@ def test_corrupt_log_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "send.sqlite3"
     path.write_bytes(b"this is not a database" * 100)
     before = path.read_bytes()
-    with pytest.raises(SendLogError, match="cannot be used as a send log"):
+    unusable = "cannot be used as a send log .* move it aside or give log=PATH with another file"
+    with pytest.raises(SendLogError, match=unusable):
         SendLog(path, campaign="c", write=True)
     assert path.read_bytes() == before
     wal = path.with_name(path.name + "-wal")
@@ -264,3 +265,50 @@ def test_a_run_of_an_earlier_release_is_told_apart_by_its_transport(tmp_path: Pa
     with SendLog(path, campaign="spring", write=False) as log:
         assert log.has_runs(into_maildir=True)
         assert log.has_runs(into_maildir=False)
+
+
+def test_recipients_of_one_status_are_read_in_list_order(tmp_path: Path) -> None:
+    """Asked for one status, the log gives only the recipients that stand so, in list order."""
+    with SendLog(tmp_path / "send.sqlite3", campaign="c", write=True) as log:
+        log.register(CONTACTS)
+        log.start_run("test")
+        for contact_id in ("c2", "c0"):
+            log.claim(contact_id, message_id=f"<{contact_id}@x.example>", content_hash="ab")
+            log.settle(contact_id, status=Status.SENT, outcome="sent", code=250, text="OK")
+        sent = [r.id for r in log.recipients(status=Status.SENT)]
+        pending = [r.id for r in log.recipients(status=Status.PENDING)]
+        everyone = [r.id for r in log.recipients()]
+    assert (sent, pending, everyone) == (["c0", "c2"], ["c1"], ["c0", "c1", "c2"])
+
+
+def test_recovery_says_in_the_log_what_the_dead_run_left_unknown(tmp_path: Path) -> None:
+    """Recovery closes the dead run's open attempt as uncertain, says why, and marks the run died."""
+    path = tmp_path / "send.sqlite3"
+    moment = dt.datetime(2026, 3, 1, 9, 30, 0, 123000, tzinfo=dt.UTC)
+    at = "2026-03-01T09:30:00.123+00:00"
+    why = "the run ended while this message was in flight; it may have been delivered"
+    log = SendLog(path, campaign="c", write=True)
+    log.register(CONTACTS)
+    log.start_run("first")
+    log.claim("c1", message_id="<1@x.example>", content_hash="ab")
+    log.settle("c1", status=Status.PENDING, outcome="transient", code=451, text="try later")
+    log.end_run("complete")
+    log.start_run("dies")
+    log.claim("c1", message_id="<1@x.example>", content_hash="ab")
+    log.close()  # as if the process had died here: no settle, no end of run
+    with SendLog(path, campaign="c", write=True, clock=lambda: moment) as again:
+        assert again.recover() == ["c1"]
+        assert again.recover() == []
+        recipient = again.recipient("c1")
+        first, second = again.history("c1")
+    assert recipient is not None
+    left = (recipient.status, recipient.reply_code, recipient.reply_text)
+    assert left == ("uncertain", None, why)
+    assert (first.outcome, first.reply_code, first.reply_text) == ("transient", 451, "try later")
+    assert (second.outcome, second.reply_code, second.reply_text) == ("uncertain", None, why)
+    assert second.finished_at == recipient.updated_at == at
+    with sqlite3.connect(path) as db:
+        runs = db.execute("SELECT transport, outcome, finished_at FROM runs ORDER BY id").fetchall()
+    assert runs[0][:2] == ("first", "complete")
+    assert runs[0][2] != at
+    assert runs[1] == ("dies", "died", at)
