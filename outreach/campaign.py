@@ -60,6 +60,8 @@ KNOWN_FIELDS = {
     "return_path",
     "sent_folder",
     *SCHEDULE_FIELDS,
+    "dkim_key",
+    "dkim_selector",
 }
 STAGE_FIELDS = ("name", "template", "after", "subject", "quote")
 # A stage's name: letters, digits, '-' and '_'.
@@ -74,6 +76,9 @@ _STAGE_EXAMPLES = {
 }
 # In return_path, the contact's id: one envelope sender per recipient (VERP).
 RETURN_PATH_ID = "{id}"
+# A DKIM selector: DNS labels of letters, digits and dashes, joined by dots (RFC 6376 3.1).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+SELECTOR_PATTERN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 DEFAULT_LETTERHEAD = "templates/letterhead.html.j2"
 _EXAMPLES = {
     "name": 'name = "spring-appeal"',
@@ -180,6 +185,7 @@ def load_campaign(
     )  # where 'send --save-sent' files copies
     return_path = _return_path(fields)
     schedule = _schedule(fields, folder=folder)
+    dkim_key, dkim_selector = _dkim(fields, folder)
     if fields.problems or parsed_sender is None:
         raise _problems_error(path, fields.problems)
     return Campaign(
@@ -198,6 +204,8 @@ def load_campaign(
         sent_folder=sent_folder,
         return_path=return_path,
         **schedule,
+        dkim_key=dkim_key,
+        dkim_selector=dkim_selector,
     )
 
 
@@ -450,6 +458,27 @@ def _stage_name(
         return None
     seen[value.lower()] = number
     return value
+
+
+def _dkim(fields: _Fields, folder: Path) -> tuple[Path | None, str | None]:
+    """Return the DKIM key's path (relative to the campaign file) and selector, if given.
+
+    The key file itself is read and checked where letters are signed (outreach.signing).
+    """
+    key = fields.text("dkim_key", required=False)
+    selector = fields.text("dkim_selector", required=False)
+    if selector is not None and not SELECTOR_PATTERN.fullmatch(selector):
+        fields.problems.append(
+            f"field 'dkim_selector': {selector!r} is not a DNS label; use letters, digits and "
+            "'-', labels joined by '.', e.g. dkim_selector = \"outreach\""
+        )
+        selector = None
+    if key is not None and selector is None and "dkim_selector" not in fields.data:
+        fields.problems.append(
+            "field 'dkim_key' needs a selector, the name its public key is published under: "
+            'add dkim_selector = "outreach" (see docs/dkim.md)'
+        )
+    return (folder / key if key is not None else None), selector
 
 
 def _problems_error(path: Path, problems: list[str]) -> ConfigError:

@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Self
 
 from outreach.attachments import ADVISED_MESSAGE_SIZE, Attachment, Attachments, mime_part
 from outreach.contacts import ContactList, load_contacts, read_contact_list
-from outreach.errors import InputError, OutreachError, Problem, named
+from outreach.errors import ConfigError, InputError, OutreachError, Problem, named
 from outreach.message import MessageBuilder, new_message_id
-from outreach.model import FIRST_STAGE, PLACEHOLDER_ADDRESS, Campaign, Contact, is_reserved
+from outreach.model import (
+    CAMPAIGN_FILE,
+    FIRST_STAGE,
+    PLACEHOLDER_ADDRESS,
+    Campaign,
+    Contact,
+    is_reserved,
+)
 from outreach.render import Letter, SentDate
 from outreach.schedule import load_zone
 from outreach.threads import ThreadHeaders, first_index, message_id_time, reply_subject, with_quote
@@ -30,6 +37,7 @@ from outreach.threads import ThreadHeaders, first_index, message_id_time, reply_
 if TYPE_CHECKING:
     from outreach.pdf import LetterPdf
     from outreach.sendlog import Letter as LoggedLetter
+    from outreach.signing import Signer
 
 TEST_PREFIX = "[TEST]"  # before the subject of a test send
 
@@ -89,6 +97,7 @@ class Drafter:
             from outreach.pdf import LetterPdf  # noqa: PLC0415 - WeasyPrint is optional
 
             self._pdf = LetterPdf(campaign.letterhead, subject=campaign.subject)
+        self._signer = _signer(campaign)
 
     @property
     def attaches(self) -> bool:
@@ -226,6 +235,8 @@ class Drafter:
         data = builder.build(
             to, rendered, message_id=message_id, date=date, attachments=parts, thread=thread
         )
+        if self._signer is not None:
+            data = self._signer.sign(data)  # the final bytes: what is hashed, logged and sent
         digest = hashlib.sha256(data).hexdigest()
         return Draft(
             contact=to,
@@ -277,6 +288,8 @@ class Drafter:
             )
         message_id = message_id or new_message_id(self.campaign.sender)
         data = builder.build(contact, rendered, message_id=message_id, date=date, thread=thread)
+        if self._signer is not None:
+            data = self._signer.sign(data)
         digest = hashlib.sha256(data).hexdigest()
         return Draft(contact=contact, message_id=message_id, data=data, content_hash=digest)
 
@@ -305,6 +318,23 @@ class Drafter:
         """Yield one draft per contact, rendered one at a time."""
         for contact in contacts:
             yield self.draft(contact)
+
+
+def _signer(campaign: Campaign, /) -> Signer | None:
+    """Return the signer of the campaign's letters, or None when it names no DKIM key.
+
+    A key that cannot be used is an ``InputError`` naming the campaign file and the field.
+    """
+    if campaign.dkim_key is None or campaign.dkim_selector is None:
+        return None
+    # dkimpy and the libraries it needs are imported only by a campaign that signs.
+    from outreach.signing import Signer, load_key  # noqa: PLC0415
+
+    try:
+        key = load_key(campaign.dkim_key, where="field 'dkim_key'")
+    except ConfigError as exc:
+        raise InputError([Problem(str(campaign.folder / CAMPAIGN_FILE), exc.marked())]) from None
+    return Signer(key, domain=campaign.sender.domain, selector=campaign.dkim_selector)
 
 
 _worker_drafter: Drafter | None = None

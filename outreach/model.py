@@ -65,6 +65,8 @@ class Campaign:
     send_window: str | None = None  # as written; parsed by outreach.schedule.SendWindow
     not_before: dt.datetime | None = None  # aware: nothing goes before (an embargo)
     follow_ups: tuple[Stage, ...] = ()  # in the order they go
+    dkim_key: Path | None = None  # a PEM private key: letters are signed with it (signing.py)
+    dkim_selector: str | None = None  # its record is at SELECTOR._domainkey.<From's domain>
 
     def stage(self, name: str, /) -> Stage:
         """Return the follow-up stage called ``name``; raise ``KeyError`` if there is none."""

@@ -47,8 +47,8 @@ def test_unknown_fields_are_named_in_words(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr == (
         "error: campaign.toml: unknown fields 'daly_limit', 'reply_too'; known: "
-        "attachment_folders, attachments, auth, contacts, daily_limit, follow_up, from, imap, "
-        "letterhead, name, not_before, organization, organization_address, pdf, pdf_name, "
+        "attachment_folders, attachments, auth, contacts, daily_limit, dkim_key, dkim_selector, "
+        "follow_up, from, imap, letterhead, name, not_before, organization, organization_address, pdf, pdf_name, "
         "provider, reply_to, return_path, send_window, sent_folder, subject, template, "
         "timezone\n"
     )

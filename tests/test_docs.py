@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import REPO, Sink, dsn, need_module, reply, run_cli
+from helpers import REPO, Sink, dsn, need_module, need_program, reply, run_cli
 from imapserver import PASSWORD, Dovecot
 
 import outreach
+from outreach.signing import load_key
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHIPPED = ("campaign.toml", "templates", "contacts", "seeds")
@@ -315,6 +316,26 @@ def test_the_campaign_file_example_checks_with_the_shipped_files(tmp_path: Path)
     (tmp_path / "campaign.toml").write_text(block("campaign-toml"), encoding="utf-8")
     report = outreach.check(outreach.load_campaign(tmp_path / "campaign.toml"))
     assert (report.contacts, report.problems) == (15, [])
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_the_dkim_key_commands_make_a_key_outreach_signs_with_and_its_record(
+    tmp_path: Path, kind: str
+) -> None:
+    """The DKIM page's openssl commands make a key check accepts, and print that key's record."""
+    script = block("dkim-rsa-key") if kind == "rsa" else block("dkim-ed25519-key")
+    need_program("openssl", package="openssl")
+    done = subprocess.run(
+        [need_program("bash", package="bash"), "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    key = load_key(tmp_path / "keys" / "outreach.private", where="docs")
+    assert done.stdout == key.record() + "\n"
+    assert (tmp_path / "keys" / "outreach.private").stat().st_mode & 0o777 == 0o600
 
 
 def test_the_pdf_example_attaches_the_letter_as_a_pdf(tmp_path: Path) -> None:

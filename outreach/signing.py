@@ -1,0 +1,249 @@
+"""Sign each letter with DKIM (RFC 6376, Ed25519 by RFC 8463) where it is rendered.
+
+For servers that do not sign: the campaign names a private key (``dkim_key``) and a selector
+(``dkim_selector``); the signing domain is the From address's, so that the signature aligns
+with it for DMARC. The key is read once, checked (owner-only, RSA of 2048 bits or more, or
+Ed25519), and never said anywhere: errors name its file, never its contents.
+
+dkimpy canonicalizes, hashes, folds and signs. Its ``sign`` stamps ``t=`` with the clock, so
+the same letter rendered twice would differ; here the fields are given to its ``gen_header``
+with ``t=`` taken from the letter's own Date, and signing is a function of the bytes alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import os
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dkim
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from dkim.util import parse_tag_value
+
+from outreach.errors import ConfigError
+
+RSA_MIN_BITS = 2048
+RSA = b"rsa-sha256"
+ED25519 = b"ed25519-sha256"
+_RELAXED = dkim.CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+# The headers a verifier expects signed, in this order, each as often as the letter has it.
+SIGNED = (
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+)
+# Singletons (RFC 5322 3.6) signed once more than present: a copy added on the way (a second
+# From, Subject or To) then breaks the signature instead of showing the reader other words.
+OVERSIGNED = frozenset(
+    {"from", "to", "cc", "subject", "date", "message-id", "reply-to", "in-reply-to", "references"}
+)
+_PRIVATE_MODES = stat.S_IRWXG | stat.S_IRWXO
+
+
+@dataclass(frozen=True, slots=True)
+class DkimKey:
+    """Hold a checked private key: its algorithm, its public half, and the key, never shown."""
+
+    algorithm: bytes  # RSA or ED25519, as the a= tag says it
+    public: str  # the p= value to publish: base64, no line breaks
+    bits: int
+    signing: object = field(repr=False, compare=False)  # what dkimpy's gen_header signs with
+
+    @property
+    def kind(self) -> str:
+        """Return the k= tag's value: ``rsa`` or ``ed25519``."""
+        return "rsa" if self.algorithm == RSA else "ed25519"
+
+    def record(self) -> str:
+        """Return the TXT record to publish at ``SELECTOR._domainkey.DOMAIN``."""
+        return f"v=DKIM1; k={self.kind}; p={self.public}"
+
+
+def load_key(path: Path, /, *, where: str) -> DkimKey:
+    """Read and check the private key at ``path``; ``where`` names the field in errors.
+
+    Refused: a file others may read or write, one that cannot be read, one that holds no PEM
+    private key, an RSA key under 2048 bits, any other kind of key.
+    """
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as exc:
+        msg = (
+            f"{where}: the key file {path} cannot be read ({exc.strerror}); make a key as "
+            "docs/dkim.md says, or correct the path"
+        )
+        raise ConfigError(msg) from None
+    if os.name == "posix" and mode & _PRIVATE_MODES:
+        msg = (
+            f"{where}: the key file {path} may be read by others (mode {stat.S_IMODE(mode):04o}); "
+            f"a private key must be its owner's alone: run chmod 600 {path}"
+        )
+        raise ConfigError(msg)
+    try:
+        private = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # The library's message is not repeated: the key's own bytes have no place in an error.
+        msg = (
+            f"{where}: the key file {path} holds no unencrypted PEM private key; make one as "
+            "docs/dkim.md says (openssl genpkey)"
+        )
+        raise ConfigError(msg) from None
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        import nacl.signing  # noqa: PLC0415 - only Ed25519 keys need it
+
+        raw = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        seed = private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return DkimKey(ED25519, base64.b64encode(raw).decode(), 256, nacl.signing.SigningKey(seed))
+    if not isinstance(private, rsa.RSAPrivateKey):
+        msg = (
+            f"{where}: the key file {path} holds a key DKIM does not sign with; use RSA "
+            f"({RSA_MIN_BITS} bits or more) or Ed25519, made as docs/dkim.md says"
+        )
+        raise ConfigError(msg)
+    if private.key_size < RSA_MIN_BITS:
+        msg = (
+            f"{where}: the key in {path} is RSA of {private.key_size} bits; receivers distrust "
+            f"keys under {RSA_MIN_BITS}: make a new one (openssl genpkey -algorithm RSA "
+            f"-pkeyopt rsa_keygen_bits:{RSA_MIN_BITS}) and publish its record"
+        )
+        raise ConfigError(msg)
+    spki = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pkcs1 = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    signing = dkim.parse_pem_private_key(pkcs1)
+    return DkimKey(RSA, base64.b64encode(spki).decode(), private.key_size, signing)
+
+
+class Signer:
+    """Sign letters from one domain with one key and selector."""
+
+    def __init__(self, key: DkimKey, /, *, domain: str, selector: str) -> None:
+        """Sign as ``d=domain``, ``s=selector``, with ``key``."""
+        self.key = key
+        self._domain = domain.encode("idna")  # d= in A-labels: a domain in Unicode too
+        self._selector = selector.encode("ascii")
+
+    def sign(self, data: bytes, /) -> bytes:
+        """Return ``data`` with a DKIM-Signature header before its first line.
+
+        Relaxed/relaxed, over the headers of ``SIGNED`` the letter has; ``t=`` is the Date's
+        time, so the same bytes always give the same signature.
+        """
+        message = dkim.DKIM(data, signature_algorithm=self.key.algorithm, linesep=b"\r\n")
+        message.hasher = dkim.HASH_ALGORITHMS[self.key.algorithm]  # gen_header reads it
+        headers = _headers_to_sign(message.headers)
+        body = _RELAXED.canonicalize_body(message.body)
+        tags: list[tuple[bytes, bytes]] = [
+            (b"v", b"1"),
+            (b"a", self.key.algorithm),
+            (b"c", b"relaxed/relaxed"),
+            (b"d", self._domain),
+            (b"s", self._selector),
+        ]
+        if (signed_at := _date_of(message.headers)) is not None:
+            tags.append((b"t", str(signed_at).encode("ascii")))
+        tags += [
+            (b"h", b" : ".join(headers)),  # spaces, where the fold may break it
+            (b"bh", base64.b64encode(message.hasher(body).digest())),
+            (b"b", b"0" * 60),  # replaced by the signature; its length makes b= fold apart
+        ]
+        header = message.gen_header(tags, headers, _RELAXED, b"DKIM-Signature", self.key.signing)
+        return b"DKIM-Signature: " + bytes(header) + data
+
+
+def _headers_to_sign(present: list[tuple[bytes, bytes]]) -> tuple[bytes, ...]:
+    """Name each header of ``SIGNED`` as often as present, the singletons once more."""
+    counts = Counter(name.decode("ascii", "replace").lower() for name, _ in present)
+    names: list[bytes] = []
+    for header in SIGNED:
+        lower = header.lower()
+        count = counts[lower]
+        if count and lower in OVERSIGNED:
+            count += 1
+        names += [lower.encode("ascii")] * count
+    return tuple(names)
+
+
+def _date_of(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """Return the letter's Date as seconds since the epoch, or None without a readable one."""
+    for name, value in headers:
+        if name.lower() == b"date":
+            try:
+                return int(email.utils.parsedate_to_datetime(value.decode("ascii")).timestamp())
+            except (ValueError, TypeError, UnicodeDecodeError):
+                return None
+    return None
+
+
+def compare_published(record: str, key: DkimKey, /) -> str | None:
+    """Say how the published TXT ``record`` differs from ``key``'s public half; None if it matches.
+
+    A record with an empty ``p=`` is a revoked key (RFC 6376 3.6.1).
+    """
+    try:
+        tags = parse_tag_value(record.encode("ascii"))
+    except (dkim.InvalidTagValueList, UnicodeEncodeError):
+        tags = {}
+    if b"p" not in tags or tags.get(b"v", b"DKIM1") != b"DKIM1":
+        return f"the record is not a DKIM key record; publish: {key.record()}"
+    published_kind = tags.get(b"k", b"rsa").decode("ascii", "replace")
+    public = b"".join(tags.get(b"p", b"").split())
+    if not public:
+        return f"the record revokes its key (p= is empty); publish: {key.record()}"
+    if published_kind != key.kind:
+        return (
+            f"the record is for a {published_kind} key, the campaign's is {key.kind}; "
+            f"publish: {key.record()}"
+        )
+    try:
+        published = base64.b64decode(public, validate=True)
+    except ValueError:
+        return f"the record's p= is not base64; publish: {key.record()}"
+    if key.kind == "rsa":
+        # Some publish the bare RSAPublicKey (PKCS#1) rather than SubjectPublicKeyInfo; compare
+        # the numbers either way.
+        try:
+            loaded = serialization.load_der_public_key(published)
+        except (ValueError, UnsupportedAlgorithm):
+            loaded = None
+        mine = serialization.load_der_public_key(base64.b64decode(key.public))
+        same = (
+            isinstance(loaded, rsa.RSAPublicKey)
+            and isinstance(mine, rsa.RSAPublicKey)
+            and loaded.public_numbers() == mine.public_numbers()
+        )
+    else:
+        same = published == base64.b64decode(key.public)
+    if same:
+        return None
+    return (
+        "the published key is not the campaign's: receivers will find every signature "
+        f"broken; publish: {key.record()}"
+    )
