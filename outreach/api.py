@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from outreach import drafts, htmlreport, oauth
+from outreach import drafts, followups, htmlreport, oauth
 from outreach import settings as settings_
 from outreach.attachments import Attachment
 from outreach.batch import (
@@ -56,6 +57,7 @@ from outreach.batch import (
 from outreach.campaign import load_campaign as _load_campaign
 from outreach.drafts import CheckReport, Draft
 from outreach.errors import API_NAMES, ConfigError, named, say
+from outreach.followups import ContactPlan
 from outreach.mailbox import Auth, Credentials, ImapSettings, parse_imap_url
 from outreach.model import (
     CAMPAIGN_FILE,
@@ -113,6 +115,7 @@ __all__ = [
     "Campaign",
     "CheckReport",
     "Contact",
+    "ContactPlan",
     "Copies",
     "Correction",
     "Credentials",
@@ -160,6 +163,7 @@ __all__ = [
     "note_attachments",
     "open_log",
     "parse_rate",
+    "plan",
     "prepare_send",
     "preview",
     "report",
@@ -236,6 +240,23 @@ class Preview:
     def attachments(self) -> list[Attachment]:
         """Return the files attached to the drafts rendered so far, each once."""
         return self._drafter.attachments.loaded()
+
+
+def plan(
+    campaign: Campaign,
+    /,
+    *,
+    log: Path | None = None,
+    now: dt.datetime | None = None,
+    trial: bool = False,
+) -> list[ContactPlan]:
+    """Return, per contact, the letters sent and the next one with when it is due, or why none.
+
+    The log read is ``log``, else the one 'outreach log' shows (the trial runs' with
+    ``trial``); ``now`` (aware) is the moment the plan is for, the system clock's when None.
+    """
+    path = log if log is not None else log_to_read(campaign, trial=trial).path
+    return followups.plan(campaign, log=path, now=now)
 
 
 def note_attachments(

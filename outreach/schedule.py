@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from outreach.errors import InputError, Problem
 from outreach.model import FIRST_STAGE
 
 if TYPE_CHECKING:
@@ -239,8 +240,8 @@ class Next:
     reason: str | None = None
 
 
-class ZoneError(ValueError):
-    """A contact's ``timezone`` names no zone."""
+class ZoneError(InputError):
+    """A contact's ``timezone`` names no zone ('check' reports it before any send)."""
 
 
 class Schedule:
@@ -265,8 +266,9 @@ class Schedule:
             try:
                 zone = self._zones[name] = load_zone(name)
             except ValueError as exc:
-                msg = f"contact {contact.id!r}, field 'timezone': {exc}"
-                raise ZoneError(msg) from None
+                where = f"{self.campaign.contacts}:{contact.line}: contact {contact.id!r}"
+                problem = Problem(where, f"field 'timezone': {exc}, e.g. timezone: Europe/Paris")
+                raise ZoneError([problem]) from None
         return zone
 
     def open_at(self, earliest: dt.datetime, zone: dt.tzinfo, now: dt.datetime) -> dt.datetime:

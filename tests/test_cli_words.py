@@ -8,7 +8,9 @@ from helpers import contacts_yaml, run_cli, write_campaign
 
 from outreach.cli.say import about
 
-COMMANDS = ["init", "check", "preview", "send", "log", "track", "report", "login", "logout", "sink"]
+COMMANDS = [
+    "init", "check", "preview", "send", "log", "plan", "track", "report", "login", "logout", "sink",
+]  # fmt: skip
 
 
 def test_outreach_alone_shows_the_help(tmp_path: Path) -> None:
@@ -41,6 +43,7 @@ def test_help_lists_the_commands_in_the_order_of_the_work_each_said_whole(
         "  preview  Show each draft as it would be sent.\n"
         "  send     Send each contact its letter, once.\n"
         "  log      Show what happened to each recipient.\n"
+        "  plan     Show each contact's next letter.\n"
         "  track    Note bounces and replies in the log.\n"
         "  report   Write an HTML report of the campaign.\n"
         "  login    Sign in with OAuth2, once.\n"

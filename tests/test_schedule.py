@@ -390,7 +390,7 @@ def test_due_keeps_only_the_letters_due_by_now() -> None:
 
 def test_a_contact_zone_that_names_none_is_refused_naming_the_contact() -> None:
     """A timezone field check would report stops the schedule, naming contact and field."""
-    with pytest.raises(ZoneError, match="contact 'kg', field 'timezone': 'Mars/Base'"):
+    with pytest.raises(ZoneError, match="contact 'kg': field 'timezone': 'Mars/Base'"):
         one(campaign(), [], utc(2010, 7, 9), who=contact(zone="Mars/Base"))
 
 

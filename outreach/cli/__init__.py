@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from outreach.cli import campaign, log, report, send, signin, sink, track
+from outreach.cli import campaign, log, plan, report, send, signin, sink, track
 from outreach.cli.options import Sections, name_values
 
 __all__ = ["app", "main"]
@@ -31,6 +31,7 @@ app.command("check")(campaign.check)
 app.command("preview")(campaign.preview)
 app.command("send", cls=Sections)(send.send)
 app.command("log")(log.show)
+app.command("plan")(plan.plan)
 app.command("track")(track.track)
 app.command("report")(report.report)
 app.command("login")(signin.login)

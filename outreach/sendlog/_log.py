@@ -289,3 +289,7 @@ class SendLog:
     def events(self, contact_id: str | None = None, /) -> list[TrackEvent]:
         """Return the events recorded from the mailbox, for one recipient or all, oldest first."""
         return self._tracking.events(contact_id)
+
+    def returns(self) -> dict[str, dt.date]:
+        """Return the latest return an out-of-office announced, by contact."""
+        return self._tracking.returns()

@@ -9,6 +9,7 @@ sightings classified by ``outreach.tracking`` and imports nothing that classifie
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from outreach.sendlog._core import Core
@@ -47,6 +48,20 @@ class Tracking:
             args = (contact_id,)
         rows = self._core.db.execute(query + " ORDER BY at, id", args).fetchall()
         return [TrackEvent(*row) for row in rows]
+
+    def returns(self) -> dict[str, dt.date]:
+        """Return the latest return an out-of-office announced, by contact (events.back_at)."""
+        rows = self._core.db.execute(
+            "SELECT contact_id, MAX(back_at) FROM events WHERE back_at IS NOT NULL "
+            "GROUP BY contact_id"
+        )
+        found: dict[str, dt.date] = {}
+        for contact_id, back_at in rows:
+            try:
+                found[str(contact_id)] = dt.date.fromisoformat(str(back_at)[:10])
+            except ValueError:
+                continue  # not written as a date: no return is read from it
+        return found
 
     def folder_cursor(self, folder: str, /) -> tuple[int, int] | None:
         """Return ``(uidvalidity, last_uid)`` recorded for a folder, or None if never read."""
