@@ -17,6 +17,7 @@ import email.utils
 import os
 import stat
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,6 @@ import dkim
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from dkim.util import parse_tag_value
 
 from outreach.errors import ConfigError
 
@@ -202,30 +202,21 @@ def _date_of(headers: list[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
-def compare_published(record: str, key: DkimKey, /) -> str | None:
-    """Say how the published TXT ``record`` differs from ``key``'s public half; None if it matches.
+def compare_published(tags: Mapping[str, str], key: DkimKey, /) -> str | None:
+    """Say how a published key record (its tags) differs from ``key``; None if it is the same key.
 
     A record with an empty ``p=`` is a revoked key (RFC 6376 3.6.1).
     """
-    try:
-        tags = parse_tag_value(record.encode("ascii"))
-    except (dkim.InvalidTagValueList, UnicodeEncodeError):
-        tags = {}
-    if b"p" not in tags or tags.get(b"v", b"DKIM1") != b"DKIM1":
-        return f"the record is not a DKIM key record; publish: {key.record()}"
-    published_kind = tags.get(b"k", b"rsa").decode("ascii", "replace")
-    public = b"".join(tags.get(b"p", b"").split())
+    published_kind = tags.get("k", "rsa").lower()
+    public = "".join(tags.get("p", "").split())
     if not public:
-        return f"the record revokes its key (p= is empty); publish: {key.record()}"
+        return "the record revokes its key (p= is empty): every signature fails"
     if published_kind != key.kind:
-        return (
-            f"the record is for a {published_kind} key, the campaign's is {key.kind}; "
-            f"publish: {key.record()}"
-        )
+        return f"the record is for a {published_kind} key, the campaign's is {key.kind}"
     try:
         published = base64.b64decode(public, validate=True)
     except ValueError:
-        return f"the record's p= is not base64; publish: {key.record()}"
+        return "the record's p= is not base64: every signature fails"
     if key.kind == "rsa":
         # Some publish the bare RSAPublicKey (PKCS#1) rather than SubjectPublicKeyInfo; compare
         # the numbers either way.
@@ -243,7 +234,4 @@ def compare_published(record: str, key: DkimKey, /) -> str | None:
         same = published == base64.b64decode(key.public)
     if same:
         return None
-    return (
-        "the published key is not the campaign's: receivers will find every signature "
-        f"broken; publish: {key.record()}"
-    )
+    return "the key published is not the campaign's: every signature fails"

@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from helpers import contacts_yaml, run_cli, smtp_env, write_campaign
 from mailserver import Server
+from opendkim import publish
 
 from outreach.campaign import load_campaign
+from outreach.dns import DnsSettings, Finding, Level, check_dns
 from outreach.drafts import Drafter, DraftPool
 from outreach.errors import ConfigError
 from outreach.model import Contact
@@ -285,23 +287,33 @@ def test_the_published_record_is_compared_with_the_key(
 ) -> None:
     """The record made from the key matches; another key, a revoked one or another kind does not."""
     key = load_key(write_key(tmp_path / "a", rsa_pem), where="test")
-    other = load_key(
-        write_key(
-            tmp_path / "b", pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-        ),
-        where="test",
-    )
+    another = pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    other = load_key(write_key(tmp_path / "b", another), where="test")
     ed = load_key(write_key(tmp_path / "c", ed25519_pem), where="test")
-    assert compare_published(key.record(), key) is None
-    assert compare_published(ed.record(), ed) is None
+
+    def tags(record: str) -> dict[str, str]:
+        return {
+            k.decode(): v.decode() for k, v in dkim.util.parse_tag_value(record.encode()).items()
+        }
+
+    assert compare_published(tags(key.record()), key) is None
+    assert compare_published(tags(ed.record()), ed) is None
     # The bare RSAPublicKey (PKCS#1), as some publish it, is the same key.
     spki = serialization.load_der_public_key(base64.b64decode(key.public))
     pkcs1 = spki.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
-    assert compare_published(f"v=DKIM1; p={base64.b64encode(pkcs1).decode()}", key) is None
-    assert "is not the campaign's" in (compare_published(other.record(), key) or "")
-    assert "revokes its key" in (compare_published("v=DKIM1; k=rsa; p=", key) or "")
-    assert "for a rsa key, the campaign's is ed25519" in (compare_published(key.record(), ed) or "")
-    assert "not a DKIM key record" in (compare_published("v=spf1 -all", key) or "")
+    assert compare_published({"p": base64.b64encode(pkcs1).decode()}, key) is None
+    assert compare_published(tags(other.record()), key) == (
+        "the key published is not the campaign's: every signature fails"
+    )
+    assert compare_published({"k": "rsa", "p": ""}, key) == (
+        "the record revokes its key (p= is empty): every signature fails"
+    )
+    assert compare_published(tags(key.record()), ed) == (
+        "the record is for a rsa key, the campaign's is ed25519"
+    )
+    assert compare_published({"p": "not base64!"}, key) == (
+        "the record's p= is not base64: every signature fails"
+    )
 
 
 def test_the_send_log_holds_the_hash_of_the_signed_bytes_the_server_got(
@@ -416,3 +428,79 @@ def test_the_key_never_shows_in_output_or_the_log(
         assert len(secret) >= 12
         for shown in everything:
             assert secret not in shown
+
+
+def signing_finding(campaign_file: Path, dns_server) -> Finding:
+    """Run the DNS checks of the campaign against the test DNS; return the signing key's line."""
+    report = check_dns(
+        load_campaign(campaign_file), dns=DnsSettings(dns_server.nameserver, lifetime=1.0)
+    )
+    [finding] = [f for f in report.findings if f.subject.startswith("DKIM signing key")]
+    return finding
+
+
+def test_check_dns_says_the_published_key_is_the_campaigns(
+    tmp_path: Path, dns_server, key_pem: bytes
+) -> None:
+    """The key published at the selector, in strings of 255, is found to be the campaign's."""
+    campaign = signing_campaign(tmp_path, key_pem)
+    key = load_key(tmp_path / "keys" / "outreach.private", where="test")
+    publish(dns_server, f"{SELECTOR}._domainkey.{DOMAIN}", key.record())
+    finding = signing_finding(campaign, dns_server)
+    assert finding == Finding(
+        Level.OK,
+        "DKIM signing key at outreach._domainkey.outreach.example",
+        f"the key published is the campaign's ({key.kind})",
+    )
+
+
+@pytest.mark.parametrize(
+    ("published", "level", "found"),
+    [
+        ("other", Level.ERROR, "the key published is not the campaign's: every signature fails"),
+        ("revoked", Level.ERROR, "the record revokes its key (p= is empty): every signature fails"),
+        (None, Level.WARNING, "no key published: receivers cannot verify the letters' signatures"),
+    ],
+    ids=["another-key", "revoked", "none"],
+)
+def test_check_dns_says_what_to_publish_when_the_key_is_not_the_campaigns(
+    tmp_path: Path, dns_server, rsa_pem: bytes, published: str | None, level: Level, found: str
+) -> None:
+    """Another key, a revoked one or none at the selector: the finding gives the record to publish."""
+    campaign = signing_campaign(tmp_path, rsa_pem)
+    key = load_key(tmp_path / "keys" / "outreach.private", where="test")
+    name = f"{SELECTOR}._domainkey.{DOMAIN}"
+    if published == "other":
+        another = pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        publish(dns_server, name, load_key(write_key(tmp_path / "o", another), where="t").record())
+    elif published == "revoked":
+        publish(dns_server, name, "v=DKIM1; k=rsa; p=")
+    else:
+        dns_server.add(f"{DOMAIN}. MX 10 mx.{DOMAIN}.")  # the domain exists, the key does not
+    finding = signing_finding(campaign, dns_server)
+    assert (finding.level, finding.found) == (level, found)
+    assert finding.todo == f"Publish a TXT record at {name}: {key.record()}"
+
+
+def test_check_dns_cannot_check_a_key_when_the_dns_never_answers(
+    tmp_path: Path, dns_server, rsa_pem: bytes
+) -> None:
+    """A DNS that never answers makes the comparison a warning, could not check, never an error."""
+    campaign = signing_campaign(tmp_path, rsa_pem)
+    dns_server.never_answer(f"{SELECTOR}._domainkey.{DOMAIN}")
+    finding = signing_finding(campaign, dns_server)
+    assert finding.level is Level.WARNING
+    assert finding.found.startswith("could not check: ")
+
+
+def test_check_dns_with_a_refused_key_file_names_it_and_never_shows_the_key(
+    tmp_path: Path, dns_server, rsa_pem: bytes
+) -> None:
+    """A key file others may read is an error of the comparison too, naming the file, not its contents."""
+    campaign = signing_campaign(tmp_path, rsa_pem, mode=0o644)
+    finding = signing_finding(campaign, dns_server)
+    assert finding.level is Level.ERROR
+    assert "run chmod 600" in finding.found
+    assert f"{tmp_path}/keys/outreach.private" in finding.found
+    for secret in secret_parts(rsa_pem):
+        assert secret.decode("ascii", "replace") not in str(finding)

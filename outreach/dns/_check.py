@@ -20,6 +20,7 @@ from outreach.dns._findings import Finding, Level
 from outreach.dns._lookup import DEFAULT_LIFETIME, make_resolver
 from outreach.dns._recipients import DomainCheck, Mail, check_recipients, domain_of
 from outreach.dns._sender import SenderCheck, check_sender, server_addresses
+from outreach.dns._signing import signing_key_finding
 from outreach.errors import InputError
 from outreach.model import Campaign, Contact, is_reserved
 from outreach.transport import ServerCertificate, SmtpSettings, parse_smtp_url
@@ -141,6 +142,8 @@ def check_dns(
         selectors=[selector] if selector else (),
     )
     report.findings += report.sender.findings
+    if (signing := signing_key_finding(resolver, campaign)) is not None:
+        report.findings.append(signing)
     return report
 
 
