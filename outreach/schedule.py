@@ -8,6 +8,7 @@ announced return. Times are aware datetimes; the results are in UTC.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
@@ -174,6 +175,9 @@ def _merged(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     return tuple(merged)
 
 
+# Contacts of one zone share their windows' openings: each is worked out once (see
+# docs/performance.md, "Choosing the letters due").
+@functools.lru_cache(maxsize=4096)
 def _instant(date: dt.date, minute: int, zone: dt.tzinfo) -> dt.datetime:
     """Return the UTC moment at ``minute`` after midnight of ``date`` on ``zone``'s wall clock.
 
