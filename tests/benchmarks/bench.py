@@ -5,6 +5,7 @@ Run from the repository root, in the project's virtual environment:
     python tests/benchmarks/bench.py            # the full run (N = 1,000 / 10,000 / 100,000)
     python tests/benchmarks/bench.py --quick    # smaller N, for a first look
     python tests/benchmarks/bench.py --save-sent   # without and with --save-sent (Dovecot)
+    python tests/benchmarks/bench.py --dkim     # unsigned, and signed with RSA and Ed25519
 
 The sink is Postfix's C ``smtp-sink``, installed or else unpacked from Debian's ``postfix``
 package (apt-get download, no mail server installed) into a cache folder; without it, aiosmtpd
@@ -207,11 +208,20 @@ def outreach(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[
 
 
 def run_ours(
-    count: int, port: int, *extra: str, env: dict[str, str] | None = None
+    count: int,
+    port: int,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    dkim_key: bytes | None = None,
 ) -> tuple[float, float]:
-    """Send ``count`` letters with the whole CLI; return seconds and peak RSS (MiB)."""
+    """Send ``count`` letters with the whole CLI; return seconds and peak RSS (MiB).
+
+    With ``dkim_key`` (a PEM private key), the campaign signs every letter with it.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_workload(Path(tmp) / "w", count)
+        if dkim_key is not None:
+            sign_with(folder, dkim_key)
         seconds, rss, output = outreach(
             "send", "--smtp", f"smtp://127.0.0.1:{port}", "--yes", "--allow-reserved-domains",
             "--concurrency", str(CONCURRENCY), *extra, cwd=folder, env=env,
@@ -219,6 +229,82 @@ def run_ours(
         if "--save-sent" in extra and f": {count} saved, 0 not saved" not in output:
             raise SystemExit(f"not every copy was saved:\n{output}")
         return seconds, rss
+
+
+def dkim_keys() -> dict[str, bytes]:
+    """Return a new RSA 2048 and a new Ed25519 private key, as PEM, by name."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - for --dkim only
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415
+
+    made = {
+        "RSA 2048": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "Ed25519": ed25519.Ed25519PrivateKey.generate(),
+    }
+    return {
+        name: key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        for name, key in made.items()
+    }
+
+
+def sign_with(folder: Path, key: bytes) -> None:
+    """Make the campaign in ``folder`` sign its letters with ``key`` (selector ``outreach``)."""
+    path = folder / "keys" / "outreach.private"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(key)
+    path.chmod(0o600)
+    with (folder / "campaign.toml").open("a", encoding="utf-8") as out:
+        out.write('dkim_key = "keys/outreach.private"\ndkim_selector = "outreach"\n')
+
+
+def signing_cost(keys: dict[str, bytes], *, times: int = 200) -> dict[str, float]:
+    """Return the median seconds to sign one real letter with each key, in this process."""
+    from outreach.campaign import load_campaign  # noqa: PLC0415 - for --dkim only
+    from outreach.contacts import load_contacts  # noqa: PLC0415
+    from outreach.drafts import Drafter  # noqa: PLC0415
+    from outreach.signing import Signer, load_key  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_workload(Path(tmp) / "w", 1)
+        campaign = load_campaign(folder / "campaign.toml")
+        [contact] = load_contacts(campaign.contacts)
+        data = Drafter(campaign).draft(contact).data
+        costs = {}
+        for name, pem in keys.items():
+            sign_with(folder, pem)
+            key = load_key(folder / "keys" / "outreach.private", where="bench")
+            signer = Signer(key, domain=campaign.sender.domain, selector="outreach")
+            runs = []
+            for _ in range(times):
+                started = time.perf_counter()
+                signer.sign(data)
+                runs.append(time.perf_counter() - started)
+            costs[name] = statistics.median(runs)
+        return costs
+
+
+def dkim(count: int, port: int, rounds: int) -> None:
+    """Print the batch's speed unsigned and signed with each kind of key, and one signature's cost."""
+    keys = dkim_keys()
+    for name, seconds in signing_cost(keys).items():
+        print(f"sign   one letter, {name}, in this process: {seconds * 1e3:.2f} ms (median of 200)")
+    runs: dict[str, list[float]] = {"unsigned": [], **{name: [] for name in keys}}
+    for _ in range(rounds):  # taking turns, as the machine's speed drifts
+        runs["unsigned"].append(run_ours(count, port)[0])
+        for name, key in keys.items():
+            runs[name].append(run_ours(count, port, dkim_key=key)[0])
+    plain = statistics.median(runs["unsigned"])
+    for name, seconds in runs.items():
+        median = statistics.median(seconds)
+        each = ", ".join(f"{count / run:,.0f}" for run in seconds)
+        print(
+            f"dkim   outreach send, N={count:,}, {name}: {count / median:,.0f} msg/s "
+            f"({median:.1f} s, {median / plain:.0%} of the unsigned time); median of "
+            f"{rounds}: {each}"
+        )
 
 
 def save_sent(count: int, port: int, rounds: int) -> None:
@@ -453,6 +539,11 @@ def main() -> None:
         help="only the batch without and with --save-sent to a Dovecot on loopback",
     )
     parser.add_argument(
+        "--dkim",
+        action="store_true",
+        help="only the batch unsigned and signed with DKIM (RSA 2048, Ed25519), and one signature",
+    )
+    parser.add_argument(
         "--rounds", type=int, help="turns of ours and the limit, medians compared (default 5)"
     )
     options = parser.parse_args()
@@ -470,6 +561,9 @@ def main() -> None:
         print(f"sink: {name} on 127.0.0.1:{port}; {CONCURRENCY} connections\n")
         if options.save_sent:
             save_sent(500 if options.quick else 5_000, port, rounds=2)
+            return
+        if options.dkim:
+            dkim(1_000 if options.quick else 5_000, port, rounds=options.rounds or 3)
             return
         ours_runs, limit_runs, source_runs = take_turns(big, port, size, rounds)
         ours, limit = statistics.median(ours_runs), statistics.median(limit_runs)

@@ -4,6 +4,7 @@ Run from the repository root, in the project's virtual environment:
 
     python tests/benchmarks/bench_distance.py            # N = 1,000 at 10, 50 and 150 ms
     python tests/benchmarks/bench_distance.py --quick    # N = 200, for a first look
+    python tests/benchmarks/bench_distance.py --rtt 50 --dkim   # also signed with DKIM
 
 The server is Postfix's C ``smtp-sink`` on loopback (see ``bench.py``), reached through
 ``delayproxy.py``, which delays every chunk by half the round trip each way (these machines
@@ -30,7 +31,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import bench
-from bench import compile_bytecode, free_port, message_size, run_limit, run_ours, run_peer, sink
+from bench import (
+    compile_bytecode,
+    dkim_keys,
+    free_port,
+    message_size,
+    run_limit,
+    run_ours,
+    run_peer,
+    sink,
+)
 
 PROXY = Path(__file__).with_name("delayproxy.py")
 
@@ -64,11 +74,15 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=bench.CONCURRENCY, help="connections (default 4)"
     )
+    parser.add_argument(
+        "--dkim", action="store_true", help="ours also signed with DKIM (RSA 2048, Ed25519)"
+    )
     options = parser.parse_args()
     bench.CONCURRENCY = options.connections  # read by run_ours and run_limit
     count = options.count or (200 if options.quick else 1_000)
     peer_count = options.peer_count or (30 if options.quick else 100)
     round_trips = options.rtt or [10.0, 50.0, 150.0]
+    keys = dkim_keys() if options.dkim else {}
 
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {load()}")
     size = message_size()
@@ -88,6 +102,10 @@ def main() -> None:
                 print(f"  ours   outreach send, N={count:,}: {ours:7,.1f} msg/s, "
                       f"{ours / ceiling:.0%} of the ceiling, "
                       f"{ours * measured / bench.CONCURRENCY:.0%} of what the path allows")  # fmt: skip
+                for kind, key in keys.items():
+                    signed = count / run_ours(count, proxy, dkim_key=key)[0]
+                    print(f"  dkim   outreach send, N={count:,}, signed, {kind}: {signed:7,.1f} "
+                          f"msg/s, {signed / ours:.0%} of unsigned")  # fmt: skip
                 ratios = []
                 if not options.skip_limit:
                     limit = count / run_limit(count, proxy, size)
