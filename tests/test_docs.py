@@ -318,6 +318,20 @@ def test_the_campaign_file_example_checks_with_the_shipped_files(tmp_path: Path)
     assert (report.contacts, report.problems) == (15, [])
 
 
+def test_the_follow_up_example_checks_and_previews_with_the_shipped_files(tmp_path: Path) -> None:
+    """The campaign page's follow-up fields and reminder, added to the shipped campaign, check."""
+    copy_shipped_campaign(tmp_path)
+    (tmp_path / "templates" / "reminder.md.j2").write_text(block("reminder-template"))
+    settings = tmp_path / "campaign.toml"
+    settings.write_text(settings.read_text(encoding="utf-8") + block("campaign-follow-up"))
+    report = outreach.check(outreach.load_campaign(settings))
+    assert (report.contacts, report.rendered, report.problems) == (15, 15, [])
+    done = run_cli("preview", "mexico", "--stage", "reminder", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Subject: Re: Open Letter to the United Nations Security Council" in done.stdout
+    assert "We wrote to you on [not yet sent] about the situation in Kyrgyzstan." in done.stdout
+
+
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])
 def test_the_dkim_key_commands_make_a_key_outreach_signs_with_and_its_record(
     tmp_path: Path, kind: str
