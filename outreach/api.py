@@ -57,7 +57,7 @@ from outreach.batch import (
 from outreach.campaign import load_campaign as _load_campaign
 from outreach.drafts import CheckReport, Draft
 from outreach.errors import API_NAMES, ConfigError, named, say
-from outreach.followups import ContactPlan
+from outreach.followups import ContactPlan, stop
 from outreach.mailbox import Auth, Credentials, ImapSettings, parse_imap_url
 from outreach.model import (
     CAMPAIGN_FILE,
@@ -71,6 +71,7 @@ from outreach.providers import Provider
 from outreach.ratelimit import Rate, parse_rate
 from outreach.sending import (
     PreparedSend,
+    ReplyCheck,
     SaveSent,
     check_sent_folder,
     dry_run,
@@ -135,6 +136,7 @@ __all__ = [
     "Rate",
     "Recipient",
     "RefusedCc",
+    "ReplyCheck",
     "SaveSent",
     "SendLog",
     "SendOptions",
@@ -173,6 +175,7 @@ __all__ = [
     "serve_sink",
     "sign_in_method",
     "smtp_settings",
+    "stop",
     "track",
     "with_oauth_token",
 ]

@@ -18,6 +18,7 @@ API_NAMES: Mapping[str, str] = {
     "auth_xoauth2": 'auth="xoauth2"',
     "campaign": "load_campaign(PATH)",
     "client_id": "client_id",
+    "check_replies": "check_replies=False",
     "client_secrets": "client_secrets",
     "contacts": "load_campaign(contacts=...)",
     "folder": "folders",

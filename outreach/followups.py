@@ -3,23 +3,33 @@
 ``standings`` turns the log's tracking (replies, bounces, stops, an out-of-office's return)
 into the schedule's ``Standing``; ``plan`` gives, per contact, the letters sent and the next
 one with when it is due, or why none will go. The rules themselves are ``outreach.schedule``.
+
+For 'send', ``choose_letters`` makes the plans of one run: the first letters, those not due
+yet held back (a send window, ``not_before``) or stopped, then one plan per follow-up stage
+due, in the campaign's order, all within one limit and one daily allowance; ``outreach.sending``
+runs them. ``stop`` records a contact to write no more to.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from outreach import schedule, tracker
+from outreach.batch import NOT_DUE, STOPPED, Allowance, Plan, SendOptions, choose
 from outreach.contacts import load_contacts
+from outreach.errors import ConfigError
+from outreach.model import FIRST_STAGE, Campaign, Contact, Status
 from outreach.schedule import NO_NEWS, UTC, Next, Schedule, Standing
 from outreach.sendlog import Letter, SendLog
 from outreach.tracking import DeliveryState
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from outreach.model import Campaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +103,130 @@ def plan(
         )
         for contact in contacts
     ]
+
+
+def threads(log: SendLog, /) -> dict[str, list[Letter]]:
+    """Return each contact's letters in the log, the first one included, in the order sent."""
+    found: dict[str, list[Letter]] = defaultdict(list)
+    for letter in log.letters():
+        found[letter.contact_id].append(letter)
+    return dict(found)
+
+
+def next_letters(
+    campaign: Campaign, contacts: list[Contact], log: SendLog, /, *, now: dt.datetime
+) -> list[schedule.Next]:
+    """Return each contact's next letter and when it is due, or why none will go, as of ``now``."""
+    letters = threads(log)
+    try:
+        return schedule.next_letters(campaign, contacts, letters, standings(log), now)
+    except schedule.ZoneError as exc:
+        msg = f"{campaign.contacts}: {exc}; 'outreach check' lists every such entry"
+        raise ConfigError(msg) from None
+
+
+def due_follow_ups(nexts: list[schedule.Next], /, *, now: dt.datetime) -> list[schedule.Next]:
+    """Return the follow-ups (not first letters) due at ``now``."""
+    return [n for n in schedule.due(nexts, now) if n.stage not in {None, FIRST_STAGE}]
+
+
+@dataclass(slots=True)
+class Letters:
+    """The plans of one run: the first letters, then each follow-up stage due, in order."""
+
+    first: Plan
+    follow_ups: list[Plan] = field(default_factory=list)
+    threads: dict[str, list[Letter]] = field(default_factory=dict)
+
+    @property
+    def plans(self) -> list[Plan]:
+        """Return every plan, the first letters' first."""
+        return [self.first, *self.follow_ups]
+
+    @property
+    def count(self) -> int:
+        """Count the letters this run sends."""
+        return sum(len(plan.todo) for plan in self.plans)
+
+
+def choose_letters(
+    campaign: Campaign,
+    contacts: list[Contact],
+    log: SendLog,
+    options: SendOptions,
+    /,
+    *,
+    nexts: list[schedule.Next],
+    now: dt.datetime,
+    allowance: Allowance | None = None,
+) -> Letters:
+    """Choose the letters this run sends: the first letters, then each follow-up stage due.
+
+    A pending first letter that is not due yet (outside its window, before ``not_before``) or
+    whose contact was stopped is held, and counted as left out. A follow-up goes only when the
+    schedule says it is due (``nexts``, see ``next_letters``). The run's ``limit`` and the
+    daily ``allowance`` count every letter, first letters first.
+    """
+    statuses = log.statuses()
+    held: dict[str, str] = {}
+    for n in nexts:
+        if statuses.get(n.contact_id, Status.PENDING) != Status.PENDING:
+            continue
+        if n.stage == FIRST_STAGE and n.due is not None and n.due > now:
+            held[n.contact_id] = NOT_DUE
+        elif n.stage is None and (n.reason or "").startswith(schedule.STOPPED):
+            held[n.contact_id] = STOPPED
+    free = [contact for contact in contacts if contact.id not in held]
+    first = choose(free, statuses, options, allowance=allowance)
+    first.left_out.update(Counter(held.values()))
+    letters = Letters(first=first, threads=threads(log))
+    due = due_follow_ups(nexts, now=now)
+    options, allowance = _less(options, allowance, first)
+    for stage in campaign.follow_ups:
+        wanted = {n.contact_id for n in due if n.stage == stage.name}
+        if not wanted:
+            continue
+        stage_statuses = {
+            letter.contact_id: letter.status
+            for thread in letters.threads.values()
+            for letter in thread
+            if letter.stage == stage.name
+        }
+        chosen = [c for c in contacts if c.id in wanted]
+        plan = choose(chosen, stage_statuses, options, allowance=allowance, stage=stage.name)
+        letters.follow_ups.append(plan)
+        options, allowance = _less(options, allowance, plan)
+    return letters
+
+
+def _less(
+    options: SendOptions, allowance: Allowance | None, plan: Plan, /
+) -> tuple[SendOptions, Allowance | None]:
+    """Return the limit and the allowance left once ``plan``'s letters are counted."""
+    if options.limit is not None:
+        options = dataclasses.replace(options, limit=max(0, options.limit - len(plan.todo)))
+    if allowance is not None:
+        used = sum(len(contact.recipients) for contact in plan.todo)
+        allowance = Allowance(max(0, allowance.remaining - used), allowance.more_at)
+    return options, allowance
+
+
+def stop(
+    campaign: Campaign, ids: Iterable[str], /, *, reason: str, log: Path | None = None
+) -> list[str]:
+    """Send no more follow-ups to the contacts ``ids`` (they answered by phone, say).
+
+    Recorded in the log 'outreach log' shows (``log``, else the campaign's), with ``reason``;
+    ids the log does not know are refused, all named, and none is stopped. Return the ids.
+    """
+    wanted = list(ids)
+    if not wanted:
+        msg = "give the id of at least one contact to stop; nothing was stopped"
+        raise ConfigError(msg)
+    if not reason.strip():
+        msg = "the reason is empty: say why no more letters go (it is shown by 'outreach plan')"
+        raise ConfigError(msg)
+    path = tracker.log_to_read(campaign, log=log).path
+    # Not the sender's lock, as for 'track': a stop may be recorded while a batch is sent.
+    with SendLog(path, campaign=campaign.name, write=False) as send_log:
+        return send_log.stop(wanted, reason=reason.strip())

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from outreach import drafts
+from outreach import drafts, followups, tracker
 from outreach import settings as settings_
 from outreach.batch import (
     Allowance,
@@ -44,7 +44,8 @@ from outreach.batch import (
 from outreach.drafts import DraftPool
 from outreach.errors import ConfigError, MailboxError, named
 from outreach.mailbox import Credentials, ImapSettings, SentCopier, sent_copier
-from outreach.model import Campaign, SentLetter, is_reserved
+from outreach.model import Campaign, Contact, SentLetter, is_reserved
+from outreach.schedule import Next
 from outreach.sendlog import Correction, SendLog
 from outreach.transport import MaildirTransport, Transport, is_live
 from outreach.validate import validate_address
@@ -165,6 +166,16 @@ class SaveSent:
     tls_context: ssl.SSLContext | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ReplyCheck:
+    """Say which mailbox a send reads for replies, as 'track' does, before choosing follow-ups."""
+
+    imap: ImapSettings
+    credentials: Credentials
+    folders: tuple[str, ...] = tracker.DEFAULT_FOLDERS
+    tls_context: ssl.SSLContext | None = field(default=None, repr=False)
+
+
 def prepare_send(
     campaign: Campaign,
     /,
@@ -174,6 +185,8 @@ def prepare_send(
     live: bool | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     save_sent: SaveSent | None = None,
+    reply_check: ReplyCheck | None = None,
+    check_replies: bool = True,
 ) -> PreparedSend:
     """Open the send log, choose the recipients and check their drafts; send nothing yet.
 
@@ -198,6 +211,13 @@ def prepare_send(
     ``live`` None (the default) is a trial when no ``log`` is given, the trial log being the
     one chosen; with a ``log``, ``run`` decides by its transport. A batch prepared live or as a
     trial refuses a transport of the other kind, and no log holds both kinds of run.
+
+    Follow-ups: each stage whose time has come (``outreach.followups``: after the letter
+    before, inside the contact's window, never to a contact who replied, bounced or was
+    stopped) is chosen too, and goes after the first letters, as a reply in the contact's
+    thread. When any is due, the mailbox of ``reply_check`` is read first, as 'track' does, so
+    that a reply already there stops its follow-up; without one the send is refused, unless
+    ``check_replies`` is False (the caller accepts that a follow-up may cross a reply).
     """
     if live is None and log is None:
         live = False
@@ -219,7 +239,17 @@ def prepare_send(
         # A file attached since 'check' (or an earlier send) must not have changed since.
         noted = send_log.attachment_hashes()
         drafter.attachments.expect(_expected_files(noted, campaign, log=log, own=send_log.path))
-        plan = choose(chosen, send_log.statuses(), options, allowance=allowance)
+        letters = _choose_letters(
+            campaign,
+            chosen,
+            send_log,
+            options,
+            allowance=allowance,
+            reply_check=reply_check,
+            check_replies=check_replies,
+        )
+        plan = letters.first
+        stages = _stage_drafters(drafter, letters)
         # A large batch renders in a process of its own, which starts up during the checks.
         if _renders_apart(plan, options):
             pool = DraftPool(campaign)
@@ -230,7 +260,8 @@ def prepare_send(
             [(str(f.path), f.sha256, f.size) for f in drafter.attachments.loaded()], by="send"
         )
         if live and not options.allow_reserved:
-            check_reserved(plan, sender=campaign.sender.address)
+            for each in letters.plans:
+                check_reserved(each, sender=campaign.sender.address)
         if save_sent is not None:
             copier = _sent_copier(save_sent, campaign, log=send_log.path)
     except BaseException:
@@ -249,7 +280,79 @@ def prepare_send(
         pool=pool,
         copier=copier,
         live=live,
+        follow_ups=stages,
+        save_sent=save_sent,
     )
+
+
+def _choose_letters(
+    campaign: Campaign,
+    contacts: list[Contact],
+    send_log: SendLog,
+    options: SendOptions,
+    /,
+    *,
+    allowance: Allowance | None,
+    reply_check: ReplyCheck | None,
+    check_replies: bool,
+) -> followups.Letters:
+    """Choose the first letters and the follow-ups due; read the mailbox first if any is due."""
+    now = send_log.clock()
+    nexts = followups.next_letters(campaign, contacts, send_log, now=now)
+    if followups.due_follow_ups(nexts, now=now):
+        if reply_check is not None:
+            _read_replies(campaign, reply_check, log=send_log.path)
+            nexts = followups.next_letters(campaign, contacts, send_log, now=now)
+        elif check_replies:
+            _refuse_unchecked(nexts, now=now)
+    return followups.choose_letters(
+        campaign, contacts, send_log, options, nexts=nexts, now=now, allowance=allowance
+    )
+
+
+def _stage_drafters(
+    drafter: drafts.Drafter, letters: followups.Letters, /
+) -> list[tuple[Plan, drafts.Drafter]]:
+    """Return each follow-up plan with its stage's drafter; render its drafts once, as a check."""
+    stages = []
+    for plan in letters.follow_ups:
+        stage_drafter = drafter.for_stage(plan.stage, threads=letters.threads)
+        for contact in plan.todo:
+            stage_drafter.draft(contact)
+        stages.append((plan, stage_drafter))
+    return stages
+
+
+def _read_replies(campaign: Campaign, check: ReplyCheck, /, *, log: Path) -> None:
+    """Read the mailbox into the send log, as 'track' does; stop the send if it cannot be read."""
+    try:
+        tracker.track(
+            campaign,
+            imap=check.imap,
+            credentials=check.credentials,
+            folders=check.folders,
+            log=log,
+            tls_context=check.tls_context,
+        )
+    except MailboxError as exc:
+        msg = (
+            f"follow-ups are due, and the mailbox could not be read for replies first: "
+            f"{exc.marked()}. Nothing was sent."
+        )
+        raise MailboxError(msg) from None
+
+
+def _refuse_unchecked(nexts: list[Next], /, *, now: dt.datetime) -> None:
+    """Refuse follow-ups that would go without the mailbox read for replies first."""
+    count = len(followups.due_follow_ups(nexts, now=now))
+    msg = (
+        f"{count} follow-up{'s are' if count != 1 else ' is'} due, and no mailbox is read for "
+        "replies first: a follow-up could go to someone who has already answered. Add the "
+        "account replies arrive in to campaign.toml (a line such as imap = "
+        "\"imaps://you@mail.your-organization.example\", as for 'outreach track'), or pass "
+        f"{named('check_replies')} to send them without reading it. Nothing was sent."
+    )
+    raise ConfigError(msg)
 
 
 def check_sent_folder(campaign: Campaign, /, *, save_sent: SaveSent) -> str:
@@ -308,6 +411,8 @@ class PreparedSend:
         pool: DraftPool | None,
         copier: SentCopier | None = None,
         live: bool | None = None,
+        follow_ups: list[tuple[Plan, drafts.Drafter]] | None = None,
+        save_sent: SaveSent | None = None,
     ) -> None:
         """Hold what ``prepare_send`` made; call ``prepare_send`` rather than this."""
         self.campaign = campaign
@@ -323,6 +428,26 @@ class PreparedSend:
         self._copier = copier
         self._batch: Batch | None = None
         self._stopped = False
+        self._stages = follow_ups or []
+        self._save_sent = save_sent
+        # The follow-ups this run sends, one plan a stage, after the first letters (``plan``).
+        self.follow_ups = [stage_plan for stage_plan, _ in self._stages]
+
+    @property
+    def count(self) -> int:
+        """Count the letters this run sends: first letters and follow-ups."""
+        return len(self.plan.todo) + sum(len(each.todo) for each in self.follow_ups)
+
+    def stage_counts(self) -> dict[str, int]:
+        """Count the letters this run sends by stage, the first letters' (``first``) first."""
+        counts = {self.plan.stage: len(self.plan.todo)}
+        counts.update({each.stage: len(each.todo) for each in self.follow_ups if each.todo})
+        return counts
+
+    @property
+    def contacts(self) -> list[Contact]:
+        """Return the contacts this run writes to, in the order their letters go."""
+        return [*self.plan.todo, *(c for each in self.follow_ups for c in each.todo)]
 
     def __enter__(self) -> Self:
         """Return the prepared batch."""
@@ -388,7 +513,8 @@ class PreparedSend:
         if self.live is None:  # decided here: what prepare_send checks for a known kind
             _one_kind_of_run(self._log, live=live)
             if live and not self.options.allow_reserved:
-                check_reserved(self.plan, sender=self.campaign.sender.address)
+                for plan in (self.plan, *self.follow_ups):
+                    check_reserved(plan, sender=self.campaign.sender.address)
 
     async def run_async(
         self,
@@ -401,18 +527,6 @@ class PreparedSend:
     ) -> Summary:
         """Send the plan through ``transport`` in the running event loop; see ``run``."""
         self._check_kind(transport)
-        batch = Batch(
-            self._drafter,
-            self._log,
-            transport,
-            options=self.options,
-            on_event=on_event,
-            pool=self._pool,
-            copier=self._copier,
-        )
-        self._batch = batch
-        if self._stopped:
-            batch.stop()
         loop = asyncio.get_running_loop()
         handled: list[signal.Signals] = []
         signals = 0
@@ -422,7 +536,7 @@ class PreparedSend:
             signals += 1
             if on_signal is not None:
                 on_signal(signals)
-            batch.stop()
+            self.stop()
 
         if handle_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -432,10 +546,49 @@ class PreparedSend:
                     break
                 handled.append(signum)
         try:
-            return await batch.run(self.plan)
+            return await self._run_all(transport, on_event)
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
+
+    async def _run_all(
+        self, transport: Transport, on_event: Callable[[Event], None] | None
+    ) -> Summary:
+        """Run the first letters' batch, then each follow-up stage's; stop at the first error."""
+        summary = await self._run_one(
+            Batch(
+                self._drafter,
+                self._log,
+                transport,
+                options=self.options,
+                on_event=on_event,
+                pool=self._pool,
+                copier=self._copier,
+            ),
+            self.plan,
+        )
+        for plan, drafter in self._stages:
+            if summary.error is not None or self._stopped:
+                summary.not_sent += len(plan.todo)
+                continue
+            copier = None
+            if self._save_sent is not None and plan.todo:  # the last batch closed its own
+                copier = await asyncio.to_thread(
+                    _sent_copier, self._save_sent, self.campaign, log=self.log_path
+                )
+            batch = Batch(
+                drafter, self._log, transport, options=self.options, on_event=on_event,
+                copier=copier,
+            )  # fmt: skip
+            summary.add(await self._run_one(batch, plan))
+        return summary
+
+    async def _run_one(self, batch: Batch, plan: Plan, /) -> Summary:
+        """Run one plan's batch; a stop asked for before it began stops it at once."""
+        self._batch = batch
+        if self._stopped:
+            batch.stop()
+        return await batch.run(plan)
 
     @property
     def in_flight(self) -> int:
@@ -459,16 +612,26 @@ def send(
     on_event: Callable[[Event], None] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     save_sent: SaveSent | None = None,
+    reply_check: ReplyCheck | None = None,
+    check_replies: bool = True,
 ) -> Summary:
     """Prepare and run a batch in one call; without ``transport``, into the campaign's outbox.
 
     The batch is what ``prepare_send`` makes of the same arguments: the campaign file's daily
-    limit and its provider's limits apply as they do on the command line.
+    limit and its provider's limits apply as they do on the command line, and the follow-ups
+    due go after the first letters.
     """
     transport = transport or MaildirTransport(settings_.outbox_path(campaign))
     live = is_live(transport)
     with prepare_send(
-        campaign, options=options, log=log, live=live, clock=clock, save_sent=save_sent
+        campaign,
+        options=options,
+        log=log,
+        live=live,
+        clock=clock,
+        save_sent=save_sent,
+        reply_check=reply_check,
+        check_replies=check_replies,
     ) as batch:
         return batch.run(transport, on_event=on_event)
 

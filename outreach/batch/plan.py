@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 LIMITED = "over this run's limit"  # left for a later run by the limit: not a failure
 DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
+NOT_DUE = "not due yet"  # held by the schedule (a window, not_before): not a failure
+STOPPED = "stopped"  # 'outreach stop' said to write no more: not a failure
 DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from outreach.batch.plan import DAILY, LIMITED
+from outreach.batch.plan import DAILY, LIMITED, NOT_DUE, STOPPED
 from outreach.model import FIRST_STAGE, Contact, RefusedCc, SentLetter, Status
 from outreach.sendlog import Journal
 from outreach.transport import Handover, Outcome, is_throttling
@@ -51,6 +51,29 @@ class Summary:
     resume_at: dt.datetime | None = None  # when the daily limit lets the rest go
     copies: Copies | None = None  # with --save-sent: what became of the copies
     refused_cc: list[RefusedCc] = field(default_factory=list)  # letters sent without them
+    stages: Counter[str] = field(default_factory=Counter)  # letters sent, by stage
+
+    def add(self, other: Summary, /) -> None:
+        """Add the summary of a later batch of the same run (a follow-up stage's)."""
+        self.selected += other.selected
+        self.sent += other.sent
+        self.failed += other.failed
+        self.uncertain += other.uncertain
+        self.not_sent += other.not_sent
+        self.left_out.update(other.left_out)
+        self.interrupted = self.interrupted or other.interrupted
+        self.error = self.error or other.error
+        self.resume_at = self.resume_at or other.resume_at
+        self.refused_cc.extend(other.refused_cc)
+        self.stages.update(other.stages)
+        if other.copies is not None:
+            if self.copies is None:
+                self.copies = other.copies
+            else:
+                self.copies.saved += other.copies.saved
+                self.copies.found += other.copies.found
+                self.copies.missing = other.copies.missing
+                self.copies.reason = self.copies.reason or other.copies.reason
 
     @property
     def fatal(self) -> str | None:
@@ -64,7 +87,7 @@ class Summary:
             self.error is None
             and not self.interrupted
             and self.failed == self.uncertain == self.not_sent == 0
-            and not (set(self.left_out) - {Status.SENT, LIMITED, DAILY})
+            and not (set(self.left_out) - {Status.SENT, LIMITED, DAILY, NOT_DUE, STOPPED})
         )
 
 
@@ -215,6 +238,7 @@ class Recorder:
         if handover.outcome is Outcome.SENT:
             status = Status.SENT
             self._summary.sent += 1
+            self._summary.stages[self._stage] += 1
             self._summary.refused_cc.extend(ccs)
             if self._keep is not None and draft is not None:
                 letter = SentLetter(contact.id, draft.message_id, draft.data, self._log.clock())

@@ -77,6 +77,7 @@ OPTION_NAMES = {
     "auth": "--auth",
     "auth_xoauth2": "--auth xoauth2",
     "campaign": "--campaign",
+    "check_replies": "--no-reply-check",
     "client_id": "--client-id",
     "client_secrets": "--client-secrets",
     "contacts": "--contacts",

@@ -1,0 +1,193 @@
+"""'send' writes again: follow-ups due, in the thread, never after a reply, a bounce or a stop."""
+
+import dataclasses
+import datetime as dt
+import ssl
+import textwrap
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from helpers import FAST, Clock, contacts_yaml, dsn, reply, write_campaign
+from imapserver import PASSWORD as IMAP_PASSWORD
+from imapserver import Dovecot
+from mailserver import PASSWORD, USERNAME, Server
+
+from outreach import api
+from outreach.errors import ConfigError, SendLogError
+from outreach.mailbox import Auth, Credentials
+from outreach.sendlog import SendLog
+
+T0 = dt.datetime(2010, 6, 24, 13, 0, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+OPTIONS = dataclasses.replace(FAST, allow_reserved=True)
+STAGES = """
+    [[follow_up]]
+    name = "reminder"
+    template = "reminder.md.j2"
+    after = "7d"
+
+    [[follow_up]]
+    name = "last-call"
+    template = "last-call.md.j2"
+    after = "3d"
+    subject = "The Council meets on Thursday"
+    """
+
+
+def campaign_with_stages(folder: Path, *, count: int = 3, extra: str = "") -> api.Campaign:
+    """Write a campaign of ``count`` contacts with two follow-up stages, and load it."""
+    path = write_campaign(folder, contacts=contacts_yaml(count))
+    (folder / "reminder.md.j2").write_text(
+        "We wrote to you on {{ sent.first }} about {{ country }}.\n", encoding="utf-8"
+    )
+    (folder / "last-call.md.j2").write_text(
+        "Our letters of {{ sent.first }} and {{ sent.reminder }} await an answer.\n",
+        encoding="utf-8",
+    )
+    path.write_text(
+        path.read_text() + textwrap.dedent(extra) + textwrap.dedent(STAGES), encoding="utf-8"
+    )
+    return api.load_campaign(path)
+
+
+class Sender:
+    """Send a campaign through the API to the test server, on a clock the test moves."""
+
+    def __init__(self, folder: Path, server: Server, tls: ssl.SSLContext) -> None:
+        self.campaign = campaign_with_stages(folder)
+        self.folder = folder
+        self.server = server
+        self.clock = Clock(T0)
+        self.transport = api.SmtpTransport(
+            api.SmtpSettings(
+                host="127.0.0.1", port=server.port, implicit_tls=False, username=USERNAME,
+                password=PASSWORD,
+            ),
+            tls_context=tls,
+        )  # fmt: skip
+
+    @property
+    def log(self) -> Path:
+        """Return the send log's path."""
+        return self.folder / "send.sqlite3"
+
+    def send(self, **more: object) -> api.Summary:
+        """Run 'send' as of the clock's time, the mailbox unread unless ``reply_check`` says."""
+        more.setdefault("check_replies", False)
+        return api.send(
+            self.campaign, transport=self.transport, options=OPTIONS, log=self.log,
+            clock=self.clock, **more,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def received(self, to: str) -> list[EmailMessage]:
+        """Return the messages the server took for ``to``, in order."""
+        return [m.message for m in self.server.handler.received if to in m.rcpt_tos]
+
+    def stages(self) -> dict[str, list[str]]:
+        """Return each contact's letters sent, by stage, in order."""
+        with SendLog(self.log, campaign=None, write=False) as log:
+            letters = log.letters()
+        found: dict[str, list[str]] = {}
+        for letter in letters:
+            if letter.status == "sent":
+                found.setdefault(letter.contact_id, []).append(letter.stage)
+        return found
+
+
+@pytest.fixture
+def sender(tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext) -> Sender:
+    """A campaign of three contacts and two stages, sending to the test server."""
+    return Sender(tmp_path / "campaign", smtp_server, client_tls)
+
+
+def test_two_stages_go_in_order_each_once_and_only_when_due(sender: Sender) -> None:
+    """First letters, then the reminder after 7 days, the last call 3 days later; reruns send none."""
+    assert sender.send().stages == {"first": 3}
+    sender.clock.now = T0 + 7 * DAY - dt.timedelta(minutes=1)
+    assert sender.send().sent == 0  # a minute early
+    sender.clock.now = T0 + 7 * DAY
+    assert sender.send().stages == {"reminder": 3}
+    assert sender.send().sent == 0
+    sender.clock.now = T0 + 9 * DAY
+    assert sender.send().sent == 0
+    sender.clock.now = T0 + 10 * DAY
+    summary = sender.send()
+    assert summary.stages == {"last-call": 3}
+    assert summary.ok
+    sender.clock.now = T0 + 40 * DAY
+    assert sender.send().sent == 0
+    assert sender.stages() == {f"c0000{n}": ["first", "reminder", "last-call"] for n in (1, 2, 3)}
+    first, reminder, last = sender.received("c00002@mission.example")
+    assert reminder["In-Reply-To"] == first["Message-ID"]
+    assert reminder["References"] == first["Message-ID"]
+    assert reminder["Subject"] == "Re: A test letter"
+    assert last["In-Reply-To"] == reminder["Message-ID"]
+    assert last["References"].split() == [first["Message-ID"], reminder["Message-ID"]]
+    assert last["Subject"] == "The Council meets on Thursday"
+    assert last["Thread-Topic"] == "A test letter"
+    body = last.get_body(("plain",)).get_content()
+    assert "Our letters of 24 June 2010 and 1 July 2010 await an answer." in body
+
+
+def test_follow_ups_due_without_a_mailbox_are_refused_and_nothing_goes(sender: Sender) -> None:
+    """With follow-ups due and no account to read replies from, 'send' says how to give one."""
+    sender.send()
+    sender.clock.now = T0 + 8 * DAY
+    before = len(sender.server.handler.received)
+    with pytest.raises(ConfigError) as refused:
+        sender.send(check_replies=True)
+    message = str(refused.value)
+    assert "3 follow-ups are due" in message
+    assert 'imap = "imaps://' in message
+    assert "check_replies=False" in message
+    assert len(sender.server.handler.received) == before
+
+
+def test_a_stopped_contact_gets_no_follow_up(sender: Sender) -> None:
+    """'stop' with a reason holds every later letter to that contact; the others go."""
+    sender.send()
+    assert api.stop(sender.campaign, ["c00002"], reason="answered by phone", log=sender.log) == [
+        "c00002"
+    ]
+    sender.clock.now = T0 + 8 * DAY
+    summary = sender.send()
+    assert summary.stages == {"reminder": 2}
+    assert sender.stages()["c00002"] == ["first"]
+
+
+def test_an_unknown_id_is_refused_by_stop(sender: Sender) -> None:
+    """'stop' names the ids the log does not know and stops none."""
+    sender.send()
+    with pytest.raises(SendLogError, match="nobody is not in the send log"):
+        api.stop(sender.campaign, ["c00001", "nobody"], reason="x", log=sender.log)
+    with SendLog(sender.log, campaign=None, write=False) as log:
+        assert log.stops() == {}
+
+
+def test_a_reply_or_a_bounce_in_the_mailbox_stops_the_follow_up(
+    sender: Sender, dovecot: Dovecot
+) -> None:
+    """The mailbox is read right before the follow-ups are chosen: no reminder after a reply."""
+    sender.send()
+    with SendLog(sender.log, campaign=None, write=False) as log:
+        ids = log.message_ids()
+    # An automatic reply does not stop a follow-up; a person's reply and a bounce do.
+    dovecot.append(
+        reply("c00001@mission.example", ids["c00001"], 1),
+        dsn("c00002@mission.example", ids["c00002"], 2),
+        reply("c00003@mission.example", ids["c00003"], 3, auto=True),
+    )
+    check = api.ReplyCheck(
+        imap=api.imap_settings(dovecot.url()),
+        credentials=Credentials(Auth.PASSWORD, lambda: IMAP_PASSWORD),
+        tls_context=dovecot.tls_context(),
+    )
+    sender.clock.now = T0 + 8 * DAY
+    summary = sender.send(reply_check=check, check_replies=True)
+    assert summary.stages == {"reminder": 1}
+    assert sender.stages() == {
+        "c00001": ["first"],
+        "c00002": ["first"],
+        "c00003": ["first", "reminder"],
+    }
