@@ -400,19 +400,24 @@ def secret_parts(key_pem: bytes) -> list[bytes]:
 def test_the_key_never_shows_in_output_or_the_log(
     tmp_path: Path, make_server, ca_file: Path, key_pem: bytes
 ) -> None:
-    """check, preview, send and log, with a key refused then accepted, never print the key."""
+    """check, preview, send and log, with a key refused (two ways) then accepted, never print it."""
     server: Server = make_server()
     folder = tmp_path / "c"
     key_path = write_key(folder, key_pem)
     signing_campaign(folder, key_pem, mode=0o644)
     env = smtp_env(server, ca_file)
     said = []
-    for args in [("check",), ("send", "--yes", "--allow-reserved-domains")]:
-        refused = run_cli(*args, cwd=folder, env=env)
-        assert refused.returncode == 1
-        assert "chmod 600" in refused.stderr
-        said += [refused.stdout, refused.stderr]
-    key_path.chmod(0o600)
+    # Readable by others, then cut short (the end of its PEM lost): both refused.
+    truncated = b"\n".join(key_pem.splitlines()[:-2]) + b"\n"
+    for content, refusal in [(key_pem, "chmod 600"), (truncated, "holds no unencrypted PEM")]:
+        key_path.write_bytes(content)
+        for args in [("check",), ("send", "--yes", "--allow-reserved-domains")]:
+            refused = run_cli(*args, cwd=folder, env=env)
+            assert refused.returncode == 1
+            assert refusal in refused.stderr
+            said += [refused.stdout, refused.stderr]
+        key_path.chmod(0o600)
+    key_path.write_bytes(key_pem)
     for args in [
         ("check",),
         ("preview", "c00001"),
