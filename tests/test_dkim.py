@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 import email.utils
 import hashlib
 import os
@@ -27,6 +28,7 @@ from outreach.errors import ConfigError
 from outreach.model import Contact
 from outreach.sendlog import SendLog
 from outreach.signing import compare_published, load_key
+from outreach.threads import ThreadHeaders
 
 DOMAIN = "outreach.example"  # the domain of write_campaign's sender
 SELECTOR = "outreach"
@@ -140,16 +142,24 @@ def test_the_headers_signed_are_those_present_and_the_singletons_once_more(
 
 
 def test_a_follow_up_is_signed_like_the_first_letter(tmp_path: Path, key_pem: bytes) -> None:
-    """A follow-up stage's draft is signed with the campaign's key and verifies."""
+    """A follow-up, a reply in its thread, is signed with In-Reply-To and References, and verifies."""
     campaign = signing_campaign(tmp_path / "c", key_pem)
     (tmp_path / "c" / "reminder.md.j2").write_text("Dear {{ name }}, a reminder.\n")
     with campaign.open("a", encoding="utf-8") as file:
         file.write('[[follow_up]]\nname = "reminder"\ntemplate = "reminder.md.j2"\nafter = "7d"\n')
     drafter = Drafter(load_campaign(campaign))
-    draft = drafter.stage_draft(contact(), "reminder", sent={})
+    first = "<1@outreach.example>"
+    at = email.utils.parsedate_to_datetime(DATE)
+    parent = ThreadHeaders.first(first, at, subject="A test letter")
+    thread = ThreadHeaders.reply(
+        [first], parent.thread_index, at=at + dt.timedelta(days=7), subject="A test letter"
+    )
+    draft = drafter.stage_draft(contact(), "reminder", sent={}, thread=thread)
     assert draft.data.startswith(b"DKIM-Signature: ")
     assert dkim.verify(draft.data, dnsfunc=dns_of(key_pem, tmp_path))
     assert draft.content_hash == hashlib.sha256(draft.data).hexdigest()
+    signed = signature_tags(draft.data)[b"h"].decode().split(":")
+    assert signed.count("in-reply-to") == signed.count("references") == 2
 
 
 def test_a_second_from_added_on_the_way_breaks_the_signature(
