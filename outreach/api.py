@@ -62,6 +62,7 @@ from outreach.mailbox import Auth, Credentials, ImapSettings, parse_imap_url
 from outreach.model import (
     CAMPAIGN_FILE,
     DEFAULT_TIMEOUT,
+    FIRST_STAGE,
     Campaign,
     Contact,
     RefusedCc,
@@ -84,6 +85,7 @@ from outreach.sendlog import (
     Attempt,
     Correction,
     KeptCopy,
+    Letter,
     NotedTestSend,
     Recipient,
     SendLog,
@@ -198,12 +200,20 @@ def check(campaign: Campaign, /) -> CheckReport:
     return drafts.check(campaign)
 
 
-def preview(campaign: Campaign, /, ids: Iterable[str] = (), *, stage: str | None = None) -> Preview:
+def preview(
+    campaign: Campaign,
+    /,
+    ids: Iterable[str] = (),
+    *,
+    stage: str | None = None,
+    log: Path | None = None,
+) -> Preview:
     """Return the drafts of the contacts named by ``ids`` (all when none), rendered one by one.
 
-    With ``stage``, the drafts of that follow-up, the earlier letters' dates shown as not yet
-    sent. The contact list, the ids and the stage are checked at once; each draft is rendered
-    when it is reached.
+    With ``stage``, the drafts of that follow-up: to a contact whose earlier letters the send
+    log shows as sent (``log``, else the one 'outreach log' shows), the reply in its thread as
+    it would go; to the others, the earlier letters' dates shown as not yet sent. The contact
+    list, the ids and the stage are checked at once; each draft is rendered when it is reached.
     """
     if stage is not None and stage not in (names := [s.name for s in campaign.follow_ups]):
         known = ", ".join(names) if names else "none: the campaign file has no [[follow_up]]"
@@ -211,21 +221,41 @@ def preview(campaign: Campaign, /, ids: Iterable[str] = (), *, stage: str | None
         raise ConfigError(msg)
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, ids, source=str(campaign.contacts))
-    if stage is not None:
-        drafter.stage_letter(stage)  # a template that does not compile: refused at once
-    return Preview(drafter, chosen, stage=stage)
+    if stage is None:
+        return Preview(drafter, chosen)
+    drafter.stage_letter(stage)  # a template that does not compile: refused at once
+    earlier = {FIRST_STAGE}
+    for follow_up in campaign.follow_ups:
+        if follow_up.name == stage:
+            break
+        earlier.add(follow_up.name)
+    threads: dict[str, list[Letter]] = {}
+    path = log if log is not None else log_to_read(campaign).path
+    if path.exists():
+        with SendLog(path, campaign=None, write=False) as reader:
+            for letter in reader.letters():
+                if letter.stage in earlier and letter.status == Status.SENT:
+                    threads.setdefault(letter.contact_id, []).append(letter)
+    return Preview(drafter, chosen, stage=stage, threads=threads)
 
 
 class Preview:
     """The drafts of a preview: iterate to render them, one at a time."""
 
     def __init__(
-        self, drafter: drafts.Drafter, contacts: list[Contact], /, *, stage: str | None = None
+        self,
+        drafter: drafts.Drafter,
+        contacts: list[Contact],
+        /,
+        *,
+        stage: str | None = None,
+        threads: Mapping[str, list[Letter]] | None = None,
     ) -> None:
         """Hold what ``preview`` chose; call ``preview`` rather than this."""
         self._drafter = drafter
         self._contacts = contacts
         self._stage = stage
+        self._threads = threads or {}
 
     def __len__(self) -> int:
         """Return how many drafts there are."""
@@ -235,9 +265,17 @@ class Preview:
         """Render and yield each draft."""
         if self._stage is None:
             return self._drafter.drafts(self._contacts)
-        stage = self._stage
-        sent = drafts.sent_dates(self._drafter.campaign, stage)
-        return (self._drafter.stage_draft(c, stage, sent=sent) for c in self._contacts)
+        return self._follow_ups(self._stage)
+
+    def _follow_ups(self, stage: str) -> Iterator[Draft]:
+        """Render each contact's follow-up: a reply in its thread if the log has one."""
+        placeholders = drafts.sent_dates(self._drafter.campaign, stage)
+        replies = self._drafter.for_stage(stage, threads=self._threads)
+        for contact in self._contacts:
+            if self._threads.get(contact.id):
+                yield replies.draft(contact)
+            else:
+                yield self._drafter.stage_draft(contact, stage, sent=placeholders)
 
     @property
     def attachments(self) -> list[Attachment]:

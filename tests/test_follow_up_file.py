@@ -3,10 +3,12 @@
 import datetime as dt
 import textwrap
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import contacts_yaml, run_cli, write_campaign
 
+from outreach import api
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError
 from outreach.model import Stage
@@ -337,3 +339,29 @@ def test_preview_of_an_unknown_stage_names_the_stages(tmp_path: Path) -> None:
     done = run_cli("preview", "--stage", "remind", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr == ("error: campaign.toml: no follow-up stage 'remind'; stages: reminder\n")
+
+
+def test_a_preview_after_the_first_letter_shows_its_day_and_replies_in_its_thread(
+    tmp_path: Path,
+) -> None:
+    """Once the first letter went, preview --stage shows its day and is a reply to it."""
+    campaign_with(tmp_path, 'timezone = "Asia/Bishkek"\n' + STAGE)
+    sent = run_cli("send", "--yes", cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    plans = {
+        entry.contact_id: entry for entry in api.plan(load_campaign(tmp_path / "campaign.toml"))
+    }
+    first = plans["c00001"].sent[0]
+    assert first.sent_at is not None
+    day = first.sent_at.astimezone(ZoneInfo("Asia/Bishkek"))
+    drafts = list(
+        api.preview(load_campaign(tmp_path / "campaign.toml"), ["c00001"], stage="reminder")
+    )
+    message = drafts[0].message
+    assert message["In-Reply-To"] == first.message_id
+    assert f"We wrote to you on {day.day} {day:%B} {day.year} about Country 1." in (
+        message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    )
+    done = run_cli("preview", "c00001", "--stage", "reminder", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"We wrote to you on {day.day} {day:%B} {day.year} about Country 1.\n" in done.stdout

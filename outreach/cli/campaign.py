@@ -70,7 +70,7 @@ def preview(
 
     try:
         campaign = choice.load()
-        drafts = api.preview(campaign, ids or [], stage=stage)
+        drafts = api.preview(campaign, ids or [], stage=stage, log=log_path)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         for draft in drafts:
