@@ -31,7 +31,7 @@ from outreach.model import (
     is_reserved,
 )
 from outreach.render import Letter, SentDate
-from outreach.schedule import load_zone
+from outreach.schedule import contact_zone, load_zone
 from outreach.threads import ThreadHeaders, first_index, message_id_time, reply_subject, with_quote
 
 if TYPE_CHECKING:
@@ -530,12 +530,6 @@ def _chunks(
         total += estimate
     if chunk:
         yield chunk, total
-
-
-def contact_zone(campaign: Campaign, contact: Contact, /) -> dt.tzinfo:
-    """Return a contact's time zone: its ``timezone`` field, else the campaign's, else UTC."""
-    name = contact.data.get("timezone") or campaign.timezone
-    return load_zone(str(name)) if name else dt.UTC
 
 
 def stage_subject(campaign: Campaign, stage: str, /) -> str:

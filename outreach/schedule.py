@@ -248,6 +248,22 @@ class ZoneError(InputError):
     """A contact's ``timezone`` names no zone ('check' reports it before any send)."""
 
 
+def contact_zone(campaign: Campaign, contact: Contact, /) -> dt.tzinfo:
+    """Return a contact's time zone: its ``timezone`` field, else the campaign's, else UTC.
+
+    Raise ``ZoneError`` naming the entry if the field names no zone ('check' reports it).
+    """
+    name = contact.data.get("timezone")
+    if not name:
+        return load_zone(campaign.timezone) if campaign.timezone else UTC
+    try:
+        return load_zone(str(name))
+    except ValueError as exc:
+        where = f"{campaign.contacts}:{contact.line}: contact {contact.id!r}"
+        problem = Problem(where, f"field 'timezone': {exc}, e.g. timezone: Europe/Paris")
+        raise ZoneError([problem]) from None
+
+
 class Schedule:
     """Hold a campaign's rules of time, parsed once: zones, window, embargo, stages."""
 
@@ -267,12 +283,7 @@ class Schedule:
             return self.zone
         zone = self._zones.get(name)
         if zone is None:
-            try:
-                zone = self._zones[name] = load_zone(name)
-            except ValueError as exc:
-                where = f"{self.campaign.contacts}:{contact.line}: contact {contact.id!r}"
-                problem = Problem(where, f"field 'timezone': {exc}, e.g. timezone: Europe/Paris")
-                raise ZoneError([problem]) from None
+            zone = self._zones[name] = contact_zone(self.campaign, contact)
         return zone
 
     def open_at(self, earliest: dt.datetime, zone: dt.tzinfo, now: dt.datetime) -> dt.datetime:
