@@ -147,7 +147,7 @@ class _Reader:
     @functools.cached_property
     def contacts(self) -> frozenset[str]:
         """Return the id of every contact the log knows."""
-        ids = set(self.index.message_ids.values())
+        ids = set(self.index.message_ids.values()) | set(self.index.server_ids.values())
         for owners in self.index.addresses.values():
             ids.update(owners)
         return frozenset(ids)
@@ -215,7 +215,7 @@ class _Reader:
         if _REPORT_PARTS.intersection(head.structure):
             return True
         return self.reports.is_candidate(
-            headers, known_ids=self.index.message_ids, known_addresses=self.index.addresses
+            headers, known_ids=self.index.known_ids, known_addresses=self.index.addresses
         )
 
     def _verp_contact(self, headers: Message) -> str | None:

@@ -17,7 +17,7 @@ The flow, for one folder::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
@@ -30,6 +30,7 @@ class Kind(StrEnum):
     DELIVERED = "delivered"
     REPLIED = "replied"
     AUTO_REPLIED = "auto_replied"
+    COMPLAINED = "complained"  # marked as spam (an Amazon SES complaint notice): stops follow-ups
 
 
 class DeliveryState(StrEnum):
@@ -65,27 +66,70 @@ def normalize_address(value: str) -> str:
     return value.strip().strip("<>").strip().casefold()
 
 
+def server_id_key(value: str) -> str:
+    """Return a bare id a server gave (no ``@``) as compared: trimmed, case folded."""
+    return value.strip().strip("<>").strip().casefold()
+
+
 @dataclass(frozen=True, slots=True)
 class TrackingIndex:
     """Know every Message-ID sent and every address used, to recognize and attribute mail.
 
-    ``message_ids`` maps each normalized Message-ID ever given to a recipient (in any attempt) to
-    its contact id. ``addresses`` maps each normalized address (email, cc, and emails a contact
-    had before a correction) to the contact ids that used it: more than one means the address
-    alone cannot say whose it is.
+    ``message_ids`` maps each normalized Message-ID ever given to a letter (the first or a
+    follow-up, in any attempt), and each Message-ID a server said it used in its 250, to its
+    contact id. ``server_ids`` maps the bare ids a server gave in its 250 (Amazon SES's
+    ``Ok <id>``, which it sends as ``<id@email.amazonses.com>``) to theirs: a Message-ID whose
+    local part is one, whatever its domain, or the bare id itself, is that contact's.
+    ``stages`` says which letter each of those ids was: ``first`` or a follow-up stage.
+    ``addresses`` maps each normalized address (email, cc, and emails a contact had before a
+    correction) to the contact ids that used it: more than one means the address alone cannot
+    say whose it is.
     """
 
     message_ids: Mapping[str, str] = field(default_factory=dict)
     addresses: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    server_ids: Mapping[str, str] = field(default_factory=dict)
+    stages: Mapping[str, str] = field(default_factory=dict)
+
+    def _key(self, value: str) -> str | None:
+        """Return the key ``value`` is known by in ``message_ids`` or ``server_ids``, or None."""
+        normalized = normalize_message_id(value)
+        if normalized in self.message_ids:
+            return normalized
+        local = normalized.rpartition("@")[0] if "@" in normalized else normalized
+        return local if local in self.server_ids else None
 
     def contact_for_message_id(self, value: str, /) -> str | None:
-        """Return the contact a Message-ID was sent to, or None."""
-        return self.message_ids.get(normalize_message_id(value))
+        """Return the contact a Message-ID (or a server's bare id) was sent to, or None."""
+        key = self._key(value)
+        if key is None:
+            return None
+        return self.message_ids.get(key) or self.server_ids.get(key)
+
+    def stage_for_message_id(self, value: str, /) -> str | None:
+        """Return which letter of its thread a Message-ID was, or None if it is not ours."""
+        key = self._key(value)
+        return None if key is None else self.stages.get(key)
+
+    @property
+    def known_ids(self) -> Container[str]:
+        """Return what ``in`` tells ours: a Message-ID, or a server's id, of a letter sent."""
+        return _KnownIds(self)
 
     def contact_for_address(self, value: str, /) -> str | None:
         """Return the one contact that used an address, or None when none or several did."""
         owners = self.addresses.get(normalize_address(value), frozenset())
         return next(iter(owners)) if len(owners) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownIds:
+    """A container of the ids an index knows, for ``reports.is_candidate``."""
+
+    index: TrackingIndex
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and self.index.contact_for_message_id(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +154,8 @@ class Sighting:
     excerpt: str = ""  # a reply's first lines
     original_ids: tuple[str, ...] = ()  # the Message-IDs of ours it quotes, normalized
     matched_by: str = ""  # "message-id" or "address"; empty when unmatched
+    stage: str = ""  # the letter of the thread it answers, when an id of ours says which
+    back_at: str = ""  # an out-of-office's announced return, an ISO date; empty if none read
 
 
 @dataclass(slots=True)
@@ -121,6 +167,7 @@ class TrackCounts:
     delivered: int = 0
     replied: int = 0
     auto_replied: int = 0
+    complained: int = 0
     unmatched: int = 0
     already: int = 0  # seen before (a rerun, another folder): not stored twice
 

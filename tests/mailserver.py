@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -81,6 +82,8 @@ class RecordingHandler:
         self.auth_attempts: list[str] = []  # the mechanism of every AUTH the server judged
         self.basic_auth_reply: str | None = None  # refuse every password login with this reply
         self.auth_faults: list[str] = []  # refuse the next logins with these replies, in order
+        # The 250 to each message taken, given the count taken so far (Amazon SES: "250 Ok ID").
+        self.accept_reply: Callable[[int], str] | None = None
         self.lock = threading.Lock()
 
     def _take(self, table: dict[str, list[str]], address: str) -> str | None:
@@ -153,6 +156,8 @@ class RecordingHandler:
             return "250 never heard"
         if first in self.faults.hang_after_data:
             await asyncio.sleep(3600)
+        if self.accept_reply is not None:
+            return self.accept_reply(len(self.received))
         return "250 Message accepted"
 
     def authenticate(

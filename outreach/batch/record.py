@@ -185,10 +185,12 @@ class Recorder:
         text: str,
         refused: str | None = None,
         letter: SentLetter | None = None,
+        server_id: str | None = None,
     ) -> None:
         """Queue a settle; it shares the commit of the next claims, and is checked at the end.
 
-        A ``letter`` is kept in the same transaction, and handed to ``keep`` once on disk.
+        A ``letter`` is kept in the same transaction, and handed to ``keep`` once on disk;
+        ``server_id`` is the id the server said it sent the letter under (its 250).
         """
         settle = functools.partial(
             self._log.settle,
@@ -199,6 +201,7 @@ class Recorder:
             text=text,
             refused=refused,
             stage=self._stage,
+            server_id=server_id,
         )
         if letter is not None:
             settle = functools.partial(_settle_and_keep, self._log, settle, letter)
@@ -265,6 +268,7 @@ class Recorder:
             text=text,
             refused=refused,
             letter=letter,
+            server_id=handover.server_id,
         )
         return status
 

@@ -106,8 +106,11 @@ def _print_events(events: list[TrackEvent]) -> None:
     """Print what came back from the mailbox: replies with their excerpt, reports with detail."""
     for e in events:
         where = f"({e.folder}, UID {e.uid}, {e.evidence})"
+        if e.stage and e.stage != "first":
+            where = f"to the {e.stage!r} letter {where}"
         if e.kind in {"replied", "auto_replied"}:
-            typer.echo(f"  {e.kind.replace('_', '-')} {when(e.at)} from {e.sender} {where}")
+            back = f", back on {e.back_at}" if e.back_at else ""
+            typer.echo(f"  {e.kind.replace('_', '-')} {when(e.at)} from {e.sender}{back} {where}")
             for line in e.excerpt.splitlines():
                 typer.echo(f"    | {line}")
         else:

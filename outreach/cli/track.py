@@ -171,7 +171,9 @@ def _print_track_summary(summary: TrackSummary, folders: list[str]) -> None:
     typer.echo(
         f"examined {summary.examined} messages in {', '.join(folders)}: {c.bounced} bounces, "
         f"{c.delayed} delays, {c.delivered} delivered, {c.replied} replies, "
-        f"{c.auto_replied} auto-replies, {c.unmatched} unmatched"
+        f"{c.auto_replied} auto-replies, "
+        + (f"{c.complained} complaints (stopped), " if c.complained else "")
+        + f"{c.unmatched} unmatched"
         + (f" ({c.already} already recorded)" if c.already else "")
     )
     if summary.moved:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import email.message
+from dataclasses import replace
 
-from outreach.reports._bodies import parts, returned_ids
+from outreach.reports._away import return_date
+from outreach.reports._bodies import body_text, parts, returned_ids
 from outreach.reports._bounces import STATUS_PARTS, dsn, other_bounce, read_receipt
 from outreach.reports._finding import Finding
 from outreach.reports._headers import (
@@ -18,6 +21,7 @@ from outreach.reports._headers import (
     auto_replied,
     bounce_like,
     evidence,
+    from_sns,
     header,
     header_date,
     null_sender,
@@ -25,6 +29,7 @@ from outreach.reports._headers import (
     report_type,
 )
 from outreach.reports._replies import is_listed, reply_excerpt
+from outreach.reports._ses import ses_notice
 from outreach.tracking import Kind, Sighting, TrackingIndex
 
 _DELIVERY_REPORTS = (Kind.BOUNCED, Kind.DELAYED, Kind.DELIVERED)
@@ -37,18 +42,32 @@ def classify(raw: bytes) -> list[Finding]:
     give what can be read from them, or nothing.
     """
     try:
-        return _classify(raw)
+        message = email.message_from_bytes(raw)
+        common = {
+            "message_id": evidence(message, raw),
+            "date": header_date(message),
+            "sender": header(message, "From"),
+        }
+        notice = _ses(message, common)
+        return notice if notice is not None else _classify(message, common)
     except Exception:  # noqa: BLE001 - a message no part of the parser can read reports nothing
         return []
 
 
-def _classify(raw: bytes) -> list[Finding]:
-    message = email.message_from_bytes(raw)
-    common = {
-        "message_id": evidence(message, raw),
-        "date": header_date(message),
-        "sender": header(message, "From"),
-    }
+def _ses(message: email.message.Message, common: dict[str, str]) -> list[Finding] | None:
+    """Return what an Amazon SES notice reports (JSON that names the letter), or None."""
+    if report_type(message) and not from_sns(message):
+        return None  # a delivery report, a receipt: not a notice
+    notice = ses_notice(message)
+    if notice is None:
+        return None
+    return [
+        replace(f, message_id=common["message_id"], date=common["date"], sender=common["sender"])
+        for f in notice
+    ]
+
+
+def _classify(message: email.message.Message, common: dict[str, str]) -> list[Finding]:
     report = report_type(message)
     if any(part.get_content_type() in STATUS_PARTS for part in parts(message)):
         findings = dsn(message) or other_bounce(message)
@@ -61,12 +80,10 @@ def _classify(raw: bytes) -> list[Finding]:
     elif bounce_like(message):
         findings = other_bounce(message)
     elif auto_replied(message):
-        findings = [Finding(Kind.AUTO_REPLIED, (address_in(common["sender"]),))]
+        findings = [_away(message, common)]
     elif null_sender(message):
         # RFC 3834 asks automatic replies to come from the null sender, as bounces do.
-        findings = other_bounce(message, named_only=True) or [
-            Finding(Kind.AUTO_REPLIED, (address_in(common["sender"]),))
-        ]
+        findings = other_bounce(message, named_only=True) or [_away(message, common)]
     elif is_listed(message):
         return []
     else:
@@ -91,10 +108,19 @@ def _classify(raw: bytes) -> list[Finding]:
             status_code=f.status_code,
             diagnostic=f.diagnostic,
             original_ids=f.original_ids or ids,
+            back_at=f.back_at,
             **common,
         )
         for f in findings
     ]
+
+
+def _away(message: email.message.Message, common: dict[str, str]) -> Finding:
+    """Return an automatic reply's finding, with the return date it announces if certain."""
+    sent = dt.date.fromisoformat(common["date"][:10]) if common["date"] else None
+    back = return_date(body_text(message), sent=sent)
+    address = address_in(common["sender"])
+    return Finding(Kind.AUTO_REPLIED, (address,), back_at=back.isoformat() if back else "")
 
 
 def match(
@@ -145,6 +171,8 @@ def match(
         excerpt=finding.excerpt,
         original_ids=tuple(ours),
         matched_by=matched_by,
+        stage=(index.stage_for_message_id(ours[0]) or "") if ours else "",
+        back_at=finding.back_at,
     )
 
 

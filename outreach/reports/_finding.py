@@ -18,8 +18,9 @@ class Finding:
     ``addresses`` names that recipient (Original-Recipient, then Final-Recipient, of a report;
     the sender's address of a reply), possibly none. ``original_ids`` are the Message-IDs of
     the letters it concerns (the returned message's, or a reply's In-Reply-To and References),
-    normalized. ``message_id`` is the incoming message's own Message-ID, or ``sha256:<hex>`` of
-    its bytes when it has none; ``date`` its Date in UTC (ISO 8601), or empty.
+    normalized (or a server's bare id, from an Amazon SES notice). ``message_id`` is the incoming
+    message's own Message-ID, or ``sha256:<hex>`` of its bytes when it has none; ``date`` its
+    Date in UTC (ISO 8601), or empty.
     """
 
     kind: Kind
@@ -31,3 +32,4 @@ class Finding:
     excerpt: str = ""
     message_id: str = ""
     date: str = ""
+    back_at: str = ""  # an out-of-office's announced return (ISO date), when read for certain

@@ -109,6 +109,14 @@ def evidence(message: Message, raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+_SNS_DOMAIN = "sns.amazonaws.com"
+
+
+def from_sns(message: Message) -> bool:
+    """Tell from its sender whether a message comes from Amazon SNS: an SES notification."""
+    return address_in(header(message, "From")).casefold().endswith("@" + _SNS_DOMAIN)
+
+
 def _is_daemon(message: Message) -> bool:
     local = address_in(header(message, "From")).partition("@")[0].casefold()
     return local.startswith(_DAEMONS)
@@ -161,7 +169,7 @@ def is_candidate(
 ) -> bool:
     """Tell from headers alone whether a message may concern a campaign, and so be read whole."""
     try:
-        if bounce_like(headers) or null_sender(headers):
+        if bounce_like(headers) or null_sender(headers) or from_sns(headers):
             return True
         if any(found in known_ids for found in replied_to_ids(headers)):
             return True

@@ -87,6 +87,8 @@ class TrackEvent:
     excerpt: str
     original_id: str
     matched_by: str
+    stage: str | None = None  # the letter of the thread it answers, when known
+    back_at: str | None = None  # an out-of-office's announced return (ISO date), when read
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """What came back after the hand-over ('outreach track'): events and folder cursors.
 
 Owns the tables ``events`` and ``folders``, and the recipients' columns ``delivery``,
-``replied_at`` and ``auto_replied_at``, which it recomputes from the events. Relies on the core
-for the connection, its transactions and the clock, and reads the sends store's
-``recipients`` and ``attempts`` to tell which letter and address an event is about. It is given
-sightings classified by ``outreach.tracking`` and imports nothing that classifies mail.
+``replied_at`` and ``auto_replied_at``, which it recomputes from the events; a complaint adds a
+row to ``stops``. Relies on the core for the connection, its transactions and the clock, and
+reads the sends store's ``recipients``, ``letters`` and ``attempts`` to tell which letter and
+address an event is about. It is given sightings classified by ``outreach.tracking`` and
+imports nothing that classifies mail.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from outreach.model import FIRST_STAGE
 from outreach.sendlog._core import Core
 from outreach.sendlog._records import TrackEvent
 from outreach.tracking import (
@@ -23,13 +25,15 @@ from outreach.tracking import (
     TrackingIndex,
     normalize_address,
     normalize_message_id,
+    server_id_key,
 )
 
 _EVENT_COLUMNS = (
     "contact_id, kind, at, recorded_at, folder, uidvalidity, uid, evidence, address, "
-    "status_code, diagnostic, sender, excerpt, original_id, matched_by"
+    "status_code, diagnostic, sender, excerpt, original_id, matched_by, stage, back_at"
 )
 _DELIVERY_KINDS = (Kind.BOUNCED, Kind.DELAYED, Kind.DELIVERED)
+_COMPLAINT_REASON = "complaint: marked the letter as spam"
 
 
 class Tracking:
@@ -71,31 +75,31 @@ class Tracking:
         return (int(row[0]), int(row[1])) if row else None
 
     def tracking_index(self) -> TrackingIndex:
-        """Return every Message-ID ever sent and every address used, by contact."""
-        message_ids: dict[str, str] = {}
-        addresses: dict[str, set[str]] = {}
+        """Return every Message-ID and server id of every letter sent, and every address used.
 
-        def add_address(address: str, contact_id: str) -> None:
-            if address.strip():
-                addresses.setdefault(normalize_address(address), set()).add(contact_id)
-
-        for contact_id, message_id, email, cc in self._core.db.execute(
-            "SELECT contact_id, message_id, email, cc FROM recipients"
+        The letters are the first ones (``recipients``) and the follow-ups (``letters``), with
+        every attempt's Message-ID; a server's id is the one it gave in its 250.
+        """
+        index = _IndexBuilder()
+        for contact_id, message_id, server_id, email, cc in self._core.db.execute(
+            "SELECT contact_id, message_id, server_id, email, cc FROM recipients"
         ):
-            if message_id:
-                message_ids[normalize_message_id(message_id)] = contact_id
-            add_address(email, contact_id)
+            index.add_id(message_id, contact_id, FIRST_STAGE)
+            index.add_server_id(server_id, contact_id, FIRST_STAGE)
+            index.add_address(email, contact_id)
             for address in cc.split():
-                add_address(address, contact_id)
-        for contact_id, message_id, email in self._core.db.execute(
-            "SELECT contact_id, message_id, email FROM attempts"
+                index.add_address(address, contact_id)
+        for contact_id, stage, message_id, server_id in self._core.db.execute(
+            "SELECT contact_id, stage, message_id, server_id FROM letters"
         ):
-            message_ids[normalize_message_id(message_id)] = contact_id
-            add_address(email or "", contact_id)
-        return TrackingIndex(
-            message_ids=message_ids,
-            addresses={address: frozenset(ids) for address, ids in addresses.items()},
-        )
+            index.add_id(message_id, contact_id, stage)
+            index.add_server_id(server_id, contact_id, stage)
+        for contact_id, message_id, email, stage in self._core.db.execute(
+            "SELECT contact_id, message_id, email, stage FROM attempts"
+        ):
+            index.add_id(message_id, contact_id, stage)
+            index.add_address(email or "", contact_id)
+        return index.build()
 
     def record_track(
         self, sightings: Iterable[Sighting], /, *, folder: str, uidvalidity: int, last_uid: int
@@ -119,7 +123,7 @@ class Tracking:
                     continue
                 inserted = self._core.db.execute(
                     f"INSERT INTO events ({_EVENT_COLUMNS}, sent_to) "  # noqa: S608 - constant
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (contact_id, kind, evidence, address) DO NOTHING",
                     (
                         contact_id,
@@ -137,12 +141,21 @@ class Tracking:
                         sighting.excerpt,
                         sighting.original_ids[0] if sighting.original_ids else "",
                         sighting.matched_by,
+                        sighting.stage or None,
+                        sighting.back_at or None,
                         self._sent_to(contact_id, sighting),
                     ),
                 ).rowcount
                 if not inserted:
                     counts.already += 1
                     continue
+                if sighting.kind is Kind.COMPLAINED:
+                    # Marked as spam: no follow-up goes, as if stopped by hand ('outreach stop').
+                    self._core.db.execute(
+                        "INSERT INTO stops (contact_id, reason, at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (contact_id) DO NOTHING",
+                        (contact_id, _COMPLAINT_REASON, sighting.at),
+                    )
                 setattr(counts, sighting.kind.value, getattr(counts, sighting.kind.value) + 1)
                 touched.add(contact_id)
             for contact_id in touched:
@@ -214,4 +227,43 @@ class Tracking:
             "UPDATE recipients SET delivery = ?, replied_at = ?, auto_replied_at = ? "
             "WHERE contact_id = ?",
             (delivery, min(replied, default=None), min(auto_replied, default=None), contact_id),
+        )
+
+
+class _IndexBuilder:
+    """Gather a ``TrackingIndex`` from the log's rows."""
+
+    def __init__(self) -> None:
+        self.message_ids: dict[str, str] = {}
+        self.server_ids: dict[str, str] = {}
+        self.stages: dict[str, str] = {}
+        self.addresses: dict[str, set[str]] = {}
+
+    def add_address(self, address: str, contact_id: str) -> None:
+        if address.strip():
+            self.addresses.setdefault(normalize_address(address), set()).add(contact_id)
+
+    def add_id(self, message_id: str | None, contact_id: str, stage: str) -> None:
+        if message_id:
+            key = normalize_message_id(message_id)
+            self.message_ids[key] = contact_id
+            self.stages[key] = stage
+
+    def add_server_id(self, server_id: str | None, contact_id: str, stage: str) -> None:
+        """Add the id a server gave: a Message-ID whole, or a bare one (Amazon SES's)."""
+        if not server_id:
+            return
+        if "@" in server_id:
+            self.add_id(server_id, contact_id, stage)
+            return
+        key = server_id_key(server_id)
+        self.server_ids[key] = contact_id
+        self.stages[key] = stage
+
+    def build(self) -> TrackingIndex:
+        return TrackingIndex(
+            message_ids=self.message_ids,
+            addresses={address: frozenset(ids) for address, ids in self.addresses.items()},
+            server_ids=self.server_ids,
+            stages=self.stages,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -31,6 +32,30 @@ def is_throttling(code: int | None, text: str, /) -> bool:
     """
     lowered = text.lstrip().lower()
     return code in THROTTLING_CODES and (lowered.startswith("4.7.0") or "throttl" in lowered)
+
+
+# The ids a server may say in its 250 to the data, when it sends the letter under a Message-ID
+# of its own: Amazon SES answers "Ok <id>" (16 hex digits, a UUID, 6 digits) and sends it as
+# <id@email.amazonses.com>, or <id@REGION.amazonses.com>; others name the Message-ID whole.
+_SES_ID = re.compile(
+    r"^(?:2\.0\.0\s+)?ok\s+([0-9a-f]{16}-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}-\d{6})\s*$",
+    re.IGNORECASE,
+)
+_WHOLE_ID = re.compile(r"<([!-;=?-~]+@[!-;=?-~]+)>")
+
+
+def server_id(text: str, /) -> str | None:
+    """Return the id a server said in its 250 to the data, or None when it said none.
+
+    Amazon SES's bare id (``250 Ok 0100018c...-000000``), or a Message-ID in angle brackets
+    (``<id@host>``). A queue id ("queued as 4ABC12") is not a Message-ID: None.
+    """
+    for line in text.splitlines() or [text]:
+        found = _SES_ID.match(line.strip())
+        if found:
+            return found.group(1).lower()
+    whole = _WHOLE_ID.search(text)
+    return f"<{whole.group(1)}>" if whole else None
 
 
 class Outcome(enum.StrEnum):
@@ -60,6 +85,11 @@ class Handover:
     text: str
     refused: dict[str, str] = field(default_factory=dict)
     reconnect: bool = False
+
+    @property
+    def server_id(self) -> str | None:
+        """Return the id the server gave the letter in its 250, when sent and it gave one."""
+        return server_id(self.text) if self.outcome is Outcome.SENT else None
 
 
 class Connection(Protocol):
