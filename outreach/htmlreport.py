@@ -19,6 +19,7 @@ import importlib.resources
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -196,7 +197,8 @@ def _row(
     for event in events:
         if event.kind not in seen:
             seen.add(event.kind)
-            times.append((event.kind, _stamp(event.at), event.at))
+            # The words of the log's states: auto-replied, not the event's auto_replied.
+            times.append((event.kind.replace("_", "-"), _stamp(event.at), event.at))
         if event.kind == Kind.REPLIED and not reply:
             reply, reply_from = _first_lines(event.excerpt), event.sender
         elif event.kind == Kind.BOUNCED:
@@ -416,8 +418,11 @@ def _asset(name: str) -> str:
     return (importlib.resources.files("outreach") / "templates" / name).read_text("utf-8")
 
 
-def render(data: ReportData, /) -> str:
-    """Return the report's page: one HTML document that loads nothing."""
+def render(data: ReportData, /) -> Iterator[str]:
+    """Yield the report's page in pieces: one HTML document that loads nothing.
+
+    In pieces, so that a large campaign's page is written as it is drawn, never held whole.
+    """
     style = _asset("report.css")
     script = _asset("report.js")
     columns, slot, top = _columns(data.days, width=680, height=160)
@@ -426,7 +431,7 @@ def render(data: ReportData, /) -> str:
         f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; "
         "base-uri 'none'; form-action 'none'"
     )
-    return _ENV.get_template("report.html.j2").render(
+    return _ENV.get_template("report.html.j2").generate(
         d=data,
         c=data.campaign,
         said=logview.said(data.numbers) if data.rows else "no recipients yet",
@@ -441,13 +446,13 @@ def render(data: ReportData, /) -> str:
     )
 
 
-def write(page: str, path: Path, /) -> None:
+def write(page: Iterable[str], path: Path, /) -> None:
     """Write the page whole or not at all, readable by its owner only (it names people)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(page)
+            file.writelines(page)
         Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
