@@ -373,7 +373,8 @@ def test_the_readmes_log_is_what_log_shows_after_a_send_and_a_track(
 ) -> None:
     """The shipped campaign sent to a sink, a bounce, a reply and an out-of-office tracked.
 
-    The tracking page's summary of that track and its history of one recipient are checked too.
+    The tracking page's summary of that track and its history of one recipient are checked too,
+    and the report page's example, whose totals count what was tracked.
     """
     copy_shipped_campaign(tmp_path)
     sink = Sink(tmp_path)
@@ -402,6 +403,11 @@ def test_the_readmes_log_is_what_log_shows_after_a_send_and_a_track(
     walk.run(block("track-summary"))
     walk.run(block("readme-log"))
     walk.run(block("log-mexico"))
+    walk.run(block("report-example"))
+    page = (tmp_path / "reports" / "kyrgyzstan-2010-06-24.html").read_text(encoding="utf-8")
+    counts = dict(re.findall(r'<td data-count="([a-z-]+)">(\d+)</td>', page))
+    tracked = {"sent": "15", "bounced": "1", "replied": "1", "auto-replied": "1"}
+    assert {word: counts[word] for word in tracked} == tracked
 
 
 def test_the_contact_list_example_is_a_valid_entry(tmp_path: Path) -> None:
