@@ -11,6 +11,7 @@ from imapserver import PASSWORD, Dovecot
 
 from outreach.api import imap_settings, log_to_read, track
 from outreach.campaign import load_campaign
+from outreach.followups import standings
 from outreach.mailbox import Auth, Credentials
 from outreach.model import Status
 from outreach.reports import classify, sightings
@@ -378,6 +379,7 @@ def test_replies_and_reports_to_any_letter_of_the_thread_count_for_the_contact(t
         events = {(e.contact_id, e.kind): e for e in log.events()}
         rows = {row.id: row for row in log.recipients()}
         stops = log.stops()
+        standing = standings(log)
     assert events["c00001", "replied"].stage == "last-call"
     assert events["c00002", "replied"].stage == "first"
     assert events["c00003", "replied"].stage == "reminder"
@@ -388,6 +390,13 @@ def test_replies_and_reports_to_any_letter_of_the_thread_count_for_the_contact(t
     assert events["c00006", "auto_replied"].back_at == "2010-07-05"
     assert rows["c00006"].replied_at is None
     assert {row for row in rows if rows[row].replied_at} == {"c00001", "c00002", "c00003"}
+    # What the schedule is told: no follow-up after a reply, a bounce or a complaint, and none
+    # before the out-of-office's writer is back.
+    assert all(standing[c].replied for c in ("c00001", "c00002", "c00003"))
+    assert standing["c00004"].bounced
+    assert (standing["c00005"].stopped or "").startswith("complaint")
+    assert standing["c00006"].back_at == dt.date(2010, 7, 5)
+    assert not standing["c00006"].replied
 
 
 async def test_the_id_in_a_servers_250_is_kept_with_each_letter(
