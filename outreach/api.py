@@ -37,6 +37,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import signal
+import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,8 @@ from outreach.batch import (
     Summary,
 )
 from outreach.campaign import load_campaign as _load_campaign
+from outreach.dns import DnsReport, DnsSettings, certificate_finding
+from outreach.dns import check_dns as _check_dns
 from outreach.drafts import CheckReport, Draft
 from outreach.errors import API_NAMES, ConfigError, named, say
 from outreach.followups import ContactPlan, stop
@@ -103,6 +106,7 @@ from outreach.transport import (
     SmtpTransport,
     Transport,
     parse_smtp_url,
+    server_certificate,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +126,8 @@ __all__ = [
     "Copies",
     "Correction",
     "Credentials",
+    "DnsReport",
+    "DnsSettings",
     "Draft",
     "Event",
     "ImapSettings",
@@ -155,6 +161,7 @@ __all__ = [
     "TrackSummary",
     "Transport",
     "check",
+    "check_dns",
     "check_sent_folder",
     "dry_run",
     "imap_oauth_credentials",
@@ -198,6 +205,29 @@ def load_campaign(
 def check(campaign: Campaign, /) -> CheckReport:
     """Validate every contact and render every draft; return every problem and warning found."""
     return drafts.check(campaign)
+
+
+def check_dns(
+    campaign: Campaign,
+    /,
+    *,
+    smtp: str | None = None,
+    provider: str | None = None,
+    dns: DnsSettings | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> DnsReport:
+    """Check by DNS the recipients' domains and the sender's, and the SMTP server's certificate.
+
+    The server is found as a send finds it: ``smtp``, else the provider's profile (see
+    ``outreach.dns.check_dns``); its certificate is checked against ``tls_context`` (the
+    system's trust store when None). ``dns`` names a nameserver; the system's when None.
+    """
+    report = _check_dns(campaign, smtp=smtp, provider=provider, dns=dns)
+    if report.smtp is not None:
+        found = run_to_end(server_certificate(report.smtp, tls_context=tls_context))
+        now = dt.datetime.now(dt.UTC)
+        report.findings.append(certificate_finding(report.smtp, found, now=now))
+    return report
 
 
 def preview(

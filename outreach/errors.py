@@ -21,6 +21,8 @@ API_NAMES: Mapping[str, str] = {
     "check_replies": "check_replies=False",
     "client_secrets": "client_secrets",
     "contacts": "load_campaign(contacts=...)",
+    "dns_check": "dns_check=False",
+    "dns_server": "DnsSettings(nameserver=...)",
     "folder": "folders",
     "imap": "the IMAP URL",
     "insecure_tls": "verify=False",
@@ -142,3 +144,7 @@ class MailboxError(OutreachError):
 
 class AuthError(OutreachError):
     """Raise when signing in fails: a refused login, a token that cannot be had or refreshed."""
+
+
+class UndeliverableError(OutreachError):
+    """Raise when recipients' domains certainly take no mail (DNS): the batch does not start."""

@@ -41,8 +41,9 @@ from outreach.batch import (
     daily_allowance,
     send_test_copies,
 )
+from outreach.dns import DnsSettings, DomainCheck, Mail, check_domains, contacts_named
 from outreach.drafts import DraftPool
-from outreach.errors import ConfigError, MailboxError, named
+from outreach.errors import ConfigError, MailboxError, UndeliverableError, named
 from outreach.mailbox import Credentials, ImapSettings, SentCopier, sent_copier
 from outreach.model import Campaign, Contact, SentLetter, is_reserved
 from outreach.schedule import Next
@@ -187,6 +188,8 @@ def prepare_send(
     save_sent: SaveSent | None = None,
     reply_check: ReplyCheck | None = None,
     check_replies: bool = True,
+    dns_check: bool = True,
+    dns: DnsSettings | None = None,
 ) -> PreparedSend:
     """Open the send log, choose the recipients and check their drafts; send nothing yet.
 
@@ -218,6 +221,13 @@ def prepare_send(
     thread. When any is due, the mailbox of ``reply_check`` is read first, as 'track' does, so
     that a reply already there stops its follow-up; without one the send is refused, unless
     ``check_replies`` is False (the caller accepts that a follow-up may cross a reply).
+
+    Before a live batch, with ``dns_check`` (the default), each domain of the first letters'
+    recipients (Cc included) is looked up in ``dns`` (the system's resolver when None): when
+    one certainly takes no mail (no such domain, a null MX, nothing to deliver to), its contacts
+    are marked ``failed`` in the log, their ``refused`` saying why, and ``UndeliverableError``
+    names them; nothing is sent. A lookup that fails or times out never stops the batch; the
+    checks made are in ``domains_checked``. Follow-ups go to domains that took a letter before.
     """
     if live is None and log is None:
         live = False
@@ -262,6 +272,8 @@ def prepare_send(
         if live and not options.allow_reserved:
             for each in letters.plans:
                 check_reserved(each, sender=campaign.sender.address)
+        dns = (dns or DnsSettings()) if dns_check else None
+        checked = _check_domains(plan, send_log, dns) if live and dns is not None else []
         if save_sent is not None:
             copier = _sent_copier(save_sent, campaign, log=send_log.path)
     except BaseException:
@@ -282,7 +294,35 @@ def prepare_send(
         live=live,
         follow_ups=stages,
         save_sent=save_sent,
+        dns=dns,
+        domains_checked=checked,
     )
+
+
+def _check_domains(plan: Plan, send_log: SendLog, dns: DnsSettings) -> list[DomainCheck]:
+    """Look up the domains of those to be sent to; refuse the batch if one takes no mail."""
+    checks = check_domains(plan.todo, dns=dns)
+    bad = [check for check in checks if check.mail is Mail.NONE]
+    if not bad:
+        return checks
+    reasons: dict[str, list[str]] = {}
+    for check in bad:
+        for contact_id in check.contacts:
+            why = f"not sent: {check.domain} {check.detail} (DNS, before sending)"
+            reasons.setdefault(contact_id, []).append(why)
+    refusals = {contact_id: "; ".join(whys) for contact_id, whys in reasons.items()}
+    send_log.refuse_unsent(refusals)
+    lines = [f"  {check.domain}: {check.detail}; {contacts_named(check.contacts)}" for check in bad]
+    count = len(refusals)
+    are = "recipient is" if count == 1 else "recipients are"
+    head = f"{count} {are} on domains that take no mail, by DNS; nothing was sent:"
+    tail = (
+        f"They are marked failed in the send log ({send_log.path}). Correct their addresses "
+        "in the contact list (the next send goes to the corrected ones) or remove them, then "
+        f"send again; {named('dns_check')} skips this check."
+    )
+    msg = "\n".join([head, *lines, tail])
+    raise UndeliverableError(msg)
 
 
 def _choose_letters(
@@ -413,6 +453,8 @@ class PreparedSend:
         live: bool | None = None,
         follow_ups: list[tuple[Plan, drafts.Drafter]] | None = None,
         save_sent: SaveSent | None = None,
+        dns: DnsSettings | None = None,
+        domains_checked: list[DomainCheck] | None = None,
     ) -> None:
         """Hold what ``prepare_send`` made; call ``prepare_send`` rather than this."""
         self.campaign = campaign
@@ -428,6 +470,9 @@ class PreparedSend:
         self._copier = copier
         self._batch: Batch | None = None
         self._stopped = False
+        self._dns = dns  # None: no DNS check (dns_check=False)
+        # The recipients' domains looked up before this batch, each with what DNS said.
+        self.domains_checked = domains_checked or []
         self._stages = follow_ups or []
         self._save_sent = save_sent
         # The follow-ups this run sends, one plan a stage, after the first letters (``plan``).
@@ -515,6 +560,8 @@ class PreparedSend:
             if live and not self.options.allow_reserved:
                 for plan in (self.plan, *self.follow_ups):
                     check_reserved(plan, sender=self.campaign.sender.address)
+            if live and self._dns is not None:
+                self.domains_checked = _check_domains(self.plan, self._log, self._dns)
 
     async def run_async(
         self,

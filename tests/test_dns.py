@@ -11,11 +11,13 @@ import pytest
 from helpers import contacts_yaml, write_campaign
 
 from outreach import dns as outreach_dns
+from outreach.batch import SendOptions
 from outreach.campaign import load_campaign
 from outreach.dns import DnsSettings, Level, Mail, check_dns, check_domains, check_spf
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, UndeliverableError
 from outreach.model import Contact
-from outreach.sending import run_to_end
+from outreach.sending import prepare_send, run_to_end
+from outreach.sendlog import SendLog
 from outreach.transport import parse_smtp_url, server_certificate
 
 SERVER = "192.0.2.25"  # the SMTP server's address, as the sender's SPF must name it
@@ -419,3 +421,25 @@ def test_nameserver_refused(text):
     """A nameserver that is not an address and a port is refused, saying the form."""
     with pytest.raises(ConfigError, match=r"is not a nameserver's address: give an IP address"):
         outreach_dns.parse_nameserver(text)
+
+
+def test_prepare_send_refuses_a_domain_without_mail(dns_server, tmp_path):
+    """A script's live batch is refused as the command line's is: nothing sent, the log says why."""
+    dns_server.add(RECIPIENT_ZONE)
+    toml = write_campaign(
+        tmp_path / "campaign",
+        contacts=contacts_yaml(1)
+        + contacts_yaml(1, domain="no-mail.example")[10:].replace("c00001", "c00002"),
+    )
+    campaign = load_campaign(toml)
+    options = SendOptions(allow_reserved=True)
+    with pytest.raises(UndeliverableError, match="contact c00002"):
+        prepare_send(campaign, options=options, live=True, dns=settings(dns_server))
+    with SendLog(campaign.default_log, campaign=None, write=False) as log:
+        rows = {row.id: row for row in log.recipients()}
+    assert rows["c00001"].status == "pending"
+    assert (rows["c00002"].status, rows["c00002"].attempts) == ("failed", 0)
+    assert rows["c00002"].refused == (
+        "not sent: no-mail.example says it accepts no mail (null MX, RFC 7505) "
+        "(DNS, before sending)"
+    )

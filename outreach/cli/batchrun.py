@@ -16,7 +16,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from outreach.api import Campaign, SaveSent, SendOptions, SmtpSettings, Summary, Transport
+    from outreach.api import (
+        Campaign,
+        DnsSettings,
+        SaveSent,
+        SendOptions,
+        SmtpSettings,
+        Summary,
+        Transport,
+    )
 
 
 def run_batch(
@@ -30,17 +38,32 @@ def run_batch(
     copies: SaveSent | None,
     yes: bool,
     again: Again,
+    dns: DnsSettings | None = None,
 ) -> Summary:
-    """Run the batch: to the server once confirmed and signed in to, or into the outbox."""
+    """Run the batch: to the server once confirmed and signed in to, or into the outbox.
+
+    With ``dns`` (None: --no-dns-check), a live batch looks up its recipients' domains first.
+    """
     from outreach import api
+    from outreach.dns import Mail
     from outreach.settings import outbox_path
 
     with api.prepare_send(
-        campaign, options=options, log=log, live=settings is not None, save_sent=copies
+        campaign,
+        options=options,
+        log=log,
+        live=settings is not None,
+        save_sent=copies,
+        dns_check=dns is not None,
+        dns=dns,
     ) as prepared:
         for contact_id in prepared.recovered:
             msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
             typer.echo(msg, err=True)
+        for check in prepared.domains_checked:
+            if check.mail is Mail.UNKNOWN:
+                msg = f"warning: {check.domain}: could not check ({check.detail}); sending anyway"
+                typer.echo(msg, err=True)
         say_copies(prepared, again=again)
         transport: Transport
         if settings is not None:

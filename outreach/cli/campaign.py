@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.cli.options import AcceptingLogOption, CampaignChoice, campaign_command
+from outreach.cli.options import (
+    AcceptingLogOption,
+    CampaignChoice,
+    campaign_command,
+    dns_server_option,
+    provider_option,
+)
 from outreach.cli.say import fail, noun, plural, said
 from outreach.errors import OutreachError
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
-    from outreach.api import Attachment, Campaign, Draft
+    from outreach.api import Attachment, Campaign, DnsReport, Draft
 
 
 def init(
@@ -148,15 +154,45 @@ def _record_attachments(
 
 
 @campaign_command
-def check(log_path: AcceptingLogOption = None, *, choice: CampaignChoice) -> None:
+def check(
+    log_path: AcceptingLogOption = None,
+    dns: Annotated[
+        bool,
+        typer.Option(
+            "--dns",
+            help="Also check by DNS: each recipient domain, the sender's SPF, DKIM and DMARC, "
+            "and the SMTP server's certificate (see the docs' page 'Will it land?').",
+        ),
+    ] = False,
+    smtp: Annotated[
+        str | None,
+        typer.Option(
+            "--smtp",
+            envvar="OUTREACH_SMTP_URL",
+            help="With --dns: the server 'send' would use, smtp://[user@]host[:port] or "
+            "smtps://...; SPF is evaluated for its address. [default: the provider's server]",
+        ),
+    ] = None,
+    provider: Annotated[str | None, provider_option()] = None,
+    dns_server: Annotated[str | None, dns_server_option()] = None,
+    *,
+    choice: CampaignChoice,
+) -> None:
     """Check every contact and draft.
 
     Every contact is validated and every draft rendered; every problem found is reported.
+    With --dns, what DNS says of the recipients' domains and the sender's is shown in one
+    table with what to do; an error there fails the check.
     """
     from outreach import api
 
     try:
         campaign = choice.load()
+        dns_report = (
+            api.check_dns(campaign, smtp=smtp, provider=provider, dns=api.DnsSettings(dns_server))
+            if dns
+            else None
+        )
     except OutreachError as exc:
         raise fail(exc) from None
     report = api.check(campaign)
@@ -177,7 +213,24 @@ def check(log_path: AcceptingLogOption = None, *, choice: CampaignChoice) -> Non
         f"{plural(report.rendered, 'draft')} rendered, "
         f"{plural(len(report.problems), 'problem')}, {plural(len(report.warnings), 'warning')}"
     )
-    if report.problems:
+    failed = bool(report.problems)
+    if dns_report is not None:
+        _print_findings(dns_report, where=dns_server)
+        errors, warnings = len(dns_report.errors), len(dns_report.warnings)
+        summary += f"; DNS: {plural(errors, 'error')}, {plural(warnings, 'warning')}"
+        failed = failed or errors > 0
+    if failed:
         typer.echo(f"check failed: {summary}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"check passed: {summary}")
+
+
+def _print_findings(report: DnsReport, *, where: str | None) -> None:
+    """Print the DNS findings as one table: level, what was checked, found; what to do below."""
+    asked = f"nameserver {where}" if where else "the system's resolver"
+    typer.echo(f"DNS ({asked}):")
+    width = max((len(f.subject) for f in report.findings), default=0)
+    for finding in report.findings:
+        typer.echo(f"  {finding.level.value:<7}  {finding.subject:<{width}}  {finding.found}")
+        if finding.todo:
+            typer.echo(f"  {'':<7}  {'':<{width}}  to do: {finding.todo}")

@@ -24,7 +24,9 @@ def corrected(plan: Plan, corrections: list[Correction]) -> None:
     chosen = {contact.id for contact in plan.todo}
     for c in corrections:
         if c.contact_id in chosen:
-            typer.echo(f"corrected address: {c.contact_id} bounced at {c.old}; now sent to {c.new}")
+            typer.echo(
+                f"corrected address: {c.contact_id} {c.reason} at {c.old}; now sent to {c.new}"
+            )
 
 
 def confirm(prepared: PreparedSend, destination: str, *, yes: bool) -> None:

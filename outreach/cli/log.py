@@ -223,7 +223,8 @@ def _print_table(rows: list[Recipient]) -> None:
                 "DELIVERY": delivery,
                 "REPLIED": replied,
                 "UPDATED (UTC)": when(row.updated_at),
-                "LAST REPLY": " ".join(row.reply.split()),
+                # A recipient refused before sending has no reply: why it was refused instead.
+                "LAST REPLY": " ".join((row.reply or row.refused or "").split()),
                 "MESSAGE-ID": row.message_id or "",
             }
         )

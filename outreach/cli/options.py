@@ -223,6 +223,18 @@ def provider_option(panel: str | None = None) -> Any:
     )
 
 
+def dns_server_option(panel: str | None = None) -> Any:
+    """Return the --dns-server option, listed under ``panel`` in a help of sections."""
+    return typer.Option(
+        "--dns-server",
+        metavar="HOST[:PORT]",
+        help="Ask this nameserver (an IP address; port 53 unless given) for the DNS checks, "
+        "instead of the system's resolver; only a nameserver named so is asked for reserved "
+        "domains (.example, .test, ...). [default: the system's resolver]",
+        rich_help_panel=panel,
+    )
+
+
 def auth_option(panel: str | None = None) -> Any:
     """Return the --auth option, listed under ``panel`` in a help of sections."""
     return typer.Option(

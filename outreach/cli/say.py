@@ -81,6 +81,8 @@ OPTION_NAMES = {
     "client_id": "--client-id",
     "client_secrets": "--client-secrets",
     "contacts": "--contacts",
+    "dns_check": "--no-dns-check",
+    "dns_server": "--dns-server",
     "folder": "--folder",
     "imap": "--imap",
     "insecure_tls": "--insecure-tls",

@@ -18,6 +18,7 @@ from outreach.cli.options import (
     CampaignChoice,
     auth_option,
     campaign_options,
+    dns_server_option,
     log_option,
     provider_option,
     token_command_option,
@@ -98,6 +99,15 @@ def send(
             rich_help_panel=WHAT,
         ),
     ] = False,
+    no_dns_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-dns-check",
+            help="Before a live batch, do not look up the recipients' domains (a domain that "
+            "certainly takes no mail stops the batch, naming its contacts).",
+            rich_help_panel=WHAT,
+        ),
+    ] = False,
     dry_run_: Annotated[
         bool,
         typer.Option(
@@ -132,6 +142,7 @@ def send(
         ),
     ] = None,
     provider: Annotated[str | None, provider_option(SERVER)] = None,
+    dns_server: Annotated[str | None, dns_server_option(SERVER)] = None,
     require_tls: Annotated[
         bool,
         typer.Option(
@@ -320,6 +331,7 @@ def send(
             copies=copies,
             yes=yes,
             again=again,
+            dns=None if no_dns_check else api.DnsSettings(dns_server),
         )
     except OutreachError as exc:
         raise fail(exc) from None

@@ -17,7 +17,7 @@ import dns.resolver
 from outreach import settings as settings_
 from outreach.contacts import read_contact_list
 from outreach.dns._findings import Finding, Level
-from outreach.dns._lookup import DEFAULT_LIFETIME, make_resolver
+from outreach.dns._lookup import DEFAULT_LIFETIME, make_resolver, parse_nameserver
 from outreach.dns._recipients import DomainCheck, Mail, check_recipients, domain_of
 from outreach.dns._sender import SenderCheck, check_sender, server_addresses
 from outreach.dns._signing import signing_key_finding
@@ -38,6 +38,11 @@ class DnsSettings:
 
     nameserver: str | None = None
     lifetime: float = DEFAULT_LIFETIME  # seconds for one lookup, retries included
+
+    def __post_init__(self) -> None:
+        """Refuse a nameserver that is not an address (and a port) at once."""
+        if self.nameserver is not None:
+            parse_nameserver(self.nameserver)
 
     def resolver(self) -> dns.resolver.Resolver:
         """Return a resolver asking this DNS."""

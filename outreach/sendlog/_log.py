@@ -9,7 +9,7 @@ ever calls the log.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Self
@@ -94,6 +94,10 @@ class SendLog:
     def register(self, contacts: Iterable[Contact], /) -> list[Correction]:
         """Add contacts not yet in the log as ``pending``; return the corrected bounced ones."""
         return self._sends.register(contacts)
+
+    def refuse_unsent(self, refusals: Mapping[str, str], /) -> None:
+        """Mark recipients ``failed`` before any letter, ``refused`` saying why (by contact id)."""
+        self._sends.refuse_unsent(refusals)
 
     def start_run(self, transport: str, /, *, live: bool = True) -> int:
         """Record the start of a run, to a server or not (``live``), and return its number."""

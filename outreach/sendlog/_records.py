@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from outreach.tracking import DeliveryState
 
+# A Correction's reason for a recipient refused before sending (SendLog.refuse_unsent).
+UNSENT = "was found undeliverable before sending"
+
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
@@ -104,11 +107,16 @@ class KeptCopy:
 
 @dataclass(frozen=True, slots=True)
 class Correction:
-    """A bounced recipient whose address the contact list now corrects: sent again, once."""
+    """A bounced recipient whose address the contact list now corrects: sent again, once.
+
+    Or one refused before sending (its domain takes no mail, ``reason`` says so), whose
+    addresses, Cc included, the list now corrects.
+    """
 
     contact_id: str
     old: str
     new: str
+    reason: str = "bounced"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,21 +9,23 @@ connection, its transactions and the clock: a claim is durable because the core'
 commits with ``synchronous = FULL``. The batch hands its claims and settles to a ``Journal``,
 which runs them in the core's transactions from its own thread. ``register`` reads the
 tracking store's ``delivery`` to give a bounced recipient with a corrected address a second
-letter.
+letter, and does the same for one refused before sending (``refuse_unsent``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from outreach.errors import SendLogError
 from outreach.model import FIRST_STAGE, Contact, Status
 from outreach.sendlog._core import Core, iso_utc
-from outreach.sendlog._records import Attempt, Correction, Letter, Recipient, Run
+from outreach.sendlog._records import UNSENT, Attempt, Correction, Letter, Recipient, Run
 from outreach.tracking import DeliveryState, normalize_address
 
+# Who refuse_unsent may mark failed: not one sent, nor one in flight.
+UNSENT_STATUSES = (Status.PENDING, Status.FAILED, Status.UNCERTAIN)
 _RECIPIENT_COLUMNS = (
     "contact_id, email, cc, status, attempts, message_id, content_hash, reply_code, "
     "reply_text, refused, updated_at, delivery, replied_at, auto_replied_at"
@@ -99,6 +101,21 @@ class Sends:
             for c in contacts
             if c.id in bounced and normalize_address(c.email) != normalize_address(bounced[c.id])
         ]
+        # Refused before any attempt (refuse_unsent): a corrected address, or Cc, is tried.
+        unsent = {
+            str(contact_id): ", ".join([email, *cc.split()])
+            for contact_id, email, cc in self._core.db.execute(
+                "SELECT contact_id, email, cc FROM recipients WHERE status = ? AND attempts = 0",
+                (Status.FAILED,),
+            )
+        }
+        corrected += [
+            (Correction(c.id, unsent[c.id], ", ".join(c.recipients), UNSENT), c)
+            for c in contacts
+            if c.id in unsent
+            and [normalize_address(a) for a in c.recipients]
+            != [normalize_address(a) for a in unsent[c.id].split(", ")]
+        ]
         rows = (
             (c.id, start + i, c.email, " ".join(c.cc), Status.PENDING, stamp, stamp)
             for i, c in enumerate(contacts)
@@ -123,6 +140,23 @@ class Sends:
                 ),
             )
         return [correction for correction, _ in corrected]
+
+    def refuse_unsent(self, refusals: Mapping[str, str], /) -> None:
+        """Mark recipients ``failed`` before any letter is made, ``refused`` saying why.
+
+        For what is found before sending (a domain that takes no mail): no attempt is opened,
+        so ``attempts`` stays as it was; a recipient already sent or in flight is left alone.
+        """
+        stamp = self._core.now()
+        with self._core.transaction():
+            self._core.db.executemany(
+                "UPDATE recipients SET status = ?, refused = ?, updated_at = ? "
+                "WHERE contact_id = ? AND status IN (?, ?, ?)",
+                (
+                    (Status.FAILED, why, stamp, contact_id, *UNSENT_STATUSES)
+                    for contact_id, why in refusals.items()
+                ),
+            )
 
     def start_run(self, transport: str, /, *, live: bool = True) -> int:
         """Record the start of a run, to a server or not (``live``), and return its number."""
