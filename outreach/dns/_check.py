@@ -138,7 +138,7 @@ def check_dns(
         server = server_addresses(resolver, report.smtp.host, provider=provider_name)
     from_domain = domain_of(campaign.sender.address)
     envelope = campaign.return_path
-    selector = getattr(campaign, "dkim_selector", None)  # campaign.toml's, with DKIM signing
+    selector = campaign.dkim_selector  # campaign.toml's, set when outreach signs
     report.sender = check_sender(
         resolver,
         from_domain=from_domain,
