@@ -17,6 +17,7 @@ from outreach.model import Status
 from outreach.reports import classify, sightings
 from outreach.reports._away import return_date
 from outreach.sendlog import SendLog
+from outreach.threads import first_index
 from outreach.tracking import Kind, TrackingIndex
 from outreach.transport import Handover, Outcome
 from outreach.transport.base import server_id
@@ -410,6 +411,11 @@ async def test_the_id_in_a_servers_250_is_kept_with_each_letter(
         letters = log.letters()
         index = log.tracking_index()
     kept = {letter.server_id for letter in letters}
+    received = {m.message["Message-ID"]: m.message for m in smtp_server.handler.received}
+    for letter in letters:  # the Thread-Index each first letter went with is in the log too
+        assert letter.message_id is not None
+        assert letter.thread_index == received[letter.message_id]["Thread-Index"]
+        assert letter.thread_index == first_index(letter.message_id)
     assert kept == {f"{SES_ID[:-6]}{n:06d}" for n in range(1, 6)}
     for letter in letters:
         assert letter.server_id is not None
