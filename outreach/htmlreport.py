@@ -36,7 +36,7 @@ from outreach.validate import redact_url
 
 if TYPE_CHECKING:
     from outreach.model import Campaign
-    from outreach.sendlog import Recipient, Run, SendLog, TrackEvent
+    from outreach.sendlog import Recipient, Run, SendLog, Stop, TrackEvent
 
 # The states the totals show, in the order of the chart: every letter sent, then what is known
 # of them, then the recipients not sent.
@@ -109,8 +109,7 @@ class Row:
     times: tuple[tuple[str, str, str], ...]  # (what, shown, sort key)
     reply: str
     reply_from: str
-    bounce: str
-    server_reply: str  # the server's last reply, for a letter not sent
+    notes: str  # a bounce's diagnostic, the server's reply to a letter not sent, a stop
     sort_time: str  # the row's first time, to sort by
 
 
@@ -156,6 +155,7 @@ class ReportData:
     test_sends: int
     live: bool  # a run went to a server: the commands need it again
     stages: list[tuple[str, int]]  # each follow-up stage, declared or in the log, and its sent
+    stopped: int  # contacts no follow-up goes to any more
 
 
 def _names(campaign: Campaign) -> tuple[dict[str, tuple[str, str]], str]:
@@ -179,13 +179,17 @@ def _names(campaign: Campaign) -> tuple[dict[str, tuple[str, str]], str]:
 
 def _row(
     recipient: Recipient,
+    /,
+    *,
     events: list[TrackEvent],
     sent: list[tuple[str, str]],
     names: dict[str, tuple[str, str]],
+    stop: Stop | None,
 ) -> Row:
     """Say one recipient's row: who, where, what happened when, and what came back.
 
-    ``sent`` holds the stage and the time of each of its letters sent, the first one first.
+    ``sent`` holds the stage and the time of each of its letters sent, the first one first;
+    ``stop`` says why no follow-up goes to it any more, if so.
     """
     name, mission = names.get(recipient.id, ("", ""))
     times: list[tuple[str, str, str]] = []
@@ -205,6 +209,10 @@ def _row(
             about = "" if event.address == recipient.email.lower() else f" ({event.address})"
             bounce = f"{event.status_code} {event.diagnostic}".strip() + about
     server_reply = "" if recipient.status == Status.SENT else recipient.reply
+    stopped = ""
+    if stop is not None:
+        times.append(("follow-ups stopped", _stamp(stop.at), stop.at))
+        stopped = f"follow-ups stopped: {stop.reason}"
     return Row(
         id=recipient.id,
         name=name,
@@ -216,8 +224,7 @@ def _row(
         times=tuple(times),
         reply=reply,
         reply_from=reply_from,
-        bounce=bounce,
-        server_reply=server_reply,
+        notes="\n".join(note for note in (bounce, server_reply, stopped) if note),
         sort_time=times[0][2] if times else "",
     )
 
@@ -315,7 +322,17 @@ def gather(
             at = letter.sent_at.astimezone(dt.UTC).isoformat(timespec="milliseconds")
             sent.setdefault(letter.contact_id, []).append((letter.stage, at))
     names, note = _names(campaign)
-    rows = [_row(r, by_contact.get(r.id, []), sent.get(r.id, []), names) for r in recipients]
+    stops = log.stops()
+    rows = [
+        _row(
+            r,
+            events=by_contact.get(r.id, []),
+            sent=sent.get(r.id, []),
+            names=names,
+            stop=stops.get(r.id),
+        )
+        for r in recipients
+    ]
     sent_times = [at for letters in sent.values() for _, at in letters]
     days, outside = _timeline(sent_times, events)
     servers = list(dict.fromkeys(redact_url(run.transport) for run in runs))
@@ -339,6 +356,7 @@ def gather(
         live=live and not trial,
         contacts_note=note,
         test_sends=len(log.test_sends()),
+        stopped=len(stops),
     )
 
 

@@ -161,6 +161,7 @@ def write_log(
             )
         clock.now = START + dt.timedelta(days=2, hours=8)
         log.end_run("complete")
+        log.stop(["nonews-12"], reason="answered by phone <and> said 'no more'")
         log.record_track(sightings, folder="INBOX", uidvalidity=1, last_uid=1)
 
 
@@ -248,7 +249,14 @@ def test_page_shows_the_campaign_the_timeline_and_what_is_owed(campaign: Path, b
     assert "smtp://office@relay.example:587" in facts
     assert "2026-11-02 09:" in facts
     assert "63 recipients, 54 first letters sent, in 1 run" in facts
-    assert browser.find_element("id", "stages").text == "2: the first letter; reminder, 10 sent"
+    assert browser.find_element("id", "stages").text == (
+        "2: the first letter; reminder, 10 sent; follow-ups stopped for 1"
+    )
+    stopped = browser.find_element("css selector", "#people tbody tr:nth-child(12)")
+    assert stopped.find_element("css selector", "td:nth-child(7)").text == (
+        "follow-ups stopped: answered by phone <and> said 'no more'"
+    )
+    assert "follow-ups stopped 2026-11-04 17:00" in stopped.text
     days = browser.find_elements("css selector", "table.days tbody tr")
     cells = [
         [td.get_attribute("textContent") for td in row.find_elements("tag name", "td")]
