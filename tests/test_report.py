@@ -3,6 +3,7 @@ import datetime as dt
 import json
 import re
 import subprocess
+import sys
 import textwrap
 from collections import Counter
 from html import unescape
@@ -449,3 +450,12 @@ def test_a_trial_log_is_reported_as_a_trial(tmp_path: Path) -> None:
     path = page_of(campaign_file)
     assert path == campaign_file.parent / "reports" / "spring-trial.html"
     assert "none left this machine" in path.read_text(encoding="utf-8")
+
+
+def test_open_hands_the_written_page_to_the_browser(campaign: Path) -> None:
+    """'report --open' writes the page, then opens its file URL in the browser $BROWSER names."""
+    opener = f"{sys.executable} -c \"import sys; open('opened.txt', 'w').write(sys.argv[1])\" %s"
+    result = run_cli("report", "--open", cwd=campaign.parent, env={"BROWSER": opener})
+    assert result.returncode == 0, result.stderr
+    page = (campaign.parent / "reports" / "spring.html").resolve()
+    assert (campaign.parent / "opened.txt").read_text(encoding="utf-8") == page.as_uri()
