@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import ssl
 import textwrap
+import time
 
 import pytest
 from helpers import contacts_yaml, write_campaign
@@ -443,3 +444,15 @@ def test_prepare_send_refuses_a_domain_without_mail(dns_server, tmp_path):
         "not sent: no-mail.example says it accepts no mail (null MX, RFC 7505) "
         "(DNS, before sending)"
     )
+
+
+def test_domains_are_looked_up_side_by_side(dns_server):
+    """Twenty domains each answered after 0.2 s take well under the 4 s of one at a time."""
+    dns_server.zone.delay = 0.2
+    dns_server.add("\n".join(f"d{n}.example. MX 10 mx.d{n}.example." for n in range(20)))
+    contacts = [contact(f"c{n}", f"a@d{n}.example") for n in range(20)]
+    started = time.monotonic()
+    checks = check_domains(contacts, dns=settings(dns_server))
+    assert time.monotonic() - started < 2.5
+    assert [check.domain for check in checks] == [f"d{n}.example" for n in range(20)]
+    assert {check.mail for check in checks} == {Mail.ACCEPTS}
