@@ -212,7 +212,7 @@ def compare_published(tags: Mapping[str, str], key: DkimKey, /) -> str | None:
     if not public:
         return "the record revokes its key (p= is empty): every signature fails"
     if published_kind != key.kind:
-        return f"the record is for a {published_kind} key, the campaign's is {key.kind}"
+        return f"the record's key is k={published_kind}, the campaign's is k={key.kind}"
     try:
         published = base64.b64decode(public, validate=True)
     except ValueError:

@@ -319,7 +319,7 @@ def test_the_published_record_is_compared_with_the_key(
         "the record revokes its key (p= is empty): every signature fails"
     )
     assert compare_published(tags(key.record()), ed) == (
-        "the record is for a rsa key, the campaign's is ed25519"
+        "the record's key is k=rsa, the campaign's is k=ed25519"
     )
     assert compare_published({"p": "not base64!"}, key) == (
         "the record's p= is not base64: every signature fails"
@@ -519,3 +519,30 @@ def test_check_dns_with_a_refused_key_file_names_it_and_never_shows_the_key(
     assert f"{tmp_path}/keys/outreach.private" in finding.found
     for secret in secret_parts(rsa_pem):
         assert secret.decode("ascii", "replace") not in str(finding)
+
+
+@pytest.mark.parametrize("published", ["same", "other"])
+def test_check_dns_on_the_command_line_compares_the_key_and_never_shows_it(
+    tmp_path: Path, dns_server, rsa_pem: bytes, published: str
+) -> None:
+    """'check --dns' has the comparison's line in its table; the private key shows nowhere."""
+    signing_campaign(tmp_path, rsa_pem)
+    key = load_key(tmp_path / "keys" / "outreach.private", where="test")
+    name = f"{SELECTOR}._domainkey.{DOMAIN}"
+    if published == "same":
+        publish(dns_server, name, key.record())
+    else:
+        another = pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        publish(dns_server, name, load_key(write_key(tmp_path / "o", another), where="t").record())
+    done = run_cli("check", "--dns", "--dns-server", dns_server.nameserver, cwd=tmp_path)
+    table = "\n".join(" ".join(line.split()) for line in done.stdout.splitlines())
+    if published == "same":
+        assert f"ok DKIM signing key at {name} the key published is the campaign's (rsa)" in table
+    else:
+        assert done.returncode == 1
+        assert (
+            f"error DKIM signing key at {name} the key published is not the campaign's: every "
+            f"signature fails\nto do: Publish a TXT record at {name}: {key.record()}"
+        ) in table
+    for secret in secret_parts(rsa_pem):
+        assert secret.decode() not in done.stdout + done.stderr
