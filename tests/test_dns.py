@@ -456,3 +456,23 @@ def test_domains_are_looked_up_side_by_side(dns_server):
     assert time.monotonic() - started < 2.5
     assert [check.domain for check in checks] == [f"d{n}.example" for n in range(20)]
     assert {check.mail for check in checks} == {Mail.ACCEPTS}
+
+
+@pytest.mark.parametrize(
+    ("key", "said"), [(None, "DKIM (if the server signs with the key found)"), ("k", "DKIM")]
+)
+def test_dkim_alignment_is_certain_when_outreach_signs(dns_server, tmp_path, key, said):
+    """With dkim_key, the key at the campaign's selector aligns for certain; else if the server signs."""
+    dns_server.add(
+        sender_zone("v=spf1 -all", "v=DMARC1; p=reject", dkim=False)
+        + 'outreach._domainkey.sender.example. TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS"\n'
+    )
+    campaign = dataclasses.replace(
+        sender_campaign(tmp_path),
+        dkim_key=None if key is None else tmp_path / "key.pem",
+        dkim_selector="outreach",
+    )
+    report = check_dns(campaign, smtp="smtp://smtp.sender.example", dns=settings(dns_server))
+    dmarc_finding = findings(report)["DMARC of sender.example"]
+    assert dmarc_finding.level is Level.OK
+    assert dmarc_finding.found.endswith(f"aligned by {said}")

@@ -145,6 +145,7 @@ def check_dns(
         envelope_domain=domain_of(envelope) if envelope else None,
         server=server,
         selectors=[selector] if selector else (),
+        signs=campaign.dkim_key is not None and selector is not None,
     )
     report.findings += report.sender.findings
     if (signing := signing_key_finding(resolver, campaign)) is not None:

@@ -7,6 +7,7 @@ above never take a failing server for a domain without mail.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -51,8 +52,6 @@ def make_resolver(
 
 def parse_nameserver(text: str, /) -> tuple[str, int]:
     """Split ``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT`` into an address and a port."""
-    import ipaddress  # noqa: PLC0415 - used here only
-
     host, port = text, str(DNS_PORT)
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")

@@ -9,6 +9,7 @@ the server would be checked against: the check can see the key, not whether the 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,14 +35,16 @@ PROVIDER_SPF = {
 }
 KNOWN_SELECTORS = ("selector1", "selector2", "google")
 
-_SUFFIXES: list[PublicSuffixList] = []
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    """Return the public suffix list, read once: parsing it takes a moment."""
+    return PublicSuffixList()
 
 
 def organizational_domain(domain: str, /) -> str:
     """Return the domain's organizational domain (RFC 7489 3.2), by the public suffix list."""
-    if not _SUFFIXES:  # read once: parsing the list takes a moment
-        _SUFFIXES.append(PublicSuffixList())
-    return _SUFFIXES[0].privatesuffix(domain) or domain
+    return _suffixes().privatesuffix(domain) or domain
 
 
 def aligned(one: str, other: str, /, *, mode: str) -> bool:
@@ -169,6 +172,7 @@ class SenderCheck:
 
     from_domain: str
     envelope_domain: str  # the return path's domain, else the From domain
+    signs: bool = False  # outreach signs with the key at the selector (dkim_key)
     spf: dict[str, list[SpfResult]] = field(default_factory=dict)  # by domain
     keys: list[DkimKey] = field(default_factory=list)
     dmarc: Dmarc | None = None
@@ -183,9 +187,13 @@ def check_sender(
     envelope_domain: str | None = None,
     server: Server | None = None,
     selectors: Iterable[str] = (),
+    signs: bool = False,
 ) -> SenderCheck:
-    """Check the sender's SPF, DKIM and DMARC, and whether SPF or DKIM align with From."""
-    check = SenderCheck(from_domain, envelope_domain or from_domain)
+    """Check the sender's SPF, DKIM and DMARC, and whether SPF or DKIM align with From.
+
+    ``signs``: outreach signs each letter itself (``dkim_key``), at the one selector given.
+    """
+    check = SenderCheck(from_domain, envelope_domain or from_domain, signs=signs)
     for domain in dict.fromkeys((check.from_domain, check.envelope_domain)):
         check.findings.append(_spf_finding(resolver, check, domain, server))
     check.findings.append(_dkim_finding(resolver, check, list(selectors), server))
@@ -295,7 +303,7 @@ def _dmarc_finding(resolver: dns.resolver.Resolver, check: SenderCheck) -> Findi
     if spf_passes and aligned(check.envelope_domain, domain, mode=found.aspf):
         by.append("SPF")
     if check.keys:  # the keys are the From domain's own: aligned in either mode
-        by.append("DKIM (if the server signs with the key found)")
+        by.append("DKIM" if check.signs else "DKIM (if the server signs with the key found)")
     policy = found.policy
     said = f"p={policy} at {found.name}"
     if by:
