@@ -105,6 +105,10 @@ def plan(
     ]
 
 
+# The statuses of a letter whose fate is not known: its later stages wait until it is settled.
+UNSETTLED = frozenset({Status.SENDING, Status.UNCERTAIN})
+
+
 def threads(log: SendLog, /) -> dict[str, list[Letter]]:
     """Return each contact's letters in the log, the first one included, in the order sent."""
     found: dict[str, list[Letter]] = defaultdict(list)
@@ -180,10 +184,14 @@ def choose_letters(
     first = choose(free, statuses, options, allowance=allowance)
     first.left_out.update(Counter(held.values()))
     letters = Letters(first=first, threads=threads(log))
-    due = due_follow_ups(nexts, now=now)
+    wanted_by_stage: dict[str, set[str]] = defaultdict(set)
+    for n in due_follow_ups(nexts, now=now):
+        wanted_by_stage[str(n.stage)].add(n.contact_id)
+    for contact_id, stage_name in _unsettled_follow_ups(nexts, letters.threads):
+        wanted_by_stage[stage_name].add(contact_id)
     options, allowance = _less(options, allowance, first)
     for stage in campaign.follow_ups:
-        wanted = {n.contact_id for n in due if n.stage == stage.name}
+        wanted = wanted_by_stage.get(stage.name)
         if not wanted:
             continue
         stage_statuses = {
@@ -197,6 +205,28 @@ def choose_letters(
         letters.follow_ups.append(plan)
         options, allowance = _less(options, allowance, plan)
     return letters
+
+
+def _unsettled_follow_ups(
+    nexts: list[schedule.Next], threads: dict[str, list[Letter]], /
+) -> list[tuple[str, str]]:
+    """Return the follow-ups left uncertain or failed that hold their contact's thread.
+
+    They are chosen as the first letters are: counted as left out (the run is not ok, and
+    says how to settle them), or sent again with ``resend_uncertain`` or ``retry_failed``.
+    """
+    found = []
+    for n in nexts:
+        if n.stage is not None or not n.reason:
+            continue
+        if n.reason != schedule.UNCERTAIN and not n.reason.startswith(schedule.FAILED):
+            continue
+        for letter in threads.get(n.contact_id, ()):
+            stuck = letter.status in UNSETTLED or letter.status == Status.FAILED
+            if stuck and letter.stage != FIRST_STAGE:
+                found.append((n.contact_id, letter.stage))
+                break
+    return found
 
 
 def _less(

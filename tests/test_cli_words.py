@@ -9,7 +9,8 @@ from helpers import contacts_yaml, run_cli, write_campaign
 from outreach.cli.say import about
 
 COMMANDS = [
-    "init", "check", "preview", "send", "log", "plan", "track", "report", "login", "logout", "sink",
+    "init", "check", "preview", "send", "log", "plan", "stop", "track", "report", "login",
+    "logout", "sink",
 ]  # fmt: skip
 
 
@@ -44,6 +45,7 @@ def test_help_lists_the_commands_in_the_order_of_the_work_each_said_whole(
         "  send     Send each contact its letter, once.\n"
         "  log      Show what happened to each recipient.\n"
         "  plan     Show each contact's next letter.\n"
+        "  stop     Write no more to some contacts.\n"
         "  track    Note bounces and replies in the log.\n"
         "  report   Write an HTML report of the campaign.\n"
         "  login    Sign in with OAuth2, once.\n"
@@ -228,7 +230,7 @@ def test_send_help_groups_its_options_and_says_where_the_password_and_the_letter
             "What to send",
             "The server",
             "Signing in",
-            "The Sent copy",
+            "The mailbox (replies, the Sent copy)",
             "Pacing and retries",
             "Options",
         }:
@@ -246,6 +248,7 @@ def test_send_help_groups_its_options_and_says_where_the_password_and_the_letter
             "--no-dns-check",
             "--dry-run",
             "--yes",
+            "--no-reply-check",
             "--log",
             "--campaign",
             "--template",
@@ -262,7 +265,12 @@ def test_send_help_groups_its_options_and_says_where_the_password_and_the_letter
             "--timeout",
         ],
         "Signing in": ["--auth", "--password-command", "--oauth-token-command"],
-        "The Sent copy": ["--save-sent", "--imap", "--sent-folder", "--imap-password-command"],
+        "The mailbox (replies, the Sent copy)": [
+            "--save-sent",
+            "--imap",
+            "--sent-folder",
+            "--imap-password-command",
+        ],
         "Pacing and retries": [
             "--rate",
             "--concurrency",
@@ -276,7 +284,7 @@ def test_send_help_groups_its_options_and_says_where_the_password_and_the_letter
         "What to send",
         "The server",
         "Signing in",
-        "The Sent copy",
+        "The mailbox (replies, the Sent copy)",
         "Pacing and retries",
         "Options",
     ]

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from outreach.cli import campaign, log, plan, report, send, signin, sink, track
+from outreach.cli import campaign, log, plan, report, send, signin, sink, stop, track
 from outreach.cli.options import Sections, name_values
 
 __all__ = ["app", "main"]
@@ -32,6 +32,7 @@ app.command("preview")(campaign.preview)
 app.command("send", cls=Sections)(send.send)
 app.command("log")(log.show)
 app.command("plan")(plan.plan)
+app.command("stop")(stop.stop)
 app.command("track")(track.track)
 app.command("report")(report.report)
 app.command("login")(signin.login)

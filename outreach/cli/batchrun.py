@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from outreach.api import (
         Campaign,
         DnsSettings,
+        ReplyCheck,
         SaveSent,
         SendOptions,
         SmtpSettings,
@@ -39,10 +40,13 @@ def run_batch(
     yes: bool,
     again: Again,
     dns: DnsSettings | None = None,
+    replies: ReplyCheck | None = None,
+    check_replies: bool = True,
 ) -> Summary:
     """Run the batch: to the server once confirmed and signed in to, or into the outbox.
 
     With ``dns`` (None: --no-dns-check), a live batch looks up its recipients' domains first.
+    With follow-ups due, ``replies`` is read first (see ``prepare_send``).
     """
     from outreach import api
     from outreach.dns import Mail
@@ -56,6 +60,8 @@ def run_batch(
         save_sent=copies,
         dns_check=dns is not None,
         dns=dns,
+        reply_check=replies,
+        check_replies=check_replies,
     ) as prepared:
         for contact_id in prepared.recovered:
             msg = f"{contact_id}: was in flight when an earlier run ended; now uncertain"
@@ -67,7 +73,7 @@ def run_batch(
         say_copies(prepared, again=again)
         transport: Transport
         if settings is not None:
-            if prepared.plan.todo:
+            if prepared.count:
                 confirm(prepared, settings.url, yes=yes)
                 settings = credentials(settings)
             transport = api.SmtpTransport(settings)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from outreach.cli.say import about, plural, size
+from outreach.cli.say import about, kinds, plural, size
 from outreach.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,16 +32,18 @@ def corrected(plan: Plan, corrections: list[Correction]) -> None:
 def confirm(prepared: PreparedSend, destination: str, *, yes: bool) -> None:
     """Show what will go where, at what pace, with which files; ask unless --yes."""
     plan, campaign = prepared.plan, prepared.campaign
-    count = len(plan.todo)
+    count = prepared.count
     name, address = campaign.sender.name, campaign.sender.address
     sender = f"{name} <{address}>" if name else address
     typer.echo(
         f"About to send {plural(count, 'message')} for campaign {campaign.name!r} via "
         f"{destination}, from {sender}:"
     )
+    if prepared.follow_ups:
+        typer.echo(f"  letters: {kinds(prepared.stage_counts())}")
     typer.echo(f"  pace: {pace(prepared.options, count)}")
     typer.echo(f"  files: {files(campaign, plan)}")
-    for contact in plan.todo[:SHOWN]:
+    for contact in prepared.contacts[:SHOWN]:
         typer.echo(f"  {contact.id}: {', '.join(contact.recipients)}")
     if count > SHOWN:
         typer.echo(f"  ... and {count - SHOWN} more")

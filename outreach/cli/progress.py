@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from outreach.cli.say import Again, plural, said
-from outreach.model import RefusedCc, Status
+from outreach.cli.say import Again, kinds, plural, said
+from outreach.model import FIRST_STAGE, RefusedCc, Status
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def run_with_progress(
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("sending", total=len(prepared.plan.todo))
+        task = progress.add_task("sending", total=prepared.count)
         return _run_reporting(
             prepared,
             transport,
@@ -167,6 +167,8 @@ def _say_summary(summary: Summary, *, destination: str | None, outbox: Path | No
         f"sent {summary.sent}, failed {summary.failed}, uncertain {summary.uncertain}, "
         f"not sent {summary.not_sent}" + (f"; left out: {left_out}" if left_out else "")
     )
+    if set(summary.stages) - {FIRST_STAGE}:
+        typer.echo(f"letters sent: {kinds(summary.stages)}")
     if summary.error is not None:
         typer.echo(f"error: {said(summary.error)}", err=True)
     for cc in summary.refused_cc:

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from outreach.errors import OutreachError, Problem
+from outreach.model import FIRST_STAGE
 
 
 def noun(count: int, singular: str) -> str:
@@ -19,6 +20,17 @@ def noun(count: int, singular: str) -> str:
 def plural(count: int, singular: str) -> str:
     """Return '1 draft', '2 drafts', '0 drafts'."""
     return f"{count} {noun(count, singular)}"
+
+
+def kinds(counts: dict[str, int]) -> str:
+    """Say how many letters of each kind go: first letters, then each follow-up stage."""
+    said = []
+    for stage, count in counts.items():
+        if stage == FIRST_STAGE:
+            said.append(plural(count, "first letter"))
+        else:
+            said.append(f"{count} {stage!r} follow-up{'' if count == 1 else 's'}")
+    return ", ".join(said)
 
 
 class Again:

@@ -30,7 +30,7 @@ from outreach.cli.secrets import (
     password_source,
     smtp_credentials,
 )
-from outreach.cli.sentcopy import refuse_copy_options, sent_copies
+from outreach.cli.sentcopy import refuse_copy_options, reply_check, sent_copies
 from outreach.cli.testsend import send_test, transport_of_test_send
 from outreach.errors import ConfigError, OutreachError
 
@@ -52,7 +52,7 @@ URL_ENV = "OUTREACH_SMTP_URL"
 WHAT = "What to send"
 SERVER = "The server"
 SIGN_IN = "Signing in"
-COPY = "The Sent copy"
+COPY = "The mailbox (replies, the Sent copy)"
 PACING = "Pacing and retries"
 
 
@@ -121,6 +121,15 @@ def send(
         bool,
         typer.Option("--yes", help="Do not ask before a live batch.", rich_help_panel=WHAT),
     ] = False,
+    no_reply_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-reply-check",
+            help="Send the follow-ups due without reading the IMAP account for replies first "
+            "(a follow-up may then go to someone who has answered).",
+            rich_help_panel=WHAT,
+        ),
+    ] = False,
     log_path: Annotated[Path | None, log_option(WHAT)] = None,
     smtp: Annotated[
         str | None,
@@ -186,8 +195,9 @@ def send(
         typer.Option(
             "--imap",
             envvar="OUTREACH_IMAP_URL",
-            help="With --save-sent: imaps://user@host[:port] or imap://... (STARTTLS). "
-            "[default: the campaign file's imap, else the provider's IMAP server]",
+            help="The account read for replies before follow-ups go, and where --save-sent "
+            "saves: imaps://user@host[:port] or imap://... (STARTTLS). [default: the campaign "
+            "file's imap, else the provider's IMAP server]",
             rich_help_panel=COPY,
         ),
     ] = None,
@@ -205,9 +215,8 @@ def send(
         typer.Option(
             "--imap-password-command",
             envvar="OUTREACH_IMAP_PASSWORD_COMMAND",
-            help=f"With --save-sent: a command that prints the IMAP password. The password is "
-            f"taken from {IMAP_PASSWORD_ENV} if set, else from this command, else asked for on "
-            "a terminal.",
+            help=f"A command that prints the IMAP password. The password is taken from "
+            f"{IMAP_PASSWORD_ENV} if set, else from this command, else asked for on a terminal.",
             rich_help_panel=COPY,
         ),
     ] = None,
@@ -243,8 +252,6 @@ def send(
                 "Nothing was sent."
             )
             raise ConfigError(msg)
-        if not save_sent:
-            refuse_copy_options(ctx)
         smtp_password = password_source(
             ctx,
             "password_command",
@@ -262,6 +269,8 @@ def send(
             timeout=timeout,
         )
         campaign = choice.load()
+        if not save_sent:
+            refuse_copy_options(ctx, follow_ups=bool(campaign.follow_ups))
         # What the options leave unset comes from the campaign file, then the provider.
         plan = api.resolve_send(
             campaign,
@@ -321,6 +330,11 @@ def send(
         if dry_run_:
             _dry_run(campaign, plan, log=log_path, copies=copies)
             return
+        replies = None
+        if settings is not None and campaign.follow_ups and not no_reply_check:
+            replies = reply_check(
+                campaign, settings, imap, (method, profile, oauth_token_command, imap_password)
+            )
         summary = run_batch(
             campaign,
             options,
@@ -332,6 +346,9 @@ def send(
             yes=yes,
             again=again,
             dns=None if no_dns_check else api.DnsSettings(dns_server),
+            replies=replies,
+            # A trial into the outbox reaches nobody: no reply can be crossed.
+            check_replies=settings is not None and not no_reply_check,
         )
     except OutreachError as exc:
         raise fail(exc) from None

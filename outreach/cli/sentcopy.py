@@ -1,4 +1,7 @@
-"""The Sent copy of --save-sent: its options, its IMAP account, what is said of it."""
+"""The IMAP account of 'send': the reply check before follow-ups, and the Sent copy.
+
+For --save-sent: its options, its account, what is said of it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,14 @@ from outreach.errors import ConfigError
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
-    from outreach.api import Campaign, PreparedSend, Provider, SaveSent, SmtpSettings
+    from outreach.api import (
+        Campaign,
+        PreparedSend,
+        Provider,
+        ReplyCheck,
+        SaveSent,
+        SmtpSettings,
+    )
 
 
 # The options that say where the copies of --save-sent go, by parameter name.
@@ -21,16 +31,21 @@ COPY_OPTIONS = {
     "sent_folder": "--sent-folder",
     "imap_password_command": "--imap-password-command",
 }
+# Those that also say which account is read for replies, in a campaign with follow-ups.
+REPLY_OPTIONS = frozenset({"imap", "imap_password_command"})
 
 
-def refuse_copy_options(ctx: typer.Context) -> None:
+def refuse_copy_options(ctx: typer.Context, *, follow_ups: bool = False) -> None:
     """Refuse an option of --save-sent typed without it; from the environment it may be there.
 
     OUTREACH_IMAP_URL and OUTREACH_IMAP_PASSWORD_COMMAND serve 'track' as well, so only what
-    was typed on the command line is refused.
+    was typed on the command line is refused; with ``follow_ups``, --imap and its password
+    command say which account is read for replies, and are not refused.
     """
     typed = []
     for name, option in COPY_OPTIONS.items():
+        if follow_ups and name in REPLY_OPTIONS:
+            continue
         source = ctx.get_parameter_source(name)
         # By its name: typer has the enum from click, or from a copy of click of its own.
         if source is not None and source.name == "COMMANDLINE":
@@ -108,3 +123,31 @@ def say_copies(prepared: PreparedSend, *, again: Again) -> None:
         return
     earlier = f"; first the {left} an earlier run left unsaved" if left else ""
     typer.echo(f"A copy of each letter sent goes to the folder {prepared.sent_folder!r}{earlier}.")
+
+
+def reply_check(
+    campaign: Campaign,
+    smtp: SmtpSettings,
+    imap: str | None,
+    sign_in: tuple[str, Provider | None, str | None, PasswordSource],
+) -> ReplyCheck | None:
+    """Say which account is read for replies before follow-ups; None if none is known.
+
+    Nothing is asked or logged in to here: only when follow-ups are due is the account read.
+    """
+    from outreach import api, settings
+
+    method, profile, token_command, password = sign_in
+    if settings.imap_url(campaign, imap=imap, profile=profile) is None:
+        return None
+    imap_settings = api.imap_settings(
+        imap,
+        campaign=campaign,
+        profile=profile,
+        verify=smtp.verify,
+        timeout=smtp.timeout,
+        require_tls=smtp.require_tls,
+        credentials_hint=password.ways(),
+    )
+    credentials = imap_credentials(imap_settings, method, profile, token_command, password)
+    return api.ReplyCheck(imap=imap_settings, credentials=credentials)

@@ -1,0 +1,151 @@
+"""The command line writes again: 'send' run days later sends the follow-ups due; 'stop'.
+
+The CLI reads the system clock: its letters are made 'days ago' by writing their sent_at in
+the past in the real send log, between runs.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from helpers import contacts_yaml, run_cli, smtp_env, write_campaign
+from mailserver import Server
+
+from outreach.sendlog import SendLog
+
+LOG = Path("logs") / "test-campaign.sqlite3"
+SEND = ("send", "--yes", "--allow-reserved-domains")
+STAGES = """
+    [[follow_up]]
+    name = "reminder"
+    template = "reminder.md.j2"
+    after = "7d"
+
+    [[follow_up]]
+    name = "last-call"
+    template = "reminder.md.j2"
+    after = "3d"
+    """
+
+
+def campaign(folder: Path, count: int) -> Path:
+    """Write a campaign of ``count`` contacts with two follow-up stages."""
+    path = write_campaign(folder, contacts=contacts_yaml(count))
+    (folder / "reminder.md.j2").write_text(
+        "We wrote to you on {{ sent.first }} about {{ country }}.\n", encoding="utf-8"
+    )
+    path.write_text(path.read_text() + textwrap.dedent(STAGES), encoding="utf-8")
+    return folder
+
+
+def age(folder: Path, days: int) -> None:
+    """Make every letter sent so far ``days`` older, as if the runs were that long ago."""
+    shift = f"-{days} days"
+    with sqlite3.connect(folder / LOG) as db:
+        for table in ("recipients", "letters"):
+            db.execute(
+                f"UPDATE {table} SET sent_at = strftime('%Y-%m-%dT%H:%M:%f+00:00', sent_at, ?) "  # noqa: S608
+                "WHERE sent_at IS NOT NULL",
+                (shift,),
+            )
+
+
+def letters(folder: Path) -> dict[tuple[str, str], str]:
+    """Return each letter's status by contact and stage."""
+    with SendLog(folder / LOG, campaign=None, write=False) as log:
+        return {(le.contact_id, le.stage): le.status for le in log.letters()}
+
+
+def test_send_run_days_later_sends_the_reminders_and_says_each_kind(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """The second run, a week on, sends each reminder once; its confirmation counts them."""
+    folder = campaign(tmp_path / "c", 3)
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    assert run_cli(*SEND, cwd=folder, env=env).stdout.count("Nothing to send") == 1
+    age(folder, 8)
+    refused = run_cli(*SEND, cwd=folder, env=env)
+    assert refused.returncode == 1
+    assert "3 follow-ups are due" in refused.stderr
+    assert "--no-reply-check" in refused.stderr
+    asked = run_cli("send", "--allow-reserved-domains", "--no-reply-check", cwd=folder, env=env)
+    assert "About to send 3 messages" in asked.stdout
+    assert "  letters: 0 first letters, 3 'reminder' follow-ups" in asked.stdout
+    assert "no terminal to confirm on" in asked.stderr
+    done = run_cli(*SEND, "--no-reply-check", cwd=folder, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "letters sent: 3 'reminder' follow-ups" in done.stdout
+    again = run_cli(*SEND, "--no-reply-check", cwd=folder, env=env)
+    assert again.returncode == 0
+    assert "sent 0" in again.stdout
+    assert len(smtp_server.handler.received) == 6
+    assert set(letters(folder).values()) == {"sent"}
+
+
+def test_stop_on_the_command_line_holds_the_follow_ups(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """'outreach stop ID --reason' is recorded; the stopped contact gets no reminder."""
+    folder = campaign(tmp_path / "c", 3)
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    stopped = run_cli("stop", "c00001", "--reason", "answered by phone", cwd=folder)
+    assert stopped.stdout == "stopped 1 contact (answered by phone): c00001\n"
+    unknown = run_cli("stop", "c00002", "ghost", cwd=folder)
+    assert unknown.returncode == 1
+    assert "ghost is not in the send log" in unknown.stderr
+    age(folder, 8)
+    assert run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).returncode == 0
+    found = letters(folder)
+    assert ("c00001", "reminder") not in found
+    assert found[("c00002", "reminder")] == found[("c00003", "reminder")] == "sent"
+
+
+@pytest.mark.slow
+def test_sigkill_during_follow_ups_leaves_at_most_the_one_in_flight_uncertain_and_holds_it(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """Killed mid-reminders: each reminder went once or is uncertain, and an uncertain one holds the last call."""
+    count = 30
+    folder = campaign(tmp_path / "c", count)
+    env = {**os.environ, **smtp_env(smtp_server, ca_file)}
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    age(folder, 8)
+    smtp_server.handler.faults.data_delay = 0.05  # a slow server widens the in-flight window
+    child = subprocess.Popen(
+        [sys.executable, "-m", "outreach", *SEND, "--no-reply-check"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(smtp_server.handler.received) < count + 5 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    smtp_server.handler.faults.data_delay = 0
+    # The next run finds the one in flight, makes it uncertain, and sends the rest.
+    assert run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).returncode == 1
+    reminders = {cid: s for (cid, stage), s in letters(folder).items() if stage == "reminder"}
+    uncertain = sorted(cid for cid, status in reminders.items() if status == "uncertain")
+    assert len(reminders) == count
+    # One connection: the letter awaiting its answer, and with PIPELINING the next, claimed.
+    assert 0 < len(uncertain) <= (2 if smtp_server.handler.pipelining else 1)
+    assert set(reminders.values()) == {"sent", "uncertain"}
+    received: dict[str, list[str]] = {}
+    for message in smtp_server.handler.received:
+        received.setdefault(message.rcpt_tos[0], []).append(message.message["Subject"])
+    for cid, status in reminders.items():
+        copies = received[f"{cid}@mission.example"].count("Re: A test letter")
+        assert copies == 1 if status == "sent" else copies <= 1, cid
+    age(folder, 4)
+    assert run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).returncode == 1
+    after = letters(folder)
+    for cid in reminders:
+        last = after.get((cid, "last-call"))
+        assert last == (None if cid in uncertain else "sent"), cid
