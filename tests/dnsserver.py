@@ -29,7 +29,8 @@ name when called without one: ``dns_server.never_answer("slow.example")`` drops 
 ``dns_server.nameserver`` is ``127.0.0.1:PORT`` (the form ``--dns-server`` takes), ``host`` and
 ``port`` its parts; ``dns_server.resolver()`` is a dnspython resolver pointed at it, with a short
 lifetime; ``dns_server.queries`` lists every (name, type) asked, in order;
-``dns_server.zone.delay`` (seconds) makes every answer wait, as a distant server's would.
+``dns_server.zone.delay`` (seconds) makes every answer wait, as a distant server's would;
+``dns_server.zone.most_in_flight`` is the most queries it was ever answering at once.
 """
 
 from __future__ import annotations
@@ -99,13 +100,22 @@ class Zone:
         self.queries: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.delay = 0.0  # seconds each answer waits, as a distant server's would
+        self.in_flight = 0  # queries being answered now
+        self.most_in_flight = 0  # the most ever answered at once
 
     def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
         """Answer one query from the zone (dnslib calls this for each request)."""
         qname = _key(str(request.q.qname))
         qtype = QTYPE[request.q.qtype]
-        if self.delay:
-            time.sleep(self.delay)  # outside the lock: queries are answered side by side
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)  # outside the lock: queries are answered side by side
+        finally:
+            with self.lock:
+                self.in_flight -= 1
         with self.lock:
             self.queries.append((qname.rstrip("."), qtype))
             if any(_below(qname, name) for name in self.silent):
