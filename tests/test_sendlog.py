@@ -19,7 +19,8 @@ from outreach.batch import Batch, SendOptions, choose
 from outreach.campaign import load_campaign
 from outreach.errors import LogLockedError, SendLogError
 from outreach.model import Contact
-from outreach.sendlog import SCHEMA_VERSION, Durability, Journal, SendLog, Status
+from outreach.sendlog import SCHEMA_VERSION, Correction, Durability, Journal, SendLog, Status
+from outreach.tracking import Kind, Sighting
 from outreach.transport import SmtpSettings, SmtpTransport
 
 CONTACTS = [Contact(id=f"c{n}", email=f"c{n}@mission.example") for n in range(3)]
@@ -312,3 +313,42 @@ def test_recovery_says_in_the_log_what_the_dead_run_left_unknown(tmp_path: Path)
     assert runs[0][:2] == ("first", "complete")
     assert runs[0][2] != at
     assert runs[1] == ("dies", "died", at)
+
+
+def test_a_bounced_recipient_whose_address_is_corrected_is_named_and_pending_again(
+    tmp_path: Path,
+) -> None:
+    """Registering a corrected address of a bounced recipient returns that correction; the same address in other case is none."""
+    with SendLog(tmp_path / "send.sqlite3", campaign="c", write=True) as log:
+        log.register(CONTACTS)
+        log.start_run("test")
+        for contact_id in ("c1", "c2"):
+            log.claim(contact_id, message_id=f"<{contact_id}@x.example>", content_hash="ab")
+            log.settle(contact_id, status=Status.SENT, outcome="sent", code=250, text="OK")
+        bounces = [
+            Sighting(
+                Kind.BOUNCED,
+                uid=number,
+                evidence=f"<b{number}@mx.mission.example>",
+                at="2026-11-28T10:00:00.000+00:00",
+                contact_id=contact_id,
+                address=f"{contact_id}@mission.example",
+                status_code="5.1.1",
+                diagnostic="550 5.1.1 no such user",
+                matched_by="message-id",
+            )
+            for number, contact_id in enumerate(("c1", "c2"), start=1)
+        ]
+        log.record_track(bounces, folder="INBOX", uidvalidity=1, last_uid=2)
+        listed = [
+            CONTACTS[0],
+            Contact(id="c1", email="fixed-c1@mission.example"),
+            Contact(id="c2", email="C2@Mission.example"),
+        ]
+        corrections = log.register(listed)
+        statuses = log.statuses()
+        emails = {r.id: r.email for r in log.recipients()}
+    assert corrections == [Correction("c1", "c1@mission.example", "fixed-c1@mission.example")]
+    assert statuses == {"c0": "pending", "c1": "pending", "c2": "sent"}
+    assert emails["c1"] == "fixed-c1@mission.example"
+    assert emails["c2"] == "c2@mission.example"
