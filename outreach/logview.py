@@ -4,6 +4,9 @@ A recipient's *state* is its send status (pending, sending, sent, failed, uncert
 letter is sent; then it is the *news* of the letter, the most telling first: ``replied``,
 ``bounced``, ``auto-replied``, ``delivered``, ``delayed``, else ``no-news``. One spelling each,
 in the table, in the totals line, for ``log --status`` and in the JSON and CSV exports.
+
+A contact's *thread* is its letters (the first, then each follow-up stage): ``latest`` is the
+last one tried, and ``next_due`` says the next one and when it is due, or why none will go.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from outreach.model import Status
 from outreach.tracking import DeliveryState
 
 if TYPE_CHECKING:
-    from outreach.sendlog import Recipient, TrackEvent
+    from outreach.schedule import Next
+    from outreach.sendlog import Letter, Recipient, TrackEvent
 
 NO_NEWS = "no-news"
 # What is known of a sent letter, the most telling first.
@@ -186,3 +190,42 @@ def event_record(event: TrackEvent, /) -> dict[str, Any]:
         "uid": event.uid,
         "recorded_at": event.recorded_at,
     }
+
+
+def latest(letters: Iterable[Letter], /) -> Letter | None:
+    """Return a thread's latest letter: the last one tried (a follow-up once it is claimed)."""
+    tried = [letter for letter in letters if letter.status != Status.PENDING]
+    return tried[-1] if tried else None
+
+
+def letter_record(letter: Letter, /) -> dict[str, Any]:
+    """Return one letter of a thread as a JSON record; ``sent_at`` in ISO 8601, UTC."""
+    return {
+        "stage": letter.stage,
+        "status": letter.status,
+        "message_id": letter.message_id,
+        "sent_at": None if letter.sent_at is None else letter.sent_at.isoformat(),
+    }
+
+
+def next_due(upcoming: Next | None, /) -> dict[str, Any] | None:
+    """Return the next letter as a JSON record: its stage and due time, or why none will go.
+
+    None when the log was read without its campaign (the schedule is in the campaign file).
+    """
+    if upcoming is None:
+        return None
+    return {
+        "stage": upcoming.stage,
+        "at": None if upcoming.due is None else upcoming.due.isoformat(),
+        "reason": upcoming.reason,
+    }
+
+
+def next_said(upcoming: Next | None, /) -> str:
+    """Say the next letter in a few words: ``reminder 2010-07-01 13:00`` or ``none: replied``."""
+    if upcoming is None:
+        return ""
+    if upcoming.due is None:
+        return f"none: {upcoming.reason}"
+    return f"{upcoming.stage} {upcoming.due:%Y-%m-%d %H:%M}"

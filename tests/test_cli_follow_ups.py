@@ -4,6 +4,8 @@ The CLI reads the system clock: its letters are made 'days ago' by writing their
 the past in the real send log, between runs.
 """
 
+import datetime as dt
+import json
 import os
 import signal
 import sqlite3
@@ -149,3 +151,42 @@ def test_sigkill_during_follow_ups_leaves_at_most_the_one_in_flight_uncertain_an
     for cid in reminders:
         last = after.get((cid, "last-call"))
         assert last == (None if cid in uncertain else "sent"), cid
+
+
+def test_log_shows_each_thread_its_latest_letter_and_the_next_due(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """'log' says the latest letter and the next one due; 'log ID' the thread; JSON both."""
+    folder = campaign(tmp_path / "c", 2)
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    age(folder, 8)
+    assert run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).returncode == 0
+    assert run_cli("stop", "c00002", "--reason", "met in Geneva", cwd=folder).returncode == 0
+    table = run_cli("log", cwd=folder, env={"COLUMNS": "200"}).stdout
+    assert "LATEST" in table
+    assert "NEXT DUE (UTC)" in table
+    line = next(row for row in table.splitlines() if row.startswith("c00001"))
+    assert "reminder sent" in line
+    assert "last-call 20" in line
+    stopped = next(row for row in table.splitlines() if row.startswith("c00002"))
+    assert "none: stopped: met in Geneva" in stopped
+    records = [
+        json.loads(line) for line in run_cli("log", "--json", cwd=folder).stdout.splitlines()
+    ]
+    first = records[0]
+    assert [(le["stage"], le["status"]) for le in first["letters"]] == [
+        ("first", "sent"),
+        ("reminder", "sent"),
+    ]
+    assert all(le["message_id"] and le["sent_at"] for le in first["letters"])
+    assert first["next_due"]["stage"] == "last-call"
+    due = dt.datetime.fromisoformat(first["next_due"]["at"])
+    sent = dt.datetime.fromisoformat(first["letters"][1]["sent_at"])
+    assert due == sent + dt.timedelta(days=3)
+    assert records[1]["next_due"] == {"stage": None, "at": None, "reason": "stopped: met in Geneva"}
+    history = run_cli("log", "c00001", cwd=folder).stdout
+    assert "thread:\n  first: sent " in history
+    assert "\n  reminder: sent " in history
+    assert "\n  next: last-call 20" in history
+    assert "attempt 1 of 'reminder'" in history

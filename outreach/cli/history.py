@@ -1,8 +1,13 @@
-"""One recipient's whole history in the send log: attempts, Sent copies, what came back."""
+"""One recipient's whole history in the send log: its thread, attempts, Sent copies, news.
+
+``Thread`` reads each contact's letters and, with the campaign, its next letter due, for the
+table, the JSON and this history alike.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +16,47 @@ import typer
 from outreach import logview
 from outreach.cli.say import when
 from outreach.errors import OutreachError
-from outreach.model import Status
+from outreach.model import FIRST_STAGE, Status
 
 if TYPE_CHECKING:
-    from outreach.api import Attempt, KeptCopy, Recipient, SendLog, TrackEvent
+    from outreach.api import Attempt, Campaign, KeptCopy, Recipient, SendLog, TrackEvent
+    from outreach.schedule import Next
+    from outreach.sendlog import Letter
 
 
-def show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
+class Thread:
+    """Each contact's letters in the log and, with the campaign, its next letter due."""
+
+    def __init__(self, log: SendLog, campaign: Campaign | None, /) -> None:
+        """Read the letters of ``log``; the next ones only with the campaign (its schedule)."""
+        from outreach import followups
+
+        self.letters = followups.threads(log)
+        self.nexts: dict[str, Next] = {}
+        # Shown in the table for a campaign that writes again; the JSON has them always.
+        self.shown = campaign is not None and bool(campaign.follow_ups)
+        if campaign is not None and campaign.follow_ups:
+            now = dt.datetime.now(dt.UTC)
+            plans = followups.plan(campaign, log=log.path, now=now)
+            self.nexts = {entry.contact_id: entry.next for entry in plans}
+
+    def record(self, contact_id: str, /) -> dict[str, Any]:
+        """Return the JSON fields of one contact's thread: ``letters`` and ``next_due``."""
+        return {
+            "letters": [logview.letter_record(le) for le in self.letters.get(contact_id, [])],
+            "next_due": logview.next_due(self.nexts.get(contact_id)),
+        }
+
+    def cells(self, contact_id: str, /) -> dict[str, str]:
+        """Return the table's cells: the latest letter and the next one due."""
+        latest = logview.latest(self.letters.get(contact_id, []))
+        return {
+            "LATEST": "" if latest is None else f"{latest.stage} {latest.status}",
+            "NEXT DUE (UTC)": logview.next_said(self.nexts.get(contact_id)),
+        }
+
+
+def show_history(log: SendLog, contact_id: str, *, as_json: bool, thread: Thread) -> None:
     """Print one recipient's whole history: as one JSON record, or as lines of text."""
     row = log.recipient(contact_id)
     if row is None:
@@ -27,9 +66,12 @@ def show_history(log: SendLog, contact_id: str, *, as_json: bool) -> None:
     events = log.events(contact_id)
     copies = log.copies(contact_id)
     if as_json:
-        typer.echo(json.dumps(_history_record(row, attempts, events, copies), ensure_ascii=False))
+        record = _history_record(row, attempts, events, copies)
+        record.update(thread.record(contact_id))
+        typer.echo(json.dumps(record, ensure_ascii=False))
         return
     _print_recipient(row)
+    _print_thread(thread.letters.get(contact_id, []), thread.nexts.get(contact_id))
     _print_attempts(row, attempts)
     _print_copies(copies)
     _print_events(events)
@@ -53,6 +95,7 @@ def _history_record(
             "message_id": a.message_id,
             "content_hash": a.content_hash,
             "email": a.email,
+            "stage": a.stage,
         }
         for a in attempts
     ]
@@ -74,13 +117,26 @@ def _print_recipient(row: Recipient) -> None:
     typer.echo(f"Message-ID: {row.message_id or '-'}   content SHA-256: {row.content_hash or '-'}")
 
 
+def _print_thread(letters: list[Letter], upcoming: Next | None) -> None:
+    """Print the thread: each letter, its status, when it went and its Message-ID; the next."""
+    if upcoming is None and all(letter.stage == FIRST_STAGE for letter in letters):
+        return  # the first letter alone: said above
+    typer.echo("thread:")
+    for letter in letters:
+        sent = f" {letter.sent_at:%Y-%m-%d %H:%M} UTC" if letter.sent_at else ""
+        typer.echo(f"  {letter.stage}: {letter.status}{sent} {letter.message_id or ''}".rstrip())
+    if upcoming is not None:
+        typer.echo(f"  next: {logview.next_said(upcoming)}{' UTC' if upcoming.due else ''}")
+
+
 def _print_attempts(row: Recipient, attempts: list[Attempt]) -> None:
     """Print each attempt, the Cc addresses it was refused for, and what a refused Cc missed."""
     for a in attempts:
         reply = " ".join(f"{a.reply_code or ''} {a.reply_text or ''}".split())
         to = f" to {a.email}" if a.email and a.email != row.email else ""
+        stage = f" of {a.stage!r}" if a.stage != FIRST_STAGE else ""
         typer.echo(
-            f"  attempt {a.number} (run {a.run_id}){to} {a.started_at} -> "
+            f"  attempt {a.number}{stage} (run {a.run_id}){to} {a.started_at} -> "
             f"{a.finished_at or '?'}: {a.outcome or 'in flight'}: {reply}"
         )
         if a.refused:

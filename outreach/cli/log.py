@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.cli.history import show_history
+from outreach.cli.history import Thread, show_history
 from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_command
 from outreach.cli.say import fail, when
 from outreach.errors import OutreachError
@@ -74,18 +74,20 @@ def show(
         raise typer.Exit(code=2)
     try:
         shown = logview.Shown(status) if status is not None else None
-        # With --log, no campaign is needed: that file is read.
-        chosen = (
-            api.LogChoice(log_path, trial=False)
-            if log_path is not None
-            else api.log_to_read(choice.load(), trial=trial)
-        )
+        # With --log, no campaign is needed: that file is read (and no next letter is said).
+        campaign = None
+        if log_path is not None:
+            chosen = api.LogChoice(log_path, trial=False)
+        else:
+            campaign = choice.load()
+            chosen = api.log_to_read(campaign, trial=trial)
         with api.open_log(chosen.path) as log:
             # Said once the log is open: a log not made yet is an error, not announced.
             if not (as_json or as_csv or contact_id) and log_path is None:
                 typer.echo(_which(chosen))
+            thread = Thread(log, campaign)
             if contact_id is not None:
-                show_history(log, contact_id, as_json=as_json)
+                show_history(log, contact_id, as_json=as_json, thread=thread)
                 return
             everyone = log.recipients()
             test_sends = log.test_sends()
@@ -97,18 +99,20 @@ def show(
         raise fail(exc) from None
     rows = [row for row in everyone if shown is None or logview.selects(shown, row)]
     if as_json or as_csv:
-        _print_records(rows, events if as_json else None)
+        _print_records(rows, events if as_json else None, thread)
         return
-    _print_shown(rows, everyone, shown)
+    _print_shown(rows, everyone, shown, thread)
     _print_test_sends(test_sends)
 
 
-def _print_shown(rows: list[Recipient], everyone: list[Recipient], shown: Shown | None) -> None:
+def _print_shown(
+    rows: list[Recipient], everyone: list[Recipient], shown: Shown | None, thread: Thread
+) -> None:
     """Print the table of the recipients shown, how many matched the filter, and the totals."""
     from outreach import logview
 
     if rows:
-        _print_table(rows)
+        _print_table(rows, thread)
     if shown is not None and rows:
         typer.echo(f"{len(rows)} of {len(everyone)} match --status {shown.value}")
     elif shown is not None:
@@ -134,14 +138,17 @@ def _print_test_sends(test_sends: list[NotedTestSend]) -> None:
     )
 
 
-def _print_records(rows: list[Recipient], events: dict[str, list[TrackEvent]] | None) -> None:
-    """Print JSON Lines with each recipient's events, or CSV when ``events`` is None."""
+def _print_records(
+    rows: list[Recipient], events: dict[str, list[TrackEvent]] | None, thread: Thread
+) -> None:
+    """Print JSON Lines with each recipient's events and letters, or CSV when ``events`` is None."""
     from outreach import logview
 
     if events is not None:
         for row in rows:
             record = logview.record(row)
             record["events"] = [logview.event_record(e) for e in events.get(row.id, [])]
+            record.update(thread.record(row.id))
             typer.echo(json.dumps(record, ensure_ascii=False))
         return
     writer = csv.DictWriter(sys.stdout, fieldnames=logview.CSV_FIELDS, lineterminator="\n")
@@ -169,16 +176,24 @@ _COLUMNS = (
     "LAST REPLY",
     "MESSAGE-ID",
 )
-_DROPPED_FIRST = ("MESSAGE-ID", "TRIES", "UPDATED (UTC)", "LAST REPLY", "REPLIED")
+_DROPPED_FIRST = (
+    "MESSAGE-ID", "TRIES", "UPDATED (UTC)", "LAST REPLY", "NEXT DUE (UTC)", "REPLIED", "LATEST",
+)  # fmt: skip
+# With follow-ups: each contact's latest letter, after STATUS, and its next one, after REPLIED.
+_THREAD_COLUMNS = ("LATEST", "NEXT DUE (UTC)")
 _SHRINKING = {"ID": 20, "LAST REPLY": 16, "MESSAGE-ID": 20}  # their narrowest
 _GAP = 2
 
 
 def _widths(cells: list[dict[str, str]], width: int) -> dict[str, int]:
     """Choose the columns that fit ``width`` and their widths; some shrink, none wraps."""
-    natural = {name: max(len(name), *(len(c[name]) for c in cells)) for name in _COLUMNS}
-    least = {name: min(natural[name], _SHRINKING.get(name, natural[name])) for name in _COLUMNS}
-    shown = list(_COLUMNS)
+    columns = [name for name in _COLUMNS if name in cells[0]]
+    for name, after in zip(_THREAD_COLUMNS, ("STATUS", "REPLIED"), strict=True):
+        if name in cells[0]:
+            columns.insert(columns.index(after) + 1, name)
+    natural = {name: max(len(name), *(len(c[name]) for c in cells)) for name in columns}
+    least = {name: min(natural[name], _SHRINKING.get(name, natural[name])) for name in columns}
+    shown = list(columns)
 
     def needed(names: list[str]) -> int:
         return sum(least[n] for n in names) + _GAP * (len(names) - 1)
@@ -198,7 +213,7 @@ def _widths(cells: list[dict[str, str]], width: int) -> dict[str, int]:
     return widths
 
 
-def _print_table(rows: list[Recipient]) -> None:
+def _print_table(rows: list[Recipient], thread: Thread) -> None:
     """Draw the recipients to fit the terminal: columns shrink or go, rows never wrap."""
     from rich import box
     from rich.console import Console
@@ -228,6 +243,8 @@ def _print_table(rows: list[Recipient]) -> None:
                 "MESSAGE-ID": row.message_id or "",
             }
         )
+        if thread.shown:
+            cells[-1].update(thread.cells(row.id))
     console = Console(highlight=False, soft_wrap=False)
     widths = _widths(cells, console.width)
     table = Table(
