@@ -118,12 +118,16 @@ def threads(log: SendLog, /) -> dict[str, list[Letter]]:
 
 
 def next_letters(
-    campaign: Campaign, contacts: list[Contact], log: SendLog, /, *, now: dt.datetime
+    campaign: Campaign, contacts: list[Contact], log: SendLog | None, /, *, now: dt.datetime
 ) -> list[schedule.Next]:
-    """Return each contact's next letter and when it is due, or why none will go, as of ``now``."""
-    letters = threads(log)
+    """Return each contact's next letter and when it is due, or why none will go, as of ``now``.
+
+    Without a ``log`` (none made yet), every contact's next letter is the first.
+    """
+    letters = threads(log) if log is not None else {}
+    standing = standings(log) if log is not None else {}
     try:
-        return schedule.next_letters(campaign, contacts, letters, standings(log), now)
+        return schedule.next_letters(campaign, contacts, letters, standing, now)
     except schedule.ZoneError as exc:
         msg = f"{campaign.contacts}: {exc}; 'outreach check' lists every such entry"
         raise ConfigError(msg) from None
@@ -156,7 +160,7 @@ class Letters:
 def choose_letters(
     campaign: Campaign,
     contacts: list[Contact],
-    log: SendLog,
+    log: SendLog | None,
     options: SendOptions,
     /,
     *,
@@ -169,9 +173,10 @@ def choose_letters(
     A pending first letter that is not due yet (outside its window, before ``not_before``) or
     whose contact was stopped is held, and counted as left out. A follow-up goes only when the
     schedule says it is due (``nexts``, see ``next_letters``). The run's ``limit`` and the
-    daily ``allowance`` count every letter, first letters first.
+    daily ``allowance`` count every letter, first letters first. Without a ``log`` (none made
+    yet), only first letters can be due.
     """
-    statuses = log.statuses()
+    statuses = log.statuses() if log is not None else {}
     held: dict[str, str] = {}
     for n in nexts:
         if statuses.get(n.contact_id, Status.PENDING) != Status.PENDING:
@@ -183,7 +188,7 @@ def choose_letters(
     free = [contact for contact in contacts if contact.id not in held]
     first = choose(free, statuses, options, allowance=allowance)
     first.left_out.update(Counter(held.values()))
-    letters = Letters(first=first, threads=threads(log))
+    letters = Letters(first=first, threads=threads(log) if log is not None else {})
     wanted_by_stage: dict[str, set[str]] = defaultdict(set)
     for n in due_follow_ups(nexts, now=now):
         wanted_by_stage[str(n.stage)].add(n.contact_id)

@@ -37,7 +37,6 @@ from outreach.batch import (
     SentCopy,
     Summary,
     check_reserved,
-    choose,
     daily_allowance,
     send_test_copies,
 )
@@ -71,8 +70,10 @@ def dry_run(
 ) -> int:
     """Render and check every draft a send would send; send and record nothing; return the count.
 
-    The log (see ``outreach.settings``), when it exists, is only read, to leave out those
-    already served and to count the daily limit. With ``live`` (the batch would go to a real
+    The first letters and the follow-ups due, as a send chooses them, but without reading the
+    mailbox for replies (a send reads it first, and may then send fewer follow-ups). The log
+    (see ``outreach.settings``), when it exists, is only read, to leave out those already
+    served and to count the daily limit. With ``live`` (the batch would go to a real
     server), recipients on reserved domains are refused. Unset options are filled as a send
     fills them: the daily limit from the campaign file, then its provider's profile.
     """
@@ -80,23 +81,34 @@ def dry_run(
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, options.only, source=str(campaign.contacts))
     log_file = settings_.send_log_path(campaign, log=log, live=live)
-    statuses: dict[str, str] = {}
     allowance = Allowance(options.daily_limit, None) if options.daily_limit else None
     noted: dict[str, tuple[str, str]] = {}
+    now = (clock or (lambda: dt.datetime.now(dt.UTC)))()
     if log_file.exists():
         with SendLog(log_file, campaign=campaign.name, write=False, clock=clock) as reader:
-            statuses = reader.statuses()
             noted = reader.attachment_hashes()
             if options.daily_limit:
                 allowance = daily_allowance(reader, options.daily_limit)
+            # The follow-ups due, as the send would choose them before reading the mailbox.
+            nexts = followups.next_letters(campaign, chosen, reader, now=now)
+            letters = followups.choose_letters(
+                campaign, chosen, reader, options, nexts=nexts, now=now, allowance=allowance
+            )
+    else:
+        nexts = followups.next_letters(campaign, chosen, None, now=now)
+        letters = followups.choose_letters(
+            campaign, chosen, None, options, nexts=nexts, now=now, allowance=allowance
+        )
     drafter.attachments.expect(_expected_files(noted, campaign, log=log, own=log_file))
-    plan = choose(chosen, statuses, options, allowance=allowance)
+    plan = letters.first
     drafter.validate(plan.todo)
     if live and not options.allow_reserved:
-        check_reserved(plan, sender=campaign.sender.address)
+        for each in letters.plans:
+            check_reserved(each, sender=campaign.sender.address)
     for contact in plan.todo:
         drafter.draft(contact)
-    return len(plan.todo)
+    _stage_drafters(drafter, letters)
+    return letters.count
 
 
 def _filled(options: SendOptions | None, campaign: Campaign, /) -> SendOptions:

@@ -191,3 +191,34 @@ def test_a_reply_or_a_bounce_in_the_mailbox_stops_the_follow_up(
         "c00002": ["first"],
         "c00003": ["first", "reminder"],
     }
+
+
+def test_a_dry_run_renders_the_follow_ups_due_and_sends_nothing(sender: Sender) -> None:
+    """'send --dry-run' counts the first letters and the follow-ups due, as the send chooses them."""
+    sender.send()
+    sent = len(sender.server.handler.received)
+    sender.clock.now = T0 + 8 * DAY
+    count = api.dry_run(
+        sender.campaign, options=OPTIONS, log=sender.log, live=True, clock=sender.clock
+    )
+    assert count == 3
+    assert len(sender.server.handler.received) == sent
+    assert sender.stages() == {f"c0000{n}": ["first"] for n in (1, 2, 3)}
+
+
+def test_a_first_letter_waits_for_the_send_window(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Outside the campaign's window the first letters are held as not due, not failed."""
+    sender = Sender(tmp_path / "campaign", smtp_server, client_tls)
+    path = sender.campaign.folder / "campaign.toml"
+    text = path.read_text().replace(
+        "[[follow_up]]", 'send_window = "Mon-Fri 09:00-17:00"\n\n[[follow_up]]', 1
+    )
+    path.write_text(text, encoding="utf-8")
+    sender.campaign = api.load_campaign(path)
+    sender.clock.now = dt.datetime(2010, 6, 26, 12, 0, tzinfo=dt.UTC)  # a Saturday
+    held = sender.send()
+    assert (held.sent, held.left_out, held.ok) == (0, {"not due yet": 3}, True)
+    sender.clock.now = dt.datetime(2010, 6, 28, 9, 0, tzinfo=dt.UTC)  # Monday 09:00
+    assert sender.send().stages == {"first": 3}
