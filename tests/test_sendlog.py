@@ -342,13 +342,13 @@ def test_a_bounced_recipient_whose_address_is_corrected_is_named_and_pending_aga
         log.record_track(bounces, folder="INBOX", uidvalidity=1, last_uid=2)
         listed = [
             CONTACTS[0],
-            Contact(id="c1", email="fixed-c1@mission.example"),
+            Contact(id="c1", email="fixed-c1@mission.example", cc=("a@x.example", "b@x.example")),
             Contact(id="c2", email="C2@Mission.example"),
         ]
         corrections = log.register(listed)
         statuses = log.statuses()
-        emails = {r.id: r.email for r in log.recipients()}
+        addresses = {r.id: (r.email, r.cc) for r in log.recipients()}
     assert corrections == [Correction("c1", "c1@mission.example", "fixed-c1@mission.example")]
     assert statuses == {"c0": "pending", "c1": "pending", "c2": "sent"}
-    assert emails["c1"] == "fixed-c1@mission.example"
-    assert emails["c2"] == "c2@mission.example"
+    assert addresses["c1"] == ("fixed-c1@mission.example", "a@x.example b@x.example")
+    assert addresses["c2"] == ("c2@mission.example", "")
