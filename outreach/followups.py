@@ -122,8 +122,17 @@ def next_letters(
 ) -> list[schedule.Next]:
     """Return each contact's next letter and when it is due, or why none will go, as of ``now``.
 
-    Without a ``log`` (none made yet), every contact's next letter is the first.
+    Without a ``log`` (none made yet), every contact's next letter is the first. A campaign
+    with no follow-ups, window or embargo has nothing to schedule: only its stopped contacts
+    are said (the rules would cost a large list's send seconds for nothing).
     """
+    if not (campaign.follow_ups or campaign.send_window or campaign.not_before):
+        stops = log.stops() if log is not None else {}
+        return [
+            schedule.Next(c.id, None, None, f"{schedule.STOPPED}: {stops[c.id].reason}")
+            for c in contacts
+            if c.id in stops
+        ]
     letters = threads(log) if log is not None else {}
     standing = standings(log) if log is not None else {}
     try:
@@ -188,7 +197,9 @@ def choose_letters(
     free = [contact for contact in contacts if contact.id not in held]
     first = choose(free, statuses, options, allowance=allowance)
     first.left_out.update(Counter(held.values()))
-    letters = Letters(first=first, threads=threads(log) if log is not None else {})
+    # Read only for the follow-ups' drafts: each is a reply to the letters before it.
+    sent = threads(log) if log is not None and campaign.follow_ups else {}
+    letters = Letters(first=first, threads=sent)
     wanted_by_stage: dict[str, set[str]] = defaultdict(set)
     for n in due_follow_ups(nexts, now=now):
         wanted_by_stage[str(n.stage)].add(n.contact_id)
