@@ -10,6 +10,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from outreach.drafts import Drafter, DraftPool
 from outreach.errors import ConfigError
 from outreach.model import Contact
 from outreach.sendlog import SendLog
-from outreach.signing import compare_published, load_key
+from outreach.signing import Signer, compare_published, load_key
 from outreach.threads import ThreadHeaders
 
 DOMAIN = "outreach.example"  # the domain of write_campaign's sender
@@ -201,6 +202,91 @@ def test_the_rendering_process_signs_alike(tmp_path: Path, key_pem: bytes) -> No
         date = draft.message["Date"]
         assert draft.data == here.draft(draft.contact, message_id=draft.message_id, date=date).data
         assert dkim.verify(draft.data, dnsfunc=dns_of(key_pem, tmp_path))
+
+
+def dkimpy_alone(data: bytes, tags: dict[bytes, bytes], key_pem: bytes) -> bytes:
+    """Sign ``data`` with the same tags by dkimpy alone: its hashing, its own RSA, its fold."""
+    names = tags[b"h"].split(b":")
+    fields = [(name, b" : ".join(names) if name == b"h" else value) for name, value in tags.items()]
+    fields = [*[(name, value) for name, value in fields if name != b"b"], (b"b", b"0" * 60)]
+    message = dkim.DKIM(data, signature_algorithm=tags[b"a"], linesep=b"\r\n")
+    message.hasher = hashlib.sha256  # as dkimpy's sign sets it before gen_header
+    private = serialization.load_pem_private_key(key_pem, password=None)
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        import nacl.signing  # noqa: PLC0415 - dkimpy signs Ed25519 with PyNaCl
+
+        seed = private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        pk: object = nacl.signing.SigningKey(seed)
+    else:
+        pk = dkim.crypto.parse_pem_private_key(key_pem)  # Python's arithmetic, not OpenSSL's
+    relaxed = dkim.CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+    header = message.gen_header(fields, names, relaxed, b"DKIM-Signature", pk)
+    return b"DKIM-Signature: " + bytes(header) + data
+
+
+HANDMADE = (
+    textwrap.dedent("""\
+    Received: from relay.outreach.example by mx.outreach.example; Sun, 6 Dec 2026 10:00:01 +0000
+    From: Office <office@outreach.example>
+    To: a@mission.example
+    To:   b@mission.example,\t c@mission.example
+    Subject: A subject folded
+    \t over two lines,  with  runs of\tspace
+    Date: Sun, 06 Dec 2026 10:00:00 +0000
+    X-Unsigned: not in h=
+    MIME-Version: 1.0
+    Content-Type: text/plain; charset="utf-8"
+
+    A body with spaces at line ends   \t
+    and  runs   inside,
+
+    and empty lines at its end.
+
+
+
+""")
+    .replace("\n", "\r\n")
+    .encode()
+)
+LONG_DOMAIN = "a-permanent-mission-with-a-long-name." + "b" * 40 + ".outreach.example"
+
+
+@pytest.mark.parametrize(
+    ("letter", "domain"),
+    [
+        ("draft", DOMAIN),
+        ("handmade", DOMAIN),
+        ("handmade, no Date", DOMAIN),
+        ("draft", LONG_DOMAIN),
+    ],
+)
+def test_the_signature_is_the_one_dkimpy_alone_makes(
+    tmp_path: Path, key_pem: bytes, letter: str, domain: str
+) -> None:
+    """Signed through OpenSSL, a letter is byte for byte what dkimpy's own signing makes of it."""
+    key = load_key(write_key(tmp_path, key_pem), where="test")
+    if letter == "draft":
+        campaign = signing_campaign(tmp_path / "c", key_pem)
+        with campaign.open("a", encoding="utf-8") as file:
+            file.write('reply_to = "office@outreach.example"\n')
+        cc = dataclasses.replace(contact(), cc=("deputy@mission.example",))
+        signed = Drafter(load_campaign(campaign)).draft(cc, date=DATE).data
+        data = signed.partition(b"\r\n")[2]
+        while data.startswith((b" ", b"\t")):  # the rest of the folded DKIM-Signature
+            data = data.partition(b"\r\n")[2]
+    else:
+        data = HANDMADE
+        if letter.endswith("no Date"):
+            data = data.replace(b"Date: Sun, 06 Dec 2026 10:00:00 +0000\r\n", b"")
+    ours = Signer(key, domain=domain, selector=SELECTOR).sign(data)
+    tags = signature_tags(ours)
+    assert (b"t" in tags) == (letter != "handmade, no Date")
+    assert tags[b"d"] == domain.encode()
+    assert ours == dkimpy_alone(data, tags, key_pem)
 
 
 @pytest.mark.parametrize(
