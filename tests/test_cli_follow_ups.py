@@ -190,3 +190,20 @@ def test_log_shows_each_thread_its_latest_letter_and_the_next_due(
     assert "\n  reminder: sent " in history
     assert "\n  next: last-call 20" in history
     assert "attempt 1 of 'reminder'" in history
+
+
+def test_send_outside_the_window_says_the_letters_are_not_due_yet(tmp_path: Path) -> None:
+    """A run while the send window is shut sends nothing, says why, and succeeds."""
+    folder = campaign(tmp_path / "c", 3)
+    other_day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[
+        (dt.datetime.now(dt.UTC).weekday() + 3) % 7
+    ]
+    path = folder / "campaign.toml"
+    text = path.read_text().replace(
+        "[[follow_up]]", f'send_window = "{other_day} 09:00-17:00"\n\n[[follow_up]]', 1
+    )
+    path.write_text(text, encoding="utf-8")
+    done = run_cli("send", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert "left out: 3 not due yet" in done.stdout
+    assert "Nothing to send now: 3 letters not due yet" in done.stdout

@@ -179,7 +179,15 @@ def _say_summary(summary: Summary, *, destination: str | None, outbox: Path | No
         typer.echo(f"The letters are in the Maildir {outbox}: nothing left this machine.")
     elif summary.sent:
         typer.echo(f"The letters went to {destination}.")
-    if summary.selected and summary.ok and not summary.sent:
+    from outreach.batch import NOT_DUE
+
+    waiting = summary.left_out.get(NOT_DUE, 0)
+    if summary.selected and summary.ok and not summary.sent and waiting:
+        typer.echo(
+            f"Nothing to send now: {plural(waiting, 'letter')} not due yet (outside the send "
+            "window or before not_before); 'outreach plan' says when each is due."
+        )
+    elif summary.selected and summary.ok and not summary.sent:
         typer.echo("Nothing to send: every selected recipient is already sent.")
 
 
