@@ -1,4 +1,5 @@
 import datetime as dt
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -44,6 +45,19 @@ def test_second_writer_is_refused_at_once(tmp_path: Path) -> None:
         SendLog(path, campaign="c", write=True)
     with SendLog(path, campaign="c", write=True):
         pass
+
+
+def test_the_lock_is_the_file_beside_the_log_and_stays_private(tmp_path: Path) -> None:
+    """A log in folders not made yet is created; whoever holds <log>.lock keeps a send out."""
+    path = tmp_path / "logs" / "spring" / "send.sqlite3"
+    with SendLog(path, campaign="c", write=True):
+        pass
+    lock = tmp_path / "logs" / "spring" / "send.sqlite3.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    with lock.open("r+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LogLockedError, match="another 'outreach send' is using this send log"):
+            SendLog(path, campaign="c", write=True)
 
 
 def test_claimed_recipients_of_a_dead_run_become_uncertain(tmp_path: Path) -> None:
