@@ -75,9 +75,10 @@ class Sender:
     def send(self, **more: object) -> api.Summary:
         """Run 'send' as of the clock's time, the mailbox unread unless ``reply_check`` says."""
         more.setdefault("check_replies", False)
+        more.setdefault("options", OPTIONS)
         return api.send(
-            self.campaign, transport=self.transport, options=OPTIONS, log=self.log,
-            clock=self.clock, **more,  # type: ignore[arg-type]
+            self.campaign, transport=self.transport, log=self.log, clock=self.clock,
+            **more,  # type: ignore[arg-type]
         )  # fmt: skip
 
     def received(self, to: str) -> list[EmailMessage]:
@@ -222,3 +223,26 @@ def test_a_first_letter_waits_for_the_send_window(
     assert (held.sent, held.left_out, held.ok) == (0, {"not due yet": 3}, True)
     sender.clock.now = dt.datetime(2010, 6, 28, 9, 0, tzinfo=dt.UTC)  # Monday 09:00
     assert sender.send().stages == {"first": 3}
+
+
+def test_an_uncertain_reminder_holds_the_last_call_until_resent(sender: Sender) -> None:
+    """A reminder left in flight is uncertain: no last call goes until --resend-uncertain settles it."""
+    sender.send()
+    sender.clock.now = T0 + 8 * DAY
+    log = SendLog(sender.log, campaign="test-campaign", write=True, clock=sender.clock)
+    log.start_run("a run that dies")
+    log.claim("c00001", message_id="<r1@outreach.example>", content_hash="x", stage="reminder")
+    log.close()  # as if killed while the reminder was being handed over
+    summary = sender.send()
+    assert summary.stages == {"reminder": 2}
+    assert summary.left_out["uncertain"] == 1
+    assert not summary.ok
+    sender.clock.now = T0 + 20 * DAY
+    assert sender.send().stages == {"last-call": 2}
+    assert sender.stages()["c00001"] == ["first"]
+    again = sender.send(options=dataclasses.replace(OPTIONS, resend_uncertain=True))
+    assert again.stages == {"reminder": 1}
+    (resent,) = [m for m in sender.received("c00001@mission.example") if "Re:" in m["Subject"]]
+    assert resent["Message-ID"] == "<r1@outreach.example>"  # the id it may already have
+    sender.clock.now = T0 + 24 * DAY
+    assert sender.send().stages == {"last-call": 1}
