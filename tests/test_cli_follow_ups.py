@@ -207,3 +207,16 @@ def test_send_outside_the_window_says_the_letters_are_not_due_yet(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "left out: 3 not due yet" in done.stdout
     assert "Nothing to send now: 3 letters not due yet" in done.stdout
+
+
+def test_log_is_shown_when_the_contact_list_is_broken(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """A broken contact list costs the next-due column a warning, never the log itself."""
+    folder = campaign(tmp_path / "c", 2)
+    assert run_cli(*SEND, cwd=folder, env=smtp_env(smtp_server, ca_file)).returncode == 0
+    (folder / "contacts.yaml").write_text("contacts:\n  - id: c00001\n", encoding="utf-8")
+    shown = run_cli("log", cwd=folder, env={"COLUMNS": "200"})
+    assert shown.returncode == 0
+    assert "warning: the next letters cannot be said: " in shown.stderr
+    assert shown.stdout.count("first sent") == 2

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from outreach import logview
-from outreach.cli.say import when
+from outreach.cli.say import said, when
 from outreach.errors import OutreachError
 from outreach.model import FIRST_STAGE, Status
 
@@ -30,6 +30,7 @@ class Thread:
     def __init__(self, log: SendLog, campaign: Campaign | None, /) -> None:
         """Read the letters of ``log``; the next ones only with the campaign (its schedule)."""
         from outreach import followups
+        from outreach.schedule import ZoneError
 
         self.letters = followups.threads(log)
         self.nexts: dict[str, Next] = {}
@@ -37,7 +38,14 @@ class Thread:
         self.shown = campaign is not None and bool(campaign.follow_ups)
         if campaign is not None and campaign.follow_ups:
             now = dt.datetime.now(dt.UTC)
-            plans = followups.plan(campaign, log=log.path, now=now)
+            try:
+                plans = followups.plan(campaign, log=log.path, now=now)
+            except OutreachError as exc:  # the log is shown all the same: it needs no contacts
+                typer.echo(f"warning: the next letters cannot be said: {said(exc)}", err=True)
+                plans = []
+            except ZoneError as exc:  # a contact's timezone names no zone ('check' says so)
+                typer.echo(f"warning: the next letters cannot be said: {exc}", err=True)
+                plans = []
             self.nexts = {entry.contact_id: entry.next for entry in plans}
 
     def record(self, contact_id: str, /) -> dict[str, Any]:
