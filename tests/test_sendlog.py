@@ -56,8 +56,12 @@ def test_the_lock_is_the_file_beside_the_log_and_stays_private(tmp_path: Path) -
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600
     with lock.open("r+b") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(LogLockedError, match="another 'outreach send' is using this send log"):
+        with pytest.raises(LogLockedError) as refused:
             SendLog(path, campaign="c", write=True)
+    assert str(refused.value) == (
+        f"{path}: another 'outreach send' is using this send log. Wait for it to finish "
+        "(or stop it); nothing was sent by this one."
+    )
 
 
 def test_claimed_recipients_of_a_dead_run_become_uncertain(tmp_path: Path) -> None:
