@@ -102,12 +102,16 @@ def run_cli(
     env: dict[str, str] | None = None,
     stdin: str | None = None,
     timeout: float = 120,
+    clock: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m outreach`` as a user would, with no terminal."""
+    """Run ``python -m outreach`` as a user would, with no terminal.
+
+    ``clock`` is a command that runs it under another clock, e.g. ``("faketime", "-f", "+8d")``.
+    """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "outreach", *args],
+        [*clock, sys.executable, "-m", "outreach", *args],
         cwd=cwd,
         env=full_env,
         input=stdin if stdin is not None else "",
