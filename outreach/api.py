@@ -60,7 +60,7 @@ from outreach.dns import DnsReport, DnsSettings, certificate_finding
 from outreach.dns import check_dns as _check_dns
 from outreach.drafts import CheckReport, Draft
 from outreach.errors import API_NAMES, ConfigError, named, say
-from outreach.followups import ContactPlan, stop
+from outreach.followups import ContactPlan, Wake, next_wake, stop
 from outreach.mailbox import Auth, Credentials, ImapSettings, parse_imap_url
 from outreach.model import (
     CAMPAIGN_FILE,
@@ -79,10 +79,12 @@ from outreach.sending import (
     SaveSent,
     check_sent_folder,
     dry_run,
+    keep_sending,
     prepare_send,
     run_to_end,
     send,
     send_test,
+    send_waiting,
 )
 from outreach.sendlog import (
     Attempt,
@@ -160,6 +162,7 @@ __all__ = [
     "TrackEvent",
     "TrackSummary",
     "Transport",
+    "Wake",
     "check",
     "check_dns",
     "check_sent_folder",
@@ -167,10 +170,12 @@ __all__ = [
     "imap_oauth_credentials",
     "imap_settings",
     "init_campaign",
+    "keep_sending",
     "load_campaign",
     "log_to_read",
     "login",
     "logout",
+    "next_wake",
     "note_attachments",
     "open_log",
     "parse_rate",
@@ -181,6 +186,7 @@ __all__ = [
     "resolve_send",
     "send",
     "send_test",
+    "send_waiting",
     "serve_sink",
     "sign_in_method",
     "smtp_settings",

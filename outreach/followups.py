@@ -142,6 +142,58 @@ def next_letters(
         raise ConfigError(msg) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Say when the next letter of a campaign is due (UTC), and which letters are due then."""
+
+    at: dt.datetime
+    stages: dict[str, int]  # the letters due by that moment, by stage, in the campaign's order
+
+
+# How long a wake waits for more letters due after the first: a batch spread its letters over
+# minutes, and the letters that follow them are due as spread.
+GATHER = dt.timedelta(minutes=10)
+
+
+def next_wake(
+    campaign: Campaign,
+    /,
+    *,
+    log: Path,
+    after: dt.datetime,
+    only: Iterable[str] = (),
+    gather: dt.timedelta = GATHER,
+) -> Wake | None:
+    """Return when the next letters are due later than ``after``, over every contact; None if none.
+
+    The wake is the last due time within ``gather`` of the first, so that letters due moments
+    apart go in one batch, not one batch each.
+
+    ``after`` is when the last run chose its letters: one due by then and not sent (held by a
+    limit, say) does not wake the next run. ``only`` restricts the contacts, as 'send --only'.
+    Nothing more is due when every contact has replied, bounced, been stopped, had every
+    stage sent, or has a letter left uncertain or failed to settle first.
+    """
+    contacts = load_contacts(campaign.contacts)
+    wanted = set(only)
+    if wanted:
+        contacts = [contact for contact in contacts if contact.id in wanted]
+    if log.exists():
+        with SendLog(log, campaign=None, write=False) as reader:
+            nexts = next_letters(campaign, contacts, reader, now=after)
+    else:
+        nexts = next_letters(campaign, contacts, None, now=after)
+    due = [n for n in nexts if n.due is not None and n.due > after and n.stage is not None]
+    if not due:
+        return None
+    earliest = min(n.due for n in due if n.due is not None)
+    # Letters due moments apart (their letters before went in one batch) go in one batch.
+    at = max(n.due for n in due if n.due is not None and n.due <= earliest + gather)
+    stages = Counter(n.stage for n in due if n.due is not None and n.due <= at)
+    order = (FIRST_STAGE, *(stage.name for stage in campaign.follow_ups))
+    return Wake(at=at, stages={stage: stages[stage] for stage in order if stages[stage]})
+
+
 def due_follow_ups(nexts: list[schedule.Next], /, *, now: dt.datetime) -> list[schedule.Next]:
     """Return the follow-ups (not first letters) due at ``now``."""
     return [n for n in schedule.due(nexts, now) if n.stage not in {None, FIRST_STAGE}]

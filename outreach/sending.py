@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import signal
 import ssl
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -693,6 +694,92 @@ def send(
         check_replies=check_replies,
     ) as batch:
         return batch.run(transport, on_event=on_event)
+
+
+def keep_sending(
+    campaign: Campaign,
+    /,
+    *,
+    run: Callable[[], Summary],
+    log: Path,
+    clock: Callable[[], dt.datetime] | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    on_wait: Callable[[followups.Wake], None] | None = None,
+    only: Iterable[str] = (),
+) -> list[Summary]:
+    """Run one batch (``run``), wait until the next letter is due, and again, until none will be.
+
+    ``run`` prepares and runs a batch as 'send' does (the mailbox read for replies first when
+    follow-ups are due); ``log`` is the send log it records in. After each batch the next due
+    time over every contact is worked out (``followups.next_wake``; the daily limit's
+    ``resume_at`` too); ``on_wait`` is told it, then ``sleep`` (seconds) is called until
+    ``clock`` (aware; the system's when None) reaches it. A batch interrupted or stopped by an
+    error ends the loop. Return every batch's summary, in order.
+    """
+    now = clock or _system_clock
+    summaries: list[Summary] = []
+    while True:
+        started = now()
+        summary = run()
+        summaries.append(summary)
+        if summary.interrupted or summary.error is not None:
+            return summaries
+        wake = followups.next_wake(campaign, log=log, after=started, only=only)
+        if summary.resume_at is not None and (wake is None or summary.resume_at < wake.at):
+            wake = followups.Wake(at=summary.resume_at, stages={})  # the daily limit's
+        if wake is None:
+            return summaries
+        if on_wait is not None:
+            on_wait(wake)
+        while (left := (wake.at - now()).total_seconds()) > 0:
+            sleep(left)
+
+
+def _system_clock() -> dt.datetime:
+    """Return the system clock's time, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def send_waiting(
+    campaign: Campaign,
+    /,
+    *,
+    transport: Transport | None = None,
+    options: SendOptions | None = None,
+    log: Path | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    on_wait: Callable[[followups.Wake], None] | None = None,
+    save_sent: SaveSent | None = None,
+    reply_check: ReplyCheck | None = None,
+    check_replies: bool = True,
+) -> list[Summary]:
+    """Send what is due, as ``send``; then wait for each next letter due and send it, until none.
+
+    See ``keep_sending``: ``clock`` dates the log and says when to wake, ``sleep`` waits.
+    """
+    transport = transport or MaildirTransport(settings_.outbox_path(campaign))
+    path = settings_.send_log_path(campaign, log=log, live=is_live(transport))
+    return keep_sending(
+        campaign,
+        run=lambda: send(
+            campaign,
+            transport=transport,
+            options=options,
+            log=path,
+            on_event=on_event,
+            clock=clock,
+            save_sent=save_sent,
+            reply_check=reply_check,
+            check_replies=check_replies,
+        ),
+        log=path,
+        clock=clock,
+        sleep=sleep,
+        on_wait=on_wait,
+        only=options.only if options is not None else (),
+    )
 
 
 def send_test(

@@ -220,3 +220,71 @@ def test_log_is_shown_when_the_contact_list_is_broken(
     assert shown.returncode == 0
     assert "warning: the next letters cannot be said: " in shown.stderr
     assert shown.stdout.count("first sent") == 2
+
+
+def test_send_wait_sleeps_until_the_reminders_are_due_sends_them_and_ends(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """'send --wait' says when it will wake and for what, sends the reminders then, and exits."""
+    folder = campaign(tmp_path / "c", 3)
+    path = folder / "campaign.toml"
+    path.write_text(path.read_text().split('\n[[follow_up]]\nname = "last-call"')[0])
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    with sqlite3.connect(folder / LOG) as db:  # the first letters went 7 days less 2 seconds ago
+        for table in ("recipients", "letters"):
+            db.execute(
+                f"UPDATE {table} SET sent_at = "  # noqa: S608
+                "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-7 days', '+2 seconds') "
+                "WHERE sent_at IS NOT NULL"
+            )
+    started = time.monotonic()
+    done = run_cli(*SEND, "--wait", "--no-reply-check", cwd=folder, env={**env, "TZ": "UTC"})
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started > 1
+    waited = done.stdout.index("waiting until ")
+    assert done.stdout.index("Nothing to send") < waited
+    line = done.stdout[waited:].splitlines()[0]
+    assert line.endswith(" UTC for 3 'reminder' follow-ups; Ctrl-C stops the waiting")
+    assert done.stdout.index("letters sent: 3 'reminder' follow-ups") > waited
+    assert done.stdout.count("waiting until ") == 1
+    assert len(smtp_server.handler.received) == 6
+    assert set(letters(folder).values()) == {"sent"}
+
+
+def test_ctrl_c_while_send_wait_sleeps_stops_it_with_nothing_lost(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """Ctrl-C during the wait for next week's reminders exits 130, the letters sent all logged."""
+    folder = campaign(tmp_path / "c", 3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
+    env.update(smtp_env(smtp_server, ca_file))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "outreach", *SEND, "--wait", "--no-reply-check"],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if line.startswith("waiting until "):
+            break
+    assert "for 3 'reminder' follow-ups" in lines[-1], lines
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 130
+    assert "Stopped while waiting: no letter was being sent" in err
+    assert "Traceback" not in err
+    assert len(smtp_server.handler.received) == 3
+    assert letters(folder) == {(f"c0000{n}", "first"): "sent" for n in (1, 2, 3)}
+    again = run_cli(*SEND, "--no-reply-check", cwd=folder, env=smtp_env(smtp_server, ca_file))
+    assert "Nothing to send" in again.stdout
+    del out
+
+
+def test_send_wait_with_a_dry_run_is_refused(tmp_path: Path) -> None:
+    """--wait and --dry-run ask for two different runs: refused, nothing sent."""
+    folder = campaign(tmp_path / "c", 1)
+    done = run_cli("send", "--wait", "--dry-run", cwd=folder)
+    assert done.returncode == 1
+    assert "--wait sends each letter when it is due, and --dry-run sends none" in done.stderr

@@ -8,12 +8,12 @@ import typer
 
 from outreach.cli.confirm import confirm, corrected
 from outreach.cli.progress import EXIT_INTERRUPTED, print_summary, run_with_progress
-from outreach.cli.say import Again
+from outreach.cli.say import Again, kinds
 from outreach.cli.sentcopy import say_copies
 from outreach.errors import LoginRefusedForNowError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from outreach.api import (
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         SmtpSettings,
         Summary,
         Transport,
+        Wake,
     )
 
 
@@ -98,6 +99,19 @@ def finish(
     log_file: Path,
 ) -> None:
     """Say how the batch went; exit 130 if stopped, 1 if a letter or a copy is missing."""
+    say_summary(summary, again=again, destination=destination, outbox=outbox, log_file=log_file)
+    exit_for([summary])
+
+
+def say_summary(
+    summary: Summary,
+    *,
+    again: Again,
+    destination: str | None,
+    outbox: Path | None,
+    log_file: Path,
+) -> None:
+    """Say how one batch went, and the next steps."""
     print_summary(
         summary,
         again=again,
@@ -106,8 +120,62 @@ def finish(
         log_file=log_file,
         later=isinstance(summary.error, LoginRefusedForNowError),
     )
-    if summary.interrupted:
+
+
+def exit_for(summaries: list[Summary]) -> None:
+    """Exit 130 if a batch was stopped, 1 if a letter or a copy of any batch is missing."""
+    if any(summary.interrupted for summary in summaries):
         raise typer.Exit(code=EXIT_INTERRUPTED)
-    # A copy missing fails the command too, so a script notices; the letters stay sent.
-    if not summary.ok or (summary.copies is not None and summary.copies.missing):
-        raise typer.Exit(code=1)
+    for summary in summaries:
+        # A copy missing fails the command too, so a script notices; the letters stay sent.
+        if not summary.ok or (summary.copies is not None and summary.copies.missing):
+            raise typer.Exit(code=1)
+
+
+def wait_and_send(
+    campaign: Campaign,
+    batch: Callable[..., Summary],
+    /,
+    *,
+    yes: bool,
+    log_file: Path,
+    only: Iterable[str],
+    say: Callable[[Summary], None],
+) -> list[Summary]:
+    """Run ``batch``, then sleep until the next letter is due and run it again, until none will be.
+
+    A live batch is confirmed as without --wait, once: the first that has letters asks (unless
+    ``yes``), the later ones go on that answer. Ctrl-C while sleeping exits 130 (no letter is
+    being sent then); during a batch, it stops the batch as it does without --wait.
+    """
+    from outreach import api
+
+    asked = [yes]
+
+    def one_batch() -> Summary:
+        summary: Summary = batch(yes=asked[0])
+        asked[0] = asked[0] or bool(
+            summary.sent or summary.failed or summary.uncertain or summary.not_sent
+        )
+        say(summary)
+        return summary
+
+    try:
+        return api.keep_sending(campaign, run=one_batch, log=log_file, on_wait=_say_wake, only=only)
+    except KeyboardInterrupt:
+        typer.echo(
+            "Stopped while waiting: no letter was being sent, and each one sent is in the send "
+            "log. Run the same command to go on.",
+            err=True,
+        )
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
+
+
+def _say_wake(wake: Wake) -> None:
+    """Say when the next batch is due, on UTC and on this machine's clock, and which letters."""
+    here = wake.at.astimezone()
+    when = f"{wake.at:%Y-%m-%d %H:%M:%S} UTC"
+    if here.utcoffset():
+        when += f" ({here:%Y-%m-%d %H:%M:%S %Z} here)"
+    what = kinds(wake.stages) if wake.stages else "the letters the daily limit held back"
+    typer.echo(f"waiting until {when} for {what}; Ctrl-C stops the waiting")

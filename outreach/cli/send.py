@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.cli.batchrun import finish, run_batch
+from outreach.cli.batchrun import exit_for, finish, run_batch, say_summary, wait_and_send
 from outreach.cli.options import (
     CONCURRENCY,
     DAILY_LIMIT,
@@ -36,11 +36,14 @@ from outreach.errors import ConfigError, OutreachError
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from outreach.api import (
         Campaign,
         SaveSent,
         SendOptions,
         SmtpSettings,
+        Summary,
     )
     from outreach.settings import SendSettings
 
@@ -127,6 +130,15 @@ def send(
             "--no-reply-check",
             help="Send the follow-ups due without reading the IMAP account for replies first "
             "(a follow-up may then go to someone who has answered).",
+            rich_help_panel=WHAT,
+        ),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Stay running: once what is due is sent, sleep until the next letter is due "
+            "(saying when, and which), send it, and so on until none will be. Ctrl-C stops it.",
             rich_help_panel=WHAT,
         ),
     ] = False,
@@ -246,12 +258,7 @@ def send(
 
     again = Again(ctx)
     try:
-        if dry_run_ and test_to is not None:
-            msg = (
-                "--dry-run sends nothing and --test-to sends a test: drop one of the two. "
-                "Nothing was sent."
-            )
-            raise ConfigError(msg)
+        _refuse_together(dry_run=dry_run_, test_to=test_to, wait=wait)
         smtp_password = password_source(
             ctx,
             "password_command",
@@ -300,8 +307,11 @@ def send(
                 plan.smtp, verify=not insecure_tls, timeout=timeout, require_tls=require_tls
             )
 
-        def credentials(settings: SmtpSettings) -> SmtpSettings:
+        def sign_in(settings: SmtpSettings) -> SmtpSettings:
             return smtp_credentials(settings, method, profile, oauth_token_command, smtp_password)
+
+        # --wait: a password asked for on the terminal is asked once, not for every batch.
+        credentials = sign_in if method == "xoauth2" else _once(sign_in)
 
         # Checked first, in a dry run too: whatever would stop the run stops it.
         copies = (
@@ -335,21 +345,42 @@ def send(
             replies = reply_check(
                 campaign, settings, imap, (method, profile, oauth_token_command, imap_password)
             )
-        summary = run_batch(
-            campaign,
-            options,
-            settings,
-            credentials,
-            log=log_path,  # the library chooses as plan.log says: the trial's or the campaign's
-            outbox=outbox,
-            copies=copies,
-            yes=yes,
-            again=again,
-            dns=None if no_dns_check else api.DnsSettings(dns_server),
-            replies=replies,
-            # A trial into the outbox reaches nobody: no reply can be crossed.
-            check_replies=settings is not None and not no_reply_check,
-        )
+
+        def batch(*, yes: bool) -> Summary:
+            return run_batch(
+                campaign,
+                options,
+                settings,
+                credentials,
+                log=log_path,  # the library chooses as plan.log says: the trial's or the campaign's
+                outbox=outbox,
+                copies=copies,
+                yes=yes,
+                again=again,
+                dns=None if no_dns_check else api.DnsSettings(dns_server),
+                replies=replies,
+                # A trial into the outbox reaches nobody: no reply can be crossed.
+                check_replies=settings is not None and not no_reply_check,
+            )
+
+        if wait:
+            summaries = wait_and_send(
+                campaign,
+                batch,
+                yes=yes,
+                log_file=plan.log,
+                only=only or (),
+                say=lambda summary: say_summary(
+                    summary,
+                    again=again,
+                    destination=settings.url if settings is not None else None,
+                    outbox=None if settings is not None else outbox_path(campaign, outbox=outbox),
+                    log_file=plan.log,
+                ),
+            )
+            exit_for(summaries)
+            return
+        summary = batch(yes=yes)
     except OutreachError as exc:
         raise fail(exc) from None
     finish(
@@ -359,6 +390,37 @@ def send(
         outbox=None if settings is not None else outbox_path(campaign, outbox=outbox),
         log_file=plan.log,
     )
+
+
+def _once(
+    sign_in: Callable[[SmtpSettings], SmtpSettings], /
+) -> Callable[[SmtpSettings], SmtpSettings]:
+    """Return ``sign_in`` that signs in the first time, then returns the same settings."""
+    done: list[SmtpSettings] = []
+
+    def once(settings: SmtpSettings) -> SmtpSettings:
+        if not done:
+            done.append(sign_in(settings))
+        return done[0]
+
+    return once
+
+
+def _refuse_together(*, dry_run: bool, test_to: str | None, wait: bool) -> None:
+    """Refuse options that ask for two different runs."""
+    if dry_run and test_to is not None:
+        msg = (
+            "--dry-run sends nothing and --test-to sends a test: drop one of the two. "
+            "Nothing was sent."
+        )
+        raise ConfigError(msg)
+    if wait and (dry_run or test_to is not None):
+        what = "--dry-run" if dry_run else "--test-to"
+        msg = (
+            f"--wait sends each letter when it is due, and {what} sends none to its recipient: "
+            "drop one of the two. Nothing was sent."
+        )
+        raise ConfigError(msg)
 
 
 def _send_options(
