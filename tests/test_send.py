@@ -17,6 +17,7 @@ from outreach import drafts
 from outreach.batch import LIMITED, Batch, SendOptions, choose
 from outreach.campaign import load_campaign
 from outreach.errors import LoginRefusedForNowError, SendLogError, TransportError
+from outreach.model import RefusedCc
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
 from outreach.transport import SmtpSettings, SmtpTransport
@@ -180,6 +181,54 @@ async def test_one_refused_cc_is_recorded_and_the_message_still_goes(
         row = log.recipient("one")
     assert row is not None
     assert row.refused == "gone@mission.example: 550 5.1.1 no such user"
+
+
+async def test_every_refused_cc_is_in_the_summary_with_its_contact_and_in_the_log(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Two Ccs refused, for good and for now: the summary names each with its contact; the log keeps both."""
+    folder = tmp_path / "c"
+    write_campaign(
+        folder,
+        contacts=textwrap.dedent(
+            """\
+            contacts:
+              - id: one
+                email: one@mission.example
+                name: One
+                country: Oneland
+                cc: [gone@mission.example, deputy@mission.example, away@mission.example]
+            """
+        ),
+    )
+    smtp_server.handler.faults.rcpt["gone@mission.example"] = ["550 5.1.1 no such user"]
+    smtp_server.handler.faults.rcpt["away@mission.example"] = ["451 4.2.0 try later"]
+    summary = await send_batch(folder, smtp_server, client_tls)
+    assert summary.sent == 1
+    assert summary.refused_cc == [
+        RefusedCc("one", "gone@mission.example", "550 5.1.1 no such user"),
+        RefusedCc("one", "away@mission.example", "451 4.2.0 try later"),
+    ]
+    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
+        row = log.recipient("one")
+    assert row is not None
+    assert row.refused == (
+        "gone@mission.example: 550 5.1.1 no such user; "
+        "away@mission.example: refused for now (451 4.2.0 try later)"
+    )
+
+
+async def test_a_batch_without_a_sent_folder_keeps_no_copy_in_the_log(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Without --save-sent the send log keeps no letter's bytes: there is no copy to save later."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(2))
+    summary = await send_batch(folder, smtp_server, client_tls)
+    assert summary.sent == 2
+    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
+        assert log.count_unsaved_copies() == 0
+        assert [log.copies(c) for c in ("c00001", "c00002")] == [[], []]
 
 
 class DiskFullAt(SendLog):

@@ -8,7 +8,7 @@ from pathlib import Path
 from helpers import contacts_yaml, write_campaign
 
 from outreach import drafts
-from outreach.batch import Batch, SendOptions
+from outreach.batch import Batch, SendOptions, choose
 from outreach.campaign import load_campaign
 from outreach.sendlog import SendLog, Status
 from outreach.transport import MaildirTransport
@@ -38,3 +38,16 @@ def test_an_answer_whose_record_waits_for_the_disk_still_counts_as_in_flight(
         recorder.journal.close()  # commits what is queued
         assert batch.in_flight == 0
         assert log.statuses() == {contacts[0].id: Status.SENT}
+
+
+async def test_a_batch_that_has_ended_leaves_nothing_in_flight(tmp_path: Path) -> None:
+    """After a batch of three, every claimed message was answered and recorded: none is in flight."""
+    write_campaign(tmp_path, contacts=contacts_yaml(3))
+    campaign = load_campaign(tmp_path / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    with SendLog(tmp_path / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        options = SendOptions()
+        batch = Batch(drafter, log, MaildirTransport(tmp_path / "outbox"), options=options)
+        summary = await batch.run(choose(contacts, log.statuses(), options))
+        assert (summary.sent, batch.in_flight, batch._recorder.awaiting) == (3, 0, 0)
