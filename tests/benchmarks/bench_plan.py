@@ -8,11 +8,14 @@ Run from the repository root, in the project's virtual environment:
 The campaign has a send window and a zone, a third of its contacts a zone of their own, and two
 stages (7 days, then 3 days). Its send log, written through ``SendLog`` as a run would, holds the
 first letter sent to 90% of the contacts over the last 20 days and the first follow-up to 40%;
-2% replied, 1% bounced, 1% were stopped. Three figures: the schedule's rules alone over letters
+2% replied, 1% bounced, 1% were stopped. Five figures: the schedule's rules alone over letters
 already read (``schedule.next_letters`` and ``schedule.due``, the median of five rounds), reading
-the log's letters and tracking (``SendLog.letters`` and ``followups.standings``), and the whole
-``outreach plan --json`` process (start-up, contact list, log, rules, printing). The rules are
-timed at 15:00 UTC on a Tuesday, when the window is open in most of the zones.
+the log's letters and tracking (``SendLog.letters`` and ``followups.standings``), what 'send'
+pays to choose its letters from the log (``followups.next_letters`` then
+``followups.choose_letters``, as ``prepare_send`` does before rendering, the mailbox not read),
+what 'send --wait' pays after each batch to find when to wake (``followups.next_wake``), and the
+whole ``outreach plan --json`` process (start-up, contact list, log, rules, printing). The rules
+are timed at 15:00 UTC on a Tuesday, when the window is open in most of the zones.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from helpers import write_campaign  # noqa: E402 - the test fixtures' folder is put on the path
 
 from outreach import followups, schedule  # noqa: E402
+from outreach.batch import SendOptions  # noqa: E402
 from outreach.campaign import load_campaign  # noqa: E402
 from outreach.contacts import load_contacts  # noqa: E402
-from outreach.model import Status  # noqa: E402
+from outreach.model import Campaign, Contact, Status  # noqa: E402
 from outreach.sendlog import Letter, SendLog  # noqa: E402
 from outreach.tracking import Kind, Sighting  # noqa: E402
 
@@ -125,6 +129,20 @@ def make_log(folder: Path, now: dt.datetime) -> Path:
     return path
 
 
+def _choose_as_send(
+    campaign: Campaign, contacts: list[Contact], log_path: Path, now: dt.datetime
+) -> tuple[float, str]:
+    """Time the choice 'send' makes from its open log; return the seconds and the counts."""
+    options = SendOptions(allow_reserved=True)
+    with SendLog(log_path, campaign=None, write=False) as log:
+        started = time.perf_counter()
+        nexts = followups.next_letters(campaign, contacts, log, now=now)
+        letters = followups.choose_letters(campaign, contacts, log, options, nexts=nexts, now=now)
+        took = time.perf_counter() - started
+    counts = ", ".join(f"{plan.stage} {len(plan.todo):,}" for plan in letters.plans)
+    return took, counts
+
+
 def main() -> None:
     """Build the campaign and its log, then time the three steps and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -161,6 +179,12 @@ def main() -> None:
         rules = statistics.median(times)
         reasons = sum(1 for n in nexts if n.reason is not None)
 
+        choosing, chosen_by_send = _choose_as_send(campaign, contacts, log_path, now)
+        started = time.perf_counter()
+        wake = followups.next_wake(campaign, log=log_path, after=now)
+        waking = time.perf_counter() - started
+        woken = "none" if wake is None else f"{sum(wake.stages.values())} letters due by then"
+
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "outreach", "plan", "--json", "--log", str(log_path)],
@@ -176,6 +200,8 @@ def main() -> None:
             contacts: {count:,}; due now: {len(chosen):,}; later: {count - len(chosen) - reasons:,}; none: {reasons:,}
             rules alone (next_letters + due), median of {args.rounds}: {rules:.3f} s, {count / rules:,.0f} contacts/s
             reading the log (letters + standings): {reading:.3f} s
+            send's choice (next_letters + choose_letters on the log; {chosen_by_send}): {choosing:.2f} s
+            send --wait's next wake (next_wake, contact list and log included; {woken}): {waking:.2f} s
             whole 'outreach plan --json' ({lines:,} lines): {whole:.2f} s"""
         )
     )
