@@ -195,3 +195,16 @@ def test_letters_due_minutes_apart_go_in_one_batch(
     assert reminders == batches
     assert [w.stages.get("reminder") for w in waiting.waits[: len(batches)]] == batches
     assert waiting.stages() == {f"c0000{n}": ["first", "reminder", "last-call"] for n in (1, 2, 3)}
+
+
+def test_the_daily_limit_wakes_it_when_more_may_go(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Letters held by the daily limit go when a day has passed, before the reminders are due."""
+    waiting = Waiting(tmp_path / "c", smtp_server, client_tls)
+    summaries = waiting.run(options=dataclasses.replace(OPTIONS, daily_limit=2))
+    assert summaries[0].stages == {"first": 2}
+    assert (waiting.waits[0].at, waiting.waits[0].stages) == (T0 + DAY, {})
+    assert summaries[1].stages == {"first": 1}
+    assert all(s.sent <= 2 for s in summaries)
+    assert waiting.stages() == {f"c0000{n}": ["first", "reminder", "last-call"] for n in (1, 2, 3)}
