@@ -83,6 +83,32 @@ def write_campaign(
     return campaign
 
 
+# Two follow-up stages as a campaign file declares them: a reminder 7 days after the first
+# letter, then a last call 3 days after the reminder, both from reminder.md.j2.
+TWO_STAGES = """
+[[follow_up]]
+name = "reminder"
+template = "reminder.md.j2"
+after = "7d"
+
+[[follow_up]]
+name = "last-call"
+template = "reminder.md.j2"
+after = "3d"
+"""
+REMINDER = "We wrote to you on {{ sent.first }} about {{ country }}.\n"
+
+
+def add_follow_ups(
+    campaign_file: Path, /, *, extra: str = "", stages: str = TWO_STAGES, reminder: str = REMINDER
+) -> Path:
+    """Append settings (``extra``) and follow-up stages to a campaign file, their template beside it."""
+    (campaign_file.parent / "reminder.md.j2").write_text(reminder, encoding="utf-8")
+    text = campaign_file.read_text(encoding="utf-8") + extra + stages
+    campaign_file.write_text(text, encoding="utf-8")
+    return campaign_file
+
+
 def contacts_yaml(count: int, *, domain: str = "mission.example") -> str:
     """Return a contact list of ``count`` entries in the shipped format."""
     lines = ["contacts:"]

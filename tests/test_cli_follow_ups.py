@@ -11,38 +11,22 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, run_cli, smtp_env, write_campaign
+from helpers import add_follow_ups, contacts_yaml, run_cli, smtp_env, write_campaign
 from mailserver import Server
 
 from outreach.sendlog import SendLog
 
 LOG = Path("logs") / "test-campaign.sqlite3"
 SEND = ("send", "--yes", "--allow-reserved-domains")
-STAGES = """
-    [[follow_up]]
-    name = "reminder"
-    template = "reminder.md.j2"
-    after = "7d"
-
-    [[follow_up]]
-    name = "last-call"
-    template = "reminder.md.j2"
-    after = "3d"
-    """
 
 
 def campaign(folder: Path, count: int) -> Path:
     """Write a campaign of ``count`` contacts with two follow-up stages."""
-    path = write_campaign(folder, contacts=contacts_yaml(count))
-    (folder / "reminder.md.j2").write_text(
-        "We wrote to you on {{ sent.first }} about {{ country }}.\n", encoding="utf-8"
-    )
-    path.write_text(path.read_text() + textwrap.dedent(STAGES), encoding="utf-8")
+    add_follow_ups(write_campaign(folder, contacts=contacts_yaml(count)))
     return folder
 
 

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from helpers import contacts_yaml, run_cli, write_campaign
+from helpers import add_follow_ups, contacts_yaml, run_cli, write_campaign
 
 from outreach import api
 from outreach.contacts import load_contacts
@@ -16,30 +16,16 @@ from outreach.tracking import Kind, Sighting
 
 LOG = "plan.sqlite3"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)  # the log keeps milliseconds
-STAGES = """\
-timezone = "America/New_York"
-
-[[follow_up]]
-name = "reminder"
-template = "reminder.md.j2"
-after = "7d"
-
-[[follow_up]]
-name = "last-call"
-template = "reminder.md.j2"
-after = "3d"
-"""
+ZONE = 'timezone = "America/New_York"\n'
 
 
-def campaign(folder: Path, count: int = 3, *, extra: str = STAGES) -> Path:
+def campaign(folder: Path, count: int = 3, *, extra: str = ZONE) -> Path:
     """Write a campaign of ``count`` contacts, the second in Bishkek, with two follow-ups."""
     contacts = contacts_yaml(count).replace(
         "    country: Country 2\n", "    country: Country 2\n    timezone: Asia/Bishkek\n"
     )
     path = write_campaign(folder, contacts=contacts)
-    (folder / "reminder.md.j2").write_text("We wrote on {{ sent.first }}.\n", encoding="utf-8")
-    path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
-    return path
+    return add_follow_ups(path, extra=extra, reminder="We wrote on {{ sent.first }}.\n")
 
 
 def record_letters(folder: Path, letters: dict[str, list[tuple[str, dt.datetime, Status]]]) -> None:
@@ -140,7 +126,7 @@ def test_the_due_time_is_said_on_the_contact_clock_and_on_yours(tmp_path: Path) 
 
 def test_the_window_moves_a_due_letter_to_the_contact_working_hours(tmp_path: Path) -> None:
     """With a window, a reminder due Monday 07:00 in New York is due at 09:00 there."""
-    campaign(tmp_path, extra='send_window = "Mon-Fri 09:00-17:00"\n' + STAGES)
+    campaign(tmp_path, extra=ZONE + 'send_window = "Mon-Fri 09:00-17:00"\n')
     first = dt.datetime(2030, 1, 7, 12, tzinfo=dt.UTC)
     record_letters(tmp_path, {"c00001": [("first", first, Status.SENT)]})
     record = plan_json(tmp_path)["c00001"]

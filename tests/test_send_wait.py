@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import FAST, Clock, contacts_yaml, reply, write_campaign
+from helpers import FAST, Clock, add_follow_ups, contacts_yaml, reply, write_campaign
 from imapserver import PASSWORD as IMAP_PASSWORD
 from imapserver import Dovecot
 from mailserver import PASSWORD, USERNAME, Server
@@ -22,17 +22,6 @@ from outreach.sendlog import SendLog
 T0 = dt.datetime(2010, 6, 24, 13, 0, tzinfo=dt.UTC)  # a Thursday
 DAY = dt.timedelta(days=1)
 OPTIONS = dataclasses.replace(FAST, allow_reserved=True)
-STAGES = """
-    [[follow_up]]
-    name = "reminder"
-    template = "reminder.md.j2"
-    after = "7d"
-
-    [[follow_up]]
-    name = "last-call"
-    template = "reminder.md.j2"
-    after = "3d"
-    """
 
 
 class Waiting:
@@ -40,9 +29,7 @@ class Waiting:
 
     def __init__(self, folder: Path, server: Server, tls: ssl.SSLContext, extra: str = "") -> None:
         path = write_campaign(folder, contacts=contacts_yaml(3))
-        (folder / "reminder.md.j2").write_text("We wrote on {{ sent.first }}.\n", encoding="utf-8")
-        text = path.read_text() + textwrap.dedent(extra) + textwrap.dedent(STAGES)
-        path.write_text(text, encoding="utf-8")
+        add_follow_ups(path, extra=textwrap.dedent(extra))
         self.campaign = api.load_campaign(path)
         self.log = folder / "send.sqlite3"
         self.server = server

@@ -9,12 +9,19 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import textwrap
 from base64 import b64decode
 from pathlib import Path
 
 import pytest
-from helpers import contacts_yaml, need_program, reply, run_cli, smtp_env, write_campaign
+from helpers import (
+    add_follow_ups,
+    contacts_yaml,
+    need_program,
+    reply,
+    run_cli,
+    smtp_env,
+    write_campaign,
+)
 from imapserver import PASSWORD as IMAP_PASSWORD
 from imapserver import Dovecot
 from mailserver import Server
@@ -24,17 +31,6 @@ from outreach.sendlog import Letter, SendLog
 LOG = Path("logs") / "test-campaign.sqlite3"
 SEND = ("send", "--yes", "--allow-reserved-domains")
 WEEK_ON = ("-f", "+8d")  # libfaketime: the real clock, 8 days ahead, still ticking
-STAGES = """
-    [[follow_up]]
-    name = "reminder"
-    template = "reminder.md.j2"
-    after = "7d"
-
-    [[follow_up]]
-    name = "last-call"
-    template = "reminder.md.j2"
-    after = "3d"
-    """
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +52,7 @@ def faketime() -> str:
 
 def campaign(folder: Path, count: int) -> Path:
     """Write a campaign of ``count`` contacts with two follow-up stages."""
-    path = write_campaign(folder, contacts=contacts_yaml(count))
-    (folder / "reminder.md.j2").write_text(
-        "We wrote to you on {{ sent.first }} about {{ country }}.\n", encoding="utf-8"
-    )
-    path.write_text(path.read_text() + textwrap.dedent(STAGES), encoding="utf-8")
+    add_follow_ups(write_campaign(folder, contacts=contacts_yaml(count)))
     return folder
 
 

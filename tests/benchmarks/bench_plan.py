@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-from helpers import write_campaign  # noqa: E402 - the test fixtures' folder is put on the path
+from helpers import add_follow_ups, write_campaign  # noqa: E402 - the test fixtures' folder is put on the path
 
 from outreach import followups, schedule  # noqa: E402
 from outreach.batch import SendOptions  # noqa: E402
@@ -45,20 +45,7 @@ from outreach.sendlog import Letter, SendLog  # noqa: E402
 from outreach.tracking import Kind, Sighting  # noqa: E402
 
 ZONES = ("Asia/Bishkek", "Europe/Paris", "Asia/Tokyo", "America/Los_Angeles", "Africa/Nairobi")
-STAGES = """\
-timezone = "America/New_York"
-send_window = "Mon-Fri 09:00-17:00"
-
-[[follow_up]]
-name = "reminder"
-template = "reminder.md.j2"
-after = "7d"
-
-[[follow_up]]
-name = "last-call"
-template = "reminder.md.j2"
-after = "3d"
-"""
+SETTINGS = 'timezone = "America/New_York"\nsend_window = "Mon-Fri 09:00-17:00"\n'
 
 
 def contacts_yaml(count: int) -> str:
@@ -74,9 +61,7 @@ def contacts_yaml(count: int) -> str:
 def make_campaign(folder: Path, count: int) -> Path:
     """Write the campaign, its stages' template and its contacts."""
     path = write_campaign(folder, contacts=contacts_yaml(count))
-    (folder / "reminder.md.j2").write_text("We wrote on {{ sent.first }}.\n", encoding="utf-8")
-    path.write_text(path.read_text(encoding="utf-8") + STAGES, encoding="utf-8")
-    return path
+    return add_follow_ups(path, extra=SETTINGS, reminder="We wrote on {{ sent.first }}.\n")
 
 
 def make_log(folder: Path, now: dt.datetime) -> Path:
