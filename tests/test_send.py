@@ -146,12 +146,16 @@ async def test_failures_are_classified_and_the_batch_goes_on(
 async def test_a_server_that_stops_answering_after_data_leaves_it_uncertain(
     campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
 ) -> None:
-    """No answer to the end of DATA within the timeout marks the recipient uncertain, not resent."""
-    smtp_server.handler.faults.hang_after_data.add("c00001@mission.example")
+    """No answer to the end of DATA within the timeout marks each such recipient uncertain, not resent."""
+    smtp_server.handler.faults.hang_after_data.update(
+        {"c00001@mission.example", "c00003@mission.example"}
+    )
     summary = await send_batch(campaign_dir, smtp_server, client_tls, timeout=0.5)
-    assert summary.uncertain == 1
-    assert summary.sent == 4
-    assert log_rows(campaign_dir)["c00001"][:2] == ("uncertain", 1)
+    assert summary.uncertain == 2
+    assert summary.sent == 3
+    rows = log_rows(campaign_dir)
+    assert rows["c00001"][:2] == ("uncertain", 1)
+    assert rows["c00003"][0] == "uncertain"
 
 
 async def test_one_refused_cc_is_recorded_and_the_message_still_goes(
