@@ -235,6 +235,20 @@ async def test_a_batch_without_a_sent_folder_keeps_no_copy_in_the_log(
         assert [log.copies(c) for c in ("c00001", "c00002")] == [[], []]
 
 
+async def test_each_recipient_refused_for_good_is_counted_failed(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Two recipients refused with 550 are both failed, in the summary and in the log."""
+    for address in ("c00002@mission.example", "c00004@mission.example"):
+        smtp_server.handler.faults.rcpt[address] = ["550 5.1.1 no such user"]
+    summary = await send_batch(campaign_dir, smtp_server, client_tls)
+    assert (summary.sent, summary.failed, summary.ok) == (3, 2, False)
+    rows = log_rows(campaign_dir)
+    assert [rows[f"c{n:05d}"][0] for n in range(1, 6)] == [
+        "sent", "failed", "sent", "failed", "sent",
+    ]  # fmt: skip
+
+
 class DiskFullAt(SendLog):
     """A send log whose disk fills up when one recipient is claimed."""
 
