@@ -20,11 +20,14 @@ A null MX (RFC 7505) is ``MX 0 .``; a TXT record split into strings, as DNS carr
 is written as several quoted strings on one line; a CNAME is followed within the zone, as a
 server would. A name with no records, and nothing below it, is NXDOMAIN: to test a domain that
 does not exist, add nothing for it. A name that exists without the type asked is an empty
-answer (NODATA).
+answer (NODATA). The root (``.``) always exists, as in any working DNS: the checks ask it
+first, to tell a working resolver from a broken one.
 
-Two modes stand for the servers that fail, for one name and the names below it, or for every
+Three modes stand for the servers that fail, for one name and the names below it, or for every
 name when called without one: ``dns_server.never_answer("slow.example")`` drops the queries
-(the client times out), ``dns_server.servfail("broken.example")`` answers SERVFAIL.
+(the client times out), ``dns_server.servfail("broken.example")`` answers SERVFAIL, and
+``dns_server.nxdomain()`` answers NXDOMAIN whatever the zone holds, even for the root, as a
+resolver that cannot reach any DNS (some captive networks and broken configurations) does.
 
 ``dns_server.nameserver`` is ``127.0.0.1:PORT`` (the form ``--dns-server`` takes), ``host`` and
 ``port`` its parts; ``dns_server.resolver()`` is a dnspython resolver pointed at it, with a short
@@ -97,6 +100,7 @@ class Zone:
         self.records: dict[str, list[RR]] = {}
         self.silent: list[str] = []
         self.failing: list[str] = []
+        self.missing: list[str] = []  # names answered NXDOMAIN whatever the zone holds
         self.queries: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.delay = 0.0  # seconds each answer waits, as a distant server's would
@@ -124,6 +128,9 @@ class Zone:
             if any(_below(qname, name) for name in self.failing):
                 reply.header.rcode = RCODE.SERVFAIL
                 return reply
+            if any(_below(qname, name) for name in self.missing):
+                reply.header.rcode = RCODE.NXDOMAIN
+                return reply
             name = qname
             for _ in range(8):  # a CNAME chain longer than this is a loop
                 here = self.records.get(name, [])
@@ -139,8 +146,8 @@ class Zone:
             return reply
 
     def exists(self, name: str) -> bool:
-        """Say whether a name has records, or names with records below it."""
-        return any(_below(owner, name) for owner in self.records)
+        """Say whether a name has records, or names with records below it; the root always does."""
+        return name == "." or any(_below(owner, name) for owner in self.records)
 
 
 class TestDnsServer:
@@ -203,6 +210,11 @@ class TestDnsServer:
         """Answer SERVFAIL for ``name`` and the names below it (all names by default)."""
         with self.zone.lock:
             self.zone.failing.append("" if name == "." else _key(name))
+
+    def nxdomain(self, name: str = ".") -> None:
+        """Answer NXDOMAIN for ``name`` and the names below it (all names, the root too, by default)."""
+        with self.zone.lock:
+            self.zone.missing.append("" if name == "." else _key(name))
 
     def resolver(self, *, lifetime: float = LIFETIME) -> dns.resolver.Resolver:
         """Return a dnspython resolver that asks this server only."""

@@ -207,3 +207,45 @@ def test_trial_asks_no_dns(dns_server, tmp_path):
     sent = run_cli("send", "--dns-server", dns_server.nameserver, cwd=campaign(tmp_path))
     assert sent.returncode == 0, sent.stderr
     assert dns_server.queries == []
+
+
+def test_send_goes_on_when_the_resolver_says_nxdomain_for_all(
+    dns_server, smtp_server, ca_file, tmp_path
+):
+    """A resolver that says NXDOMAIN even for the root marks no contact failed: the letters go."""
+    dns_server.nxdomain()
+    contacts = "contacts:\n  - {id: a, email: a@mission.example, name: A, country: A}\n"
+    folder = campaign(tmp_path, contacts)
+    sent = run_cli(
+        "send",
+        "--yes",
+        "--allow-reserved-domains",
+        "--dns-server",
+        dns_server.nameserver,
+        cwd=folder,
+        env=smtp_env(smtp_server, ca_file),
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert (
+        "warning: mission.example: could not check (the resolver seems not to work: it says "
+        "even the root of DNS (.) does not exist); sending anyway" in sent.stderr
+    )
+    assert "sent 1, failed 0" in sent.stdout
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [["a@mission.example"]]
+
+
+def test_check_dns_with_a_resolver_saying_nxdomain_for_all(dns_server, tmp_path):
+    """'check --dns' through a resolver that denies the root reports no domain as missing."""
+    dns_server.nxdomain()
+    checked = run_cli(
+        "check", "--dns", "--dns-server", dns_server.nameserver, cwd=campaign(tmp_path)
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    table = "\n".join(" ".join(line.split()) for line in checked.stdout.splitlines())
+    assert (
+        "warning DNS resolver seems not to work: it says even the root of DNS (.) does not exist"
+        in table
+    )
+    assert "warning un-missons.example could not check: the resolver seems not to work" in table
+    assert "no such domain" not in table
+    assert "DNS: 0 errors, 4 warnings" in table

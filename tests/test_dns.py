@@ -90,7 +90,51 @@ def test_each_domain_is_asked_once(dns_server):
         contact(f"c{n}", f"c{n}@Mission.example", f"x{n}@mission.example") for n in range(5)
     ]
     check_domains(contacts, dns=settings(dns_server))
-    assert dns_server.queries == [("mission.example", "MX")]
+    assert dns_server.queries == [("", "NS"), ("mission.example", "MX")]
+
+
+def test_resolver_saying_nxdomain_for_all_makes_every_domain_could_not_check(dns_server):
+    """A resolver that says even the root does not exist is not believed: "could not check"."""
+    dns_server.add(RECIPIENT_ZONE)
+    dns_server.nxdomain()
+    contacts = [contact("a", "a@un.org"), contact("b", "b@mission.example")]
+    checks = check_domains(contacts, dns=settings(dns_server))
+    assert [(c.domain, c.mail) for c in checks] == [
+        ("un.org", Mail.UNKNOWN),
+        ("mission.example", Mail.UNKNOWN),
+    ]
+    assert checks[0].detail == (
+        "the resolver seems not to work: it says even the root of DNS (.) does not exist"
+    )
+    assert dns_server.queries == [("", "NS")]
+
+
+def test_check_dns_with_a_broken_resolver_has_no_error(dns_server, tmp_path):
+    """check_dns says once that the resolver seems not to work, and finds no error from it."""
+    dns_server.add(sender_zone("v=spf1 mx -all", "v=DMARC1; p=reject") + RECIPIENT_ZONE)
+    dns_server.nxdomain()
+    report = check_dns(sender_campaign(tmp_path), dns=settings(dns_server))
+    found = findings(report)
+    assert found["DNS resolver"].level is Level.WARNING
+    assert found["DNS resolver"].found.startswith(
+        "seems not to work: it says even the root of DNS (.) does not exist"
+    )
+    assert "--dns-server" in found["DNS resolver"].todo
+    assert found["mission.example"].found.startswith("could not check: the resolver seems")
+    assert report.errors == []
+    assert not [s for s in found if s.startswith(("SPF", "DKIM", "DMARC"))]
+
+
+def test_prepare_send_goes_on_with_a_broken_resolver(dns_server, tmp_path):
+    """A live batch through a resolver that says NXDOMAIN for all is not stopped, nothing failed."""
+    dns_server.nxdomain()
+    toml = write_campaign(tmp_path / "campaign", contacts=contacts_yaml(2))
+    campaign = load_campaign(toml)
+    with prepare_send(
+        campaign, options=SendOptions(allow_reserved=True), live=True, dns=settings(dns_server)
+    ) as prepared:
+        assert prepared.count == 2
+        assert {c.mail for c in prepared.domains_checked} == {Mail.UNKNOWN}
 
 
 @pytest.mark.parametrize("failure", ["never_answer", "servfail"])

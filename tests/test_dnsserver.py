@@ -97,3 +97,19 @@ def test_tcp(dns_server):
     dns_server.add('a.example. TXT "hello"')
     answer = dns_server.resolver().resolve("a.example", "TXT", tcp=True)
     assert [r.strings for r in answer] == [(b"hello",)]
+
+
+def test_root_exists(dns_server):
+    """The root answers (no records, but it exists), as in any working DNS."""
+    answer = dns_server.resolver().resolve(".", "NS", raise_on_no_answer=False)
+    assert answer.rrset is None
+
+
+def test_nxdomain_for_every_name(dns_server):
+    """Set to say NXDOMAIN, the server says it for every name, the root and names it holds."""
+    dns_server.add("a.example. A 192.0.2.1")
+    dns_server.nxdomain()
+    resolver = dns_server.resolver()
+    for name in (".", "org.", "a.example"):
+        with pytest.raises(dns.resolver.NXDOMAIN):
+            resolver.resolve(name, "NS")

@@ -17,7 +17,12 @@ import dns.resolver
 from outreach import settings as settings_
 from outreach.contacts import read_contact_list
 from outreach.dns._findings import Finding, Level
-from outreach.dns._lookup import DEFAULT_LIFETIME, make_resolver, parse_nameserver
+from outreach.dns._lookup import (
+    DEFAULT_LIFETIME,
+    make_resolver,
+    parse_nameserver,
+    resolver_failure,
+)
 from outreach.dns._recipients import DomainCheck, Mail, check_recipients, domain_of
 from outreach.dns._sender import SenderCheck, check_sender, server_addresses
 from outreach.dns._signing import signing_key_finding
@@ -26,6 +31,7 @@ from outreach.model import Campaign, Contact, is_reserved
 from outreach.transport import ServerCertificate, SmtpSettings, parse_smtp_url
 
 CERTIFICATE_DAYS = 14  # fewer days left than this is a warning
+RESOLVER = "DNS resolver"  # the subject of the finding that the resolver seems not to work
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +97,8 @@ def check_domains(
     addresses = _addresses(contacts, dns)
     if not addresses:
         return []
-    return check_recipients(dns.resolver(), addresses)
+    resolver = dns.resolver()
+    return check_recipients(resolver, addresses, broken=resolver_failure(resolver))
 
 
 def undeliverable(
@@ -127,22 +134,42 @@ def check_dns(
     except InputError:  # the list itself is unreadable: 'check' says why
         contacts = []
     addresses = _addresses(contacts, dns)
-    report.domains = check_recipients(resolver, addresses) if addresses else []
+    from_domain = domain_of(campaign.sender.address)
+    envelope = campaign.return_path
+    envelope_domain = domain_of(envelope) if envelope else from_domain
+    # The resolver is asked for the root once, before anything it says is believed.
+    asks = addresses or any(dns.looks_up(d) for d in (from_domain, envelope_domain))
+    broken = resolver_failure(resolver) if asks else None
+    if broken is not None:
+        todo = (
+            "Check this machine's DNS configuration (/etc/resolv.conf, the network), or name "
+            "a nameserver with --dns-server; nothing it said was taken as a finding."
+        )
+        report.findings.append(
+            Finding(
+                Level.WARNING,
+                RESOLVER,
+                f"seems not to work: {broken}; the sender's records were not looked up",
+                todo,
+            )
+        )
+    report.domains = check_recipients(resolver, addresses, broken=broken) if addresses else []
     report.findings += [check.finding() for check in report.domains]
     profile = settings_.sign_in(campaign, provider=provider).profile
     url = settings_.smtp_url(campaign, smtp=smtp, profile=profile)
     server = None
     if url is not None:
         report.smtp = parse_smtp_url(url)
+    if broken is not None:
+        return report
+    if report.smtp is not None:
         provider_name = profile.name if profile is not None else None
         server = server_addresses(resolver, report.smtp.host, provider=provider_name)
-    from_domain = domain_of(campaign.sender.address)
-    envelope = campaign.return_path
     selector = campaign.dkim_selector  # campaign.toml's, set when outreach signs
     report.sender = check_sender(
         resolver,
         from_domain=from_domain,
-        envelope_domain=domain_of(envelope) if envelope else None,
+        envelope_domain=envelope_domain,
         server=server,
         selectors=[selector] if selector else (),
         signs=campaign.dkim_key is not None and selector is not None,

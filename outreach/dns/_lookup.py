@@ -100,6 +100,21 @@ def lookup(resolver: dns.resolver.Resolver, name: str, rdtype: str, /) -> Lookup
     return Lookup(name, rdtype, records=list(answer.rrset or []))
 
 
+def resolver_failure(resolver: dns.resolver.Resolver, /) -> str | None:
+    """Ask for the root's NS once; say why the resolver is not to be believed, None if it works.
+
+    Every working DNS knows the root. A resolver that says it does not exist (some captive
+    networks and broken configurations say NXDOMAIN for every name), or cannot answer for it,
+    would make every domain look like one that does not exist.
+    """
+    root = lookup(resolver, ".", "NS")
+    if root.nxdomain:
+        return "it says even the root of DNS (.) does not exist"
+    if root.unknown:
+        return f"it cannot answer for the root of DNS (.): {root.unknown}"
+    return None
+
+
 def _failure(exc: dns.resolver.NoNameservers) -> str:
     """Say how the servers failed: the first one's answer (SERVFAIL, REFUSED) or error."""
     errors = exc.kwargs.get("errors") or []

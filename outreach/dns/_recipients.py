@@ -99,14 +99,27 @@ def _addresses(resolver: dns.resolver.Resolver, domain: str, /) -> tuple[Mail, s
 
 
 def check_recipients(
-    resolver: dns.resolver.Resolver, addresses: Iterable[tuple[str, str]], /
+    resolver: dns.resolver.Resolver,
+    addresses: Iterable[tuple[str, str]],
+    /,
+    *,
+    broken: str | None,
 ) -> list[DomainCheck]:
-    """Check each domain of the (contact id, address) pairs once, in the order first met."""
+    """Check each domain of the (contact id, address) pairs once, in the order first met.
+
+    ``broken`` says why the resolver seems not to work (``resolver_failure``): then no domain
+    is looked up, and each is "could not check", since nothing it says can be believed.
+    """
     users: dict[str, list[str]] = {}
     for contact_id, address in addresses:
         ids = users.setdefault(domain_of(address), [])
         if contact_id not in ids:
             ids.append(contact_id)
+    if broken is not None:
+        detail = f"the resolver seems not to work: {broken}"
+        return [
+            DomainCheck(domain, Mail.UNKNOWN, detail, tuple(ids)) for domain, ids in users.items()
+        ]
     return _checked(resolver, users)
 
 
