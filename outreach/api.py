@@ -208,9 +208,15 @@ def load_campaign(
     return _load_campaign(Path(path), template=template, contacts=contacts, sender=sender)
 
 
-def check(campaign: Campaign, /) -> CheckReport:
-    """Validate every contact and render every draft; return every problem and warning found."""
-    return drafts.check(campaign)
+def check(campaign: Campaign, /, *, log: Path | None = None) -> CheckReport:
+    """Validate every contact and render every draft; return every problem and warning found.
+
+    The send logs (``log``, else the campaign's live and trial logs) are read too: one that
+    holds letters of a follow-up stage the campaign no longer names is a problem.
+    """
+    report = drafts.check(campaign)
+    report.problems.extend(followups.check_logs(campaign, log=log))
+    return report
 
 
 def check_dns(

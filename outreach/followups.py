@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from outreach import schedule, tracker
+from outreach import schedule, settings, tracker
 from outreach.batch import NOT_DUE, STOPPED, Allowance, Plan, SendOptions, choose
 from outreach.contacts import load_contacts
-from outreach.errors import ConfigError
+from outreach.errors import ConfigError, Problem
 from outreach.model import FIRST_STAGE, Campaign, Contact, Status
 from outreach.schedule import NO_NEWS, UTC, Next, Schedule, Standing
 from outreach.sendlog import Letter, SendLog
@@ -74,6 +74,55 @@ def standings(log: SendLog, /) -> dict[str, Standing]:
     return found
 
 
+def unnamed_stages(campaign: Campaign, log: SendLog, /) -> str | None:
+    """Say which letters in ``log`` are of stages the campaign no longer names; None if none.
+
+    A stage is known by its name: renamed after its letters went, it is a new letter that
+    would go again to those contacts. Only letters that went, or may have, count.
+    """
+    names = {stage.name for stage in campaign.follow_ups}
+    gone = {name: n for name, n in sorted(log.follow_ups_out().items()) if name not in names}
+    if not gone:
+        return None
+    listed = ", ".join(
+        f"{n} letter{'s' if n != 1 else ''} of the stage {name!r}" for name, n in gone.items()
+    )
+    old = next(iter(gone))
+    stages = "stage" if len(gone) == 1 else "stages"
+    return (
+        f"{log.path} holds {listed}, which {campaign.folder / 'campaign.toml'} no longer "
+        f"names: a stage is known by its name, and under another name the same letter would "
+        f"go again to those contacts. Put the {stages} back under the old name in the "
+        f'[[follow_up]] (name = "{old}"); a renamed stage is a new letter: to send one, add '
+        "it as a [[follow_up]] of its own, with a name of its own"
+    )
+
+
+def refuse_unnamed_stages(campaign: Campaign, log: SendLog, /) -> None:
+    """Refuse to choose letters while ``log`` holds letters of stages no longer named."""
+    problem = unnamed_stages(campaign, log)
+    if problem is not None:
+        msg = f"{problem}. Nothing was sent."
+        raise ConfigError(msg)
+
+
+def check_logs(campaign: Campaign, /, *, log: Path | None = None) -> list[Problem]:
+    """Return a problem for each log holding letters of unnamed stages (``unnamed_stages``).
+
+    The logs are ``log``, else the campaign's: the live one and the trial one.
+    """
+    problems = []
+    paths = (log,) if log is not None else (campaign.default_log, settings.trial_log(campaign))
+    for path in paths:
+        if not path.exists():
+            continue
+        with SendLog(path, campaign=None, write=False) as reader:
+            problem = unnamed_stages(campaign, reader)
+        if problem is not None:
+            problems.append(Problem(str(path), problem))
+    return problems
+
+
 def plan(
     campaign: Campaign, /, *, log: Path | None = None, now: dt.datetime | None = None
 ) -> list[ContactPlan]:
@@ -88,6 +137,10 @@ def plan(
     standing: dict[str, Standing] = {}
     if log is not None and log.exists():
         with SendLog(log, campaign=None, write=False) as reader:
+            problem = unnamed_stages(campaign, reader)
+            if problem is not None:
+                msg = f"{problem}; then 'outreach plan' says what comes next."
+                raise ConfigError(msg)
             for letter in reader.letters():
                 letters.setdefault(letter.contact_id, []).append(letter)
             standing = standings(reader)
@@ -126,6 +179,8 @@ def next_letters(
     with no follow-ups, window or embargo has nothing to schedule: only its stopped contacts
     are said (the rules would cost a large list's send seconds for nothing).
     """
+    if log is not None:
+        refuse_unnamed_stages(campaign, log)
     if not (campaign.follow_ups or campaign.send_window or campaign.not_before):
         stops = log.stops() if log is not None else {}
         return [

@@ -339,9 +339,12 @@ class Schedule:
             zone = self.zone_of(contact)
             if previous is None:  # the first letter: it goes from now on
                 return stage, self.open_at(now, zone, now)
-            if previous.sent_at is None:
+            # Counted from the latest letter of the thread that went, whatever its stage: a
+            # stage inserted before one already sent follows that one, not the first letter.
+            went = [each.sent_at for each in letters if each.status == "sent"]
+            if None in went:
                 return NO_SENT_TIME
-            earliest = previous.sent_at + self.after[stage]
+            earliest = max(at for at in went if at is not None) + self.after[stage]
             if standing.back_at is not None:
                 back = dt.datetime.combine(standing.back_at, dt.time(), tzinfo=zone)
                 earliest = max(earliest, back)

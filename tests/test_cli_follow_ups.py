@@ -137,6 +137,32 @@ def test_sigkill_during_follow_ups_leaves_at_most_the_one_in_flight_uncertain_an
         assert last == (None if cid in uncertain else "sent"), cid
 
 
+def test_a_stage_renamed_after_its_letters_went_is_refused_on_the_command_line(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """Reminders sent, then renamed 'nudge': plan, check and send each refuse and say the way back; nothing goes twice."""
+    folder = campaign(tmp_path / "c", 2)
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    age(folder, 8)
+    assert run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).returncode == 0
+    path = folder / "campaign.toml"
+    path.write_text(
+        path.read_text().replace('name = "reminder"', 'name = "nudge"'), encoding="utf-8"
+    )
+    age(folder, 1)
+    for command in (("plan",), ("check",), (*SEND, "--no-reply-check")):
+        refused = run_cli(*command, cwd=folder, env=env)
+        assert refused.returncode == 1, command
+        assert "2 letters of the stage 'reminder'" in refused.stderr, command
+        assert str(LOG) in refused.stderr, command
+        assert 'name = "reminder"' in refused.stderr, command
+    assert len(smtp_server.handler.received) == 4
+    assert set(letters(folder)) == {
+        (f"c0000{n}", stage) for n in (1, 2) for stage in ("first", "reminder")
+    }
+
+
 def test_log_shows_each_thread_its_latest_letter_and_the_next_due(
     tmp_path: Path, smtp_server: Server, ca_file: Path
 ) -> None:

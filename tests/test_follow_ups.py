@@ -246,3 +246,63 @@ def test_an_uncertain_reminder_holds_the_last_call_until_resent(sender: Sender) 
     assert resent["Message-ID"] == "<r1@outreach.example>"  # the id it may already have
     sender.clock.now = T0 + 24 * DAY
     assert sender.send().stages == {"last-call": 1}
+
+
+def rewrite_stages(sender: Sender, old: str, new: str) -> None:
+    """Edit the campaign file (``old`` becomes ``new``) and load it again, as the next run does."""
+    path = sender.folder / "campaign.toml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    sender.campaign = api.load_campaign(path)
+
+
+def test_a_stage_renamed_after_its_letters_went_is_refused_by_send_check_and_plan(
+    sender: Sender,
+) -> None:
+    """Renamed once the reminders went, the stage would send them again: send, check and plan refuse, naming the log, the stage, the count and the way back."""
+    sender.send()
+    sender.clock.now = T0 + 7 * DAY
+    assert sender.send().stages == {"reminder": 3}
+    rewrite_stages(sender, 'name = "reminder"', 'name = "nudge"')
+    sender.clock.now = T0 + 8 * DAY
+    before = len(sender.server.handler.received)
+    with pytest.raises(ConfigError) as refused:
+        sender.send()
+    message = str(refused.value)
+    assert f"{sender.log} holds 3 letters of the stage 'reminder'" in message
+    assert 'name = "reminder"' in message
+    assert "a renamed stage is a new letter" in message
+    assert message.endswith("Nothing was sent.")
+    assert len(sender.server.handler.received) == before
+    # (The last call's template names sent.reminder too: check says so as well.)
+    problems = api.check(sender.campaign, log=sender.log).problems
+    (logged,) = [p for p in problems if p.where == str(sender.log)]
+    assert "3 letters of the stage 'reminder'" in logged.message
+    with pytest.raises(ConfigError, match="3 letters of the stage 'reminder'"):
+        api.plan(sender.campaign, log=sender.log, now=sender.clock.now)
+    with pytest.raises(ConfigError, match="Nothing was sent"):
+        api.dry_run(sender.campaign, log=sender.log, clock=sender.clock)
+    rewrite_stages(sender, 'name = "nudge"', 'name = "reminder"')
+    assert api.check(sender.campaign, log=sender.log).problems == []
+    assert sender.send().sent == 0  # back under its name: nothing goes twice
+    assert sender.stages() == {f"c0000{n}": ["first", "reminder"] for n in (1, 2, 3)}
+
+
+def test_a_stage_added_before_one_sent_is_due_from_the_latest_letter_that_went(
+    sender: Sender,
+) -> None:
+    """A stage inserted before the reminder already sent counts its delay from the reminder, not from the first letter."""
+    sender.send()
+    sender.clock.now = T0 + 7 * DAY
+    assert sender.send().stages == {"reminder": 3}
+    note = '[[follow_up]]\nname = "note"\ntemplate = "reminder.md.j2"\nafter = "2d"\n\n'
+    first_stage = '[[follow_up]]\nname = "reminder"'
+    rewrite_stages(sender, first_stage, note + first_stage)
+    (plan, *_) = api.plan(sender.campaign, log=sender.log, now=T0 + 8 * DAY)
+    assert plan.next.stage == "note"
+    assert plan.next.due == T0 + 9 * DAY
+    sender.clock.now = T0 + 9 * DAY - dt.timedelta(minutes=1)
+    assert sender.send().sent == 0
+    sender.clock.now = T0 + 9 * DAY
+    assert sender.send().stages == {"note": 3}

@@ -195,7 +195,7 @@ def check(
         )
     except OutreachError as exc:
         raise fail(exc) from None
-    report = api.check(campaign)
+    report = api.check(campaign, log=log_path)
     if not report.problems:
         try:
             _record_attachments(campaign, report.attachments, by="check", log=log_path)

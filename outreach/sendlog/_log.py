@@ -170,6 +170,10 @@ class SendLog:
         """Return the Message-ID already given to each contact's letter of ``stage``."""
         return self._sends.message_ids(stage=stage)
 
+    def follow_ups_out(self) -> dict[str, int]:
+        """Count the follow-ups by stage that went, or may have (sending, uncertain)."""
+        return self._sends.follow_ups_out()
+
     def letters(self, contact_id: str | None = None, /) -> list[Letter]:
         """Return every letter, the first ones too, for one contact or all, in the order sent."""
         return self._sends.letters(contact_id)

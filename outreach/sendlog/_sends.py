@@ -302,6 +302,14 @@ class Sends:
             )
         return {str(contact_id): str(message_id) for contact_id, message_id in rows}
 
+    def follow_ups_out(self) -> dict[str, int]:
+        """Count the follow-ups by stage that went, or may have (sending, uncertain)."""
+        rows = self._core.db.execute(
+            "SELECT stage, count(*) FROM letters WHERE status IN (?, ?, ?) GROUP BY stage",
+            (Status.SENT, Status.SENDING, Status.UNCERTAIN),
+        )
+        return {str(stage): int(count) for stage, count in rows}
+
     def letters(self, contact_id: str | None = None, /) -> list[Letter]:
         """Return every letter, the first ones too, in list order and then in the order sent.
 
