@@ -259,7 +259,7 @@ def preview(
     """
     if stage is not None and stage not in (names := [s.name for s in campaign.follow_ups]):
         known = ", ".join(names) if names else "none: the campaign file has no [[follow_up]]"
-        msg = f"{campaign.folder / CAMPAIGN_FILE}: no follow-up stage {stage!r}; stages: {known}"
+        msg = f"{campaign.file}: no follow-up stage {stage!r}; stages: {known}"
         raise ConfigError(msg)
     drafter, everyone = drafts.load(campaign)
     chosen = drafts.select(everyone, ids, source=str(campaign.contacts))
@@ -468,7 +468,8 @@ def imap_settings(
     if found is None:
         msg = (
             f"no mailbox to read: pass {named('imap')} imaps://user@host, or add a line such as "
-            'imap = "imaps://you@mail.your-organization.example" to campaign.toml'
+            'imap = "imaps://you@mail.your-organization.example" to '
+            f"{campaign.file if campaign is not None else CAMPAIGN_FILE}"
         )
         raise ConfigError(msg)
     chosen, where = found

@@ -141,7 +141,7 @@ class Attachments:
         files: list[Attachment] = []
         problems: list[Problem] = []
         for path in self._campaign.attachments:
-            where = f"{self._campaign.folder / 'campaign.toml'}: field 'attachments'"
+            where = f"{self._campaign.file}: field 'attachments'"
             try:
                 files.append(self._load(path, where=where, raw=str(path)))
             except InputError as exc:
@@ -185,7 +185,7 @@ class Attachments:
             f"{raw!r} leads to {str(real)!r}, outside the campaign's folder ({folders}). A "
             "contact's "
             "attachment must be inside it; if that file is meant to be sent, add its folder to "
-            "attachment_folders in campaign.toml"
+            f"attachment_folders in {self._campaign.file}"
         )
         raise InputError([Problem(where, msg)])
 

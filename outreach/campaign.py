@@ -206,6 +206,7 @@ def load_campaign(
         **schedule,
         dkim_key=dkim_key,
         dkim_selector=dkim_selector,
+        path=path,
     )
 
 

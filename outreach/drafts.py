@@ -23,7 +23,6 @@ from outreach.contacts import ContactList, load_contacts, read_contact_list
 from outreach.errors import ConfigError, InputError, OutreachError, Problem, named
 from outreach.message import MessageBuilder, new_message_id
 from outreach.model import (
-    CAMPAIGN_FILE,
     FIRST_STAGE,
     PLACEHOLDER_ADDRESS,
     Campaign,
@@ -333,7 +332,7 @@ def _signer(campaign: Campaign, /) -> Signer | None:
     try:
         key = load_key(campaign.dkim_key, where="field 'dkim_key'")
     except ConfigError as exc:
-        raise InputError([Problem(str(campaign.folder / CAMPAIGN_FILE), exc.marked())]) from None
+        raise InputError([Problem(str(campaign.file), exc.marked())]) from None
     return Signer(key, domain=campaign.sender.domain, selector=campaign.dkim_selector)
 
 
@@ -595,7 +594,7 @@ def check(campaign: Campaign, /) -> CheckReport:
         report.problems.extend(exc.problems)
         return report
     except OutreachError as exc:
-        report.problems.append(Problem(str(campaign.folder / "campaign.toml"), exc.marked()))
+        report.problems.append(Problem(str(campaign.file), exc.marked()))
         return report
     placeholders: list[str] = []
     for contact in contacts:

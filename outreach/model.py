@@ -67,6 +67,12 @@ class Campaign:
     follow_ups: tuple[Stage, ...] = ()  # in the order they go
     dkim_key: Path | None = None  # a PEM private key: letters are signed with it (signing.py)
     dkim_selector: str | None = None  # its record is at SELECTOR._domainkey.<From's domain>
+    path: Path | None = None  # the campaign file it was read from; None: built in Python
+
+    @property
+    def file(self) -> Path:
+        """Return the campaign file, as errors name it: the one read, else ``campaign.toml``."""
+        return self.path if self.path is not None else self.folder / CAMPAIGN_FILE
 
     def stage(self, name: str, /) -> Stage:
         """Return the follow-up stage called ``name``; raise ``KeyError`` if there is none."""

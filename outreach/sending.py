@@ -357,7 +357,7 @@ def _choose_letters(
             _read_replies(campaign, reply_check, log=send_log.path)
             nexts = followups.next_letters(campaign, contacts, send_log, now=now)
         elif check_replies:
-            _refuse_unchecked(nexts, now=now)
+            _refuse_unchecked(campaign, nexts, now=now)
     return followups.choose_letters(
         campaign, contacts, send_log, options, nexts=nexts, now=now, allowance=allowance
     )
@@ -395,13 +395,13 @@ def _read_replies(campaign: Campaign, check: ReplyCheck, /, *, log: Path) -> Non
         raise MailboxError(msg) from None
 
 
-def _refuse_unchecked(nexts: list[Next], /, *, now: dt.datetime) -> None:
+def _refuse_unchecked(campaign: Campaign, nexts: list[Next], /, *, now: dt.datetime) -> None:
     """Refuse follow-ups that would go without the mailbox read for replies first."""
     count = len(followups.due_follow_ups(nexts, now=now))
     msg = (
         f"{count} follow-up{'s are' if count != 1 else ' is'} due, and no mailbox is read for "
         "replies first: a follow-up could go to someone who has already answered. Add the "
-        "account replies arrive in to campaign.toml (a line such as imap = "
+        f"account replies arrive in to {campaign.file} (a line such as imap = "
         "\"imaps://you@mail.your-organization.example\", as for 'outreach track'), or pass "
         f"{named('check_replies')} to send them without reading it. Nothing was sent."
     )

@@ -59,10 +59,7 @@ def sign_in(
 ) -> SignIn:
     """Return the provider's profile and the sign-in method, by the precedence above."""
     name = provider or campaign.provider
-    if provider:
-        where = named("provider")
-    else:
-        where = f"{campaign_file or campaign.folder / 'campaign.toml'}: field 'provider'"
+    where = named("provider") if provider else f"{campaign_file or campaign.file}: field 'provider'"
     profile = get_provider(name, where=where) if name else None
     method = auth or campaign.auth or (XOAUTH2 if profile or token_command else PASSWORD)
     if method not in METHODS:
@@ -112,7 +109,7 @@ def imap_source(
     if campaign is None:
         return None
     if campaign.imap:
-        return campaign.imap, f"{campaign.folder / 'campaign.toml'}: field 'imap'"
+        return campaign.imap, f"{campaign.file}: field 'imap'"
     if profile is not None:
         return profile.imap_url(campaign.sender.address), "the provider's IMAP server"
     return None

@@ -190,7 +190,9 @@ def test_contact_path_leaving_the_campaign_folder_is_refused(tmp_path: Path, pat
     drafter = Drafter(load_campaign(folder / "campaign.toml"))
     with pytest.raises(InputError, match="outside the campaign's folder") as caught:
         drafter.draft(one_contact((raw,)))
-    assert "add its folder to attachment_folders in campaign.toml" in str(caught.value)
+    assert f"add its folder to attachment_folders in {folder / 'campaign.toml'}" in str(
+        caught.value
+    )
 
 
 def test_symlink_pointing_out_of_the_campaign_folder_is_refused(tmp_path: Path) -> None:

@@ -52,3 +52,43 @@ def test_unknown_fields_are_named_in_words(tmp_path: Path) -> None:
         "provider, reply_to, return_path, send_window, sent_folder, subject, template, "
         "timezone\n"
     )
+
+
+def other_campaign_file(folder: Path, extra: str) -> Path:
+    """Write a campaign whose file is c2.toml, not campaign.toml, with ``extra`` appended."""
+    default = write_campaign(folder, contacts=contacts_yaml(1))
+    other = default.rename(folder / "c2.toml")
+    other.write_text(other.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return other
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('dkim_key = "key.pem"\ndkim_selector = "s1"\n', "dkim_key"),
+        ('attachments = ["annex.pdf"]\n', "attachments"),
+        ('provider = "nowhere"\n', "provider"),
+    ],
+)
+def test_an_error_names_the_campaign_file_given_not_campaign_toml(
+    tmp_path: Path, extra: str, field: str
+) -> None:
+    """With --campaign c2.toml, a bad field of it is reported against c2.toml."""
+    (tmp_path / "key.pem").write_text("not a key\n", encoding="utf-8")
+    (tmp_path / "key.pem").chmod(0o600)
+    other_campaign_file(tmp_path, extra)
+    done = run_cli("check", "--campaign", "c2.toml", cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"error: c2.toml: field '{field}': " in done.stderr
+    assert "campaign.toml" not in done.stderr
+
+
+def test_an_unknown_stage_is_named_against_the_campaign_file_given(tmp_path: Path) -> None:
+    """A preview of a stage c2.toml lacks says c2.toml has no such stage."""
+    other_campaign_file(tmp_path, "")
+    done = run_cli("preview", "--campaign", "c2.toml", "--stage", "remind", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: c2.toml: no follow-up stage 'remind'; stages: none: the campaign file has no "
+        "[[follow_up]]\n"
+    )

@@ -93,7 +93,7 @@ def sent_copies(
         msg = (
             "--save-sent: no IMAP account to save the copies in: pass --imap "
             "imaps://user@host, set OUTREACH_IMAP_URL, or add a line such as imap = "
-            '"imaps://you@mail.your-organization.example" to campaign.toml. Nothing was sent.'
+            f'"imaps://you@mail.your-organization.example" to {campaign.file}. Nothing was sent.'
         )
         raise ConfigError(msg)
     imap_settings = api.imap_settings(
