@@ -249,6 +249,30 @@ async def test_each_recipient_refused_for_good_is_counted_failed(
     ]  # fmt: skip
 
 
+async def test_the_log_says_why_each_failed_and_how_each_attempt_ended(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A refusal for good keeps the server's words; one for now, retried until given up, says so."""
+    faults = smtp_server.handler.faults
+    faults.rcpt["c00002@mission.example"] = ["550 5.1.1 no such user"]
+    faults.rcpt["c00004@mission.example"] = ["451 4.3.0 try again later"] * 3
+    summary = await send_batch(campaign_dir, smtp_server, client_tls)
+    assert (summary.sent, summary.failed) == (3, 2)
+    with SendLog(campaign_dir / "send.sqlite3", campaign=None, write=False) as log:
+        gone, later = log.recipient("c00002"), log.recipient("c00004")
+        outcomes = {c: [a.outcome for a in log.history(c)] for c in ("c00001", "c00002", "c00004")}
+    assert gone is not None
+    assert later is not None
+    assert (gone.reply_code, gone.reply_text) == (550, "5.1.1 no such user")
+    given_up = "4.3.0 try again later (gave up after 3 attempts in this run)"
+    assert (later.reply_code, later.reply_text) == (451, given_up)
+    assert outcomes == {
+        "c00001": ["sent"],
+        "c00002": ["permanent"],
+        "c00004": ["transient"] * 3,
+    }
+
+
 class DiskFullAt(SendLog):
     """A send log whose disk fills up when one recipient is claimed."""
 
