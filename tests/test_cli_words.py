@@ -249,6 +249,7 @@ def test_send_help_groups_its_options_and_says_where_the_password_and_the_letter
             "--dry-run",
             "--yes",
             "--no-reply-check",
+            "--wait",
             "--log",
             "--campaign",
             "--template",
@@ -315,3 +316,70 @@ def test_send_help_groups_its_options_and_says_where_the_password_and_the_letter
 def test_a_duration_is_said_roughly_in_its_largest_units(seconds: float, words: str) -> None:
     """The confirmation's estimate of time is said in seconds, minutes, or hours and minutes."""
     assert about(seconds) == words
+
+
+def long_options(help_text: str) -> list[str]:
+    """Return the long options a help lists, in its order."""
+    options = []
+    for line in help_text.splitlines():
+        words = line.split()
+        if words and words[0].startswith("--"):
+            options.append(words[0].rstrip(","))
+        elif len(words) > 1 and words[0].startswith("-") and words[1].startswith("--"):
+            options.append(words[1].rstrip(","))
+    return options
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("plan", ["--json", "--log", "--trial", "--campaign", "--contacts", "--help"]),
+        (
+            "log",
+            [
+                "--status",
+                "--json",
+                "--csv",
+                "--log",
+                "--trial",
+                "--campaign",
+                "--contacts",
+                "--help",
+            ],
+        ),
+        ("stop", ["--reason", "--log", "--campaign", "--help"]),
+        (
+            "report",
+            ["--out", "--open", "--log", "--trial", "--campaign", "--contacts", "--help"],
+        ),
+    ],
+)
+def test_a_command_that_sends_nothing_offers_only_the_options_it_uses(
+    tmp_path: Path, command: str, options: list[str]
+) -> None:
+    """plan, log, stop and report offer no --from or --template; --contacts where the list is read."""
+    done = run_cli(command, "--help", cwd=tmp_path, env={"COLUMNS": "100"})
+    assert done.returncode == 0
+    assert long_options(done.stdout) == options
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ("stop", "Usage: outreach stop [OPTIONS] ID...\n"),
+        ("login", "Usage: outreach login [OPTIONS] PROVIDER\n"),
+        ("preview", "Usage: outreach preview [OPTIONS] [IDS]\n"),
+    ],
+)
+def test_the_usage_line_names_arguments_plainly(tmp_path: Path, command: str, usage: str) -> None:
+    """A required argument is written bare in the usage line, an optional one in brackets."""
+    done = run_cli(command, "--help", cwd=tmp_path)
+    assert done.stdout.startswith(usage)
+
+
+def test_a_command_that_sends_nothing_refuses_from(tmp_path: Path) -> None:
+    """'outreach plan --from ...' is refused as an option plan does not have."""
+    write_campaign(tmp_path, contacts=contacts_yaml(1))
+    done = run_cli("plan", "--from", "A <a@b.example>", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "No such option: --from" in done.stderr

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from outreach.cli.history import Thread, show_history
-from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_command
+from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_reader
 from outreach.cli.say import fail, when
 from outreach.errors import OutreachError
 from outreach.model import Status
@@ -35,7 +35,7 @@ def _state(value: str | None) -> str | None:
         raise typer.BadParameter(msg) from None
 
 
-@campaign_command
+@campaign_reader(contacts=True)
 def show(
     contact_id: Annotated[
         str | None, typer.Argument(help="Show this recipient's whole history.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
@@ -120,9 +120,13 @@ class CampaignChoice:
         )
 
 
-def _campaign_parameters(panel: str | None) -> list[inspect.Parameter]:
-    """Declare the campaign options, listed under ``panel`` in a help of sections."""
-    return [
+# The campaign options by the parameter each is passed in; a command takes those it uses.
+EVERY_OPTION = ("campaign_file", "template", "contacts", "sender")
+
+
+def _campaign_parameters(panel: str | None, names: Collection[str]) -> list[inspect.Parameter]:
+    """Declare the campaign options ``names``, listed under ``panel`` in a help of sections."""
+    every = [
         inspect.Parameter(
             "campaign_file",
             inspect.Parameter.KEYWORD_ONLY,
@@ -173,6 +177,7 @@ def _campaign_parameters(panel: str | None) -> list[inspect.Parameter]:
             ],
         ),
     ]
+    return [parameter for parameter in every if parameter.name in names]
 
 
 def campaign_command(command: Callable[..., None]) -> Callable[..., None]:
@@ -184,11 +189,20 @@ def campaign_options(
     panel: str | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Return ``campaign_command`` with the options listed under ``panel`` in the help."""
-    return functools.partial(_with_campaign_options, panel=panel)
+    return functools.partial(_with_campaign_options, panel=panel, names=EVERY_OPTION)
+
+
+def campaign_reader(*, contacts: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command that sends nothing the campaign file, and --contacts if it reads the list.
+
+    --template and --from change only the letters made, which such a command never makes.
+    """
+    names = ("campaign_file", "contacts") if contacts else ("campaign_file",)
+    return functools.partial(_with_campaign_options, panel=None, names=names)
 
 
 def _with_campaign_options(
-    command: Callable[..., None], *, panel: str | None
+    command: Callable[..., None], *, panel: str | None, names: Collection[str]
 ) -> Callable[..., None]:
     """Give ``command`` the campaign options, passed to it as one ``choice`` argument.
 
@@ -201,13 +215,13 @@ def _with_campaign_options(
     def wrapper(**kwargs: Any) -> None:
         choice = CampaignChoice(
             path=kwargs.pop("campaign_file"),
-            template=kwargs.pop("template"),
-            contacts=kwargs.pop("contacts"),
-            sender=kwargs.pop("sender"),
+            template=kwargs.pop("template", None),
+            contacts=kwargs.pop("contacts", None),
+            sender=kwargs.pop("sender", None),
         )
         command(choice=choice, **kwargs)
 
-    parameters += _campaign_parameters(panel)
+    parameters += _campaign_parameters(panel, names)
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     return wrapper
@@ -358,6 +372,10 @@ def name_values(command: Any) -> None:
     for sub in getattr(command, "commands", {}).values():
         name_values(sub)
     for param in command.params:
+        if param.param_type_name == "argument" and param.required:
+            # Typer writes a required argument as {ID} in the usage line; plainly, as the parser
+            # does: `outreach stop [OPTIONS] ID...`.
+            param.make_metavar = functools.partial(_plain_metavar, param)
         if param.metavar is not None:
             continue
         if param.param_type_name == "argument":
@@ -365,3 +383,8 @@ def name_values(command: Any) -> None:
             param.display_type_rich = lambda **_: None  # the name says it: no `<list[str]>`
         elif not param.is_flag:
             param.metavar = next((METAVARS[o] for o in param.opts if o in METAVARS), "VALUE")
+
+
+def _plain_metavar(param: Any, ctx: Any, *, usage: bool = False) -> str:  # noqa: ARG001 - click's
+    """Name a required argument as it is: ``ID...``, not ``{ID...}``."""
+    return str(param.metavar)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_command
+from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_reader
 from outreach.cli.say import fail, plural
 from outreach.errors import OutreachError
 
@@ -21,7 +21,7 @@ _GAP = "  "
 _FORM = "%Y-%m-%d %H:%M"
 
 
-@campaign_command
+@campaign_reader(contacts=True)
 def plan(
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON Lines, one per contact, times in ISO 8601.")

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_command
+from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_reader
 from outreach.cli.say import fail
 from outreach.errors import OutreachError
 
 
-@campaign_command
+@campaign_reader(contacts=True)
 def report(
     out: Annotated[
         Path | None,

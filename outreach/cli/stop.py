@@ -6,14 +6,14 @@ from typing import Annotated
 
 import typer
 
-from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_command
+from outreach.cli.options import CampaignChoice, ReadLogOption, campaign_reader
 from outreach.cli.say import fail, plural
 from outreach.errors import OutreachError
 
 DEFAULT_REASON = "stopped by hand"
 
 
-@campaign_command
+@campaign_reader(contacts=False)
 def stop(
     ids: Annotated[
         list[str], typer.Argument(metavar="ID...", help="The contacts to write no more to.")
