@@ -20,7 +20,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from outreach import schedule, settings, tracker
-from outreach.batch import NOT_DUE, STOPPED, Allowance, Plan, SendOptions, choose
+from outreach.batch import (
+    ALL_SENT,
+    BOUNCED,
+    LATER,
+    NOT_DUE,
+    REPLIED,
+    STOPPED,
+    Allowance,
+    Plan,
+    SendOptions,
+    choose,
+)
 from outreach.contacts import load_contacts
 from outreach.errors import ConfigError, Problem
 from outreach.model import FIRST_STAGE, Campaign, Contact, Status
@@ -304,6 +315,8 @@ def choose_letters(
     free = [contact for contact in contacts if contact.id not in held]
     first = choose(free, statuses, options, allowance=allowance)
     first.left_out.update(Counter(held.values()))
+    if campaign.follow_ups:
+        _say_why_after_first(first, nexts, statuses, now=now)
     # Read only for the follow-ups' drafts: each is a reply to the letters before it.
     sent = threads(log) if log is not None and campaign.follow_ups else {}
     letters = Letters(first=first, threads=sent)
@@ -328,6 +341,45 @@ def choose_letters(
         letters.follow_ups.append(plan)
         options, allowance = _less(options, allowance, plan)
     return letters
+
+
+def _say_why_after_first(
+    first: Plan, nexts: list[schedule.Next], statuses: dict[str, str], /, *, now: dt.datetime
+) -> None:
+    """Count those whose first letter went by what comes next, not as 'sent'.
+
+    In a campaign with follow-ups, 'sent' says nothing of them: their next letter is due
+    later, they were stopped, replied or bounced, or every letter went. One whose follow-up
+    is due, or whose follow-up is unsettled, is counted by that stage's plan instead.
+    """
+    whys: Counter[str] = Counter()
+    for n in nexts:
+        if statuses.get(n.contact_id) == Status.SENT:
+            whys[_after_first(n, now=now)] += 1
+    first.left_out[Status.SENT] -= sum(whys.values())
+    del whys[""]
+    first.left_out.update(whys)
+    for key in [key for key, count in first.left_out.items() if count <= 0]:
+        del first.left_out[key]
+
+
+_HELD_FOR_GOOD = {
+    schedule.REPLIED: REPLIED,
+    schedule.BOUNCED: BOUNCED,
+    schedule.ALL_SENT: ALL_SENT,
+}
+
+
+def _after_first(n: schedule.Next, /, *, now: dt.datetime) -> str:
+    """Say why no letter goes this run to one whose first letter went; "" if a stage's plan says."""
+    if n.stage is not None:
+        return LATER if n.due is not None and n.due > now else ""
+    reason = n.reason or ""
+    if reason.startswith(schedule.STOPPED):
+        return STOPPED
+    if reason == schedule.UNCERTAIN or reason.startswith(schedule.FAILED):
+        return ""  # an unsettled follow-up: its stage's plan counts it (_unsettled_follow_ups)
+    return _HELD_FOR_GOOD.get(reason, Status.SENT)
 
 
 def _unsettled_follow_ups(

@@ -55,7 +55,7 @@ def test_send_run_days_later_sends_the_reminders_and_says_each_kind(
     folder = campaign(tmp_path / "c", 3)
     env = smtp_env(smtp_server, ca_file)
     assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
-    assert run_cli(*SEND, cwd=folder, env=env).stdout.count("Nothing to send") == 1
+    assert run_cli(*SEND, cwd=folder, env=env).stdout.count("Nothing to send now") == 1
     age(folder, 8)
     refused = run_cli(*SEND, cwd=folder, env=env)
     assert refused.returncode == 1
@@ -135,6 +135,40 @@ def test_sigkill_during_follow_ups_leaves_at_most_the_one_in_flight_uncertain_an
     for cid in reminders:
         last = after.get((cid, "last-call"))
         assert last == (None if cid in uncertain else "sent"), cid
+
+
+def test_the_summary_of_runs_with_stages_says_why_each_contact_got_no_letter(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """Before a follow-up is due, after a stop, and once every letter went, the summary says so in those words, never 'sent'."""
+    folder = campaign(tmp_path / "c", 2)
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    early = run_cli(*SEND, cwd=folder, env=env)
+    assert early.returncode == 0, early.stderr
+    assert (
+        "sent 0, failed 0, uncertain 0, not sent 0; left out: 2 with the next letter not due yet\n"
+        in early.stdout
+    )
+    assert (
+        "Nothing to send now: 2 follow-ups not due yet; 'outreach plan' says when each is due."
+        in early.stdout
+    )
+    assert run_cli("stop", "c00002", "--reason", "met in Geneva", cwd=folder).returncode == 0
+    age(folder, 8)
+    reminder = run_cli(*SEND, "--no-reply-check", cwd=folder, env=env)
+    assert reminder.returncode == 0, reminder.stderr
+    assert "sent 1, failed 0, uncertain 0, not sent 0; left out: 1 stopped\n" in reminder.stdout
+    again = run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).stdout
+    assert "left out: 1 stopped, 1 with the next letter not due yet\n" in again
+    assert "Nothing to send now: 1 follow-up not due yet;" in again
+    age(folder, 4)
+    assert "sent 1," in run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).stdout
+    done = run_cli(*SEND, "--no-reply-check", cwd=folder, env=env)
+    assert done.returncode == 0
+    assert "left out: 1 stopped, 1 with every letter sent\n" in done.stdout
+    assert "Nothing to send: no letter is due to any selected contact, nor will be" in done.stdout
+    assert len(smtp_server.handler.received) == 4
 
 
 def test_a_stage_renamed_after_its_letters_went_is_refused_on_the_command_line(

@@ -154,6 +154,7 @@ def test_a_stopped_contact_gets_no_follow_up(sender: Sender) -> None:
     sender.clock.now = T0 + 8 * DAY
     summary = sender.send()
     assert summary.stages == {"reminder": 2}
+    assert summary.left_out == {"stopped": 1}
     assert sender.stages()["c00002"] == ["first"]
 
 

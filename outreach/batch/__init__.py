@@ -26,10 +26,14 @@ from outreach.batch.control import MAX_BACKOFF
 from outreach.batch.copies import COPY_QUEUE_BYTES, Copier, Copies
 from outreach.batch.link import CLAIMED, LANES
 from outreach.batch.plan import (
+    ALL_SENT,
+    BOUNCED,
     DAILY,
     DAY,
+    LATER,
     LIMITED,
     NOT_DUE,
+    REPLIED,
     STOPPED,
     Allowance,
     Plan,
@@ -43,14 +47,18 @@ from outreach.batch.run import Batch
 from outreach.batch.testsend import SentCopy, send_test_copies
 
 __all__ = [
+    "ALL_SENT",
+    "BOUNCED",
     "CLAIMED",
     "COPY_QUEUE_BYTES",
     "DAILY",
     "DAY",
     "LANES",
+    "LATER",
     "LIMITED",
     "MAX_BACKOFF",
     "NOT_DUE",
+    "REPLIED",
     "STOPPED",
     "Allowance",
     "Batch",

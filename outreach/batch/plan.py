@@ -24,6 +24,12 @@ LIMITED = "over this run's limit"  # left for a later run by the limit: not a fa
 DAILY = "over the daily limit"  # left for a later day: not selected, so not a failure
 NOT_DUE = "not due yet"  # held by the schedule (a window, not_before): not a failure
 STOPPED = "stopped"  # 'outreach stop' said to write no more: not a failure
+# Why a contact whose first letter went gets no letter this run, in a campaign with follow-ups
+# (none is a failure); one whose follow-up is due is counted by that stage's plan instead.
+LATER = "with the next letter not due yet"  # a follow-up, due later (``outreach plan``)
+REPLIED = "replied"  # a person answered: no more letters
+BOUNCED = "bounced"  # a letter bounced for good: no more letters
+ALL_SENT = "with every letter sent"  # the first letter and every stage
 DAY = dt.timedelta(hours=24)  # providers count their daily limits over any 24 hours
 
 

@@ -19,7 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from outreach.batch.plan import DAILY, LIMITED, NOT_DUE, STOPPED
+from outreach.batch.plan import (
+    ALL_SENT,
+    BOUNCED,
+    DAILY,
+    LATER,
+    LIMITED,
+    NOT_DUE,
+    REPLIED,
+    STOPPED,
+)
 from outreach.model import FIRST_STAGE, Contact, RefusedCc, SentLetter, Status
 from outreach.sendlog import Journal
 from outreach.transport import Handover, Outcome, is_throttling
@@ -32,6 +41,12 @@ if TYPE_CHECKING:
     from outreach.drafts import Draft
     from outreach.errors import OutreachError
     from outreach.sendlog import SendLog
+
+
+# Left out for a reason that is no failure: the run is ok.
+_NOT_FAILURES = frozenset(
+    {Status.SENT, LIMITED, DAILY, NOT_DUE, STOPPED, LATER, REPLIED, BOUNCED, ALL_SENT}
+)
 
 
 @dataclass(slots=True)
@@ -87,7 +102,7 @@ class Summary:
             self.error is None
             and not self.interrupted
             and self.failed == self.uncertain == self.not_sent == 0
-            and not (set(self.left_out) - {Status.SENT, LIMITED, DAILY, NOT_DUE, STOPPED})
+            and not (set(self.left_out) - _NOT_FAILURES)
         )
 
 

@@ -179,16 +179,35 @@ def _say_summary(summary: Summary, *, destination: str | None, outbox: Path | No
         typer.echo(f"The letters are in the Maildir {outbox}: nothing left this machine.")
     elif summary.sent:
         typer.echo(f"The letters went to {destination}.")
-    from outreach.batch import NOT_DUE
+    if summary.selected and summary.ok and not summary.sent:
+        _say_nothing_sent(summary)
+
+
+def _say_nothing_sent(summary: Summary) -> None:
+    """Say why a run that went well sent nothing: letters not due yet, or none will be."""
+    from outreach.batch import ALL_SENT, BOUNCED, LATER, NOT_DUE, REPLIED, STOPPED
 
     waiting = summary.left_out.get(NOT_DUE, 0)
-    if summary.selected and summary.ok and not summary.sent and waiting:
+    later = summary.left_out.get(LATER, 0)
+    if waiting or later:
+        held = []
+        if waiting:
+            held.append(
+                f"{plural(waiting, 'letter')} not due yet (outside the send window or before "
+                "not_before)"
+            )
+        if later:
+            held.append(f"{plural(later, 'follow-up')} not due yet")
         typer.echo(
-            f"Nothing to send now: {plural(waiting, 'letter')} not due yet (outside the send "
-            "window or before not_before); 'outreach plan' says when each is due."
+            f"Nothing to send now: {' and '.join(held)}; 'outreach plan' says when each is due."
         )
-    elif summary.selected and summary.ok and not summary.sent:
+    elif set(summary.left_out) <= {Status.SENT}:
         typer.echo("Nothing to send: every selected recipient is already sent.")
+    elif set(summary.left_out) <= {Status.SENT, STOPPED, REPLIED, BOUNCED, ALL_SENT}:
+        typer.echo(
+            "Nothing to send: no letter is due to any selected contact, nor will be (see "
+            "'left out'); 'outreach plan' says why for each."
+        )
 
 
 def _retry_steps(summary: Summary, again: Again) -> list[str]:
