@@ -101,7 +101,7 @@ def unnamed_stages(campaign: Campaign, log: SendLog, /) -> str | None:
     old = next(iter(gone))
     stages = "stage" if len(gone) == 1 else "stages"
     return (
-        f"{log.path} holds {listed}, which {campaign.folder / 'campaign.toml'} no longer "
+        f"{log.path} holds {listed}, which {campaign.file} no longer "
         f"names: a stage is known by its name, and under another name the same letter would "
         f"go again to those contacts. Put the {stages} back under the old name in the "
         f'[[follow_up]] (name = "{old}"); a renamed stage is a new letter: to send one, add '
