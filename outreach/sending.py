@@ -349,15 +349,25 @@ def _choose_letters(
     reply_check: ReplyCheck | None,
     check_replies: bool,
 ) -> followups.Letters:
-    """Choose the first letters and the follow-ups due; read the mailbox first if any is due."""
+    """Choose the first letters and the follow-ups due; read the mailbox first if any may go.
+
+    A follow-up may go when it is due, or when it is sent again (``resend_uncertain``,
+    ``retry_failed``): either way, never after a reply already in the mailbox.
+    """
     now = send_log.clock()
     nexts = followups.next_letters(campaign, contacts, send_log, now=now)
-    if followups.due_follow_ups(nexts, now=now):
-        if reply_check is not None:
-            _read_replies(campaign, reply_check, log=send_log.path)
-            nexts = followups.next_letters(campaign, contacts, send_log, now=now)
-        elif check_replies:
-            _refuse_unchecked(campaign, nexts, now=now)
+    letters = followups.choose_letters(
+        campaign, contacts, send_log, options, nexts=nexts, now=now, allowance=allowance
+    )
+    again = sum(len(plan.todo) for plan in letters.follow_ups)
+    if not (followups.due_follow_ups(nexts, now=now) or again):
+        return letters
+    if reply_check is None:
+        if check_replies:
+            _refuse_unchecked(campaign, nexts, now=now, again=again)
+        return letters
+    _read_replies(campaign, reply_check, log=send_log.path)
+    nexts = followups.next_letters(campaign, contacts, send_log, now=now)
     return followups.choose_letters(
         campaign, contacts, send_log, options, nexts=nexts, now=now, allowance=allowance
     )
@@ -395,9 +405,14 @@ def _read_replies(campaign: Campaign, check: ReplyCheck, /, *, log: Path) -> Non
         raise MailboxError(msg) from None
 
 
-def _refuse_unchecked(campaign: Campaign, nexts: list[Next], /, *, now: dt.datetime) -> None:
-    """Refuse follow-ups that would go without the mailbox read for replies first."""
-    count = len(followups.due_follow_ups(nexts, now=now))
+def _refuse_unchecked(
+    campaign: Campaign, nexts: list[Next], /, *, now: dt.datetime, again: int
+) -> None:
+    """Refuse follow-ups that would go without the mailbox read for replies first.
+
+    ``again`` counts the follow-ups chosen (those sent again among them), for when none is due.
+    """
+    count = len(followups.due_follow_ups(nexts, now=now)) or again
     msg = (
         f"{count} follow-up{'s are' if count != 1 else ' is'} due, and no mailbox is read for "
         "replies first: a follow-up could go to someone who has already answered. Add the "

@@ -307,3 +307,32 @@ def test_a_stage_added_before_one_sent_is_due_from_the_latest_letter_that_went(
     assert sender.send().sent == 0
     sender.clock.now = T0 + 9 * DAY
     assert sender.send().stages == {"note": 3}
+
+
+def test_a_reply_in_the_mailbox_stops_the_resend_of_an_uncertain_reminder(
+    sender: Sender, dovecot: Dovecot
+) -> None:
+    """--resend-uncertain reads the mailbox first: an uncertain reminder is not resent after a reply."""
+    sender.send()
+    sender.clock.now = T0 + 8 * DAY
+    log = SendLog(sender.log, campaign="test-campaign", write=True, clock=sender.clock)
+    log.start_run("a run that dies")
+    log.claim("c00001", message_id="<r1@outreach.example>", content_hash="x", stage="reminder")
+    log.close()  # as if killed while the reminder was being handed over
+    assert sender.send().stages == {"reminder": 2}
+    with SendLog(sender.log, campaign=None, write=False) as log:
+        ids = log.message_ids()
+    dovecot.append(reply("c00001@mission.example", ids["c00001"], 1))
+    check = api.ReplyCheck(
+        imap=api.imap_settings(dovecot.url()),
+        credentials=Credentials(Auth.PASSWORD, lambda: IMAP_PASSWORD),
+        tls_context=dovecot.tls_context(),
+    )
+    resend = dataclasses.replace(OPTIONS, resend_uncertain=True)
+    sender.clock.now = T0 + 9 * DAY
+    with pytest.raises(ConfigError, match="no mailbox is read for replies first"):
+        sender.send(options=resend, check_replies=True)
+    summary = sender.send(options=resend, reply_check=check, check_replies=True)
+    assert summary.sent == 0
+    assert [m["Subject"] for m in sender.received("c00001@mission.example")] == ["A test letter"]
+    assert sender.stages()["c00001"] == ["first"]
