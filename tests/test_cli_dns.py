@@ -83,6 +83,7 @@ def test_check_dns_table(dns_server, make_server, ca_file, tmp_path):
 def test_check_dns_passes_with_warnings(dns_server, tmp_path):
     """Without a server, a timeout and missing records are warnings: check --dns passes."""
     dns_server.add("mission.example. MX 10 mx.mission.example.")
+    dns_server.add("sender.example. MX 10 mx.mission.example.")
     dns_server.never_answer("slow.example")
     contacts = textwrap.dedent(
         """\

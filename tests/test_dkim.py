@@ -533,6 +533,7 @@ def test_the_key_never_shows_in_output_or_the_log(
 
 def signing_finding(campaign_file: Path, dns_server) -> Finding:
     """Run the DNS checks of the campaign against the test DNS; return the signing key's line."""
+    dns_server.add(f"{DOMAIN}. MX 10 mx.{DOMAIN}.")  # the domain exists, whatever its key
     report = check_dns(
         load_campaign(campaign_file), dns=DnsSettings(dns_server.nameserver, lifetime=1.0)
     )
@@ -576,8 +577,6 @@ def test_check_dns_says_what_to_publish_when_the_key_is_not_the_campaigns(
         publish(dns_server, name, load_key(write_key(tmp_path / "o", another), where="t").record())
     elif published == "revoked":
         publish(dns_server, name, "v=DKIM1; k=rsa; p=")
-    else:
-        dns_server.add(f"{DOMAIN}. MX 10 mx.{DOMAIN}.")  # the domain exists, the key does not
     finding = signing_finding(campaign, dns_server)
     assert (finding.level, finding.found) == (level, found)
     assert finding.todo == f"Publish a TXT record at {name}: {key.record()}"
@@ -632,3 +631,17 @@ def test_check_dns_on_the_command_line_compares_the_key_and_never_shows_it(
         ) in table
     for secret in secret_parts(rsa_pem):
         assert secret.decode() not in done.stdout + done.stderr
+
+
+def test_check_dns_of_a_campaign_that_signs_speaks_of_its_key_only(
+    tmp_path: Path, dns_server, rsa_pem: bytes
+) -> None:
+    """With dkim_key, no key published is said once, by the signing key's line, not also as 'turn on DKIM'."""
+    campaign = signing_campaign(tmp_path, rsa_pem)
+    dns_server.add(f"{DOMAIN}. MX 10 mx.{DOMAIN}.")
+    report = check_dns(
+        load_campaign(campaign), dns=DnsSettings(dns_server.nameserver, lifetime=1.0)
+    )
+    dkim = [f for f in report.findings if "DKIM" in f.subject + f.found + f.todo]
+    assert [f.subject for f in dkim] == [f"DKIM signing key at {SELECTOR}._domainkey.{DOMAIN}"]
+    assert dkim[0].found == "no key published: receivers cannot verify the letters' signatures"

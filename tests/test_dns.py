@@ -6,9 +6,11 @@ import dataclasses
 import datetime as dt
 import ssl
 import textwrap
+import time
 
 import pytest
 from helpers import contacts_yaml, write_campaign
+from mailserver import free_port
 
 from outreach import dns as outreach_dns
 from outreach.batch import SendOptions
@@ -151,8 +153,12 @@ def test_failing_server_is_could_not_check(dns_server, failure):
 
 
 def test_reserved_domains_need_a_named_nameserver(dns_server):
-    """Without a nameserver named, a reserved domain (.example) is not looked up at all."""
-    assert check_domains([contact("a", "a@un-missons.example")], dns=DnsSettings()) == []
+    """Without a nameserver named, a reserved domain (.example) is not looked up: "not checked"."""
+    (check,) = check_domains([contact("a", "a@un-missons.example")], dns=DnsSettings())
+    assert (check.mail, check.contacts) == (Mail.NOT_CHECKED, ("a",))
+    assert check.finding().level is Level.WARNING
+    assert check.finding().found == "not checked: reserved domain"
+    assert "--dns-server" in check.finding().todo
     assert dns_server.queries == []
 
 
@@ -329,7 +335,7 @@ def test_missing_records_are_warnings_with_the_record_to_publish(dns_server, tmp
 
 def test_provider_spf_record_and_selectors(dns_server, tmp_path):
     """With Microsoft 365, the SPF to publish is its include, and its two selectors are asked."""
-    dns_server.add("smtp.office365.com. A 192.0.2.99")
+    dns_server.add("smtp.office365.com. A 192.0.2.99\nsender.example. MX 10 mx.sender.example.")
     report = check_dns(sender_campaign(tmp_path, provider="microsoft365"), dns=settings(dns_server))
     found = findings(report)
     assert "include:spf.protection.outlook.com" in found["SPF of sender.example"].todo
@@ -379,6 +385,7 @@ def test_dmarc_of_the_organizational_domain(dns_server, tmp_path):
     dns_server.add(
         f"""
         smtp.sender.example. A {SERVER}
+        news.sender.example. MX 10 smtp.sender.example.
         _dmarc.sender.example. TXT "v=DMARC1; p=none; sp=reject"
         """
     )
@@ -434,6 +441,18 @@ def test_certificate_for_another_name_is_an_error(make_server, client_tls, ca):
     finding = outreach_dns.certificate_finding(settings_, found, now=dt.datetime.now(dt.UTC))
     assert finding.level is Level.ERROR
     assert "mismatch" in finding.found
+
+
+def test_certificate_of_a_server_that_refuses_is_said_in_words():
+    """A server that refuses the connection is "could not check", said in words, with what to do."""
+    settings_ = parse_smtp_url(f"smtp://127.0.0.1:{free_port()}")
+    found = run_to_end(server_certificate(settings_))
+    finding = outreach_dns.certificate_finding(settings_, found, now=dt.datetime.now(dt.UTC))
+    assert finding.level is Level.WARNING
+    assert finding.found == (
+        f"could not check: nothing answers on 127.0.0.1 port {settings_.port} (connection refused)"
+    )
+    assert finding.todo.startswith("Check the server's name and port in the SMTP URL")
 
 
 def test_certificate_expiring_soon_is_a_warning(make_server, client_tls, ca):
@@ -519,3 +538,95 @@ def test_dkim_alignment_is_certain_when_outreach_signs(dns_server, tmp_path, key
     dmarc_finding = findings(report)["DMARC of sender.example"]
     assert dmarc_finding.level is Level.OK
     assert dmarc_finding.found.endswith(f"aligned by {said}")
+
+
+def test_reserved_sender_and_recipients_are_one_rule(dns_server, tmp_path):
+    """With the system's DNS, a reserved From domain and reserved recipients are each one line, not looked up."""
+    report = check_dns(sender_campaign(tmp_path), dns=DnsSettings())
+    said = [(f.level, f.subject, f.found) for f in report.findings]
+    assert said == [
+        (Level.WARNING, "mission.example", "not checked: reserved domain"),
+        (Level.WARNING, "From domain sender.example", "not checked: reserved domain"),
+    ]
+    assert dns_server.queries == []
+
+
+def test_reserved_sender_is_looked_up_in_a_named_nameserver(dns_server, tmp_path):
+    """With a nameserver named, the reserved sender's records are looked up as any other's."""
+    dns_server.add(sender_zone("v=spf1 mx -all", "v=DMARC1; p=reject") + RECIPIENT_ZONE)
+    report = check_dns(sender_campaign(tmp_path), dns=settings(dns_server))
+    subjects = [f.subject for f in report.findings]
+    assert subjects == [
+        "mission.example",
+        "SPF of sender.example",
+        "DKIM of sender.example",
+        "DMARC of sender.example",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("return_path", "subject", "field"),
+    [
+        (None, "From domain sender.example", "'from'"),
+        (
+            "bounce+{id}@gone.sender.example",
+            "return path's domain gone.sender.example",
+            "'return_path'",
+        ),
+    ],
+)
+def test_sender_domain_that_does_not_exist_is_one_error(
+    dns_server, tmp_path, return_path, subject, field
+):
+    """A From (or return path) domain that does not exist is one error, its SPF, DKIM, DMARC unsaid."""
+    dns_server.add(RECIPIENT_ZONE + f"smtp.relay.example. A {SERVER}")
+    if return_path:
+        dns_server.add(sender_zone("v=spf1 mx -all", "v=DMARC1; p=none"))
+    campaign = sender_campaign(tmp_path, return_path=return_path)
+    report = check_dns(campaign, smtp="smtp://smtp.relay.example", dns=settings(dns_server))
+    found = findings(report)
+    assert found[subject].level is Level.ERROR
+    assert found[subject].found == "does not exist (NXDOMAIN): receivers refuse letters from it"
+    assert f"field {field}" in found[subject].todo
+    gone = subject.rpartition(" ")[2]
+    assert not [s for s in found if s.endswith(f"of {gone}")]
+    assert report.errors == [found[subject]]
+
+
+def test_could_not_check_says_what_to_do(dns_server, tmp_path):
+    """SPF, DKIM and DMARC that could not be checked each say what to do."""
+    dns_server.add("sender.example. MX 10 mx.sender.example.")
+    dns_server.servfail("_domainkey.sender.example")
+    dns_server.servfail("_dmarc.sender.example")
+    dns_server.add('sender.example. TXT "v=spf1 include:broken.example -all"')
+    dns_server.servfail("broken.example")
+    dns_server.add(f"smtp.sender.example. A {SERVER}")
+    report = check_dns(
+        sender_campaign(tmp_path), smtp="smtp://smtp.sender.example", dns=settings(dns_server)
+    )
+    found = findings(report)
+    for part in ("SPF", "DKIM", "DMARC"):
+        finding = found[f"{part} of sender.example"]
+        assert finding.found.startswith("could not check: "), finding
+        assert finding.todo.startswith("Run the check again"), finding
+        assert "--dns-server" in finding.todo
+
+
+def test_sender_lookups_share_one_budget(dns_server, tmp_path):
+    """A DNS silent for the sender's domain costs its lookups three lifetimes in all, not one each."""
+    dns_server.add(RECIPIENT_ZONE + f"smtp.relay.example. A {SERVER}")
+    dns_server.never_answer("sender.example")
+    started = time.monotonic()
+    report = check_dns(
+        sender_campaign(tmp_path),
+        smtp="smtp://smtp.relay.example",
+        dns=settings(dns_server, lifetime=0.5),
+    )
+    elapsed = time.monotonic() - started
+    found = findings(report)
+    dkim = found["DKIM of sender.example"].found
+    assert dkim.startswith("could not check: selector1._domainkey.sender.example: "), dkim
+    assert dkim.endswith("the 1.5 s these lookups share had run out"), dkim
+    assert found["DMARC of sender.example"].level is Level.WARNING
+    assert report.errors == []
+    assert elapsed < 2.5  # one by one, they took 3 s

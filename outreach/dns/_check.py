@@ -12,13 +12,12 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import dns.resolver
-
 from outreach import settings as settings_
 from outreach.contacts import read_contact_list
 from outreach.dns._findings import Finding, Level
 from outreach.dns._lookup import (
     DEFAULT_LIFETIME,
+    Resolver,
     make_resolver,
     parse_nameserver,
     resolver_failure,
@@ -32,6 +31,9 @@ from outreach.transport import ServerCertificate, SmtpSettings, parse_smtp_url
 
 CERTIFICATE_DAYS = 14  # fewer days left than this is a warning
 RESOLVER = "DNS resolver"  # the subject of the finding that the resolver seems not to work
+# The sender's lookups (the server's address, SPF, DKIM, DMARC, the signing key) share this
+# many lifetimes of one lookup: a DNS that answers nothing for them costs 15 s, not a minute.
+SENDER_LIFETIMES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,8 @@ class DnsSettings:
     """Say which DNS to ask: a nameserver (``HOST[:PORT]``), else the system's configuration.
 
     Domains reserved for tests and documentation (.example, .invalid, .test, .localhost) exist
-    in no public DNS, so they are looked up only in a nameserver the caller names.
+    in no public DNS, so they are looked up only in a nameserver the caller names: with the
+    system's, neither a recipient's nor the sender's is looked up, and each is "not checked".
     """
 
     nameserver: str | None = None
@@ -50,7 +53,7 @@ class DnsSettings:
         if self.nameserver is not None:
             parse_nameserver(self.nameserver)
 
-    def resolver(self) -> dns.resolver.Resolver:
+    def resolver(self) -> Resolver:
         """Return a resolver asking this DNS."""
         return make_resolver(self.nameserver, lifetime=self.lifetime)
 
@@ -79,26 +82,32 @@ class DnsReport:
         return [f for f in self.findings if f.level is Level.WARNING]
 
 
-def _addresses(contacts: Iterable[Contact], dns: DnsSettings, /) -> list[tuple[str, str]]:
-    """Return (contact id, address) for every address looked up, Cc included."""
-    return [
-        (contact.id, address)
-        for contact in contacts
-        for address in contact.recipients
-        if dns.looks_up(domain_of(address))
-    ]
+def _addresses(contacts: Iterable[Contact], /) -> list[tuple[str, str]]:
+    """Return (contact id, address) for every address, Cc included."""
+    return [(contact.id, address) for contact in contacts for address in contact.recipients]
+
+
+def _reserved(dns: DnsSettings, domains: Iterable[str], /) -> set[str]:
+    """Return the domains not looked up in this DNS: the reserved ones, in the system's."""
+    return {domain for domain in domains if not dns.looks_up(domain)}
 
 
 def check_domains(
     contacts: Iterable[Contact], /, *, dns: DnsSettings | None = None
 ) -> list[DomainCheck]:
-    """Check each recipient domain of ``contacts`` once (Cc included), in the list's order."""
+    """Check each recipient domain of ``contacts`` once (Cc included), in the list's order.
+
+    A reserved domain is "not checked" in the system's DNS (see ``DnsSettings``).
+    """
     dns = dns or DnsSettings()
-    addresses = _addresses(contacts, dns)
+    addresses = _addresses(contacts)
+    reserved = _reserved(dns, (domain_of(address) for _, address in addresses))
     if not addresses:
         return []
     resolver = dns.resolver()
-    return check_recipients(resolver, addresses, broken=resolver_failure(resolver))
+    asks = any(domain_of(address) not in reserved for _, address in addresses)
+    broken = resolver_failure(resolver) if asks else None
+    return check_recipients(resolver, addresses, broken=broken, reserved=reserved)
 
 
 def undeliverable(
@@ -133,27 +142,25 @@ def check_dns(
         contacts = read_contact_list(campaign.contacts).contacts
     except InputError:  # the list itself is unreadable: 'check' says why
         contacts = []
-    addresses = _addresses(contacts, dns)
+    addresses = _addresses(contacts)
     from_domain = domain_of(campaign.sender.address)
     envelope = campaign.return_path
     envelope_domain = domain_of(envelope) if envelope else from_domain
+    domains = {domain_of(address) for _, address in addresses} | {from_domain, envelope_domain}
+    reserved = _reserved(dns, domains)
     # The resolver is asked for the root once, before anything it says is believed.
-    asks = addresses or any(dns.looks_up(d) for d in (from_domain, envelope_domain))
-    broken = resolver_failure(resolver) if asks else None
+    broken = resolver_failure(resolver) if domains - reserved else None
     if broken is not None:
         todo = (
-            "Check this machine's DNS configuration (/etc/resolv.conf, the network), or name "
-            "a nameserver with --dns-server; nothing it said was taken as a finding."
-        )
-        report.findings.append(
-            Finding(
-                Level.WARNING,
-                RESOLVER,
-                f"seems not to work: {broken}; the sender's records were not looked up",
-                todo,
-            )
-        )
-    report.domains = check_recipients(resolver, addresses, broken=broken) if addresses else []
+            f"Check that the nameserver {dns.nameserver} answers, or leave out --dns-server"
+            if dns.nameserver
+            else "Check this machine's DNS configuration (/etc/resolv.conf, the network), or "
+            "name a nameserver with --dns-server"
+        ) + "; nothing it said was taken as a finding."
+        found = f"seems not to work: {broken}; the sender's records were not looked up"
+        report.findings.append(Finding(Level.WARNING, RESOLVER, found, todo))
+    if addresses:
+        report.domains = check_recipients(resolver, addresses, broken=broken, reserved=reserved)
     report.findings += [check.finding() for check in report.domains]
     profile = settings_.sign_in(campaign, provider=provider).profile
     url = settings_.smtp_url(campaign, smtp=smtp, profile=profile)
@@ -162,7 +169,8 @@ def check_dns(
         report.smtp = parse_smtp_url(url)
     if broken is not None:
         return report
-    if report.smtp is not None:
+    resolver.share(SENDER_LIFETIMES * dns.lifetime)
+    if report.smtp is not None and from_domain not in reserved:
         provider_name = profile.name if profile is not None else None
         server = server_addresses(resolver, report.smtp.host, provider=provider_name)
     selector = campaign.dkim_selector  # campaign.toml's, set when outreach signs
@@ -173,10 +181,12 @@ def check_dns(
         server=server,
         selectors=[selector] if selector else (),
         signs=campaign.dkim_key is not None and selector is not None,
+        reserved=reserved,
     )
     report.findings += report.sender.findings
-    if (signing := signing_key_finding(resolver, campaign)) is not None:
-        report.findings.append(signing)
+    if from_domain not in report.sender.skipped:
+        signing = signing_key_finding(resolver, campaign)
+        report.findings += [signing] if signing is not None else []
     return report
 
 
@@ -186,7 +196,11 @@ def certificate_finding(
     """Say whether the server's certificate is valid for its name, and for how long."""
     subject = f"certificate of {settings.host}:{settings.port}"
     if found.unknown is not None:
-        return Finding(Level.WARNING, subject, f"could not check: {found.unknown}")
+        todo = (
+            "Check the server's name and port in the SMTP URL (--smtp, OUTREACH_SMTP_URL or the "
+            "provider's), and this machine's network; then run the check again."
+        )
+        return Finding(Level.WARNING, subject, f"could not check: {found.unknown}", todo)
     if found.error is not None or found.not_after is None:
         todo = (
             "Check the server's name in the SMTP URL; a certificate for another name, expired "

@@ -8,6 +8,7 @@ above never take a failing server for a domain without mail.
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -22,9 +23,40 @@ DNS_PORT = 53
 DEFAULT_LIFETIME = 5.0
 
 
+class Resolver(dns.resolver.Resolver):
+    """dnspython's resolver, whose lookups can be made to share one budget of time."""
+
+    deadline: float | None = None  # time.monotonic() past which no lookup is asked
+    budget: float = 0.0  # the seconds the lookups since ``share`` were given
+
+    def share(self, budget: float, /) -> None:
+        """Give the lookups from now on ``budget`` seconds in all, each still its lifetime."""
+        self.budget = budget
+        self.deadline = time.monotonic() + budget
+
+    def time_left(self) -> float:
+        """Return the seconds the next lookup may take: its lifetime, less near the deadline."""
+        if self.deadline is None:
+            return float(self.lifetime)
+        return min(float(self.lifetime), self.deadline - time.monotonic())
+
+
+def time_left(resolver: dns.resolver.Resolver, /) -> float:
+    """Return the seconds the next lookup through ``resolver`` may take."""
+    if isinstance(resolver, Resolver):
+        return resolver.time_left()
+    return float(resolver.lifetime)
+
+
+def out_of_time(resolver: dns.resolver.Resolver, /) -> str:
+    """Say why a lookup was not asked: the time its lookups shared ran out."""
+    budget = resolver.budget if isinstance(resolver, Resolver) else resolver.lifetime
+    return f"not asked: the {budget:g} s these lookups share had run out"
+
+
 def make_resolver(
     nameserver: str | None = None, /, *, lifetime: float = DEFAULT_LIFETIME
-) -> dns.resolver.Resolver:
+) -> Resolver:
     """Return a resolver asking ``nameserver`` (``HOST`` or ``HOST:PORT``), else the system's.
 
     The system's configuration is /etc/resolv.conf on Unix. The resolver keeps a cache of its
@@ -32,7 +64,7 @@ def make_resolver(
     """
     if nameserver is None:
         try:
-            resolver = dns.resolver.Resolver()
+            resolver = Resolver()
         except dns.resolver.NoResolverConfiguration as exc:
             msg = (
                 "this machine has no DNS resolver configured (/etc/resolv.conf names no "
@@ -41,7 +73,7 @@ def make_resolver(
             raise ConfigError(msg) from exc
     else:
         host, port = parse_nameserver(nameserver)
-        resolver = dns.resolver.Resolver(configure=False)
+        resolver = Resolver(configure=False)
         resolver.nameservers = [host]
         resolver.port = port
     resolver.lifetime = lifetime
@@ -83,14 +115,23 @@ class Lookup:
     unknown: str | None = None  # could not check: why (a timeout, a failing server)
 
 
-def lookup(resolver: dns.resolver.Resolver, name: str, rdtype: str, /) -> Lookup:
+def lookup(resolver: dns.resolver.Resolver, name: str, rdtype: str, /) -> Lookup:  # noqa: PLR0911 - one per answer
     """Look ``name`` up for ``rdtype``; never raise for what DNS answers or fails to."""
+    lifetime = time_left(resolver)
+    if lifetime <= 0:
+        return Lookup(name, rdtype, unknown=out_of_time(resolver))
     try:
-        answer = resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+        answer = resolver.resolve(
+            name, rdtype, search=False, raise_on_no_answer=False, lifetime=lifetime
+        )
     except dns.resolver.NXDOMAIN:
         return Lookup(name, rdtype, nxdomain=True)
     except dns.exception.Timeout:
-        return Lookup(name, rdtype, unknown=f"no answer in {resolver.lifetime:g} s")
+        if lifetime < resolver.lifetime:  # cut short by the time the lookups share
+            return Lookup(
+                name, rdtype, unknown=out_of_time(resolver).replace("not asked", "no answer")
+            )
+        return Lookup(name, rdtype, unknown=f"no answer in {lifetime:g} s")
     except dns.resolver.NoNameservers as exc:
         return Lookup(name, rdtype, unknown=_failure(exc))
     except (dns.name.NameTooLong, dns.name.LabelTooLong, dns.name.EmptyLabel):

@@ -8,7 +8,7 @@ nothing about the domain: "could not check".
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,6 +22,11 @@ SHOWN_CONTACTS = 5  # a finding names this many contacts, then says how many mor
 # Domains looked up side by side: a resolver is shared safely by threads (dnspython), and a
 # lookup is mostly waiting; 16 keeps a list of thousands of domains to seconds, not minutes.
 LOOKUPS_AT_ONCE = 16
+RESERVED = "reserved domain"  # the detail of a domain not looked up, for both ends
+RESERVED_TODO = (
+    "Domains reserved for tests exist in no public DNS; name a DNS that holds it with "
+    "--dns-server to check it."
+)
 
 
 class Mail(enum.StrEnum):
@@ -30,6 +35,7 @@ class Mail(enum.StrEnum):
     ACCEPTS = "accepts"  # an MX, or an address to fall back to
     NONE = "none"  # certainly takes no mail: no such domain, a null MX, nothing to deliver to
     UNKNOWN = "unknown"  # could not check
+    NOT_CHECKED = "not checked"  # a reserved domain, not looked up in the system's DNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,8 @@ class DomainCheck:
         if self.mail is Mail.UNKNOWN:
             todo = "Check again later; this does not stop a send."
             return Finding(Level.WARNING, self.domain, f"could not check: {self.detail}", todo)
+        if self.mail is Mail.NOT_CHECKED:
+            return Finding(Level.WARNING, self.domain, f"not checked: {self.detail}", RESERVED_TODO)
         return Finding(Level.OK, self.domain, self.detail)
 
 
@@ -104,34 +112,37 @@ def check_recipients(
     /,
     *,
     broken: str | None,
+    reserved: Collection[str] = (),
 ) -> list[DomainCheck]:
     """Check each domain of the (contact id, address) pairs once, in the order first met.
 
     ``broken`` says why the resolver seems not to work (``resolver_failure``): then no domain
     is looked up, and each is "could not check", since nothing it says can be believed.
+    The ``reserved`` domains are not looked up: "not checked".
     """
     users: dict[str, list[str]] = {}
     for contact_id, address in addresses:
         ids = users.setdefault(domain_of(address), [])
         if contact_id not in ids:
             ids.append(contact_id)
+    asked = {domain: ids for domain, ids in users.items() if domain not in reserved}
     if broken is not None:
         detail = f"the resolver seems not to work: {broken}"
-        return [
-            DomainCheck(domain, Mail.UNKNOWN, detail, tuple(ids)) for domain, ids in users.items()
-        ]
-    return _checked(resolver, users)
+        said = dict.fromkeys(asked, (Mail.UNKNOWN, detail))
+    else:
+        said = _checked(resolver, asked)
+    return [
+        DomainCheck(domain, *said.get(domain, (Mail.NOT_CHECKED, RESERVED)), tuple(ids))
+        for domain, ids in users.items()
+    ]
 
 
 def _checked(
     resolver: dns.resolver.Resolver, users: Mapping[str, list[str]], /
-) -> list[DomainCheck]:
-    """Check the domains side by side (a lookup mostly waits), keeping their order."""
+) -> dict[str, tuple[Mail, str]]:
+    """Check the domains side by side (a lookup mostly waits): what each says of mail."""
     domains = list(users)
     workers = max(1, min(LOOKUPS_AT_ONCE, len(domains)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         said = list(pool.map(lambda domain: check_domain(resolver, domain), domains))
-    return [
-        DomainCheck(domain, mail, detail, tuple(users[domain]))
-        for domain, (mail, detail) in zip(domains, said, strict=True)
-    ]
+    return dict(zip(domains, said, strict=True))

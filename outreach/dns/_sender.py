@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import dns.resolver
@@ -19,6 +19,7 @@ from publicsuffixlist import PublicSuffixList
 
 from outreach.dns._findings import Finding, Level
 from outreach.dns._lookup import lookup, txt_strings
+from outreach.dns._recipients import RESERVED, RESERVED_TODO
 from outreach.dns._spf import SpfResult, check_spf
 
 LOOKUP_LIMIT = 10  # RFC 7208 4.6.4
@@ -177,6 +178,14 @@ class SenderCheck:
     keys: list[DkimKey] = field(default_factory=list)
     dmarc: Dmarc | None = None
     findings: list[Finding] = field(default_factory=list)
+    skipped: set[str] = field(default_factory=set)  # not existing, or reserved: not looked at
+
+
+# What to do about a lookup that could not be made (a timeout, a failing server).
+AGAIN = (
+    "Run the check again; if it still fails, check this machine's DNS (/etc/resolv.conf), or "
+    "name a nameserver that answers with --dns-server."
+)
 
 
 def check_sender(
@@ -188,17 +197,46 @@ def check_sender(
     server: Server | None = None,
     selectors: Iterable[str] = (),
     signs: bool = False,
+    reserved: Collection[str] = (),
 ) -> SenderCheck:
     """Check the sender's SPF, DKIM and DMARC, and whether SPF or DKIM align with From.
 
-    ``signs``: outreach signs each letter itself (``dkim_key``), at the one selector given.
+    ``signs``: outreach signs each letter itself (``dkim_key``), at the one selector given; the
+    key there is then said by ``signing_key_finding``, not here. A domain that does not exist,
+    or is ``reserved`` (not looked up), is said once, and its records are not looked for.
     """
     check = SenderCheck(from_domain, envelope_domain or from_domain, signs=signs)
-    for domain in dict.fromkeys((check.from_domain, check.envelope_domain)):
-        check.findings.append(_spf_finding(resolver, check, domain, server))
-    check.findings.append(_dkim_finding(resolver, check, list(selectors), server))
+    roles = {check.from_domain: "From domain"}
+    roles.setdefault(check.envelope_domain, "return path's domain")
+    for domain, role in roles.items():
+        if (said := _existence(resolver, f"{role} {domain}", domain, reserved=reserved)) is None:
+            continue
+        check.findings.append(said)
+        check.skipped.add(domain)
+    for domain in roles:  # the From domain first
+        if domain not in check.skipped:
+            check.findings.append(_spf_finding(resolver, check, domain, server))
+    if from_domain in check.skipped:
+        return check
+    dkim = _dkim_finding(resolver, check, list(selectors), server)
+    if not signs:  # a campaign that signs hears of its own key only
+        check.findings.append(dkim)
     check.findings.append(_dmarc_finding(resolver, check))
     return check
+
+
+def _existence(
+    resolver: dns.resolver.Resolver, subject: str, domain: str, /, *, reserved: Collection[str]
+) -> Finding | None:
+    """Say a sender domain that is reserved (not looked up) or does not exist; None if it does."""
+    if domain in reserved:
+        return Finding(Level.WARNING, subject, f"not checked: {RESERVED}", RESERVED_TODO)
+    if not lookup(resolver, domain, "TXT").nxdomain:
+        return None
+    field_ = "'return_path'" if subject.startswith("return") else "'from'"
+    todo = f"Correct the address in field {field_} of campaign.toml to one on your own domain."
+    found = "does not exist (NXDOMAIN): receivers refuse letters from it"
+    return Finding(Level.ERROR, subject, found, todo)
 
 
 def _spf_record(server: Server | None, /) -> str:
@@ -225,7 +263,7 @@ def _spf_finding(  # noqa: PLR0911 - one finding per SPF result
         records = [t for t in txt_strings(answer) if t.lower().startswith("v=spf1")]
         why = "no SMTP server given" if server is None else f"{server.host}: {server.unknown}"
         if answer.unknown:
-            return Finding(Level.WARNING, subject, f"could not check: {answer.unknown}")
+            return Finding(Level.WARNING, subject, f"could not check: {answer.unknown}", AGAIN)
         if not records:
             return Finding(Level.WARNING, subject, "no SPF record", publish)
         return Finding(Level.OK, subject, f"{records[0]} (not evaluated: {why})")
@@ -248,7 +286,7 @@ def _spf_finding(  # noqa: PLR0911 - one finding per SPF result
         )
         return Finding(Level.ERROR, subject, found, todo)
     if worst.result == "temperror":
-        return Finding(Level.WARNING, subject, f"could not check: {worst.explanation}")
+        return Finding(Level.WARNING, subject, f"could not check: {worst.explanation}", AGAIN)
     if worst.result == "none":
         return Finding(Level.WARNING, subject, "no SPF record", publish)
     found = f"{worst.result} for {at}: it does not vouch for the server"
@@ -273,7 +311,7 @@ def _dkim_finding(
         names = ", ".join(key.name for key in check.keys)
         return Finding(Level.OK, subject, f"key published at {names}")
     if unknown:
-        return Finding(Level.WARNING, subject, f"could not check: {unknown[0]}")
+        return Finding(Level.WARNING, subject, f"could not check: {unknown[0]}", AGAIN)
     looked = ", ".join(f"{s}._domainkey.{domain}" for s in selectors)
     found = f"no key at {looked}" + (" (revoked: empty p=)" if keys else "")
     todo = (
@@ -291,7 +329,7 @@ def _dmarc_finding(resolver: dns.resolver.Resolver, check: SenderCheck) -> Findi
     subject = f"DMARC of {domain}"
     found = find_dmarc(resolver, domain)
     if isinstance(found, str):
-        return Finding(Level.WARNING, subject, f"could not check: {found}")
+        return Finding(Level.WARNING, subject, f"could not check: {found}", AGAIN)
     if found is None:
         todo = f'Publish a TXT record at _dmarc.{domain}: "v=DMARC1; p=none".'
         return Finding(Level.WARNING, subject, "no DMARC record", todo)

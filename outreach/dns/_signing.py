@@ -10,7 +10,7 @@ from __future__ import annotations
 import dns.resolver
 
 from outreach.dns._findings import Finding, Level
-from outreach.dns._sender import dkim_keys
+from outreach.dns._sender import AGAIN, dkim_keys
 from outreach.errors import ConfigError
 from outreach.model import Campaign
 
@@ -32,7 +32,7 @@ def signing_key_finding(resolver: dns.resolver.Resolver, campaign: Campaign, /) 
     publish = f"Publish a TXT record at {name}: {key.record()}"
     keys, unknown = dkim_keys(resolver, domain, [campaign.dkim_selector])
     if unknown:
-        return Finding(Level.WARNING, subject, f"could not check: {unknown[0]}")
+        return Finding(Level.WARNING, subject, f"could not check: {unknown[0]}", AGAIN)
     if not keys:
         return Finding(
             Level.WARNING,

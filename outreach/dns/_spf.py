@@ -15,6 +15,8 @@ import dns.exception
 import dns.resolver
 import spf
 
+from outreach.dns._lookup import out_of_time, time_left
+
 # A check of one address may take this long in all (RFC 7208 4.6.4 advises at least 20 s).
 SPF_TIME = 20.0
 
@@ -50,8 +52,13 @@ class _Query(spf.query):  # type: ignore[misc]  # pyspf ships no type informatio
         cached = self.cache.get((host, qtype))
         if cached is not None:
             return list(cached)
+        lifetime = time_left(self.resolver)
+        if lifetime <= 0:
+            raise spf.TempError(out_of_time(self.resolver))
         try:
-            answer = self.resolver.resolve(host, qtype, search=False, raise_on_no_answer=False)
+            answer = self.resolver.resolve(
+                host, qtype, search=False, raise_on_no_answer=False, lifetime=lifetime
+            )
             records = list(answer.rrset or [])
         except dns.resolver.NXDOMAIN:
             records = []

@@ -397,6 +397,27 @@ def _connect_error(settings: SmtpSettings, exc: BaseException) -> TransportError
     return TransportError(f"{url}: cannot connect: {exc}")
 
 
+def _unreachable(settings: SmtpSettings, exc: BaseException, /) -> str:
+    """Say in words why the server could not be reached: its name, a refusal, a timeout."""
+    host, port = settings.host, settings.port
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return f"the server's name {host} does not resolve ({cause.strerror})"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"nothing answers on {host} port {port} (connection refused)"
+        if isinstance(cause, OSError) and cause.errno in {errno.ENETUNREACH, errno.EHOSTUNREACH}:
+            return f"{host} cannot be reached ({cause.strerror})"
+        if isinstance(cause, aiosmtplib.SMTPTimeoutError | TimeoutError):
+            return f"{host} port {port} did not answer in {settings.timeout:g} s"
+        cause = cause.__cause__
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return (
+            f"the server refused the connection: {exc.code} {' '.join(exc.message.split())[:200]}"
+        )
+    return str(exc) or type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class ServerCertificate:
     """The certificate an SMTP server showed: when it expires, or why it was not accepted."""
@@ -432,7 +453,7 @@ async def server_certificate(
             verification = exc.__cause__
         if verification is not None:
             return ServerCertificate(error=str(verification.verify_message))
-        return ServerCertificate(unknown=str(exc) or type(exc).__name__)
+        return ServerCertificate(unknown=_unreachable(settings, exc))
     finally:
         client.close()
     if "notAfter" not in peer:
