@@ -336,3 +336,41 @@ def test_a_reply_in_the_mailbox_stops_the_resend_of_an_uncertain_reminder(
     assert summary.sent == 0
     assert [m["Subject"] for m in sender.received("c00001@mission.example")] == ["A test letter"]
     assert sender.stages()["c00001"] == ["first"]
+
+
+def test_an_address_corrected_after_its_reminder_bounced_gets_the_whole_thread_again(
+    sender: Sender, dovecot: Dovecot
+) -> None:
+    """A correction starts the contact's thread again: the new address gets each stage, in order."""
+    sender.send()
+    sender.clock.now = T0 + 8 * DAY
+    assert sender.send().stages == {"reminder": 3}
+    with SendLog(sender.log, campaign=None, write=False) as log:
+        reminders = log.message_ids(stage="reminder")
+    dovecot.append(dsn("c00002@mission.example", reminders["c00002"], 1))
+    api.track(
+        sender.campaign,
+        imap=api.imap_settings(dovecot.url()),
+        credentials=Credentials(Auth.PASSWORD, lambda: IMAP_PASSWORD),
+        log=sender.log,
+        tls_context=dovecot.tls_context(),
+    )
+    sender.campaign.contacts.write_text(
+        contacts_yaml(3).replace("c00002@mission.example", "c00002@fixed-mission.example"),
+        encoding="utf-8",
+    )
+    sender.clock.now = T0 + 9 * DAY
+    assert sender.send().stages == {"first": 1}
+    for days in (12, 16, 19, 40):  # the others' last call; the new thread's reminder, last call
+        sender.clock.now = T0 + days * DAY
+        sender.send()
+    letters = sender.received("c00002@fixed-mission.example")
+    assert [m["Subject"] for m in letters] == [
+        "A test letter",
+        "Re: A test letter",
+        "The Council meets on Thursday",
+    ]
+    first, reminder, last = letters
+    assert reminder["References"] == first["Message-ID"]
+    assert last["References"].split() == [first["Message-ID"], reminder["Message-ID"]]
+    assert reminder["Message-ID"] != reminders["c00002"]  # not the one that bounced

@@ -85,7 +85,8 @@ class Sends:
         A pending recipient takes the contact list's current address; one already served keeps
         the address its letter went to. Except a bounced one whose address the list now
         corrects: it becomes pending again for the new address, with a new Message-ID, and its
-        attempts and events keep the old address's history.
+        attempts and events keep the old address's history; its follow-ups become pending too,
+        so the new address gets the whole thread, each stage in turn.
         """
         stamp = self._core.now()
         contacts = list(contacts)
@@ -138,6 +139,13 @@ class Sends:
                     (c.email, " ".join(c.cc), Status.PENDING, DeliveryState.UNKNOWN, stamp, c.id)
                     for _, c in corrected
                 ),
+            )
+            # The thread starts again at the new address: each follow-up goes to it in turn.
+            self._core.db.executemany(
+                "UPDATE letters SET status = ?, message_id = NULL, content_hash = NULL, "
+                "reply_code = NULL, reply_text = NULL, refused = NULL, server_id = NULL, "
+                "thread_index = NULL, sent_at = NULL, updated_at = ? WHERE contact_id = ?",
+                ((Status.PENDING, stamp, c.id) for _, c in corrected),
             )
         return [correction for correction, _ in corrected]
 
