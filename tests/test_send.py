@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import sqlite3
 import ssl
 import textwrap
 import time
@@ -271,6 +272,45 @@ async def test_the_log_says_why_each_failed_and_how_each_attempt_ended(
         "c00002": ["permanent"],
         "c00004": ["transient"] * 3,
     }
+
+
+class SettleFails(SendLog):
+    """A send log that cannot write the settles of two recipients (a full disk)."""
+
+    def settle(self, contact_id: str, /, **outcome: Any) -> None:
+        """Fail for c00002 and c00004, as SQLite does when the disk is full."""
+        if contact_id in {"c00002", "c00004"}:
+            msg = f"{self.path}: cannot write {contact_id}'s settle: database or disk is full"
+            raise SendLogError(msg)
+        super().settle(contact_id, **outcome)
+
+
+async def test_a_settle_that_cannot_be_written_stops_the_batch_with_the_first_error(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Two settles fail to write: the batch ends stopped with the first one's error, and those letters stay claimed."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(5))
+    campaign = load_campaign(folder / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    settings = SmtpSettings(
+        host="127.0.0.1", port=smtp_server.port, implicit_tls=False, username=USERNAME,
+        password=PASSWORD,
+    )  # fmt: skip
+    transport = SmtpTransport(settings, tls_context=client_tls)
+    with SettleFails(folder / "send.sqlite3", campaign=campaign.name, write=True) as log:
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), FAST)
+        summary = await Batch(drafter, log, transport, options=FAST).run(plan)
+    assert isinstance(summary.error, SendLogError)
+    assert "cannot write c00002's settle: database or disk is full" in str(summary.error)
+    assert not summary.ok
+    rows = log_rows(folder)
+    assert (rows["c00002"][0], rows["c00004"][0]) == ("sending", "sending")
+    with sqlite3.connect(folder / "send.sqlite3") as db:
+        (ending,) = db.execute("SELECT outcome FROM runs").fetchone()
+    assert ending.startswith("stopped: ")
+    assert "c00002's settle" in ending
 
 
 class DiskFullAt(SendLog):
