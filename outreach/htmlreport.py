@@ -35,8 +35,10 @@ from outreach.tracking import Kind
 from outreach.validate import redact_url
 
 if TYPE_CHECKING:
+    from outreach.contacts import ContactList
     from outreach.model import Campaign
-    from outreach.sendlog import Recipient, Run, SendLog, Stop, TrackEvent
+    from outreach.schedule import Next
+    from outreach.sendlog import Letter, Recipient, Run, SendLog, Stop, TrackEvent
 
 # The states the totals show, in the order of the chart: every letter sent, then what is known
 # of them, then the recipients not sent.
@@ -132,6 +134,14 @@ class Owed:
     ids: tuple[str, ...]
     what: str
     command: str
+    stage: str = FIRST_STAGE
+
+    @property
+    def label(self) -> str:
+        """Say the group in a few words: ``5 pending``, or ``reminder: 3 due`` for a follow-up."""
+        if self.stage == FIRST_STAGE:
+            return f"{self.count} {self.state}"
+        return f"{self.stage}: {self.count} {self.state}"
 
 
 @dataclass(slots=True)
@@ -145,12 +155,14 @@ class ReportData:
     numbers: dict[str, int]
     rows: list[Row]
     runs: list[Run]
+    sending_runs: int  # the runs that handed over at least one letter
     servers: list[str]
     first_sent: str
     last_sent: str
     days: list[Day]
     outside_days: int
     owed: list[Owed]
+    owed_note: str  # why the follow-ups owed could not be said, if they could not
     contacts_note: str
     test_sends: int
     live: bool  # a run went to a server: the commands need it again
@@ -158,12 +170,10 @@ class ReportData:
     stopped: int  # contacts no follow-up goes to any more
 
 
-def _names(campaign: Campaign) -> tuple[dict[str, tuple[str, str]], str]:
+def _names(found: ContactList | OutreachError) -> tuple[dict[str, tuple[str, str]], str]:
     """Return each contact's name and mission by id, and a note if the list could not be read."""
-    try:
-        found = read_contact_list(campaign.contacts)
-    except OutreachError as exc:
-        return {}, f"the contact list could not be read ({exc}): rows show ids and addresses only"
+    if isinstance(found, OutreachError):
+        return {}, f"the contact list could not be read ({found}): rows show ids and addresses only"
     names = {
         c.id: (c.name, str(c.data.get("mission") or c.data.get("organization") or ""))
         for c in found.contacts
@@ -256,7 +266,7 @@ def _timeline(sent_times: list[str], events: list[TrackEvent]) -> tuple[list[Day
 
 
 def _owed(rows: list[Row], *, log: Path | None) -> list[Owed]:
-    """Say who is still owed a letter or an answer, and the command that acts on them."""
+    """Say who is still owed a first letter or an answer, and the command that acts on them."""
     by_state: dict[str, list[str]] = {}
     for row in rows:
         by_state.setdefault(row.state, []).append(row.id)
@@ -292,6 +302,92 @@ def _owed(rows: list[Row], *, log: Path | None) -> list[Owed]:
     return owed
 
 
+def _follow_ups_owed(
+    campaign: Campaign,
+    letters: list[Letter],
+    nexts: dict[str, Next],
+    *,
+    now: dt.datetime,
+    log: Path | None,
+) -> list[Owed]:
+    """Say which follow-ups are still owed, by stage, and the command that acts on each group.
+
+    Grouped by ``logview.follow_ups_owed`` from the log's letters and each contact's next
+    letter, as ``outreach log --json`` gives them (``letters``, ``next_due``).
+    """
+    found = logview.follow_ups_owed(letters, nexts, now=now)
+    extra = f" --log {log}" if log is not None else ""
+    first_later: dict[str, dt.datetime] = {}
+    for upcoming in nexts.values():
+        if upcoming.stage is None or upcoming.due is None or upcoming.due <= now:
+            continue
+        known = first_later.get(upcoming.stage)
+        first_later[upcoming.stage] = upcoming.due if known is None else min(known, upcoming.due)
+    names = [stage.name for stage in campaign.follow_ups]
+    names += sorted({stage for stage, _ in found if stage not in names})
+    owed = []
+    for stage in names:
+        for state in logview.FOLLOW_UP_OWED:
+            ids = found.get((stage, state), [])
+            if not ids:
+                continue
+            if state == logview.DUE:
+                what, command = "due now: the next send sends them", f"outreach send{extra}"
+            elif state == logview.LATER:
+                first = first_later[stage].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+                what = f"not due yet, the first at {first}: 'outreach plan' says when each is"
+                command = f"outreach plan{extra}"
+            elif state == Status.SENDING:
+                what = "in flight when a run stopped: the next run calls them uncertain"
+                command = f"outreach send{extra}"
+            elif state == Status.FAILED:
+                what = "refused by the server: no later letter goes until it is sent"
+                command = f"outreach send --retry-failed{extra}"
+            else:
+                what = (
+                    "may have arrived: ask the server's operator before sending them again; "
+                    "no later letter goes until it is settled"
+                )
+                command = f"outreach send --resend-uncertain{extra}"
+            owed.append(Owed(state, len(ids), tuple(ids[:OWED_NAMED]), what, command, stage))
+    return owed
+
+
+def _nexts(
+    campaign: Campaign, log: SendLog, found: ContactList | OutreachError, *, now: dt.datetime
+) -> tuple[dict[str, Next], str]:
+    """Return each contact's next letter, as ``outreach log --json`` says it, and a note if not.
+
+    Only for a campaign with follow-ups. The schedule's rules and inputs are those of
+    ``followups.plan`` (behind ``next_due``), given the contact list read once for the page;
+    like it, they need the whole list, without a problem.
+    """
+    if not campaign.follow_ups:
+        return {}, ""
+    if isinstance(found, OutreachError):
+        return {}, f"the follow-ups owed cannot be said (the contact list: {found})"
+    if found.problems:
+        return {}, (
+            f"the follow-ups owed cannot be said: the contact list has {len(found.problems)} "
+            "problem(s) ('outreach check' lists them)"
+        )
+    from outreach import followups  # noqa: PLC0415  # only a campaign with follow-ups needs it
+
+    try:
+        nexts = followups.next_letters(campaign, found.contacts, log, now=now)
+    except OutreachError as exc:
+        return {}, f"the follow-ups owed cannot be said ({exc})"
+    return {upcoming.contact_id: upcoming for upcoming in nexts}, ""
+
+
+def _read_contacts(campaign: Campaign) -> ContactList | OutreachError:
+    """Read the campaign's contact list once, for the names and the schedule; or say why not."""
+    try:
+        return read_contact_list(campaign.contacts)
+    except OutreachError as exc:
+        return exc
+
+
 def _stages(campaign: Campaign, sent: dict[str, list[tuple[str, str]]]) -> list[tuple[str, int]]:
     """Count the letters sent of each follow-up stage: the campaign's, then any other logged."""
     counted = Counter(stage for letters in sent.values() for stage, _ in letters)
@@ -310,18 +406,22 @@ def gather(
     now: dt.datetime | None = None,
 ) -> ReportData:
     """Read what the report shows from an open log and the campaign's contact list."""
+    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     recipients = log.recipients()
     events = log.events()
     runs = log.runs()
+    letters = log.letters()  # the first letters first, then each follow-up as sent
+    found = _read_contacts(campaign)
+    nexts, owed_note = _nexts(campaign, log, found, now=moment)
     by_contact: dict[str, list[TrackEvent]] = {}
     for event in events:
         by_contact.setdefault(event.contact_id, []).append(event)
     sent: dict[str, list[tuple[str, str]]] = {}
-    for letter in log.letters():  # the first letters first, then each follow-up as sent
+    for letter in letters:
         if letter.sent_at is not None:
             at = letter.sent_at.astimezone(dt.UTC).isoformat(timespec="milliseconds")
             sent.setdefault(letter.contact_id, []).append((letter.stage, at))
-    names, note = _names(campaign)
+    names, note = _names(found)
     stops = log.stops()
     rows = [
         _row(
@@ -337,7 +437,6 @@ def gather(
     days, outside = _timeline(sent_times, events)
     servers = list(dict.fromkeys(redact_url(run.transport) for run in runs))
     live = any(run.live is not False and not run.transport.startswith("maildir:") for run in runs)
-    moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return ReportData(
         campaign=campaign,
         log_path=log.path,
@@ -346,13 +445,18 @@ def gather(
         numbers=logview.count(recipients),
         rows=rows,
         runs=runs,
+        sending_runs=len(log.runs_that_sent()),
         servers=servers,
         first_sent=_stamp(min(sent_times, default="")),
         last_sent=_stamp(max(sent_times, default="")),
         stages=_stages(campaign, sent),
         days=days,
         outside_days=outside,
-        owed=_owed(rows, log=caller_log),
+        owed=[
+            *_owed(rows, log=caller_log),
+            *_follow_ups_owed(campaign, letters, nexts, now=moment, log=caller_log),
+        ],
+        owed_note=owed_note,
         live=live and not trial,
         contacts_note=note,
         test_sends=len(log.test_sends()),

@@ -11,13 +11,14 @@ last one tried, and ``next_due`` says the next one and when it is due, or why no
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from outreach.errors import ConfigError
-from outreach.model import Status
+from outreach.model import FIRST_STAGE, Status
 from outreach.tracking import DeliveryState
 
 if TYPE_CHECKING:
@@ -229,3 +230,36 @@ def next_said(upcoming: Next | None, /) -> str:
     if upcoming.due is None:
         return f"none: {upcoming.reason}"
     return f"{upcoming.stage} {upcoming.due:%Y-%m-%d %H:%M}"
+
+
+# What a follow-up still owed is waiting for: due now, due later, or its letter not settled.
+DUE = "due"
+LATER = "later"
+FOLLOW_UP_OWED = (DUE, LATER, Status.SENDING, Status.FAILED, Status.UNCERTAIN)
+
+
+def follow_ups_owed(
+    letters: Iterable[Letter], nexts: Mapping[str, Next], /, *, now: dt.datetime
+) -> dict[tuple[str, str], list[str]]:
+    """Group the contacts owed a follow-up by (stage, state), ids in the order of ``letters``.
+
+    ``letters`` are the log's (``SendLog.letters``, as ``log --json`` lists them), ``nexts``
+    each contact's next letter (``followups.plan``, its ``next_due``). A follow-up letter
+    sending, failed or uncertain is owed in that state; a contact whose next letter is a
+    follow-up is owed it ``due`` at ``now`` or ``later``. First letters are not here: ``count``
+    counts them.
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    order: list[str] = []
+    for letter in letters:
+        if letter.stage == FIRST_STAGE:
+            order.append(letter.contact_id)
+        elif letter.status in {Status.SENDING, Status.FAILED, Status.UNCERTAIN}:
+            found.setdefault((letter.stage, letter.status), []).append(letter.contact_id)
+    for contact_id in order:
+        upcoming = nexts.get(contact_id)
+        if upcoming is None or upcoming.due is None or upcoming.stage in {None, FIRST_STAGE}:
+            continue
+        when = DUE if upcoming.due <= now else LATER
+        found.setdefault((str(upcoming.stage), when), []).append(contact_id)
+    return found

@@ -249,7 +249,10 @@ def test_page_shows_the_campaign_the_timeline_and_what_is_owed(campaign: Path, b
     assert "Office <office@ngo.example>" in facts
     assert "smtp://office@relay.example:587" in facts
     assert "2026-11-02 09:" in facts
-    assert "63 recipients, 54 first letters sent, in 1 run" in facts
+    assert browser.find_element("id", "letters").text == (
+        "63 recipients; 54 first letters and 10 follow-ups (reminder: 10) sent, "
+        "by 1 run that handed over at least one letter"
+    )
     assert browser.find_element("id", "stages").text == (
         "2: the first letter; reminder, 10 sent; follow-ups stopped for 1"
     )
@@ -275,14 +278,18 @@ def test_page_shows_the_campaign_the_timeline_and_what_is_owed(campaign: Path, b
     )
     assert replied.text.splitlines()[1].startswith("auto-replied 2026-11-0")
     owed = {
-        li.get_attribute("data-owed"): li.text
+        (li.get_attribute("data-stage"), li.get_attribute("data-owed")): li.text
         for li in browser.find_elements("css selector", "#owed li")
     }
-    assert set(owed) == {"pending", "sending", "failed", "uncertain", "bounced"}
-    assert "outreach send --retry-failed" in owed["failed"]
-    assert "outreach send --resend-uncertain" in owed["uncertain"]
-    assert owed["pending"].startswith("5 pending")
-    assert "pending-1, pending-2, pending-3, pending-4, pending-5" in owed["pending"]
+    first = {state for stage, state in owed if stage == "first"}
+    assert first == {"pending", "sending", "failed", "uncertain", "bounced"}
+    assert "outreach send --retry-failed" in owed["first", "failed"]
+    assert "outreach send --resend-uncertain" in owed["first", "uncertain"]
+    assert owed["first", "pending"].startswith("5 pending")
+    assert "pending-1, pending-2, pending-3, pending-4, pending-5" in owed["first", "pending"]
+    # Sent, with no reminder yet: neither replied, bounced nor stopped (54 - 10 - 3 - 4 - 1).
+    assert owed["reminder", "due"].startswith("reminder: 36 due: due now")
+    assert set(owed) == {("first", state) for state in first} | {("reminder", "due")}
 
 
 def test_a_filter_shows_the_rows_of_its_state(campaign: Path, browser) -> None:
@@ -459,3 +466,227 @@ def test_open_hands_the_written_page_to_the_browser(campaign: Path) -> None:
     assert result.returncode == 0, result.stderr
     page = (campaign.parent / "reports" / "spring.html").resolve()
     assert (campaign.parent / "opened.txt").read_text(encoding="utf-8") == page.as_uri()
+
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+AGO = NOW - dt.timedelta(days=10)
+
+
+def write_follow_up_campaign(folder: Path) -> Path:
+    """Write a campaign of eight contacts with two follow-up stages, two and five days on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "letter.md.j2").write_text("Dear {{ name }},\n\nA letter.\n", encoding="utf-8")
+    lines = ["contacts:"]
+    for name in "abcdefgh":
+        lines += [
+            f"  - id: {name}",
+            f"    email: {name}@mission.example",
+            f"    name: {name.upper()}",
+        ]
+    (folder / "contacts.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "campaign.toml").write_text(
+        textwrap.dedent(
+            """\
+            name = "autumn"
+            subject = "A letter"
+            template = "letter.md.j2"
+            contacts = "contacts.yaml"
+            from = "Office <office@ngo.example>"
+
+            [[follow_up]]
+            name = "reminder"
+            template = "letter.md.j2"
+            after = "2d"
+
+            [[follow_up]]
+            name = "last-call"
+            template = "letter.md.j2"
+            after = "5d"
+            """
+        ),
+        encoding="utf-8",
+    )
+    return folder / "campaign.toml"
+
+
+def hand_over(
+    log: SendLog, contact_id: str, *, stage: str = "first", status: Status = Status.SENT
+) -> None:
+    """Claim one letter and settle it in ``status`` (left claimed for ``sending``)."""
+    log.claim(
+        contact_id, message_id=f"<{stage}-{contact_id}@ngo.example>", content_hash="ab", stage=stage
+    )
+    if status == Status.SENDING:
+        return
+    outcome, code = {
+        Status.SENT: ("sent", 250),
+        Status.FAILED: ("permanent", 550),
+        Status.UNCERTAIN: ("uncertain", None),
+    }[status]
+    log.settle(contact_id, status=status, outcome=outcome, code=code, text="said", stage=stage)
+
+
+def write_follow_up_log(path: Path) -> None:
+    """Write five runs, two of which sent nothing: every state a follow-up can be owed in.
+
+    a: reminder sent, last-call due; b: reminder due; c: first letter an hour ago, reminder
+    later; d: reminder failed; e: reminder uncertain; f: stopped; g: pending; h: reminder in
+    flight.
+    """
+    clock = Clock(AGO)
+    with SendLog(path, campaign="autumn", write=True, clock=clock) as log:
+        log.register([Contact(id=n, email=f"{n}@mission.example") for n in "abcdefgh"])
+        log.start_run("smtp://relay.example:587")
+        for contact_id in "abdefh":
+            hand_over(log, contact_id)
+        log.end_run("complete")
+        clock.now = AGO + dt.timedelta(days=1)
+        log.start_run("smtp://relay.example:587")  # nothing due: sends nothing
+        log.end_run("complete")
+        clock.now = AGO + dt.timedelta(days=2, hours=1)
+        log.start_run("smtp://relay.example:587")
+        hand_over(log, "a", stage="reminder")
+        hand_over(log, "d", stage="reminder", status=Status.FAILED)
+        hand_over(log, "e", stage="reminder", status=Status.UNCERTAIN)
+        hand_over(log, "h", stage="reminder", status=Status.SENDING)
+        log.end_run("complete")
+        clock.now = AGO + dt.timedelta(days=3)
+        log.start_run("smtp://relay.example:587")  # a refusal for now only: sends nothing
+        log.claim("g", message_id="<first-g@ngo.example>", content_hash="ab")
+        log.settle("g", status=Status.PENDING, outcome="transient", code=451, text="later")
+        log.end_run("complete")
+        clock.now = NOW - dt.timedelta(hours=1)
+        log.start_run("smtp://relay.example:587")
+        hand_over(log, "c")
+        log.end_run("complete")
+        log.stop(["f"], reason="answered by phone")
+
+
+@pytest.fixture
+def follow_up_campaign(tmp_path: Path) -> Path:
+    """Write the campaign with two follow-up stages and its log; return the campaign file."""
+    path = write_follow_up_campaign(tmp_path / "autumn")
+    write_follow_up_log(path.parent / "logs" / "autumn.sqlite3")
+    return path
+
+
+def test_follow_ups_owed_are_listed_by_stage_with_their_commands(
+    follow_up_campaign: Path, browser
+) -> None:
+    """Follow-ups due, later, in flight, failed or uncertain are owed by stage, each with its command."""
+    browser.get(page_of(follow_up_campaign).as_uri())
+    owed = {
+        (li.get_attribute("data-stage"), li.get_attribute("data-owed")): li.text.splitlines()
+        for li in browser.find_elements("css selector", "#owed li")
+    }
+    later = (NOW - dt.timedelta(hours=1) + dt.timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
+    assert owed == {
+        ("first", "pending"): ["1 pending: not sent yet.", "outreach send", "g"],
+        ("reminder", "due"): [
+            "reminder: 1 due: due now: the next send sends them.",
+            "outreach send",
+            "b",
+        ],
+        ("reminder", "later"): [
+            f"reminder: 1 later: not due yet, the first at {later}: 'outreach plan' says when each is.",
+            "outreach plan",
+            "c",
+        ],
+        ("reminder", "sending"): [
+            "reminder: 1 sending: in flight when a run stopped: the next run calls them uncertain.",
+            "outreach send",
+            "h",
+        ],
+        ("reminder", "failed"): [
+            "reminder: 1 failed: refused by the server: no later letter goes until it is sent.",
+            "outreach send --retry-failed",
+            "d",
+        ],
+        ("reminder", "uncertain"): [
+            (
+                "reminder: 1 uncertain: may have arrived: ask the server's operator before "
+                "sending them again; no later letter goes until it is settled."
+            ),
+            "outreach send --resend-uncertain",
+            "e",
+        ],
+        ("last-call", "due"): [
+            "last-call: 1 due: due now: the next send sends them.",
+            "outreach send",
+            "a",
+        ],
+    }
+
+
+def test_letters_counts_the_runs_that_handed_over_and_names_the_follow_ups(
+    follow_up_campaign: Path, browser
+) -> None:
+    """Seven first letters and one reminder went in three of five runs: the Letters row says so."""
+    browser.get(page_of(follow_up_campaign).as_uri())
+    assert browser.find_element("id", "letters").text == (
+        "8 recipients; 7 first letters and 1 follow-up (reminder: 1) sent, "
+        "by 3 runs that handed over at least one letter (5 runs in all)"
+    )
+
+
+def test_follow_ups_owed_on_the_page_are_those_of_log_json(
+    follow_up_campaign: Path, browser
+) -> None:
+    """Each follow-up group's count equals the letters and next_due of 'log --json', counted."""
+    browser.get(page_of(follow_up_campaign).as_uri())
+    shown = counts_on(browser)
+    groups = {
+        (li.get_attribute("data-stage"), li.get_attribute("data-owed")): int(
+            li.find_element("tag name", "b").text.split(": ")[-1].split()[0]
+            if li.get_attribute("data-stage") != "first"
+            else li.find_element("tag name", "b").text.split()[0]
+        )
+        for li in browser.find_elements("css selector", "#owed li")
+    }
+    result = run_cli("log", "--json", cwd=follow_up_campaign.parent)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    states = Counter(record["state"] for record in records)
+    assert shown == {word: states[word] for word in shown if word != "sent"} | {
+        "sent": sum(states[word] for word in logview.NEWS)
+    }
+    expected: Counter[tuple[str, str]] = Counter()
+    for record in records:
+        for letter in record["letters"]:
+            if letter["stage"] != "first" and letter["status"] in {
+                "sending",
+                "failed",
+                "uncertain",
+            }:
+                expected[letter["stage"], letter["status"]] += 1
+        due = record["next_due"]
+        if due["at"] is not None and due["stage"] != "first":
+            when = "due" if dt.datetime.fromisoformat(due["at"]) <= NOW else "later"
+            expected[due["stage"], when] += 1
+        if record["state"] in {"pending", "sending", "failed", "uncertain", "bounced"}:
+            expected["first", record["state"]] += 1
+    assert groups == dict(expected)
+    assert sum(n for (stage, _), n in groups.items() if stage != "first") == 6
+    stages = browser.find_element("id", "stages").text
+    sent = Counter(
+        letter["stage"]
+        for record in records
+        for letter in record["letters"]
+        if letter["status"] == "sent"
+    )
+    assert stages == (
+        f"3: the first letter; reminder, {sent['reminder']} sent; last-call, 0 sent; "
+        "follow-ups stopped for 1"
+    )
+
+
+def test_follow_ups_owed_that_cannot_be_said_are_named_as_such(follow_up_campaign: Path) -> None:
+    """Without the contact list the schedule cannot say what is due: the page notes why."""
+    (follow_up_campaign.parent / "contacts.yaml").unlink()
+    html = page_of(follow_up_campaign).read_text(encoding="utf-8")
+    note = re.search(r'<p class="note" id="owed-note">(.*?)</p>', html, re.DOTALL)
+    assert note is not None
+    assert note[1].startswith("Note: the follow-ups owed cannot be said (")
+    assert "contacts.yaml" in note[1]
+    assert 'data-owed="due"' not in html
+    assert 'data-owed="failed" data-stage="reminder"' in html

@@ -211,6 +211,10 @@ class SendLog:
         """Return every run of 'send', oldest first: when, to which server, how it ended."""
         return self._sends.runs()
 
+    def runs_that_sent(self) -> set[int]:
+        """Return the ids of the runs that handed over at least one letter, of any stage."""
+        return self._sends.runs_that_sent()
+
     # Copies of sent letters, for 'send --save-sent' ---------------------------------------
 
     def keep_copy(self, letter: SentLetter, /) -> None:

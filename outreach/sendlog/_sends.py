@@ -393,6 +393,13 @@ class Sends:
         ).fetchall()
         return [(dt.datetime.fromisoformat(started), 1 + len(cc.split())) for started, cc in rows]
 
+    def runs_that_sent(self) -> set[int]:
+        """Return the ids of the runs that handed over at least one letter (any stage)."""
+        rows = self._core.db.execute(
+            "SELECT DISTINCT run_id FROM attempts WHERE outcome = ?", (Status.SENT,)
+        )
+        return {int(run_id) for (run_id,) in rows}
+
     def runs(self) -> list[Run]:
         """Return every run, oldest first."""
         rows = self._core.db.execute(
