@@ -274,6 +274,16 @@ async def test_the_log_says_why_each_failed_and_how_each_attempt_ended(
     }
 
 
+async def test_a_summary_counts_the_sent_and_the_left_out_among_the_selected(
+    campaign_dir: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """With a limit of 2 out of 5, the summary selects 5: 2 sent and 3 left for a later run."""
+    options = dataclasses.replace(FAST, limit=2)
+    summary = await send_batch(campaign_dir, smtp_server, client_tls, options=options)
+    assert (summary.selected, summary.sent, dict(summary.left_out)) == (5, 2, {LIMITED: 3})
+    assert (summary.not_sent, summary.ok) == (0, True)
+
+
 class SettleFails(SendLog):
     """A send log that cannot write the settles of two recipients (a full disk)."""
 
