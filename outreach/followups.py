@@ -298,10 +298,11 @@ def choose_letters(
     """Choose the letters this run sends: the first letters, then each follow-up stage due.
 
     A pending first letter that is not due yet (outside its window, before ``not_before``) or
-    whose contact was stopped is held, and counted as left out. A follow-up goes only when the
-    schedule says it is due (``nexts``, see ``next_letters``). The run's ``limit`` and the
-    daily ``allowance`` count every letter, first letters first. Without a ``log`` (none made
-    yet), only first letters can be due.
+    whose contact was stopped is held, and counted as left out; so is one uncertain or failed
+    that ``resend_uncertain`` or ``retry_failed`` would send again to a contact who replied or
+    was stopped. A follow-up goes only when the schedule says it is due (``nexts``, see
+    ``next_letters``). The run's ``limit`` and the daily ``allowance`` count every letter,
+    first letters first. Without a ``log`` (none made yet), only first letters can be due.
     """
     statuses = log.statuses() if log is not None else {}
     held: dict[str, str] = {}
@@ -312,6 +313,7 @@ def choose_letters(
             held[n.contact_id] = NOT_DUE
         elif n.stage is None and (n.reason or "").startswith(schedule.STOPPED):
             held[n.contact_id] = STOPPED
+    held.update(_not_again(log, nexts, options, statuses))
     free = [contact for contact in contacts if contact.id not in held]
     first = choose(free, statuses, options, allowance=allowance)
     first.left_out.update(Counter(held.values()))
@@ -341,6 +343,29 @@ def choose_letters(
         letters.follow_ups.append(plan)
         options, allowance = _less(options, allowance, plan)
     return letters
+
+
+def _not_again(
+    log: SendLog | None,
+    nexts: list[schedule.Next],
+    options: SendOptions,
+    statuses: dict[str, str],
+    /,
+) -> dict[str, str]:
+    """Return the first letters ``resend_uncertain`` or ``retry_failed`` must not send again.
+
+    Those whose contact replied (the letter went, or another reached them) or was stopped.
+    """
+    again = {Status.UNCERTAIN} if options.resend_uncertain else set()
+    if options.retry_failed:
+        again.add(Status.FAILED)
+    if log is None or not again:
+        return {}
+    held = {row.id: REPLIED for row in log.recipients() if row.status in again and row.replied_at}
+    for n in nexts:
+        if statuses.get(n.contact_id) in again and (n.reason or "").startswith(schedule.STOPPED):
+            held[n.contact_id] = STOPPED
+    return held
 
 
 def _say_why_after_first(

@@ -14,6 +14,7 @@ from imapserver import Dovecot
 from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import api
+from outreach.contacts import load_contacts
 from outreach.errors import ConfigError, SendLogError
 from outreach.mailbox import Auth, Credentials
 from outreach.sendlog import SendLog
@@ -374,3 +375,30 @@ def test_an_address_corrected_after_its_reminder_bounced_gets_the_whole_thread_a
     assert reminder["References"] == first["Message-ID"]
     assert last["References"].split() == [first["Message-ID"], reminder["Message-ID"]]
     assert reminder["Message-ID"] != reminders["c00002"]  # not the one that bounced
+
+
+def test_an_uncertain_first_letter_whose_reply_is_in_the_log_is_not_resent(
+    sender: Sender, dovecot: Dovecot
+) -> None:
+    """--resend-uncertain sends no first letter again to a contact who replied or was stopped."""
+    log = SendLog(sender.log, campaign="test-campaign", write=True, clock=sender.clock)
+    log.register(load_contacts(sender.campaign.contacts))
+    log.start_run("a run that dies")
+    log.claim("c00001", message_id="<f1@outreach.example>", content_hash="x")
+    log.claim("c00002", message_id="<f2@outreach.example>", content_hash="x")
+    log.close()  # as if killed while both first letters were being handed over
+    assert sender.send().stages == {"first": 1}
+    api.stop(sender.campaign, ["c00002"], reason="answered by phone", log=sender.log)
+    dovecot.append(reply("c00001@mission.example", "<f1@outreach.example>", 1))
+    api.track(
+        sender.campaign,
+        imap=api.imap_settings(dovecot.url()),
+        credentials=Credentials(Auth.PASSWORD, lambda: IMAP_PASSWORD),
+        log=sender.log,
+        tls_context=dovecot.tls_context(),
+    )
+    sender.clock.now = T0 + DAY
+    again = sender.send(options=dataclasses.replace(OPTIONS, resend_uncertain=True))
+    assert (again.sent, again.left_out["replied"], again.left_out["stopped"]) == (0, 1, 1)
+    assert sender.received("c00001@mission.example") == []
+    assert sender.received("c00002@mission.example") == []
