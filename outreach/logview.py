@@ -5,6 +5,10 @@ letter is sent; then it is the *news* of the letter, the most telling first: ``r
 ``bounced``, ``auto-replied``, ``delivered``, ``delayed``, else ``no-news``. One spelling each,
 in the table, in the totals line, for ``log --status`` and in the JSON and CSV exports.
 
+Across those states, a contact is *stopped* once no follow-up will go to it ('outreach stop',
+or a reply marked as spam): the totals line counts them on their own, and ``log --status
+stopped`` shows the same ones.
+
 A contact's *thread* is its letters (the first, then each follow-up stage): ``latest`` is the
 last one tried, and ``next_due`` says the next one and when it is due, or why none will go.
 """
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from outreach.sendlog import Letter, Recipient, TrackEvent
 
 NO_NEWS = "no-news"
+STOPPED = "stopped"  # not a state: a contact in any state may be stopped
 # What is known of a sent letter, the most telling first.
 NEWS = ("replied", "bounced", "auto-replied", "delivered", "delayed", NO_NEWS)
 # Several addresses in one CSV cell, as the contact list's CSV takes them.
@@ -64,6 +69,7 @@ class Shown(StrEnum):
     BOUNCED = "bounced"
     REPLIED = "replied"
     AUTO_REPLIED = "auto-replied"
+    STOPPED = STOPPED
 
 
 # Earlier spellings of a filter word, still taken.
@@ -104,44 +110,57 @@ def state(row: Recipient, /) -> str:
     return news(row) if row.status == Status.SENT else row.status
 
 
-def count(rows: Iterable[Recipient], /) -> dict[str, int]:
+def count(rows: Iterable[Recipient], /, *, stopped: Collection[str] = ()) -> dict[str, int]:
     """Count the recipients under each state, in the order of ``Shown``; 0 for none.
 
     The one count behind the totals line, the report and the ``state`` of ``log --json``:
-    ``sent`` is every letter sent, the sum of the words of news.
+    ``sent`` is every letter sent, the sum of the words of news; ``stopped`` is the recipients
+    among the ids ``stopped`` (the send log's stops), whatever their state.
     """
+    rows = list(rows)
     counted = Counter(state(row) for row in rows)
     numbers = {shown.value: counted.get(shown.value, 0) for shown in Shown}
     numbers[Shown.SENT] = sum(counted.get(word, 0) for word in NEWS)
+    numbers[Shown.STOPPED] = sum(1 for row in rows if row.id in stopped)
     return numbers
 
 
-def selects(shown: Shown, row: Recipient, /) -> bool:
+def selects(shown: Shown, row: Recipient, /, *, stopped: Collection[str] = ()) -> bool:
     """Tell whether the filter ``shown`` selects ``row``: as the totals line counts it.
 
     A send status selects the recipients in it; a word of news selects the letters sent whose
-    most telling news it is, so that a letter bounced and replied to is 'replied', once.
+    most telling news it is, so that a letter bounced and replied to is 'replied', once;
+    ``stopped`` selects the recipients among the ids ``stopped``.
     """
+    if shown == Shown.STOPPED:
+        return row.id in stopped
     if shown.value in set(Status):
         return row.status == shown.value
     return row.status == Status.SENT and news(row) == shown.value
 
 
-def totals(rows: list[Recipient], /) -> str:
-    """Return e.g. ``15 sent: 12 no-news, 1 bounced, 2 replied; 3 pending``."""
+def totals(rows: list[Recipient], /, *, stopped: Collection[str] = ()) -> str:
+    """Return e.g. ``15 sent: 12 no-news, 1 bounced, 2 replied; 3 pending; 1 stopped``."""
     if not rows:
         return "no recipients yet"
-    return said(count(rows))
+    return said(count(rows, stopped=stopped))
 
 
 def said(numbers: dict[str, int], /) -> str:
-    """Say the counts of ``count`` in words: ``15 sent: 12 no-news, 1 bounced; 3 pending``."""
+    """Say the counts of ``count`` in words: ``15 sent: 12 no-news, 1 bounced; 3 pending``.
+
+    The stopped contacts, counted across the states, end it: ``; 1 stopped (no follow-ups)``.
+    """
     parts = []
     if numbers[Shown.SENT]:
         news_said = ", ".join(f"{numbers[w]} {w}" for w in reversed(NEWS) if numbers[w])
         parts.append(f"{numbers[Shown.SENT]} sent: {news_said}")
     others = ", ".join(f"{numbers[s]} {s}" for s in Status if s != Status.SENT and numbers[s])
-    return "; ".join([*parts, others] if others else parts)
+    if others:
+        parts.append(others)
+    if numbers.get(Shown.STOPPED):
+        parts.append(f"{numbers[Shown.STOPPED]} {STOPPED} (no follow-ups)")
+    return "; ".join(parts)
 
 
 def record(row: Recipient, /) -> dict[str, Any]:

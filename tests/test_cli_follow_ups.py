@@ -332,3 +332,26 @@ def test_send_wait_with_a_dry_run_is_refused(tmp_path: Path) -> None:
     done = run_cli("send", "--wait", "--dry-run", cwd=folder)
     assert done.returncode == 1
     assert "--wait sends each letter when it is due, and --dry-run sends none" in done.stderr
+
+
+def test_log_at_80_columns_keeps_the_next_letter_and_why_none_goes(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """At 80 columns the next letter and a stop's reason stay; the columns left out are named."""
+    folder = campaign(tmp_path / "c", 2)
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    reason = "answered by phone in May"
+    assert run_cli("stop", "c00002", "--reason", reason, cwd=folder).returncode == 0
+    lines = run_cli("log", cwd=folder, env={"COLUMNS": "80"}).stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[1].split() == ["ID", "STATUS", "LATEST", "DELIVERY", "NEXT", "DUE", "(UTC)"]
+    assert lines[3].split()[-3] == "reminder"
+    assert lines[4].endswith(f"none: stopped: {reason}")
+    assert lines[-2:] == [
+        "not shown: TRIES, UPDATED, LAST REPLY, MESSAGE-ID (see 'outreach log ID')",
+        "2 sent: 2 no-news; 1 stopped (no follow-ups)",
+    ]
+    stopped = run_cli("log", "--status", "stopped", cwd=folder, env={"COLUMNS": "80"}).stdout
+    assert [line.split()[0] for line in stopped.splitlines()[3:-3]] == ["c00002"]
+    assert "1 of 2 match --status stopped\n" in stopped

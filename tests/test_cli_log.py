@@ -175,15 +175,17 @@ def test_table_fits_a_real_80_column_terminal(tracked: Path) -> None:
     os.close(leader)
     lines = ANSI.sub("", output.decode()).replace("\r", "").splitlines()
     assert lines[-1] == "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending"
-    assert len(lines) == 8
+    assert len(lines) == 9
+    assert lines[-2] == "not shown: TRIES, UPDATED, MESSAGE-ID (see 'outreach log ID')"
     assert max(len(line) for line in lines) <= 80
 
 
 def test_status_filter_by_delivery(tracked: Path) -> None:
     """--status bounced shows the bounced recipient only, and counts the filter and the whole."""
     lines = log_cli(tracked, "--status", "bounced").stdout.splitlines()
-    assert [line.split()[0] for line in lines[2:-2]] == ["unoda"]
-    assert lines[-2:] == [
+    assert [line.split()[0] for line in lines[2:-3]] == ["unoda"]
+    assert lines[-3:] == [
+        "not shown: MESSAGE-ID (see 'outreach log ID')",
         "1 of 5 match --status bounced",
         "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending",
     ]
@@ -295,3 +297,20 @@ def test_csv_separates_several_cc_with_a_semicolon_as_the_contact_list_does(tmp_
     rows = list(csv.DictReader(io.StringIO(log_cli(path, "--csv").stdout)))
     assert [row["cc"] for row in rows] == ["deputy@unoda.example;archive@unoda.example"]
     assert tuple(rows[0]["cc"].split(";")) == cc
+
+
+def test_status_stopped_shows_the_contacts_the_totals_count_as_stopped(tracked: Path) -> None:
+    """--status stopped shows the stopped recipients, whatever their state, as the totals count them."""
+    with SendLog(tracked, campaign="spring", write=True) as log:
+        log.stop(["unhcr", "who"], reason="answered by phone")
+    lines = log_cli(tracked, "--status", "stopped", columns=200).stdout.splitlines()
+    assert [line.split()[0] for line in lines[2:4]] == ["unhcr", "who"]
+    assert lines[-2:] == [
+        "2 of 5 match --status stopped",
+        (
+            "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending; 2 stopped (no "
+            "follow-ups)"
+        ),
+    ]
+    records = log_cli(tracked, "--status", "stopped", "--json").stdout.splitlines()
+    assert [json.loads(line)["id"] for line in records] == ["unhcr", "who"]

@@ -47,8 +47,8 @@ def show(
             metavar="STATE",
             callback=_state,
             help="Only recipients in this state: a send status (pending, sending, sent, failed, "
-            "uncertain) or what came back (replied, bounced, auto-replied, delivered, delayed, "
-            "no-news).",
+            "uncertain), what came back (replied, bounced, auto-replied, delivered, delayed, "
+            "no-news), or stopped (no follow-up goes to them: 'outreach stop').",
         ),
     ] = None,
     as_json: Annotated[
@@ -90,6 +90,7 @@ def show(
                 show_history(log, contact_id, as_json=as_json, thread=thread)
                 return
             everyone = log.recipients()
+            stopped = set(log.stops())
             test_sends = log.test_sends()
             events: dict[str, list[TrackEvent]] = {}
             if as_json:
@@ -97,16 +98,23 @@ def show(
                     events.setdefault(event.contact_id, []).append(event)
     except OutreachError as exc:
         raise fail(exc) from None
-    rows = [row for row in everyone if shown is None or logview.selects(shown, row)]
+    rows = [
+        row for row in everyone if shown is None or logview.selects(shown, row, stopped=stopped)
+    ]
     if as_json or as_csv:
         _print_records(rows, events if as_json else None, thread)
         return
-    _print_shown(rows, everyone, shown, thread)
+    _print_shown(rows, everyone, shown, thread, stopped=stopped)
     _print_test_sends(test_sends)
 
 
 def _print_shown(
-    rows: list[Recipient], everyone: list[Recipient], shown: Shown | None, thread: Thread
+    rows: list[Recipient],
+    everyone: list[Recipient],
+    shown: Shown | None,
+    thread: Thread,
+    *,
+    stopped: set[str],
 ) -> None:
     """Print the table of the recipients shown, how many matched the filter, and the totals."""
     from outreach import logview
@@ -117,7 +125,7 @@ def _print_shown(
         typer.echo(f"{len(rows)} of {len(everyone)} match --status {shown.value}")
     elif shown is not None:
         typer.echo(f"no recipient matches --status {shown.value} ({len(everyone)} in the log)")
-    _print_wrapped(logview.totals(everyone))
+    _print_wrapped(logview.totals(everyone, stopped=stopped))
 
 
 def _which(chosen: LogChoice) -> str:
@@ -176,17 +184,28 @@ _COLUMNS = (
     "LAST REPLY",
     "MESSAGE-ID",
 )
+# With follow-ups, what the next letter is (and why none goes: stopped, replied) is kept longest.
 _DROPPED_FIRST = (
-    "MESSAGE-ID", "TRIES", "UPDATED (UTC)", "LAST REPLY", "NEXT DUE (UTC)", "REPLIED", "LATEST",
+    "MESSAGE-ID", "TRIES", "UPDATED (UTC)", "LAST REPLY", "REPLIED", "LATEST", "NEXT DUE (UTC)",
 )  # fmt: skip
 # With follow-ups: each contact's latest letter, after STATUS, and its next one, after REPLIED.
 _THREAD_COLUMNS = ("LATEST", "NEXT DUE (UTC)")
-_SHRINKING = {"ID": 20, "LAST REPLY": 16, "MESSAGE-ID": 20}  # their narrowest
+# Their narrowest; the next letter's keeps a stage and its date: "reminder 2010-07-01 13:00".
+_SHRINKING = {"ID": 20, "LATEST": 16, "NEXT DUE (UTC)": 26, "LAST REPLY": 16, "MESSAGE-ID": 20}
+# Where room left goes, in turn, and up to what width: the ids up to a readable length, why no
+# letter goes next, the server's reply, then the rest.
+_GROWING = (
+    ("ID", 24), ("NEXT DUE (UTC)", 60), ("LATEST", 30), ("LAST REPLY", 80), ("ID", 64),
+    ("MESSAGE-ID", 80),
+)  # fmt: skip
 _GAP = 2
 
 
-def _widths(cells: list[dict[str, str]], width: int) -> dict[str, int]:
-    """Choose the columns that fit ``width`` and their widths; some shrink, none wraps."""
+def _widths(cells: list[dict[str, str]], width: int) -> tuple[dict[str, int], list[str]]:
+    """Choose the columns that fit ``width`` and their widths; some shrink, none wraps.
+
+    Return the widths and the columns left out, for a line to say so.
+    """
     columns = [name for name in _COLUMNS if name in cells[0]]
     for name, after in zip(_THREAD_COLUMNS, ("STATUS", "REPLIED"), strict=True):
         if name in cells[0]:
@@ -198,19 +217,22 @@ def _widths(cells: list[dict[str, str]], width: int) -> dict[str, int]:
     def needed(names: list[str]) -> int:
         return sum(least[n] for n in names) + _GAP * (len(names) - 1)
 
-    for name in _DROPPED_FIRST:
+    # A column empty in every row says nothing the totals do not: it goes before the others.
+    empty = [name for name in _DROPPED_FIRST if name in shown and not any(c[name] for c in cells)]
+    for name in [*empty, *_DROPPED_FIRST]:
         if needed(shown) <= width:
             break
-        shown.remove(name)
+        if name in shown:
+            shown.remove(name)
     widths = {name: least[name] for name in shown}
     room = width - needed(shown)
-    # Room left goes to the ids up to a readable length, the server's reply, then the rest.
-    for name, upto in (("ID", 24), ("LAST REPLY", 80), ("ID", 64), ("MESSAGE-ID", 80)):
+    for name, upto in _GROWING:
         if name in widths and room > 0:
             grow = max(0, min(room, min(natural[name], upto) - widths[name]))
             widths[name] += grow
             room -= grow
-    return widths
+    # An empty column left out is not said: it held nothing.
+    return widths, [name for name in columns if name not in shown and name not in empty]
 
 
 def _print_table(rows: list[Recipient], thread: Thread) -> None:
@@ -246,7 +268,7 @@ def _print_table(rows: list[Recipient], thread: Thread) -> None:
         if thread.shown:
             cells[-1].update(thread.cells(row.id))
     console = Console(highlight=False, soft_wrap=False)
-    widths = _widths(cells, console.width)
+    widths, left_out = _widths(cells, console.width)
     table = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -259,3 +281,8 @@ def _print_table(rows: list[Recipient], thread: Thread) -> None:
     for line in cells:
         table.add_row(*(Text(line[name]) for name in widths))
     console.print(table)
+    if left_out:
+        _print_wrapped(
+            f"not shown: {', '.join(n.removesuffix(' (UTC)') for n in left_out)} "
+            "(see 'outreach log ID')"
+        )
