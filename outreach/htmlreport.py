@@ -442,7 +442,7 @@ def gather(
         log_path=log.path,
         trial=trial,
         made_at=moment.strftime("%Y-%m-%d %H:%M"),
-        numbers=logview.count(recipients),
+        numbers=logview.count(recipients, stopped=stops),
         rows=rows,
         runs=runs,
         sending_runs=len(log.runs_that_sent()),
