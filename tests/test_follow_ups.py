@@ -402,3 +402,25 @@ def test_an_uncertain_first_letter_whose_reply_is_in_the_log_is_not_resent(
     assert (again.sent, again.left_out["replied"], again.left_out["stopped"]) == (0, 1, 1)
     assert sender.received("c00001@mission.example") == []
     assert sender.received("c00002@mission.example") == []
+
+
+def test_the_daily_limit_counts_follow_ups_and_a_stage_it_splits_goes_later_once(
+    sender: Sender,
+) -> None:
+    """Follow-ups count against the daily limit, after the first letters; those held go a day on."""
+    limited = dataclasses.replace(OPTIONS, daily_limit=4)
+    assert sender.send(options=limited).stages == {"first": 3}
+    sender.campaign.contacts.write_text(contacts_yaml(5), encoding="utf-8")
+    sender.clock.now = T0 + 7 * DAY
+    split = sender.send(options=limited)
+    assert split.stages == {"first": 2, "reminder": 2}
+    assert split.left_out["over the daily limit"] == 1
+    assert split.resume_at == T0 + 8 * DAY
+    sender.clock.now = T0 + 7 * DAY + dt.timedelta(hours=23)
+    assert sender.send(options=limited).sent == 0
+    sender.clock.now = T0 + 8 * DAY + dt.timedelta(minutes=1)
+    assert sender.send(options=limited).stages == {"reminder": 1}
+    assert sender.stages() == {
+        **{f"c0000{n}": ["first", "reminder"] for n in (1, 2, 3)},
+        **{f"c0000{n}": ["first"] for n in (4, 5)},
+    }

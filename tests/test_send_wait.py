@@ -195,3 +195,29 @@ def test_the_daily_limit_wakes_it_when_more_may_go(
     assert summaries[1].stages == {"first": 1}
     assert all(s.sent <= 2 for s in summaries)
     assert waiting.stages() == {f"c0000{n}": ["first", "reminder", "last-call"] for n in (1, 2, 3)}
+
+
+def test_a_cron_send_while_it_sleeps_leaves_it_nothing_to_send_twice(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A 'send' run by cron while 'send --wait' sleeps sends the letters due; the wait sends none again."""
+    waiting = Waiting(tmp_path / "c", smtp_server, client_tls)
+    crons: list[api.Summary] = []
+
+    def cron_first(seconds: float) -> None:
+        waiting.sleep(seconds)
+        crons.append(
+            api.send(
+                waiting.campaign, transport=waiting.transport, log=waiting.log,
+                clock=waiting.clock, options=OPTIONS, check_replies=False,
+            )  # fmt: skip
+        )
+
+    summaries = api.send_waiting(
+        waiting.campaign, transport=waiting.transport, log=waiting.log, clock=waiting.clock,
+        sleep=cron_first, options=OPTIONS, check_replies=False,
+    )  # fmt: skip
+    assert [dict(s.stages) for s in crons] == [{"reminder": 3}, {"last-call": 3}]
+    assert [s.sent for s in summaries] == [3, 0, 0]
+    assert waiting.stages() == {f"c0000{n}": ["first", "reminder", "last-call"] for n in (1, 2, 3)}
+    assert len(smtp_server.handler.received) == 9
