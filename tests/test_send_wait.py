@@ -206,12 +206,11 @@ def test_a_cron_send_while_it_sleeps_leaves_it_nothing_to_send_twice(
 
     def cron_first(seconds: float) -> None:
         waiting.sleep(seconds)
-        crons.append(
-            api.send(
-                waiting.campaign, transport=waiting.transport, log=waiting.log,
-                clock=waiting.clock, options=OPTIONS, check_replies=False,
-            )  # fmt: skip
-        )
+        cron = api.send(
+            waiting.campaign, transport=waiting.transport, log=waiting.log,
+            clock=waiting.clock, options=OPTIONS, check_replies=False,
+        )  # fmt: skip
+        crons.append(cron)
 
     summaries = api.send_waiting(
         waiting.campaign, transport=waiting.transport, log=waiting.log, clock=waiting.clock,
