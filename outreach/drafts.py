@@ -68,7 +68,8 @@ class CheckReport:
 
     contacts: int = 0  # valid ones
     entries: int = 0  # read, valid or not
-    rendered: int = 0
+    rendered: int = 0  # first letters
+    follow_ups: int = 0  # follow-up letters rendered: each stage's, to every contact
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)  # every file read, once each
@@ -622,7 +623,8 @@ def check(campaign: Campaign, /) -> CheckReport:
             f"(.example, .invalid, .test, .localhost), which cannot receive mail: {shown}"
         )
         report.warnings.append(Problem(str(campaign.contacts), msg))
-    report.problems.extend(_check_stages(campaign, drafter, contacts))
+    stage_problems, report.follow_ups = _check_stages(campaign, drafter, contacts)
+    report.problems.extend(stage_problems)
     report.problems.extend(_check_zones(campaign, contacts))
     report.warnings.extend(_placeholder_fields(campaign))
     report.attachments = drafter.attachments.loaded()
@@ -632,9 +634,13 @@ def check(campaign: Campaign, /) -> CheckReport:
 
 def _check_stages(
     campaign: Campaign, drafter: Drafter, contacts: list[Contact], /
-) -> list[Problem]:
-    """Render each follow-up for every contact, its earlier letters not sent yet."""
+) -> tuple[list[Problem], int]:
+    """Render each follow-up for every contact, its earlier letters not sent yet.
+
+    Return the problems and how many follow-up letters were rendered.
+    """
     problems: list[Problem] = []
+    rendered = 0
     for stage in campaign.follow_ups:
         try:
             letter, _ = drafter.stage_letter(stage.name)
@@ -647,7 +653,9 @@ def _check_stages(
                 letter.render(contact, sent=sent)
             except InputError as exc:
                 problems.extend(exc.problems)
-    return problems
+                continue
+            rendered += 1
+    return problems, rendered
 
 
 def _check_zones(campaign: Campaign, contacts: list[Contact], /) -> list[Problem]:

@@ -314,3 +314,13 @@ def test_status_stopped_shows_the_contacts_the_totals_count_as_stopped(tracked: 
     ]
     records = log_cli(tracked, "--status", "stopped", "--json").stdout.splitlines()
     assert [json.loads(line)["id"] for line in records] == ["unhcr", "who"]
+
+
+def test_an_id_the_log_lacks_is_refused_saying_how_to_list_the_ids(tracked: Path) -> None:
+    """'outreach log nobody' names the log and the id, and says how to see the ids there are."""
+    result = log_cli(tracked, "nobody")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {tracked}: no recipient 'nobody' in this send log; 'outreach log' without an "
+        "id lists the ids, in its first column\n"
+    )

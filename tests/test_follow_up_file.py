@@ -6,7 +6,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import contacts_yaml, run_cli, write_campaign
+from helpers import add_follow_ups, contacts_yaml, run_cli, write_campaign
 
 from outreach import api
 from outreach.campaign import load_campaign
@@ -320,7 +320,19 @@ def test_check_passes_with_stages_and_zones(tmp_path: Path) -> None:
     campaign_with(tmp_path, 'timezone = "America/New_York"\n' + STAGE, contacts=contacts)
     done = run_cli("check", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "check passed: 2 contacts valid, 2 drafts rendered, 0 problems" in done.stdout
+    assert "check passed: 2 contacts valid, 2 drafts and 2 follow-ups rendered, 0 problems" in (
+        done.stdout
+    )
+
+
+def test_check_counts_each_stage_rendered_to_each_contact(tmp_path: Path) -> None:
+    """Two stages to two contacts: check says 2 drafts and 4 follow-ups rendered."""
+    add_follow_ups(write_campaign(tmp_path, contacts=contacts_yaml(2)))
+    done = run_cli("check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        "check passed: 2 contacts valid, 2 drafts and 4 follow-ups rendered, 0 problems"
+    )
 
 
 def test_preview_shows_a_stage_with_its_earlier_letters_not_yet_sent(tmp_path: Path) -> None:

@@ -208,9 +208,13 @@ def check(
     if report.made_ids:
         typer.echo(_made_ids(campaign.contacts, report.made_ids))
     valid = f"{report.contacts} of {report.entries}" if report.problems else report.contacts
+    # The follow-ups are rendered too, to every contact: said beside the first letters.
+    drafts = plural(report.rendered, "draft")
+    if campaign.follow_ups:
+        drafts += f" and {plural(report.follow_ups, 'follow-up')}"
     summary = (
         f"{valid} {noun(report.entries, 'contact')} valid, "
-        f"{plural(report.rendered, 'draft')} rendered, "
+        f"{drafts} rendered, "
         f"{plural(len(report.problems), 'problem')}, {plural(len(report.warnings), 'warning')}"
     )
     failed = bool(report.problems)

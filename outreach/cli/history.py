@@ -68,7 +68,10 @@ def show_history(log: SendLog, contact_id: str, *, as_json: bool, thread: Thread
     """Print one recipient's whole history: as one JSON record, or as lines of text."""
     row = log.recipient(contact_id)
     if row is None:
-        msg = f"{log.path}: no recipient {contact_id!r} in this send log"
+        msg = (
+            f"{log.path}: no recipient {contact_id!r} in this send log; 'outreach log' "
+            "without an id lists the ids, in its first column"
+        )
         raise OutreachError(msg)
     attempts = log.history(contact_id)
     events = log.events(contact_id)
