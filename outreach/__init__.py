@@ -100,6 +100,7 @@ if TYPE_CHECKING:
         smtp_settings,
         stop,
         track,
+        unstop,
         with_oauth_token,
     )
 
@@ -168,6 +169,7 @@ _API = frozenset(
         "next_wake",
         "Wake",
         "stop",
+        "unstop",
         "serve_sink",
         "smtp_settings",
         "track",
@@ -277,6 +279,7 @@ __all__ = [
     "smtp_settings",
     "stop",
     "track",
+    "unstop",
     "with_oauth_token",
 ]
 

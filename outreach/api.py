@@ -60,7 +60,7 @@ from outreach.dns import DnsReport, DnsSettings, certificate_finding
 from outreach.dns import check_dns as _check_dns
 from outreach.drafts import CheckReport, Draft
 from outreach.errors import API_NAMES, ConfigError, named, say
-from outreach.followups import ContactPlan, Wake, next_wake, stop
+from outreach.followups import ContactPlan, Wake, next_wake, stop, unstop
 from outreach.mailbox import Auth, Credentials, ImapSettings, parse_imap_url
 from outreach.model import (
     CAMPAIGN_FILE,
@@ -192,6 +192,7 @@ __all__ = [
     "smtp_settings",
     "stop",
     "track",
+    "unstop",
     "with_oauth_token",
 ]
 

@@ -28,6 +28,7 @@ API_NAMES: Mapping[str, str] = {
     "insecure_tls": "verify=False",
     "log": "log=PATH",
     "move_to": "move_to",
+    "only": "SendOptions(only=IDS)",
     "password": "the password (smtp_settings(..., password=...))",
     "provider": "provider",
     "rate": "the rate",

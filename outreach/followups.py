@@ -33,7 +33,7 @@ from outreach.batch import (
     choose,
 )
 from outreach.contacts import load_contacts
-from outreach.errors import ConfigError, Problem
+from outreach.errors import ConfigError, Problem, named
 from outreach.model import FIRST_STAGE, Campaign, Contact, Status
 from outreach.schedule import NO_NEWS, UTC, Next, Schedule, Standing
 from outreach.sendlog import Letter, SendLog
@@ -456,7 +456,47 @@ def stop(
     if not reason.strip():
         msg = "the reason is empty: say why no more letters go (it is shown by 'outreach plan')"
         raise ConfigError(msg)
-    path = tracker.log_to_read(campaign, log=log).path
     # Not the sender's lock, as for 'track': a stop may be recorded while a batch is sent.
-    with SendLog(path, campaign=campaign.name, write=False) as send_log:
+    with SendLog(_stops_log(campaign, log=log), campaign=campaign.name, write=False) as send_log:
         return send_log.stop(wanted, reason=reason.strip())
+
+
+def unstop(campaign: Campaign, ids: Iterable[str], /, *, log: Path | None = None) -> list[str]:
+    """Take back the stops of the contacts ``ids``: their letters go again as they fall due.
+
+    In the log ``stop`` records in; ids not stopped there are refused, all named, and no stop
+    is taken back. Return the ids.
+    """
+    wanted = list(ids)
+    if not wanted:
+        msg = "give the id of at least one stopped contact; no stop was taken back"
+        raise ConfigError(msg)
+    with SendLog(
+        _stops_log(campaign, log=log, undo=True), campaign=campaign.name, write=False
+    ) as send_log:
+        return send_log.unstop(wanted)
+
+
+def _stops_log(campaign: Campaign, /, *, log: Path | None, undo: bool = False) -> Path:
+    """Return the log stops are recorded in, the one 'outreach log' shows; refuse if none yet."""
+    path = tracker.log_to_read(campaign, log=log).path
+    if path.exists():
+        return path
+    if log is not None:
+        where = f"{log}: no send log here"
+    else:
+        live, trial = campaign.default_log, settings.trial_log(campaign)
+        where = (
+            f"no letter was sent yet: there is no send log ({live} once a run to a server "
+            f"began, {trial} for trial runs into the outbox)"
+        )
+    if undo:
+        msg = f"{where}, so there is no stop to take back."
+        raise ConfigError(msg)
+    msg = (
+        f"{where}, so there is no one to stop. A stop holds the letters still to go to a "
+        "contact the log knows (its follow-ups, or a first letter held back); to leave someone "
+        f"out of the first letter, remove them from the contact list ({campaign.contacts}), or "
+        f"send to the others with {named('only')}. Nothing was stopped."
+    )
+    raise ConfigError(msg)

@@ -94,6 +94,48 @@ def test_stop_on_the_command_line_holds_the_follow_ups(
     assert found[("c00002", "reminder")] == found[("c00003", "reminder")] == "sent"
 
 
+def test_stop_before_any_send_says_how_to_leave_someone_out_of_the_first_letter(
+    tmp_path: Path,
+) -> None:
+    """With no send log yet, 'stop' names both logs, says to remove the contact from the list or use --only, and makes no log."""
+    folder = campaign(tmp_path / "c", 2)
+    refused = run_cli("stop", "c00001", cwd=folder)
+    assert refused.returncode == 1
+    assert "no letter was sent yet" in refused.stderr
+    assert "logs/test-campaign.sqlite3" in refused.stderr
+    assert "logs/test-campaign-trial.sqlite3" in refused.stderr
+    assert "remove them from the contact list" in refused.stderr
+    assert "contacts.yaml" in refused.stderr
+    assert "--only" in refused.stderr
+    assert "Nothing was stopped." in refused.stderr
+    assert not (folder / "logs").exists()
+
+
+def test_stop_undo_takes_the_stop_back_and_the_reminder_goes(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """'stop --undo ID' takes a stop back: the next run sends the reminder held; an id not stopped is refused."""
+    folder = campaign(tmp_path / "c", 2)
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    assert run_cli("stop", "c00001", "--reason", "by mistake", cwd=folder).returncode == 0
+    age(folder, 8)
+    assert run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).returncode == 0
+    assert ("c00001", "reminder") not in letters(folder)
+    not_stopped = run_cli("stop", "--undo", "c00001", "c00002", cwd=folder)
+    assert not_stopped.returncode == 1
+    assert "c00002 was not stopped" in not_stopped.stderr
+    mixed = run_cli("stop", "--undo", "c00001", "--reason", "x", cwd=folder)
+    assert mixed.returncode == 2
+    assert "--undo takes no --reason" in mixed.stderr
+    undone = run_cli("stop", "--undo", "c00001", cwd=folder)
+    assert undone.stdout == "took back the stop of 1 contact: c00001\n"
+    with SendLog(folder / LOG, campaign=None, write=False) as log:
+        assert log.stops() == {}
+    assert "sent 1," in run_cli(*SEND, "--no-reply-check", cwd=folder, env=env).stdout
+    assert letters(folder)[("c00001", "reminder")] == "sent"
+
+
 @pytest.mark.slow
 def test_sigkill_during_follow_ups_leaves_at_most_the_one_in_flight_uncertain_and_holds_it(
     tmp_path: Path, smtp_server: Server, ca_file: Path

@@ -347,7 +347,7 @@ def long_options(help_text: str) -> list[str]:
                 "--help",
             ],
         ),
-        ("stop", ["--reason", "--log", "--campaign", "--help"]),
+        ("stop", ["--reason", "--undo", "--log", "--campaign", "--help"]),
         (
             "report",
             ["--out", "--open", "--log", "--trial", "--campaign", "--contacts", "--help"],

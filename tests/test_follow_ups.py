@@ -424,3 +424,19 @@ def test_the_daily_limit_counts_follow_ups_and_a_stage_it_splits_goes_later_once
         **{f"c0000{n}": ["first", "reminder"] for n in (1, 2, 3)},
         **{f"c0000{n}": ["first"] for n in (4, 5)},
     }
+
+
+def test_unstop_takes_a_stop_back_but_not_a_complaints(sender: Sender) -> None:
+    """'unstop' lets the reminder go to a contact stopped by hand; a stop for a spam complaint stays."""
+    sender.send()
+    api.stop(sender.campaign, ["c00001"], reason="by mistake", log=sender.log)
+    with SendLog(sender.log, campaign=None, write=False) as log:
+        log.stop(["c00002"], reason="complaint: marked the letter as spam")  # as 'track' records
+    with pytest.raises(SendLogError, match="c00002 marked a letter as spam"):
+        api.unstop(sender.campaign, ["c00001", "c00002"], log=sender.log)
+    assert api.unstop(sender.campaign, ["c00001"], log=sender.log) == ["c00001"]
+    sender.clock.now = T0 + 8 * DAY
+    summary = sender.send()
+    assert summary.stages == {"reminder": 2}
+    assert summary.left_out == {"stopped": 1}
+    assert sender.stages()["c00002"] == ["first"]

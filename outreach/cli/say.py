@@ -100,6 +100,7 @@ OPTION_NAMES = {
     "insecure_tls": "--insecure-tls",
     "log": "--log",
     "move_to": "--move-to",
+    "only": "--only",
     "password": "the password (OUTREACH_SMTP_PASSWORD, --password-command or the prompt)",
     "provider": "--provider",
     "rate": "--rate",

@@ -203,6 +203,10 @@ class SendLog:
         """Send no more follow-ups to these contacts; ids not in the log are refused."""
         return self._stops.stop(ids, reason=reason)
 
+    def unstop(self, ids: Iterable[str], /) -> list[str]:
+        """Take back the stops of these contacts; ids not stopped are refused."""
+        return self._stops.unstop(ids)
+
     def stops(self) -> dict[str, Stop]:
         """Return every stopped contact's stop, by contact id."""
         return self._stops.stops()

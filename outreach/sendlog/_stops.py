@@ -12,6 +12,8 @@ from outreach.errors import SendLogError
 from outreach.sendlog._core import Core
 from outreach.sendlog._records import Stop
 
+COMPLAINT = "complaint: marked the letter as spam"  # the reason 'track' records
+
 
 class Stops:
     """Record the contacts to write no more to, and read them back."""
@@ -46,6 +48,33 @@ class Stops:
                 "INSERT INTO stops (contact_id, reason, at) VALUES (?, ?, ?) "
                 "ON CONFLICT (contact_id) DO UPDATE SET reason = excluded.reason, at = excluded.at",
                 ((contact_id, reason, stamp) for contact_id in wanted),
+            )
+        return wanted
+
+    def unstop(self, ids: Iterable[str], /) -> list[str]:
+        """Take back the stops of ``ids``; ids not stopped are refused, all named, none undone."""
+        wanted = list(dict.fromkeys(ids))
+        with self._core.transaction():
+            rows = self._core.db.execute("SELECT contact_id, reason FROM stops")
+            stopped = {str(contact_id): str(reason) for contact_id, reason in rows}
+            unknown = [contact_id for contact_id in wanted if contact_id not in stopped]
+            if unknown:
+                have = "was" if len(unknown) == 1 else "were"
+                msg = (
+                    f"{self._core.path}: {', '.join(unknown)} {have} not stopped; give the ids "
+                    "'outreach plan' shows as stopped. No stop was taken back."
+                )
+                raise SendLogError(msg)
+            # A stop 'track' recorded for a complaint stays: they asked for no more mail.
+            spam = [contact_id for contact_id in wanted if stopped[contact_id] == COMPLAINT]
+            if spam:
+                msg = (
+                    f"{self._core.path}: {', '.join(spam)} marked a letter as spam ({COMPLAINT}): "
+                    "that stop is not taken back. No stop was taken back."
+                )
+                raise SendLogError(msg)
+            self._core.db.executemany(
+                "DELETE FROM stops WHERE contact_id = ?", ((contact_id,) for contact_id in wanted)
             )
         return wanted
 

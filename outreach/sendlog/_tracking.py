@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from outreach.model import FIRST_STAGE
 from outreach.sendlog._core import Core
 from outreach.sendlog._records import TrackEvent
+from outreach.sendlog._stops import COMPLAINT
 from outreach.tracking import (
     DELIVERY_STRENGTH,
     DeliveryState,
@@ -33,7 +34,6 @@ _EVENT_COLUMNS = (
     "status_code, diagnostic, sender, excerpt, original_id, matched_by, stage, back_at"
 )
 _DELIVERY_KINDS = (Kind.BOUNCED, Kind.DELAYED, Kind.DELIVERED)
-_COMPLAINT_REASON = "complaint: marked the letter as spam"
 
 
 class Tracking:
@@ -154,7 +154,7 @@ class Tracking:
                     self._core.db.execute(
                         "INSERT INTO stops (contact_id, reason, at) VALUES (?, ?, ?) "
                         "ON CONFLICT (contact_id) DO NOTHING",
-                        (contact_id, _COMPLAINT_REASON, sighting.at),
+                        (contact_id, COMPLAINT, sighting.at),
                     )
                 setattr(counts, sighting.kind.value, getattr(counts, sighting.kind.value) + 1)
                 touched.add(contact_id)
