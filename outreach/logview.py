@@ -212,6 +212,15 @@ def event_record(event: TrackEvent, /) -> dict[str, Any]:
     }
 
 
+def json_time(moment: dt.datetime, /) -> str:
+    """Write a moment for JSON as the send log keeps its times: ISO 8601, to the millisecond.
+
+    One format in every record, ``2010-06-24T09:30:00.000+00:00``, whether the time was read
+    from the log or computed (a next letter's due time), in the moment's own offset.
+    """
+    return moment.isoformat(timespec="milliseconds")
+
+
 def latest(letters: Iterable[Letter], /) -> Letter | None:
     """Return a thread's latest letter: the last one tried (a follow-up once it is claimed)."""
     tried = [letter for letter in letters if letter.status != Status.PENDING]
@@ -224,7 +233,7 @@ def letter_record(letter: Letter, /) -> dict[str, Any]:
         "stage": letter.stage,
         "status": letter.status,
         "message_id": letter.message_id,
-        "sent_at": None if letter.sent_at is None else letter.sent_at.isoformat(),
+        "sent_at": None if letter.sent_at is None else json_time(letter.sent_at),
     }
 
 
@@ -237,7 +246,7 @@ def next_due(upcoming: Next | None, /) -> dict[str, Any] | None:
         return None
     return {
         "stage": upcoming.stage,
-        "at": None if upcoming.due is None else upcoming.due.isoformat(),
+        "at": None if upcoming.due is None else json_time(upcoming.due),
         "reason": upcoming.reason,
     }
 

@@ -7,6 +7,7 @@ the past in the real send log, between runs.
 import datetime as dt
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -397,3 +398,31 @@ def test_log_at_80_columns_keeps_the_next_letter_and_why_none_goes(
     stopped = run_cli("log", "--status", "stopped", cwd=folder, env={"COLUMNS": "80"}).stdout
     assert [line.split()[0] for line in stopped.splitlines()[3:-3]] == ["c00002"]
     assert "1 of 2 match --status stopped\n" in stopped
+
+
+def times_in(value: object) -> list[str]:
+    """Return every string of a JSON value that starts as a date and time does."""
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in times_in(item)]
+    if isinstance(value, list):
+        return [t for item in value for t in times_in(item)]
+    if isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT", value):
+        return [value]
+    return []
+
+
+def test_every_time_in_the_json_has_one_format(
+    tmp_path: Path, smtp_server: Server, ca_file: Path
+) -> None:
+    """The JSON of log, log ID and plan writes each time to the millisecond, with its offset."""
+    folder = campaign(tmp_path / "c", 2)
+    env = smtp_env(smtp_server, ca_file)
+    assert run_cli(*SEND, cwd=folder, env=env).returncode == 0
+    outputs = [
+        run_cli(*args, cwd=folder).stdout
+        for args in (("log", "--json"), ("log", "c00001", "--json"), ("plan", "--json"))
+    ]
+    times = [t for out in outputs for line in out.splitlines() for t in times_in(json.loads(line))]
+    assert len(times) >= 10
+    for time_said in times:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", time_said)

@@ -105,14 +105,16 @@ def _totals(plans: list[ContactPlan], *, now: dt.datetime) -> str:
 
 def record(entry: ContactPlan, *, now: dt.datetime) -> dict[str, Any]:
     """Return one contact's plan as JSON: letters, the next one and its times, or the reason."""
+    from outreach.logview import json_time
+
     upcoming = entry.next
     following: dict[str, Any] | None = None
     if upcoming.due is not None:
         following = {
             "stage": upcoming.stage,
-            "due": upcoming.due.isoformat(),
-            "due_there": upcoming.due.astimezone(entry.zone).isoformat(),
-            "due_here": upcoming.due.astimezone().isoformat(),
+            "due": json_time(upcoming.due),
+            "due_there": json_time(upcoming.due.astimezone(entry.zone)),
+            "due_here": json_time(upcoming.due.astimezone()),
             "now": upcoming.due <= now,
         }
     return {
@@ -123,7 +125,7 @@ def record(entry: ContactPlan, *, now: dt.datetime) -> dict[str, Any]:
                 "stage": letter.stage,
                 "status": letter.status,
                 "message_id": letter.message_id,
-                "sent_at": None if letter.sent_at is None else letter.sent_at.isoformat(),
+                "sent_at": None if letter.sent_at is None else json_time(letter.sent_at),
             }
             for letter in entry.letters
         ],
