@@ -45,7 +45,7 @@ from outreach.dns import DnsSettings, DomainCheck, Mail, check_domains, contacts
 from outreach.drafts import DraftPool
 from outreach.errors import ConfigError, MailboxError, UndeliverableError, named
 from outreach.mailbox import Credentials, ImapSettings, SentCopier, sent_copier
-from outreach.model import Campaign, Contact, SentLetter, is_reserved
+from outreach.model import Campaign, Contact, SentLetter, Status, is_reserved
 from outreach.schedule import Next
 from outreach.sendlog import Correction, SendLog
 from outreach.transport import MaildirTransport, Transport, is_live
@@ -352,7 +352,8 @@ def _choose_letters(
     """Choose the first letters and the follow-ups due; read the mailbox first if any may go.
 
     A follow-up may go when it is due, or when it is sent again (``resend_uncertain``,
-    ``retry_failed``): either way, never after a reply already in the mailbox.
+    ``retry_failed``): either way, never after a reply already in the mailbox. With a
+    ``reply_check``, a first letter sent again waits for the mailbox's reading too.
     """
     now = send_log.clock()
     nexts = followups.next_letters(campaign, contacts, send_log, now=now)
@@ -360,11 +361,14 @@ def _choose_letters(
         campaign, contacts, send_log, options, nexts=nexts, now=now, allowance=allowance
     )
     again = sum(len(plan.todo) for plan in letters.follow_ups)
-    if not (followups.due_follow_ups(nexts, now=now) or again):
-        return letters
+    follow_ups = bool(followups.due_follow_ups(nexts, now=now) or again)
     if reply_check is None:
-        if check_replies:
+        if follow_ups and check_replies:
             _refuse_unchecked(campaign, nexts, now=now, again=again)
+        return letters
+    statuses = send_log.statuses() if letters.first.todo else {}
+    unsettled = {Status.UNCERTAIN, Status.FAILED}
+    if not follow_ups and all(statuses.get(c.id) not in unsettled for c in letters.first.todo):
         return letters
     _read_replies(campaign, reply_check, log=send_log.path)
     nexts = followups.next_letters(campaign, contacts, send_log, now=now)

@@ -440,3 +440,26 @@ def test_unstop_takes_a_stop_back_but_not_a_complaints(sender: Sender) -> None:
     assert summary.stages == {"reminder": 2}
     assert summary.left_out == {"stopped": 1}
     assert sender.stages()["c00002"] == ["first"]
+
+
+def test_a_reply_in_the_mailbox_stops_the_resend_of_an_uncertain_first_letter(
+    sender: Sender, dovecot: Dovecot
+) -> None:
+    """With an account to read, --resend-uncertain reads it first: no first letter after a reply."""
+    log = SendLog(sender.log, campaign="test-campaign", write=True, clock=sender.clock)
+    log.register(load_contacts(sender.campaign.contacts))
+    log.start_run("a run that dies")
+    log.claim("c00001", message_id="<f1@outreach.example>", content_hash="x")
+    log.close()  # as if killed while the first letter was being handed over
+    assert sender.send().stages == {"first": 2}
+    dovecot.append(reply("c00001@mission.example", "<f1@outreach.example>", 1))
+    check = api.ReplyCheck(
+        imap=api.imap_settings(dovecot.url()),
+        credentials=Credentials(Auth.PASSWORD, lambda: IMAP_PASSWORD),
+        tls_context=dovecot.tls_context(),
+    )
+    sender.clock.now = T0 + DAY
+    resend = dataclasses.replace(OPTIONS, resend_uncertain=True)
+    again = sender.send(options=resend, reply_check=check, check_replies=True)
+    assert (again.sent, again.left_out["replied"]) == (0, 1)
+    assert sender.received("c00001@mission.example") == []
