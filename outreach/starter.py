@@ -55,6 +55,30 @@ from = "Your Name <you@your-organization.example>"
 # pdf = true
 # organization = "Your Organization"
 # organization_address = ["Street and number", "City, postal code", "Country"]
+
+# Sign every letter with DKIM, your own key: the DKIM page of the documentation says how to make
+# the key and publish its record. Keep the key out of version control (init's .gitignore does).
+# dkim_key = "keys/outreach.private"
+# dkim_selector = "outreach"
+
+# Follow-ups: a reminder to whoever has not answered, sent by running 'outreach send' again
+# (the documentation's campaign files page, "Follow-ups and when letters go"). Keep them at
+# the end of this file: every line after a [[follow_up]] belongs to it.
+# [[follow_up]]
+# name = "reminder"
+# template = "reminder.md.j2"      # a letter like {template}, in the same thread
+# after = "7d"                     # after the first letter went
+"""
+
+# Kept out of version control: what holds a secret or names the contacts.
+GITIGNORE_FILE = ".gitignore"
+_GITIGNORE = """\
+# Written by 'outreach init': the DKIM key, the send logs, the letters of trial runs and the
+# reports hold a secret or name the contacts; none of them belongs in version control.
+keys/
+logs/
+outbox/
+reports/
 """
 
 _TEMPLATE = """\
@@ -119,7 +143,8 @@ def campaign_name(folder: Path) -> str:
 def start(folder: Path, /) -> Started:
     """Write a campaign, its letter, a contact list of two and a letterhead into ``folder``.
 
-    Nothing is written if any of the four files exists already.
+    Nothing is written if any of the four files exists already. A ``.gitignore`` is written
+    too, unless the folder has one: that one is left as it is.
     """
     if folder.exists() and not folder.is_dir():
         msg = f"{folder}: is a file, not a folder; give a folder for the new campaign"
@@ -142,6 +167,8 @@ def start(folder: Path, /) -> Started:
     files[CAMPAIGN_FILE] = _CAMPAIGN.format(
         name=name, template=TEMPLATE_FILE, contacts=CONTACTS_FILE, letterhead=LETTERHEAD_FILE
     )
+    if not (folder / GITIGNORE_FILE).exists():
+        files[GITIGNORE_FILE] = _GITIGNORE
     try:
         for file_name, text in files.items():
             (folder / file_name).parent.mkdir(parents=True, exist_ok=True)

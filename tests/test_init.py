@@ -3,6 +3,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from helpers import need_module, need_program, run_cli
 
 
@@ -11,8 +13,8 @@ def test_init_writes_a_campaign_that_checks_and_sends_into_the_outbox(tmp_path: 
     done = run_cli("init", "spring-appeal", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
-        "wrote campaign.toml, letter.md.j2, contacts.yaml, templates/letterhead.html.j2 into "
-        "spring-appeal\n"
+        "wrote campaign.toml, letter.md.j2, contacts.yaml, templates/letterhead.html.j2, "
+        ".gitignore into spring-appeal\n"
         "next: cd spring-appeal && outreach check, then outreach send: the letters go into the "
         "Maildir outbox/ and nothing leaves this machine\n"
     )
@@ -119,3 +121,62 @@ def test_the_commented_pdf_line_makes_a_pdf_on_the_written_letterhead(tmp_path: 
     program = need_program("pdftotext", package="poppler-utils")
     done = subprocess.run([program, "-", "-"], input=pdf, capture_output=True, check=True)
     assert "Dear Ada Example," in done.stdout.decode("utf-8")
+
+
+def test_init_writes_a_gitignore_for_the_key_the_logs_the_outbox_and_the_reports(
+    tmp_path: Path,
+) -> None:
+    """The .gitignore init writes leaves keys/, logs/, outbox/ and reports/ out of git."""
+    assert run_cli("init", cwd=tmp_path).returncode == 0
+    lines = (tmp_path / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert [line for line in lines if not line.startswith("#")] == [
+        "keys/",
+        "logs/",
+        "outbox/",
+        "reports/",
+    ]
+
+
+def test_init_leaves_a_gitignore_there_as_it_is(tmp_path: Path) -> None:
+    """In a folder with its own .gitignore, init writes the campaign and leaves that file alone."""
+    (tmp_path / ".gitignore").write_text("*.pyc\n", encoding="utf-8")
+    done = run_cli("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        "wrote campaign.toml, letter.md.j2, contacts.yaml, templates/letterhead.html.j2 into "
+    )
+    assert (tmp_path / ".gitignore").read_text(encoding="utf-8") == "*.pyc\n"
+
+
+def test_the_commented_dkim_and_follow_up_examples_are_working_lines(tmp_path: Path) -> None:
+    """Uncommenting the DKIM and [[follow_up]] examples, with a key and a reminder, checks clean."""
+    assert run_cli("init", cwd=tmp_path).returncode == 0
+    campaign = tmp_path / "campaign.toml"
+    text = campaign.read_text(encoding="utf-8")
+    examples = (
+        '# dkim_key = "keys/outreach.private"',
+        '# dkim_selector = "outreach"',
+        "# [[follow_up]]",
+        '# name = "reminder"',
+        '# template = "reminder.md.j2"',
+        '# after = "7d"',
+    )
+    for line in examples:
+        assert f"\n{line}" in text, line
+        text = text.replace(f"\n{line}", f"\n{line[2:]}")
+    campaign.write_text(text, encoding="utf-8")
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "outreach.private").write_bytes(key)
+    (tmp_path / "keys" / "outreach.private").chmod(0o600)
+    (tmp_path / "reminder.md.j2").write_text("Dear {{ name }}, a reminder.\n", encoding="utf-8")
+    done = run_cli("check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "check passed: 2 contacts valid, 2 drafts and 2 follow-ups rendered, 0 problems, "
+        "2 warnings\n"
+    )
