@@ -15,7 +15,7 @@ from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import api
 from outreach.contacts import load_contacts
-from outreach.errors import ConfigError, SendLogError
+from outreach.errors import ConfigError, MailboxError, SendLogError
 from outreach.mailbox import Auth, Credentials
 from outreach.sendlog import SendLog
 
@@ -463,3 +463,27 @@ def test_a_reply_in_the_mailbox_stops_the_resend_of_an_uncertain_first_letter(
     again = sender.send(options=resend, reply_check=check, check_replies=True)
     assert (again.sent, again.left_out["replied"]) == (0, 1)
     assert sender.received("c00001@mission.example") == []
+
+
+def test_a_mailbox_that_fails_half_way_through_sends_no_follow_up(
+    sender: Sender, dovecot: Dovecot
+) -> None:
+    """A reply check that reads INBOX then fails on the next folder stops the send: nothing goes."""
+    sender.send()
+    with SendLog(sender.log, campaign=None, write=False) as log:
+        ids = log.message_ids()
+    dovecot.append(reply("c00001@mission.example", ids["c00001"], 1))
+    check = api.ReplyCheck(
+        imap=api.imap_settings(dovecot.url()),
+        credentials=Credentials(Auth.PASSWORD, lambda: IMAP_PASSWORD),
+        folders=("INBOX", "No-such-folder"),
+        tls_context=dovecot.tls_context(),
+    )
+    sender.clock.now = T0 + 8 * DAY
+    sent = len(sender.server.handler.received)
+    with pytest.raises(MailboxError, match="could not be read for replies first"):
+        sender.send(reply_check=check, check_replies=True)
+    assert len(sender.server.handler.received) == sent
+    check = dataclasses.replace(check, folders=("INBOX",))
+    assert sender.send(reply_check=check, check_replies=True).stages == {"reminder": 2}
+    assert sender.stages()["c00001"] == ["first"]
