@@ -487,3 +487,15 @@ def test_a_mailbox_that_fails_half_way_through_sends_no_follow_up(
     check = dataclasses.replace(check, folders=("INBOX",))
     assert sender.send(reply_check=check, check_replies=True).stages == {"reminder": 2}
     assert sender.stages()["c00001"] == ["first"]
+
+
+def test_a_run_long_after_both_stages_were_due_sends_one_letter_a_contact(sender: Sender) -> None:
+    """Weeks late, a run sends the reminder alone; the last call waits its 3 days after it."""
+    sender.send()
+    sender.clock.now = T0 + 40 * DAY
+    assert sender.send().stages == {"reminder": 3}
+    assert sender.send().sent == 0
+    sender.clock.now = T0 + 43 * DAY - dt.timedelta(minutes=1)
+    assert sender.send().sent == 0
+    sender.clock.now = T0 + 43 * DAY
+    assert sender.send().stages == {"last-call": 3}
