@@ -16,7 +16,9 @@ from imapserver import Dovecot
 from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import api
+from outreach.contacts import load_contacts
 from outreach.mailbox import Auth, Credentials
+from outreach.model import Status
 from outreach.sendlog import SendLog
 
 T0 = dt.datetime(2010, 6, 24, 13, 0, tzinfo=dt.UTC)  # a Thursday
@@ -172,12 +174,23 @@ def test_letters_due_minutes_apart_go_in_one_batch(
 ) -> None:
     """Reminders due within 10 minutes of the first due go in its batch; those later wait for the next."""
     waiting = Waiting(tmp_path / "c", smtp_server, client_tls)
-
-    def slow_server(event: api.Event) -> None:
-        del event
-        waiting.clock.now += dt.timedelta(minutes=apart)  # each first letter takes that long
-
-    summaries = waiting.run(on_event=slow_server)
+    # The first letters went ``apart`` minutes after one another, as to a slow server. Written
+    # into the log here: moving the clock from the batch's events would race with the thread
+    # that stamps each letter's 250.
+    with SendLog(
+        waiting.log, campaign=waiting.campaign.name, write=True, clock=waiting.clock
+    ) as log:
+        log.register(load_contacts(waiting.campaign.contacts))
+        log.start_run("smtp")
+        for number in (1, 2, 3):
+            contact_id = f"c0000{number}"
+            log.claim(
+                contact_id, message_id=f"<{contact_id}@sender.example>", content_hash="0" * 64
+            )
+            log.settle(contact_id, status=Status.SENT, outcome="sent", code=250, text="250 OK")
+            waiting.clock.now += dt.timedelta(minutes=apart)
+        log.end_run("complete")
+    summaries = waiting.run()
     reminders = [s.stages["reminder"] for s in summaries if s.stages["reminder"]]
     assert reminders == batches
     assert [w.stages.get("reminder") for w in waiting.waits[: len(batches)]] == batches
