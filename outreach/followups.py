@@ -328,6 +328,7 @@ def choose_letters(
     for contact_id, stage_name in _unsettled_follow_ups(nexts, letters.threads):
         wanted_by_stage[stage_name].add(contact_id)
     options, allowance = _less(options, allowance, first)
+    logged = _addresses(log) if log is not None and wanted_by_stage else {}
     for stage in campaign.follow_ups:
         wanted = wanted_by_stage.get(stage.name)
         if not wanted:
@@ -338,11 +339,28 @@ def choose_letters(
             for letter in thread
             if letter.stage == stage.name
         }
-        chosen = [c for c in contacts if c.id in wanted]
+        chosen = [_as_logged(c, logged) for c in contacts if c.id in wanted]
         plan = choose(chosen, stage_statuses, options, allowance=allowance, stage=stage.name)
         letters.follow_ups.append(plan)
         options, allowance = _less(options, allowance, plan)
     return letters
+
+
+def _addresses(log: SendLog, /) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Return the address and the Cc each contact's thread went to, as the log keeps them."""
+    return {row.id: (row.email, tuple(row.cc.split())) for row in log.recipients()}
+
+
+def _as_logged(contact: Contact, logged: dict[str, tuple[str, tuple[str, ...]]], /) -> Contact:
+    """Return ``contact`` writing to its thread's address and Cc: a follow-up goes where it went.
+
+    An address changed in the list without a bounce does not move a thread already started
+    (a corrected bounced one starts it again, ``SendLog.register``).
+    """
+    email, cc = logged.get(contact.id, (contact.email, contact.cc))
+    if (email, cc) == (contact.email, contact.cc):
+        return contact
+    return dataclasses.replace(contact, email=email, cc=cc)
 
 
 def _not_again(

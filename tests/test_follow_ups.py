@@ -499,3 +499,22 @@ def test_a_run_long_after_both_stages_were_due_sends_one_letter_a_contact(sender
     assert sender.send().sent == 0
     sender.clock.now = T0 + 43 * DAY
     assert sender.send().stages == {"last-call": 3}
+
+
+def test_an_address_changed_without_a_bounce_keeps_the_thread_where_it_went(
+    sender: Sender,
+) -> None:
+    """A follow-up goes to the address its thread went to, as the log records it, not a new one."""
+    sender.send()
+    sender.campaign.contacts.write_text(
+        contacts_yaml(3).replace("c00002@mission.example", "c00002@new.example"),
+        encoding="utf-8",
+    )
+    sender.clock.now = T0 + 8 * DAY
+    assert sender.send().stages == {"reminder": 3}
+    first, reminder = sender.received("c00002@mission.example")
+    assert reminder["In-Reply-To"] == first["Message-ID"]
+    assert sender.received("c00002@new.example") == []
+    with SendLog(sender.log, campaign=None, write=False) as log:
+        went = [(a.stage, a.email) for a in log.history("c00002")]
+    assert went == [("first", "c00002@mission.example"), ("reminder", "c00002@mission.example")]
