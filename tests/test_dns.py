@@ -99,10 +99,10 @@ def test_resolver_saying_nxdomain_for_all_makes_every_domain_could_not_check(dns
     """A resolver that says even the root does not exist is not believed: "could not check"."""
     dns_server.add(RECIPIENT_ZONE)
     dns_server.nxdomain()
-    contacts = [contact("a", "a@un.org"), contact("b", "b@mission.example")]
+    contacts = [contact("a", "a@delegation.example"), contact("b", "b@mission.example")]
     checks = check_domains(contacts, dns=settings(dns_server))
     assert [(c.domain, c.mail) for c in checks] == [
-        ("un.org", Mail.UNKNOWN),
+        ("delegation.example", Mail.UNKNOWN),
         ("mission.example", Mail.UNKNOWN),
     ]
     assert checks[0].detail == (
