@@ -84,7 +84,7 @@ def dry_run(
     log_file = settings_.send_log_path(campaign, log=log, live=live)
     allowance = Allowance(options.daily_limit, None) if options.daily_limit else None
     noted: dict[str, tuple[str, str]] = {}
-    now = (clock or (lambda: dt.datetime.now(dt.UTC)))()
+    now = (clock or _system_clock)()
     if log_file.exists():
         with SendLog(log_file, campaign=campaign.name, write=False, clock=clock) as reader:
             noted = reader.attachment_hashes()
