@@ -28,12 +28,13 @@ class Stops:
         Ids the log does not know are refused, all named, and nothing is recorded.
         """
         wanted = list(dict.fromkeys(ids))
+        asked = set(wanted)  # each recipient is looked up in it: a set, not the list
         stamp = self._core.now()
         with self._core.transaction():
             known = {
                 str(row[0])
                 for row in self._core.db.execute("SELECT contact_id FROM recipients")
-                if row[0] in wanted
+                if row[0] in asked
             }
             unknown = [contact_id for contact_id in wanted if contact_id not in known]
             if unknown:
