@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from outreach.errors import InputError, Problem
+from outreach.errors import InputError, Problem, named
 from outreach.model import Campaign, Contact
 from outreach.validate import control_character
 
@@ -207,7 +207,7 @@ class Attachments:
         return (
             f"{str(attachment.path)!r} has changed since it was checked or sent at {when} "
             f"(SHA-256 {sha256[:12]}..., now {attachment.sha256[:12]}...). Nothing was sent. "
-            "Look at the file again, then run 'outreach check' to accept this version"
+            f"Look at the file again, then run {named('check_again')} to accept this version"
         )
 
 

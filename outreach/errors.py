@@ -19,6 +19,7 @@ API_NAMES: Mapping[str, str] = {
     "campaign": "load_campaign(PATH)",
     "client_id": "client_id",
     "check_replies": "check_replies=False",
+    "check_again": "outreach.check(campaign, log=...) with the same campaign and log",
     "client_secrets": "client_secrets",
     "contacts": "load_campaign(contacts=...)",
     "dns_check": "dns_check=False",

@@ -1,6 +1,7 @@
 """Trial runs into the outbox keep a log of their own: they never block nor hide a live run."""
 
 import mailbox
+import shlex
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,44 @@ def test_the_command_a_refusal_suggests_works_between_live_runs(annexed: Path) -
     assert len(mailbox.Maildir(sink.maildir, create=False)) == 3
 
 
+@pytest.mark.parametrize(
+    ("given", "suggested"),
+    [
+        pytest.param((), "outreach check", id="defaults"),
+        pytest.param(
+            ("--log", "elsewhere.sqlite3"), "outreach check --log elsewhere.sqlite3", id="log"
+        ),
+        pytest.param(
+            ("--campaign", "spring.toml"), "outreach check --campaign spring.toml", id="campaign"
+        ),
+    ],
+)
+def test_the_check_a_refusal_names_accepts_the_file_for_the_same_send(
+    annexed: Path, given: tuple[str, ...], suggested: str
+) -> None:
+    """Run exactly as the refusal says, the check accepts the file for a send given --log or --campaign."""
+    campaign = (annexed / "campaign.toml").read_text(encoding="utf-8")
+    spring = campaign.replace('name = "test-campaign"', 'name = "spring"')
+    (annexed / "spring.toml").write_text(spring, encoding="utf-8")
+    sink = Sink(annexed)
+    try:
+        live_send(annexed, sink, "--limit", "1", *given)
+        (annexed / "annexes" / "annex.pdf").write_bytes(ANNEX + b"an edit")
+        refused = run_cli(
+            "send", "--smtp", f"smtp://127.0.0.1:{sink.port}", "--allow-reserved-domains",
+            "--yes", *given, cwd=annexed,
+        )  # fmt: skip
+        assert refused.returncode == 1
+        assert f"then run '{suggested}' to accept this version" in refused.stderr
+        checked = run_cli(*shlex.split(suggested)[1:], cwd=annexed)
+        assert checked.returncode == 0, checked.stderr
+        printed = live_send(annexed, sink, *given)
+    finally:
+        sink.stop()
+    assert "sent 2, failed 0, uncertain 0, not sent 0" in "\n".join(printed)
+    assert len(mailbox.Maildir(sink.maildir, create=False)) == 3
+
+
 def test_log_and_check_take_the_same_log_option(annexed: Path) -> None:
     """With --log, check notes the file in that log and send checks it there."""
     other = annexed / "elsewhere.sqlite3"
@@ -107,7 +146,7 @@ def test_log_and_check_take_the_same_log_option(annexed: Path) -> None:
     (annexed / "annexes" / "annex.pdf").write_bytes(ANNEX + b"an edit")
     refused = run_cli("send", "--log", str(other), cwd=annexed)
     assert refused.returncode == 1
-    assert "run 'outreach check' to accept this version" in refused.stderr
+    assert f"run 'outreach check --log {other}' to accept this version" in refused.stderr
     assert run_cli("check", "--log", str(other), cwd=annexed).returncode == 0
     sent = run_cli("send", "--log", str(other), cwd=annexed)
     assert sent.returncode == 0, sent.stderr

@@ -150,7 +150,7 @@ def print_summary(
     step is to wait and run the same command, not to fix something first. Each part says its
     lines as it comes, in reading order, and returns its next steps, said last.
     """
-    _say_summary(summary, destination=destination, outbox=outbox)
+    _say_summary(summary, again, destination=destination, outbox=outbox)
     steps = _retry_steps(summary, again)
     steps.extend(_daily_steps(summary, again))
     steps.extend(_rest_steps(summary, again, later=later))
@@ -160,7 +160,9 @@ def print_summary(
         typer.echo(f"next: {step}")
 
 
-def _say_summary(summary: Summary, *, destination: str | None, outbox: Path | None) -> None:
+def _say_summary(
+    summary: Summary, again: Again, /, *, destination: str | None, outbox: Path | None
+) -> None:
     """Say the counts, the error that stopped the batch, and where the letters went."""
     left_out = ", ".join(f"{n} {s}" for s, n in sorted(summary.left_out.items()))
     typer.echo(
@@ -170,7 +172,7 @@ def _say_summary(summary: Summary, *, destination: str | None, outbox: Path | No
     if set(summary.stages) - {FIRST_STAGE}:
         typer.echo(f"letters sent: {kinds(summary.stages)}")
     if summary.error is not None:
-        typer.echo(f"error: {said(summary.error)}", err=True)
+        typer.echo(f"error: {said(summary.error, again=again)}", err=True)
     for cc in summary.refused_cc:
         typer.echo(str(cc))
     if summary.interrupted:

@@ -78,6 +78,12 @@ class Again:
         """Return the ``outreach log`` command for the same send log."""
         return self.command("log", keep=frozenset({"--log", "--campaign"}), add=add)
 
+    def check(self) -> str:
+        """Return the ``outreach check`` command that reads the same campaign, letters and log."""
+        return self.command(
+            "check", keep=frozenset({"--campaign", "--contacts", "--template", "--log"})
+        )
+
     def send(self, *add: str) -> str:
         """Return the ``outreach send`` command again, with ``add``; never as a dry run."""
         return self.command("send", drop=frozenset({"--dry-run", *add}), add=add)
@@ -90,6 +96,7 @@ OPTION_NAMES = {
     "auth_xoauth2": "--auth xoauth2",
     "campaign": "--campaign",
     "check_replies": "--no-reply-check",
+    "check_again": "'outreach check'",
     "client_id": "--client-id",
     "client_secrets": "--client-secrets",
     "contacts": "--contacts",
@@ -118,14 +125,21 @@ OPTION_NAMES = {
 }
 
 
-def said(error: OutreachError | Problem) -> str:
-    """Say a library error or problem in the command line's words: its options."""
-    return error.said(OPTION_NAMES)
+def said(error: OutreachError | Problem, /, *, again: Again | None = None) -> str:
+    """Say a library error or problem in the command line's words: its options.
+
+    With ``again``, a command the error suggests repeats the options this one was given.
+    """
+    if again is None:
+        return error.said(OPTION_NAMES)
+    check = again.check()
+    quoted = f'"{check}"' if "'" in check else f"'{check}'"  # a path with a space is quoted
+    return error.said({**OPTION_NAMES, "check_again": quoted})
 
 
-def fail(exc: OutreachError) -> typer.Exit:
+def fail(exc: OutreachError, /, *, again: Again | None = None) -> typer.Exit:
     """Print the error on stderr and return the exit, with status 1, for the command to raise."""
-    typer.echo(f"error: {said(exc)}", err=True)
+    typer.echo(f"error: {said(exc, again=again)}", err=True)
     return typer.Exit(code=1)
 
 

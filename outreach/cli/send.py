@@ -382,7 +382,7 @@ def send(
             return
         summary = batch(yes=yes)
     except OutreachError as exc:
-        raise fail(exc) from None
+        raise fail(exc, again=again) from None
     finish(
         summary,
         again=again,
