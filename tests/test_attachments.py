@@ -14,11 +14,14 @@ import pytest
 from helpers import run_cli, write_campaign
 from mailserver import PASSWORD, Server
 
+from outreach.api import prepare_send
 from outreach.attachments import BASE64_LINE, MAX_FILE_SIZE, base64_body, mime_part
 from outreach.campaign import load_campaign
 from outreach.drafts import Drafter, DraftPool, check
 from outreach.errors import InputError
+from outreach.batch import SendOptions
 from outreach.model import Contact
+from outreach.transport import MaildirTransport
 
 ANNEX = b"%PDF-1.4 an annex, as bytes that are not text: \x00\x01\xfe\xff" * 40
 
@@ -459,3 +462,21 @@ def test_the_rendering_process_reuses_the_files_read_by_the_sender(annexed: Path
     for draft in pooled:
         [annex] = parse(draft.data).iter_attachments()
         assert annex.get_payload(decode=True) == ANNEX
+
+
+def test_a_batch_rendered_in_another_process_attaches_the_bytes_checked_before_it(
+    annexed: Path,
+) -> None:
+    """A file changed once the batch is prepared goes in every letter as it was checked."""
+    campaign = load_campaign(annexed / "campaign.toml")
+    with prepare_send(campaign, options=SendOptions(parallel_render=True)) as batch:
+        (annexed / "annexes" / "annex.pdf").write_bytes(b"changed after the check")
+        summary = batch.run(MaildirTransport(campaign.default_outbox))
+    assert summary.sent == 2
+    outbox = mailbox.Maildir(campaign.default_outbox, create=False)
+    annexes = [
+        annex.get_payload(decode=True)
+        for message in outbox
+        for annex in parse(message.as_bytes()).iter_attachments()
+    ]
+    assert annexes == [ANNEX, ANNEX]
