@@ -16,10 +16,10 @@ from mailserver import PASSWORD, Server
 
 from outreach.api import prepare_send
 from outreach.attachments import BASE64_LINE, MAX_FILE_SIZE, base64_body, mime_part
+from outreach.batch import SendOptions
 from outreach.campaign import load_campaign
 from outreach.drafts import Drafter, DraftPool, check
 from outreach.errors import InputError
-from outreach.batch import SendOptions
 from outreach.model import Contact
 from outreach.transport import MaildirTransport
 

@@ -15,11 +15,13 @@ from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import api, drafts
 from outreach.batch import DAILY, Batch, SendOptions, Summary, choose, daily_allowance
+from outreach.batch.control import Stop
+from outreach.batch.lanes import Lanes
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError
 from outreach.model import Contact
 from outreach.providers import get_provider
-from outreach.ratelimit import Rate
+from outreach.ratelimit import Rate, RateLimiter
 from outreach.sendlog import SendLog, Status
 from outreach.transport import SmtpSettings, SmtpTransport, parse_smtp_url
 
@@ -244,3 +246,17 @@ def test_the_daily_window_is_the_same_whatever_the_machines_time_zone(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+async def test_a_rate_slot_granted_as_the_batch_stops_is_given_back_and_used_for_nothing() -> None:
+    """A lane whose rate slot comes in the same moment as a stop sends nothing and frees it.
+
+    The race cannot be timed from outside a batch, so the lanes' own wait is asked directly:
+    the stop is already set and the limiter has a slot free, so both are ready together.
+    """
+    stop = Stop()
+    options = SendOptions(rate=Rate(1, 3600.0))
+    lanes = Lanes(None, None, None, stop, options=options, on_event=print)  # type: ignore[arg-type]
+    limiter = RateLimiter(Rate(1, 3600.0))
+    stop.set()
+    assert await lanes._acquire(limiter) is False
