@@ -683,3 +683,26 @@ async def test_a_batch_rendered_apart_sends_its_first_drafts_rendered_here_and_t
         assert body is not None
         assert f"Dear Contact {int(address[1:6])}," in body.get_content()
         assert hashes[address] == hashlib.sha256(copies[0].data).hexdigest()
+
+
+async def test_a_resend_rendered_apart_keeps_each_letters_message_id(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """Resent in a batch rendered partly here and partly apart, each letter keeps its Message-ID."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(16))  # an eighth, two, rendered here
+    addresses = [f"c{n:05d}@mission.example" for n in range(1, 17)]
+    for address in addresses:
+        smtp_server.handler.faults.drop_after_data[address] = 1
+    # Each hang-up also takes the envelope that followed the data: enough tries for each.
+    await send_batch(
+        folder, smtp_server, client_tls, options=dataclasses.replace(FAST, max_attempts=20)
+    )
+    assert {row[0] for row in log_rows(folder).values()} == {"uncertain"}
+    options = dataclasses.replace(FAST, parallel_render=True, resend_uncertain=True)
+    resend = await send_batch(folder, smtp_server, client_tls, options=options)
+    assert (resend.sent, resend.fatal) == (16, None)
+    by_recipient = smtp_server.handler.by_recipient()
+    for address in addresses:
+        first, again = by_recipient[address]
+        assert first.message["Message-ID"] == again.message["Message-ID"], address
