@@ -15,7 +15,7 @@ from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import api, drafts
 from outreach.batch import DAILY, Batch, SendOptions, Summary, choose, daily_allowance
-from outreach.batch.control import Stop
+from outreach.batch.control import Stop, backoff
 from outreach.batch.lanes import Lanes
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError
@@ -260,3 +260,13 @@ async def test_a_rate_slot_granted_as_the_batch_stops_is_given_back_and_used_for
     limiter = RateLimiter(Rate(1, 3600.0))
     stop.set()
     assert await lanes._acquire(limiter) is False
+
+
+@pytest.mark.parametrize(
+    ("tries", "wait"), [(1, 2.0), (2, 4.0), (3, 8.0), (8, 256.0), (9, 300.0), (30, 300.0)]
+)
+def test_the_wait_before_a_retry_doubles_from_the_backoff_up_to_five_minutes(
+    tries: int, wait: float
+) -> None:
+    """With a backoff of 2 s a retry waits 2 s after the first try, doubling, never over 300 s."""
+    assert backoff(2.0, tries) == wait
