@@ -22,6 +22,7 @@ from hostile import CLOSE, HANG, SLOW, hostile_server
 
 from outreach import api, drafts
 from outreach.batch import Batch, Event, Summary, choose
+from outreach.batch.link import CLAIMED, Slots
 from outreach.campaign import load_campaign
 from outreach.errors import SendLogError, TransportError
 from outreach.model import Contact
@@ -315,3 +316,28 @@ async def test_transport_errors_in_flight_give_their_claim_slots_back(tmp_path: 
         "c00004": ("pending", 0),
         "c00005": ("pending", 0),
     }
+
+
+async def test_a_claim_slot_waiter_that_is_cancelled_gives_back_only_a_slot_it_was_handed() -> None:
+    """Cancelled while waiting, a lane leaves the count as it was; cancelled once handed one, it frees it.
+
+    A slot too many would let a connection hold three recipients claimed and unanswered, which a
+    crash would leave uncertain; one too few would hold a lane back for ever.
+    """
+    slots = Slots(CLAIMED)
+    assert slots.take_now()
+    assert slots.take_now()
+    waiting = asyncio.ensure_future(slots.take())
+    await asyncio.sleep(0)
+    waiting.cancel()  # no slot was handed to it
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not slots.take_now()
+    handed = asyncio.ensure_future(slots.take())
+    await asyncio.sleep(0)
+    slots.give()  # to the lane waiting, which is cancelled before it runs again
+    handed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handed
+    assert slots.take_now()
+    assert not slots.take_now()
