@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -498,3 +499,34 @@ def test_every_page_names_only_reserved_example_addresses(page: Path) -> None:
     real = {domain for domain in addresses if not domain.endswith((".example", ".invalid"))}
     servers = {"127.0.0.1", "smtp.office365.com", "smtp.gmail.com"}  # in URLs, after the user
     assert real <= servers, f"{page.name} names addresses on {sorted(real - servers)}"
+
+
+# Extras that only a clone has a use for: its tests and the site built from its docs/ folder.
+CLONE_EXTRAS = {"test", "docs"}
+# pip install '.[pdf]' (or -e ".[pdf]", or .[pdf]): the extras of the package in this folder.
+CLONE_INSTALL = re.compile(r"""\.\[([\w ,-]+)\]""")
+
+
+def user_files() -> list[Path]:
+    """Return the files a user reads: the pages, the shipped campaign, and the package's own."""
+    files = list(PAGES)
+    for top in [*(REPO / name for name in SHIPPED), REPO / "outreach"]:
+        inside = [top] if top.is_file() else sorted(top.rglob("*"))
+        files += [path for path in inside if path.is_file() and path.suffix != ".pyc"]
+    return files
+
+
+def test_every_install_hint_names_the_package_not_a_clone() -> None:
+    """A shipped file or a page names an extra as 'outreach[EXTRA]': '.[EXTRA]' needs a clone."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = set(pyproject["project"]["optional-dependencies"])
+    assert {"pdf", "oauth"} <= extras
+    found = []
+    for path in user_files():
+        text = path.read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines(), start=1):
+            for group in CLONE_INSTALL.findall(line):
+                named = {extra.strip() for extra in group.split(",")}
+                if named & extras - CLONE_EXTRAS:
+                    found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert found == []
