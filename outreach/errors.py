@@ -103,10 +103,20 @@ class InputError(OutreachError):
     def __init__(self, problems: list[Problem]) -> None:
         """Keep every problem found, so that one run reports them all."""
         self.problems = problems
-        lines = "\n".join(f"  {p.marked()}" for p in problems)
-        count = len(problems)
-        noun = "problem" if count == 1 else "problems"
-        super().__init__(f"{count} {noun} found; nothing was sent:\n{lines}")
+        super().__init__(self.listed())
+
+    def listed(self, *, not_done: str | None = None) -> str:
+        """Return the message, marked: the count of problems, ``not_done`` for them, then each.
+
+        Only the caller knows what it left undone: the command line's 'send' says that nothing
+        was sent (``outreach.cli.say.NOT_DONE``); a command that never sends says the count alone.
+        """
+        count = len(self.problems)
+        head = f"{count} {'problem' if count == 1 else 'problems'} found"
+        if not_done:
+            head += f"; {not_done}"
+        lines = "\n".join(f"  {p.marked()}" for p in self.problems)
+        return f"{head}:\n{lines}"
 
     def __reduce__(self) -> tuple[type[InputError], tuple[list[Problem]]]:
         """Rebuild from the problems, so that the error crosses process boundaries whole."""

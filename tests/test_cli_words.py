@@ -383,3 +383,37 @@ def test_a_command_that_sends_nothing_refuses_from(tmp_path: Path) -> None:
     done = run_cli("plan", "--from", "A <a@b.example>", cwd=tmp_path)
     assert done.returncode == 2
     assert "No such option: --from" in done.stderr
+
+
+# A contact list whose two entries have a problem each, and one of the first alone.
+TWO_BAD = "contacts:\n  - id: a\n    email: not-an-address\n  - id: b\n"
+ONE_BAD = "contacts:\n  - id: a\n    email: not-an-address\n"
+FIRST_BAD = (
+    "  contacts.yaml:3: entry 1 (id 'a'), field 'email': 'not-an-address' is not a valid email "
+    "address: An email address must have an @-sign.\n"
+)
+SECOND_BAD = "  contacts.yaml:4: entry 2 (id 'b'): the required field 'email' is missing\n"
+BOTH_BAD = FIRST_BAD + SECOND_BAD
+
+
+@pytest.mark.parametrize(
+    ("contacts", "command", "said"),
+    [
+        pytest.param(TWO_BAD, "preview", "2 problems found:\n" + BOTH_BAD, id="preview-2"),
+        pytest.param(TWO_BAD, "plan", "2 problems found:\n" + BOTH_BAD, id="plan-2"),
+        pytest.param(
+            TWO_BAD, "send", "2 problems found; nothing was sent:\n" + BOTH_BAD, id="send-2"
+        ),
+        pytest.param(ONE_BAD, "preview", "1 problem found:\n" + FIRST_BAD, id="preview-1"),
+        pytest.param(
+            ONE_BAD, "send", "1 problem found; nothing was sent:\n" + FIRST_BAD, id="send-1"
+        ),
+    ],
+)
+def test_problems_in_the_contacts_are_counted_and_only_send_says_nothing_was_sent(
+    tmp_path: Path, contacts: str, command: str, said: str
+) -> None:
+    """A bad contact list stops a command with its problems counted; only 'send' says none went."""
+    write_campaign(tmp_path, contacts=contacts)
+    done = run_cli(command, cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"error: {said}")

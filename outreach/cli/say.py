@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from outreach.errors import OutreachError, Problem
+from outreach.errors import InputError, OutreachError, Problem, say
 from outreach.model import FIRST_STAGE
 
 
@@ -40,6 +40,7 @@ class Again:
         """Read the options after the command's name, as typed, in the order typed."""
         argv = sys.argv[1:]
         name = ctx.info_name or ""
+        self.name = name  # the command's own: 'send'
         tokens = iter(argv[argv.index(name) + 1 :] if name in argv else [])
         takes_value = {
             opt: not getattr(param, "is_flag", False)
@@ -125,21 +126,40 @@ OPTION_NAMES = {
 }
 
 
+def _names(again: Again | None) -> dict[str, str]:
+    """Return the options' names; with ``again``, the check it suggests repeats its options."""
+    if again is None:
+        return OPTION_NAMES
+    check = again.check()
+    quoted = f'"{check}"' if "'" in check else f"'{check}'"  # a path with a space is quoted
+    return {**OPTION_NAMES, "check_again": quoted}
+
+
 def said(error: OutreachError | Problem, /, *, again: Again | None = None) -> str:
     """Say a library error or problem in the command line's words: its options.
 
     With ``again``, a command the error suggests repeats the options this one was given.
     """
-    if again is None:
-        return error.said(OPTION_NAMES)
-    check = again.check()
-    quoted = f'"{check}"' if "'" in check else f"'{check}'"  # a path with a space is quoted
-    return error.said({**OPTION_NAMES, "check_again": quoted})
+    return error.said(_names(again))
+
+
+# What a command stopped by problems in its contacts or letters did not do, said after their
+# count, by command: 'send' sends nothing then; the commands that never send say no such thing.
+NOT_DONE = {"send": "nothing was sent"}
 
 
 def fail(exc: OutreachError, /, *, again: Again | None = None) -> typer.Exit:
-    """Print the error on stderr and return the exit, with status 1, for the command to raise."""
-    typer.echo(f"error: {said(exc, again=again)}", err=True)
+    """Print the error on stderr and return the exit, with status 1, for the command to raise.
+
+    ``again`` holds the command's name and options: for an ``InputError``, 'send' says that
+    nothing was sent (``NOT_DONE``).
+    """
+    not_done = NOT_DONE.get(again.name) if again is not None else None
+    if isinstance(exc, InputError) and not_done:
+        message = say(exc.listed(not_done=not_done), _names(again))
+    else:
+        message = said(exc, again=again)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=1)
 
 
