@@ -82,8 +82,9 @@ def tracked(tmp_path: Path) -> Path:
 
 
 def log_cli(path: Path, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
-    """Run 'outreach log' on a log file with a terminal width given by COLUMNS."""
-    return run_cli("log", "--log", str(path), *args, cwd=path.parent, env={"COLUMNS": str(columns)})
+    """Run 'outreach log --log NAME' in the log's folder, with a terminal width given by COLUMNS."""
+    env = {"COLUMNS": str(columns)}
+    return run_cli("log", "--log", path.name, *args, cwd=path.parent, env=env)
 
 
 def test_totals_say_what_came_back(tracked: Path) -> None:
@@ -100,12 +101,13 @@ def test_table_never_wider_than_the_terminal(tracked: Path, columns: int) -> Non
     """Every line fits COLUMNS, and each recipient stays on one line that starts with its id."""
     lines = log_cli(tracked, columns=columns).stdout.splitlines()
     assert max(len(line) for line in lines) <= columns
-    rows = lines[2 : 2 + len(CONTACTS)]
+    assert lines[0] == "live log send.sqlite3: runs to a server"
+    rows = lines[3 : 3 + len(CONTACTS)]
     for contact, row in zip(CONTACTS, rows, strict=True):
         shown = row.split()[0]
         assert contact.id.startswith(shown.removesuffix("…"))
         assert shown == contact.id or shown.endswith("…")
-    assert not lines[2 + len(CONTACTS)].startswith(" ")
+    assert not lines[3 + len(CONTACTS)].startswith(" ")
 
 
 def test_long_totals_fold_at_the_terminal_width(tmp_path: Path) -> None:
@@ -138,7 +140,8 @@ def test_long_totals_fold_at_the_terminal_width(tmp_path: Path) -> None:
 
 def test_table_columns_at_80(tracked: Path) -> None:
     """At 80 columns the table keeps id, status, delivery, reply time and the server's reply."""
-    header, rule, *rows = log_cli(tracked).stdout.splitlines()[:7]
+    first, header, rule, *rows = log_cli(tracked).stdout.splitlines()[:8]
+    assert first == "live log send.sqlite3: runs to a server"
     assert header.split() == ["ID", "STATUS", "DELIVERY", "REPLIED", "LAST", "REPLY"]
     assert set(rule) == {"─"}
     assert rows[0].split()[:3] == ["unoda", "sent", "bounced"]
@@ -153,7 +156,7 @@ def test_table_fits_a_real_80_column_terminal(tracked: Path) -> None:
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
     process = subprocess.Popen(
-        [sys.executable, "-m", "outreach", "log", "--log", str(tracked)],
+        [sys.executable, "-m", "outreach", "log", "--log", tracked.name],
         stdin=follower,
         stdout=follower,
         stderr=follower,
@@ -175,7 +178,7 @@ def test_table_fits_a_real_80_column_terminal(tracked: Path) -> None:
     os.close(leader)
     lines = ANSI.sub("", output.decode()).replace("\r", "").splitlines()
     assert lines[-1] == "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending"
-    assert len(lines) == 9
+    assert len(lines) == 10
     assert lines[-2] == "not shown: TRIES, UPDATED, MESSAGE-ID (see 'outreach log ID')"
     assert max(len(line) for line in lines) <= 80
 
@@ -183,7 +186,7 @@ def test_table_fits_a_real_80_column_terminal(tracked: Path) -> None:
 def test_status_filter_by_delivery(tracked: Path) -> None:
     """--status bounced shows the bounced recipient only, and counts the filter and the whole."""
     lines = log_cli(tracked, "--status", "bounced").stdout.splitlines()
-    assert [line.split()[0] for line in lines[2:-3]] == ["unoda"]
+    assert [line.split()[0] for line in lines[3:-3]] == ["unoda"]
     assert lines[-3:] == [
         "not shown: MESSAGE-ID (see 'outreach log ID')",
         "1 of 5 match --status bounced",
@@ -212,6 +215,7 @@ def test_status_filter_without_match_says_so(tracked: Path) -> None:
     result = log_cli(tracked, "--status", "delayed")
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
+        "live log send.sqlite3: runs to a server",
         "no recipient matches --status delayed (5 in the log)",
         "4 sent: 1 no-news, 1 auto-replied, 1 bounced, 1 replied; 1 pending",
     ]
@@ -304,7 +308,7 @@ def test_status_stopped_shows_the_contacts_the_totals_count_as_stopped(tracked: 
     with SendLog(tracked, campaign="spring", write=True) as log:
         log.stop(["unhcr", "who"], reason="answered by phone")
     lines = log_cli(tracked, "--status", "stopped", columns=200).stdout.splitlines()
-    assert [line.split()[0] for line in lines[2:4]] == ["unhcr", "who"]
+    assert [line.split()[0] for line in lines[3:5]] == ["unhcr", "who"]
     assert lines[-2:] == [
         "2 of 5 match --status stopped",
         (
@@ -321,6 +325,6 @@ def test_an_id_the_log_lacks_is_refused_saying_how_to_list_the_ids(tracked: Path
     result = log_cli(tracked, "nobody")
     assert result.returncode == 1
     assert result.stderr == (
-        f"error: {tracked}: no recipient 'nobody' in this send log; 'outreach log' without an "
+        f"error: {tracked.name}: no recipient 'nobody' in this send log; 'outreach log' without an "
         "id lists the ids, in its first column\n"
     )

@@ -1,5 +1,6 @@
 """Trial runs into the outbox keep a log of their own: they never block nor hide a live run."""
 
+import json
 import mailbox
 import shlex
 from pathlib import Path
@@ -198,3 +199,30 @@ def test_log_before_any_send_announces_no_log(annexed: Path) -> None:
     assert done.returncode == 1
     assert done.stdout == ""
     assert "no send log here yet" in done.stderr
+
+
+def test_a_log_given_by_the_log_option_is_named_with_where_its_runs_went(annexed: Path) -> None:
+    """'outreach log --log FILE' first names FILE and where its runs went; --json and --csv do not."""
+    assert run_cli("check", "--log", "checked.sqlite3", cwd=annexed).returncode == 0
+    assert run_cli("send", "--log", "trial.sqlite3", cwd=annexed).returncode == 0
+    sink = Sink(annexed)
+    try:
+        live_send(annexed, sink, "--log", "live.sqlite3")
+    finally:
+        sink.stop()
+    first = {}
+    for name in ("checked.sqlite3", "trial.sqlite3", "live.sqlite3"):
+        shown = run_cli("log", "--log", name, cwd=annexed, env={"COLUMNS": "120"})
+        assert shown.returncode == 0, shown.stderr
+        first[name] = shown.stdout.splitlines()[0]
+    assert first == {
+        "checked.sqlite3": "log checked.sqlite3: no run recorded yet",
+        "trial.sqlite3": (
+            "trial log trial.sqlite3: runs into the outbox; nothing in it left this machine"
+        ),
+        "live.sqlite3": "live log live.sqlite3: runs to a server",
+    }
+    as_json = run_cli("log", "--log", "live.sqlite3", "--json", cwd=annexed).stdout.splitlines()
+    assert [json.loads(line)["id"] for line in as_json] == ["c00001", "c00002", "c00003"]
+    as_csv = run_cli("log", "--log", "live.sqlite3", "--csv", cwd=annexed).stdout.splitlines()
+    assert [line.split(",")[0] for line in as_csv] == ["id", "c00001", "c00002", "c00003"]

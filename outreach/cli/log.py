@@ -17,7 +17,7 @@ from outreach.model import Status
 
 # The API is imported by the commands that use it: `outreach --help` stays quick.
 if TYPE_CHECKING:
-    from outreach.api import LogChoice, NotedTestSend, Recipient, TrackEvent
+    from outreach.api import LogChoice, NotedTestSend, Recipient, SendLog, TrackEvent
     from outreach.logview import Shown
 
 
@@ -83,8 +83,8 @@ def show(
             chosen = api.log_to_read(campaign, trial=trial)
         with api.open_log(chosen.path) as log:
             # Said once the log is open: a log not made yet is an error, not announced.
-            if not (as_json or as_csv or contact_id) and log_path is None:
-                typer.echo(_which(chosen))
+            if not (as_json or as_csv or contact_id):
+                typer.echo(_which(chosen, log, given=log_path is not None))
             thread = Thread(log, campaign)
             if contact_id is not None:
                 show_history(log, contact_id, as_json=as_json, thread=thread)
@@ -128,9 +128,19 @@ def _print_shown(
     _print_wrapped(logview.totals(everyone, stopped=stopped))
 
 
-def _which(chosen: LogChoice) -> str:
-    """Say which log is shown: the trial runs', or the live runs'."""
-    if chosen.trial:
+def _which(chosen: LogChoice, log: SendLog, /, *, given: bool) -> str:
+    """Say which log is shown: the trial runs', or the live runs'.
+
+    A log ``given`` by --log is told by the runs it records (a log holds one kind), if any.
+    """
+    trial = chosen.trial
+    if given and log.has_runs(into_maildir=False):
+        trial = False
+    elif given and log.has_runs(into_maildir=True):
+        trial = True
+    elif given:
+        return f"log {chosen.path}: no run recorded yet"
+    if trial:
         return f"trial log {chosen.path}: runs into the outbox; nothing in it left this machine"
     return f"live log {chosen.path}: runs to a server"
 
