@@ -393,6 +393,39 @@ def test_send_refuses_before_any_message_when_one_exceeds_the_server_size(
     assert statuses == {"alpha": "pending", "beta": "pending"}
 
 
+def test_send_takes_a_message_with_a_file_that_fits_the_server_size(
+    tmp_path: Path, make_server, ca_file: Path
+) -> None:
+    """Under the server's SIZE, a first letter with a large file and a second without both go."""
+    folder = tmp_path / "campaign"
+    contacts = textwrap.dedent(
+        """\
+        contacts:
+          - id: alpha
+            email: alpha@mission.example
+            country: A
+            attachments: [big.bin]
+          - id: beta
+            email: beta@mission.example
+            country: B
+        """
+    )
+    campaign_with(folder, contacts=contacts)
+    (folder / "big.bin").write_bytes(os.urandom(100_000))  # about 137,000 bytes as base64
+    server = make_server(size_limit=200_000)
+    env = {
+        "OUTREACH_SMTP_URL": server.url(),
+        "OUTREACH_SMTP_PASSWORD": PASSWORD,
+        "SSL_CERT_FILE": str(ca_file),
+    }
+    result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+    assert result.returncode == 0, result.stderr
+    assert sorted(r.rcpt_tos[0] for r in server.handler.received) == [
+        "alpha@mission.example",
+        "beta@mission.example",
+    ]
+
+
 def test_file_changed_after_check_is_refused_by_send(annexed: Path) -> None:
     """Check notes the file's SHA-256 in the log; send refuses the file once it has changed."""
     checked = run_cli("check", cwd=annexed)
