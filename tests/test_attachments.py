@@ -393,6 +393,32 @@ def test_send_refuses_before_any_message_when_one_exceeds_the_server_size(
     assert statuses == {"alpha": "pending", "beta": "pending"}
 
 
+def test_the_refusal_of_many_messages_too_large_names_five_and_counts_the_rest(
+    tmp_path: Path, make_server, ca_file: Path
+) -> None:
+    """Seven letters over the server's SIZE: the refusal names the first five and says 2 more."""
+    folder = tmp_path / "campaign"
+    contacts = "contacts:\n" + "".join(
+        f"  - id: c{n}\n    email: c{n}@mission.example\n    country: C\n" for n in range(1, 8)
+    )
+    campaign_with(folder, extra='attachments = ["big.bin"]\n', contacts=contacts)
+    (folder / "big.bin").write_bytes(os.urandom(300_000))
+    server = make_server(size_limit=200_000)
+    env = {
+        "OUTREACH_SMTP_URL": server.url(),
+        "OUTREACH_SMTP_PASSWORD": PASSWORD,
+        "SSL_CERT_FILE": str(ca_file),
+    }
+    result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+    assert result.returncode == 1
+    shown = ", ".join(f"c{n} (0.4 MiB)" for n in range(1, 6))
+    assert (
+        "7 messages are larger than the server accepts (200000 bytes, 0.2 MiB, its SIZE): "
+        f"{shown} and 2 more. Nothing was sent." in " ".join(result.stderr.split())
+    )
+    assert server.handler.received == []
+
+
 def test_send_takes_a_message_with_a_file_that_fits_the_server_size(
     tmp_path: Path, make_server, ca_file: Path
 ) -> None:
