@@ -220,6 +220,13 @@ LOST = "connection lost after the message was handed over: "
             id="garbage",
         ),
         pytest.param(
+            b"\xff\xfe, not UTF-8 either\r\n",
+            "uncertain",
+            None,
+            LOST + "unreadable reply (Malformed SMTP response: , not UTF-8 either\r\n)",
+            id="garbage-not-utf-8",
+        ),
+        pytest.param(
             b"999 nonsense\r\n",
             "uncertain",
             None,
