@@ -393,13 +393,15 @@ def test_send_refuses_before_any_message_when_one_exceeds_the_server_size(
     assert statuses == {"alpha": "pending", "beta": "pending"}
 
 
+@pytest.mark.parametrize(("count", "more"), [(5, ""), (6, " and 1 more")])
 def test_the_refusal_of_many_messages_too_large_names_five_and_counts_the_rest(
-    tmp_path: Path, make_server, ca_file: Path
+    tmp_path: Path, make_server, ca_file: Path, count: int, more: str
 ) -> None:
-    """Seven letters over the server's SIZE: the refusal names the first five and says 2 more."""
+    """Letters over the server's SIZE: the refusal names the first five and counts any more."""
     folder = tmp_path / "campaign"
     contacts = "contacts:\n" + "".join(
-        f"  - id: c{n}\n    email: c{n}@mission.example\n    country: C\n" for n in range(1, 8)
+        f"  - id: c{n}\n    email: c{n}@mission.example\n    country: C\n"
+        for n in range(1, count + 1)
     )
     campaign_with(folder, extra='attachments = ["big.bin"]\n', contacts=contacts)
     (folder / "big.bin").write_bytes(os.urandom(300_000))
@@ -413,9 +415,10 @@ def test_the_refusal_of_many_messages_too_large_names_five_and_counts_the_rest(
     assert result.returncode == 1
     shown = ", ".join(f"c{n} (0.4 MiB)" for n in range(1, 6))
     assert (
-        "7 messages are larger than the server accepts (200000 bytes, 0.2 MiB, its SIZE): "
-        f"{shown} and 2 more. Nothing was sent." in " ".join(result.stderr.split())
-    )
+        f"{count} messages are larger than the server accepts (200000 bytes, 0.2 MiB, its "
+        f"SIZE): {shown}{more}. Nothing was sent. Make the attachments smaller or fewer, or "
+        "share them by a link."
+    ) in " ".join(result.stderr.split())
     assert server.handler.received == []
 
 
