@@ -140,6 +140,44 @@ def test_the_check_a_refusal_names_accepts_the_file_for_the_same_send(
     assert len(mailbox.Maildir(sink.maildir, create=False)) == 3
 
 
+@pytest.mark.parametrize(
+    ("given", "printed"),
+    [
+        pytest.param(
+            ("--campaign", "no sender.toml", "--from", "A <a@b.example>"),
+            "\"outreach check --campaign 'no sender.toml' --from 'A <a@b.example>'\"",
+            id="from",
+        ),
+        pytest.param(
+            ("--log", "my log.sqlite3"), "\"outreach check --log 'my log.sqlite3'\"", id="space"
+        ),
+    ],
+)
+def test_the_check_a_refusal_names_keeps_the_sender_and_quotes_a_space(
+    annexed: Path, given: tuple[str, ...], printed: str
+) -> None:
+    """The check a refusal prints, run as printed, passes for a send whose --from the file lacks."""
+    campaign = (annexed / "campaign.toml").read_text(encoding="utf-8")
+    bare = "\n".join(line for line in campaign.splitlines() if not line.startswith("from ="))
+    (annexed / "no sender.toml").write_text(bare + "\n", encoding="utf-8")
+    sink = Sink(annexed)
+    try:
+        live_send(annexed, sink, "--limit", "1", *given)
+        (annexed / "annexes" / "annex.pdf").write_bytes(ANNEX + b"an edit")
+        refused = run_cli(
+            "send", "--smtp", f"smtp://127.0.0.1:{sink.port}", "--allow-reserved-domains",
+            "--yes", *given, cwd=annexed,
+        )  # fmt: skip
+        assert refused.returncode == 1
+        assert f"then run {printed} to accept this version" in refused.stderr
+        checked = run_cli(*shlex.split(printed[1:-1])[1:], cwd=annexed)
+        assert checked.returncode == 0, checked.stderr
+        sent = live_send(annexed, sink, *given)
+    finally:
+        sink.stop()
+    assert "sent 2, failed 0, uncertain 0, not sent 0" in "\n".join(sent)
+
+
 def test_log_and_check_take_the_same_log_option(annexed: Path) -> None:
     """With --log, check notes the file in that log and send checks it there."""
     other = annexed / "elsewhere.sqlite3"

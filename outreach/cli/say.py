@@ -80,9 +80,13 @@ class Again:
         return self.command("log", keep=frozenset({"--log", "--campaign"}), add=add)
 
     def check(self) -> str:
-        """Return the ``outreach check`` command that reads the same campaign, letters and log."""
+        """Return the ``outreach check`` command that reads the same campaign, letters and log.
+
+        ``--from`` too: a campaign file without 'from' fails a check not given one, and a check
+        that fails accepts no file.
+        """
         return self.command(
-            "check", keep=frozenset({"--campaign", "--contacts", "--template", "--log"})
+            "check", keep=frozenset({"--campaign", "--contacts", "--template", "--from", "--log"})
         )
 
     def send(self, *add: str) -> str:
