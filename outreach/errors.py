@@ -19,7 +19,11 @@ API_NAMES: Mapping[str, str] = {
     "campaign": "load_campaign(PATH)",
     "client_id": "client_id",
     "check_replies": "check_replies=False",
-    "check_again": "outreach.check(campaign, log=...) with the same campaign and log",
+    # outreach.check only reads; note_attachments is what accepts, as the command's check does.
+    "check_again": (
+        "outreach.note_attachments(campaign, outreach.check(campaign).attachments, by='check', "
+        "log=...) with the same campaign and log"
+    ),
     "client_secrets": "client_secrets",
     "contacts": "load_campaign(contacts=...)",
     "dns_check": "dns_check=False",

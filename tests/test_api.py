@@ -374,3 +374,31 @@ def test_one_log_never_holds_trial_runs_and_runs_to_a_server(campaign_dir: Path)
         batch.run(WithoutLoginTurn(campaign_dir / "elsewhere"))  # taken as live
     with pytest.raises(outreach.ConfigError, match="records runs to a server"):
         outreach.prepare_send(campaign, log=live_log, live=False)
+
+
+def test_the_call_a_changed_attachment_refusal_names_accepts_the_file(tmp_path: Path) -> None:
+    """Made as the refusal says, the call accepts the changed file and the next send goes."""
+    campaign_file = write_campaign(tmp_path, contacts=contacts_yaml(1))
+    (tmp_path / "annex.txt").write_text("the annex\n", encoding="utf-8")
+    campaign_file.write_text(
+        campaign_file.read_text(encoding="utf-8") + 'attachments = ["annex.txt"]\n',
+        encoding="utf-8",
+    )
+    log = tmp_path / "api.sqlite3"
+    assert outreach.send(outreach.load_campaign(campaign_file), log=log).sent == 1
+    (tmp_path / "annex.txt").write_text("the annex, edited\n", encoding="utf-8")
+    write_campaign(tmp_path, contacts=contacts_yaml(2))  # a second contact, still to send
+    campaign_file.write_text(
+        campaign_file.read_text(encoding="utf-8") + 'attachments = ["annex.txt"]\n',
+        encoding="utf-8",
+    )
+    campaign = outreach.load_campaign(campaign_file)
+    with pytest.raises(outreach.InputError) as refused:
+        outreach.send(campaign, log=log)
+    named = (
+        "outreach.note_attachments(campaign, outreach.check(campaign).attachments, by='check', "
+        "log=...) with the same campaign and log"
+    )
+    assert f"then run {named} to accept this version" in str(refused.value)
+    outreach.note_attachments(campaign, outreach.check(campaign).attachments, by="check", log=log)
+    assert outreach.send(campaign, log=log).sent == 1
