@@ -260,6 +260,7 @@ async def test_a_rate_slot_granted_as_the_batch_stops_is_given_back_and_used_for
     limiter = RateLimiter(Rate(1, 3600.0))
     stop.set()
     assert await lanes._acquire(limiter) is False
+    assert limiter._in_flight == 0  # given back: kept, no other lane could ever start
 
 
 @pytest.mark.parametrize(
