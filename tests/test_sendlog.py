@@ -370,3 +370,22 @@ def test_a_bounced_recipient_whose_address_is_corrected_is_named_and_pending_aga
     assert statuses == {"c0": "pending", "c1": "pending", "c2": "sent"}
     assert addresses["c1"] == ("fixed-c1@mission.example", "a@x.example b@x.example")
     assert addresses["c2"] == ("c2@mission.example", "")
+
+
+def test_the_journal_goes_on_writing_after_a_group_whose_every_write_was_given_up(
+    tmp_path: Path,
+) -> None:
+    """A write nobody waits for any more is skipped; the journal still commits the next one."""
+    with SendLog(tmp_path / "send.sqlite3", campaign="c", write=True) as log:
+        journal = Journal(log)
+        gate = threading.Event()
+        first = journal.submit(lambda: gate.wait(10))
+        while not first.running():  # the writer thread holds it: the next write waits alone
+            gate.wait(0.001)
+        given_up = journal.submit(lambda: "never written")
+        assert given_up.cancel()
+        gate.set()
+        assert first.result(timeout=10) is True
+        after = journal.submit(lambda: "written")
+        assert after.result(timeout=10) == "written"
+        journal.close()
