@@ -56,6 +56,17 @@ def named(name: str, /) -> str:
     return f"\u2039{name}\u203a"
 
 
+def readable(text: str | bytes, /) -> str:
+    r"""Return a server's or the system's text with each byte that is not UTF-8 written ``\xNN``.
+
+    Such bytes come from servers that answer in another encoding, and from file names; kept as
+    lone surrogates (aiosmtplib's and ``os.fsdecode``'s way), SQLite refuses to store them and a
+    terminal to print them.
+    """
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def say(text: str, /, names: Mapping[str, str] = API_NAMES) -> str:
     """Return ``text`` with each marked setting named by ``names``, else by its Python name."""
     return _NAMED.sub(lambda found: names.get(found[1], found[1]), text)
@@ -94,7 +105,7 @@ class OutreachError(Exception):
 
     def marked(self) -> str:
         """Return the message with its settings still marked, to quote it in another error."""
-        return super().__str__()
+        return readable(super().__str__())
 
 
 class ConfigError(OutreachError):

@@ -252,3 +252,60 @@ async def test_the_log_says_what_happened_after_the_data(
         first = log.recipient("c00001")
     assert first is not None
     assert (first.status, first.reply_code, first.reply_text) == (status, code, text)
+
+
+GMAIL_UNKNOWN = (
+    b"550-5.1.1 The email account that you tried to reach does not exist. Please try\r\n"
+    b"550-5.1.1 double-checking the recipient's email address for typos or\r\n"
+    b"550 5.1.1 unnecessary spaces. X\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("step", "reply", "code", "text"),
+    [
+        pytest.param(
+            "RCPT",
+            GMAIL_UNKNOWN,
+            550,
+            "5.1.1 The email account that you tried to reach does not exist. Please try\n"
+            "5.1.1 double-checking the recipient's email address for typos or\n"
+            "5.1.1 unnecessary spaces. X",
+            id="three-lines-at-rcpt",
+        ),
+        pytest.param(
+            "END",
+            b"554-5.7.1 Message rejected\r\n554 5.7.1 caf\xe9 au lait \xff\r\n",
+            554,
+            "5.7.1 Message rejected\n5.7.1 caf\\xe9 au lait \\xff",
+            id="not-utf-8-at-end",
+        ),
+    ],
+)
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+async def test_a_refusal_over_several_lines_is_one_reply_kept_whole_in_the_log(
+    tmp_path: Path, step: str, reply: bytes, code: int, text: str, pipelining: bool
+) -> None:
+    """A refusal in several lines is one reply: the letter failed, every line logged as sent."""
+    with hostile_server(**(PIPELINING if pipelining else {}), **{step: reply}) as server:
+        summary, statuses, _ = await send_to(tmp_path / "c", server.port)
+    assert summary.fatal is None
+    assert statuses == {"c00001": "failed", "c00002": "failed"}
+    with SendLog(tmp_path / "c" / "send.sqlite3", campaign=None, write=False) as log:
+        first = log.recipient("c00001")
+    assert first is not None
+    assert (first.reply_code, first.reply_text) == (code, text)
+
+
+async def test_a_login_refused_in_another_encoding_is_said_and_logged_readably(
+    tmp_path: Path,
+) -> None:
+    """A refusal in Latin-1 stops the batch with its words, the odd byte shown as \\xe9."""
+    with hostile_server(AUTH=b"535 5.7.8 Mot de passe refus\xe9\r\n") as server:
+        summary, statuses, _ = await send_to(tmp_path / "c", server.port, user="ana")
+    assert summary.fatal is not None
+    assert "535 5.7.8 Mot de passe refus\\xe9" in summary.fatal
+    assert statuses == {"c00001": "pending", "c00002": "pending"}
+    with SendLog(tmp_path / "c" / "send.sqlite3", campaign=None, write=False) as log:
+        [run] = log.runs()
+    assert run.ending is not None

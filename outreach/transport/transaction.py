@@ -21,6 +21,7 @@ from typing import TypeVar, cast
 
 import aiosmtplib
 
+from outreach.errors import readable
 from outreach.transport.base import Envelope, Handover, Outcome
 
 T = TypeVar("T")
@@ -152,7 +153,7 @@ class _Replies(asyncio.Protocol):
                 raise aiosmtplib.SMTPResponseException(-1, f"Malformed SMTP response: {text}")
             lines.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":
-                text = b"\n".join(lines).decode("utf-8", "surrogateescape")
+                text = readable(b"\n".join(lines))
                 self._ready.append(aiosmtplib.SMTPResponse(int(line[:3]), text))
                 lines = []
                 done = position
