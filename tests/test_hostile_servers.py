@@ -300,7 +300,7 @@ async def test_a_refusal_over_several_lines_is_one_reply_kept_whole_in_the_log(
 async def test_a_login_refused_in_another_encoding_is_said_and_logged_readably(
     tmp_path: Path,
 ) -> None:
-    """A refusal in Latin-1 stops the batch with its words, the odd byte shown as \\xe9."""
+    r"""A refusal in Latin-1 stops the batch with its words, the odd byte shown as \xe9."""
     with hostile_server(AUTH=b"535 5.7.8 Mot de passe refus\xe9\r\n") as server:
         summary, statuses, _ = await send_to(tmp_path / "c", server.port, user="ana")
     assert summary.fatal is not None
