@@ -27,7 +27,7 @@ import pytest
 from mailserver import PASSWORD, USERNAME, Server, free_port
 
 from outreach import api, drafts
-from outreach.batch import Batch, SendOptions, Summary, choose, daily_allowance
+from outreach.batch import Batch, Event, SendOptions, Summary, choose, daily_allowance
 from outreach.campaign import load_campaign
 from outreach.sendlog import SendLog
 from outreach.transport import SmtpSettings, SmtpTransport
@@ -193,6 +193,7 @@ async def send_batch(
     timeout: float = 10.0,
     implicit_tls: bool = False,
     username: str | None = USERNAME,
+    on_event: Callable[[Event], None] | None = None,
 ) -> Summary:
     """Run one batch through the API, as 'outreach send' does, against ``server``."""
     campaign = api.load_campaign(folder / "campaign.toml")
@@ -207,7 +208,7 @@ async def send_batch(
     transport = SmtpTransport(settings, tls_context=tls)
     options = dataclasses.replace(options, allow_reserved=True)  # the test addresses are .example
     with api.prepare_send(campaign, options=options, log=folder / "send.sqlite3") as batch:
-        return await batch.run_async(transport)
+        return await batch.run_async(transport, on_event=on_event)
 
 
 def log_rows(folder: Path) -> dict[str, tuple[str, int, int | None]]:

@@ -706,3 +706,25 @@ async def test_a_resend_rendered_apart_keeps_each_letters_message_id(
     for address in addresses:
         first, again = by_recipient[address]
         assert first.message["Message-ID"] == again.message["Message-ID"], address
+
+
+async def test_each_attempt_is_reported_with_its_number(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """A letter refused for now and sent at its second try is reported as attempts 1 and 2."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(2))
+    smtp_server.handler.faults.rcpt["c00002@mission.example"] = ["451 4.2.0 try later"]
+    events: list[tuple[str, Status, int]] = []
+    summary = await send_batch(
+        folder,
+        smtp_server,
+        client_tls,
+        on_event=lambda e: events.append((e.contact.id, e.status, e.attempt)),
+    )
+    assert summary.sent == 2
+    assert sorted(events) == [
+        ("c00001", Status.SENT, 1),
+        ("c00002", Status.PENDING, 1),
+        ("c00002", Status.SENT, 2),
+    ]
