@@ -144,6 +144,34 @@ async def test_throttling_at_connect_is_retried_with_backoff(campaign_dir: Path)
     assert server.messages == len(contacts)
 
 
+@pytest.mark.parametrize(("refusals", "fatal"), [(2, None), (3, "3 attempts")])
+async def test_throttling_at_connect_is_tried_as_often_as_the_attempts_allow(
+    campaign_dir: Path, refusals: int, fatal: str | None
+) -> None:
+    """With 3 attempts, two greetings of 421 4.7.0 are waited out; a third ends the batch."""
+    campaign = load_campaign(campaign_dir / "campaign.toml")
+    drafter, contacts = drafts.load(campaign)
+    options = SendOptions(max_attempts=3, backoff=0.01)
+    greeting = [b"421 4.7.0 Too many connections, slow down\r\n" + CLOSE] * refusals
+    with (
+        hostile_server(GREETING=greeting) as server,
+        SendLog(campaign_dir / "send.sqlite3", campaign=campaign.name, write=True) as log,
+    ):
+        log.register(contacts)
+        plan = choose(contacts, log.statuses(), options)
+        settings = SmtpSettings(host="127.0.0.1", port=server.port, implicit_tls=False)
+        summary = await Batch(drafter, log, SmtpTransport(settings), options=options).run(plan)
+    if fatal is None:
+        assert (summary.sent, summary.fatal) == (len(contacts), None)
+        return
+    assert summary.sent == 0
+    assert summary.fatal == (
+        f"smtp://127.0.0.1:{server.port}: the server asks to slow down: 421 4.7.0 Too many "
+        "connections, slow down (3 attempts); nothing more was sent. Run again later."
+    )
+    assert server.messages == 0
+
+
 def test_provider_profile_gives_server_user_and_limits() -> None:
     """A profile's URL carries the sender's address as the user, and its published limits."""
     profile = get_provider("Microsoft365")
