@@ -61,6 +61,16 @@ async def test_a_failed_login_is_the_only_login_tried(tmp_path: Path, reply: byt
     assert server.messages == 0
 
 
+async def test_after_connections_are_lost_the_next_login_goes_alone_again(tmp_path: Path) -> None:
+    """Four connections lost at once: one logs in again, is refused, and no other tries."""
+    logins = [b"235 ok\r\n"] * 4 + [SLOW + b"535 5.7.8 the password was changed\r\n"] * 8
+    with hostile_server(EHLO=AUTH_OFFERED, AUTH=logins, END=[CLOSE] * 4) as server:
+        summary = await send(tmp_path / "c", server.port)
+    assert summary.fatal is not None
+    assert "535 5.7.8 the password was changed" in summary.fatal
+    assert server.heard.count("AUTH") == 5, server.heard
+
+
 class HeldLogins(RecordingHandler):
     """Hold every login a fifth of a second, noting how many are held at once at most."""
 
