@@ -262,6 +262,37 @@ async def test_a_reply_split_over_two_segments_is_read_whole(pipelining: bool) -
     assert server.messages == 1
 
 
+@OFFERED
+async def test_a_reply_begun_in_the_segment_of_the_one_before_is_read_whole(
+    pipelining: bool,
+) -> None:
+    """The first bytes of the next reply, come with the end of one, wait there for the rest."""
+    handover, server = await deliver(
+        script(pipelining, MAIL=[b"250 OK\r\n25" + SPLIT + b"0 OK\r\n"], RCPT=[b""])
+    )
+    assert handover == Handover(SENT, 250, "queued")
+    assert server.messages == 1
+
+
+@OFFERED
+async def test_a_reply_of_32_kib_before_its_last_line_is_read_whole(pipelining: bool) -> None:
+    """Four lines of 8,192 bytes, then the last line in a later segment: one reply, read whole."""
+    text = "x" * (MAX_REPLY_LINE - len(b"250-\r\n"))
+    lines = b"".join(b"250-" + text.encode() + b"\r\n" for _ in range(4))
+    handover, _ = await deliver(script(pipelining, END=[lines + SPLIT + b"250 done\r\n"]))
+    assert handover == Handover(SENT, 250, "\n".join([text] * 4 + ["done"]))
+
+
+@OFFERED
+async def test_an_unfinished_reply_over_32_kib_is_not_smtp(pipelining: bool) -> None:
+    """Continuation lines past 32 KiB with no last line: after the data, the letter is uncertain."""
+    lines = b"".join(b"250-" + b"x" * 8000 + b"\r\n" for _ in range(5))
+    handover, _ = await deliver(script(pipelining, END=[lines + CLOSE]))
+    assert handover == Handover(
+        UNCERTAIN, None, AFTER + "unreadable reply (Response too long)", reconnect=True
+    )
+
+
 LONGEST = MAX_REPLY_LINE - len(b"250 \r\n")  # the text of a reply line of the longest length
 
 
