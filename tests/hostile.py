@@ -1,7 +1,7 @@
 """A scripted SMTP server that misbehaves on purpose: garbage, huge lines, silence, broken TLS.
 
 aiosmtpd speaks SMTP too well for these; this one answers each command from a table, where a
-reply may be bytes to send, ``CLOSE`` to hang up, ``HANG`` to say nothing ever again or
+reply may be bytes to send, ``CLOSE`` to hang up, ``RESET`` to hang up with a reset, ``HANG`` to say nothing ever again or
 ``TRICKLE`` to send a reply a byte at a time, never ending it; ``SLOW`` before a reply sends it
 half a second late, and ``SPLIT`` within one sends it in two segments, 0.2 s apart. A list of replies is used one per command, in order, then the good one.
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 CLOSE = b"<close>"
+RESET = b"<reset>"  # hang up with a TCP reset: no end of stream comes before the loss
 HANG = b"<hang>"
 TRICKLE = b"<trickle>"  # one byte of a reply every 0.3 s, never finishing it
 SLOW = b"<slow>"  # a prefix: wait 0.5 s, then do what follows
@@ -90,6 +92,10 @@ def _serve(conn: socket.socket, replies: dict[str, Reply], server: Hostile) -> N
             reply = reply.removeprefix(SLOW)
         if reply.endswith(CLOSE):  # say what comes before, then hang up
             conn.sendall(reply.removesuffix(CLOSE))
+            conn.close()
+            return False
+        if reply == RESET:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             conn.close()
             return False
         if reply == HANG:

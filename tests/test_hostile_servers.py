@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from helpers import contacts_yaml, write_campaign
-from hostile import CLOSE, HANG, TRICKLE, hostile_server
+from hostile import CLOSE, HANG, RESET, TRICKLE, hostile_server
 
 from outreach import drafts
 from outreach.batch import Batch, SendOptions, Summary, choose
@@ -212,6 +212,7 @@ LOST = "connection lost after the message was handed over: "
     ("end", "status", "code", "text"),
     [
         pytest.param(CLOSE, "uncertain", None, LOST + "Unexpected EOF received", id="closes"),
+        pytest.param(RESET, "uncertain", None, LOST + "Connection lost", id="resets"),
         pytest.param(
             b"garbage after the message\r\n",
             "uncertain",
