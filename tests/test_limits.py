@@ -144,14 +144,17 @@ async def test_throttling_at_connect_is_retried_with_backoff(campaign_dir: Path)
     assert server.messages == len(contacts)
 
 
-@pytest.mark.parametrize(("refusals", "fatal"), [(2, None), (3, "3 attempts")])
+@pytest.mark.parametrize(
+    ("attempts", "refusals", "fatal"),
+    [(3, 2, None), (3, 3, "3 attempts"), (1, 1, "1 attempt")],
+)
 async def test_throttling_at_connect_is_tried_as_often_as_the_attempts_allow(
-    campaign_dir: Path, refusals: int, fatal: str | None
+    campaign_dir: Path, attempts: int, refusals: int, fatal: str | None
 ) -> None:
     """With 3 attempts, two greetings of 421 4.7.0 are waited out; a third ends the batch."""
     campaign = load_campaign(campaign_dir / "campaign.toml")
     drafter, contacts = drafts.load(campaign)
-    options = SendOptions(max_attempts=3, backoff=0.01)
+    options = SendOptions(max_attempts=attempts, backoff=0.01)
     greeting = [b"421 4.7.0 Too many connections, slow down\r\n" + CLOSE] * refusals
     with (
         hostile_server(GREETING=greeting) as server,
@@ -167,7 +170,7 @@ async def test_throttling_at_connect_is_tried_as_often_as_the_attempts_allow(
     assert summary.sent == 0
     assert summary.fatal == (
         f"smtp://127.0.0.1:{server.port}: the server asks to slow down: 421 4.7.0 Too many "
-        "connections, slow down (3 attempts); nothing more was sent. Run again later."
+        f"connections, slow down ({fatal}); nothing more was sent. Run again later."
     )
     assert server.messages == 0
 

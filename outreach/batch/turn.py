@@ -89,7 +89,8 @@ class Connector:
                 return await self._transport.connect()
             except ThrottledError as exc:
                 tries += 1
-                msg = f"{exc} ({tries} attempts); nothing more was sent. Run again later."
+                said = f"{tries} attempt" if tries == 1 else f"{tries} attempts"
+                msg = f"{exc} ({said}); nothing more was sent. Run again later."
                 if tries >= self._options.max_attempts or self._stop.is_set():
                     raise ThrottledError(msg) from None
             await self._stop.sleep(backoff(self._options.backoff, tries))
