@@ -355,6 +355,8 @@ def test_send_delivers_the_attachment_intact_over_smtp(
         [annex] = record.message.iter_attachments()
         assert annex.get_filename() == "annex.pdf"
         assert annex.get_payload(decode=True) == ANNEX
+    # The connection opened to read the server's SIZE before the first letter carries them all.
+    assert smtp_server.handler.auth_attempts == ["PLAIN"]
 
 
 def test_send_refuses_before_any_message_when_one_exceeds_the_server_size(
