@@ -198,6 +198,29 @@ async def test_failed_claim_of_the_next_keeps_the_reply_of_the_one_in_flight(
     assert server.messages == 1
 
 
+class FirstTwoClaimsFail(SendLog):
+    """A send log that cannot write the claims of the first two recipients (a full disk)."""
+
+    def claim(self, contact_id: str, /, **letter: Any) -> int:
+        """Fail for c00001 and c00002, as SQLite does when the disk is full."""
+        if contact_id in {"c00001", "c00002"}:
+            msg = f"{self.path}: cannot write to the send log: database or disk is full"
+            raise SendLogError(msg)
+        return super().claim(contact_id, **letter)
+
+
+async def test_failed_claims_give_their_slots_back_so_the_batch_ends(tmp_path: Path) -> None:
+    """Both claim slots' claims fail while a third lane waits for a slot: the batch still ends."""
+    with hostile_server(**script(pipelining=True)) as server:
+        summary, rows = await asyncio.wait_for(
+            send(tmp_path / "c", server.port, count=4, log_class=FirstTwoClaimsFail), 20
+        )
+    assert summary.fatal is not None
+    assert "disk is full" in summary.fatal
+    assert server.messages == 0
+    assert {status for status, _ in rows.values()} == {"pending"}
+
+
 @OFFERED
 async def test_hang_up_after_354_before_the_data_is_written_is_not_uncertain(
     pipelining: bool,
