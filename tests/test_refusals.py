@@ -313,3 +313,47 @@ async def test_a_reply_line_is_read_up_to_its_bound(length: int, expected: Hando
     """A reply line of 8,192 bytes is read; one byte more is not SMTP, after the data uncertain."""
     handover, _ = await deliver({"END": [b"250 " + b"x" * length + b"\r\n"]})
     assert handover == expected
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "two words@mission.example",
+        "a<b@mission.example",
+        "a>b@mission.example",
+        "to@mission.example>\r\nRCPT TO:<other@mission.example",
+        "tab\t@mission.example",
+        "caf\u00e9@mission.example",
+    ],
+)
+@OFFERED
+async def test_an_address_that_would_change_the_smtp_command_is_never_written(
+    pipelining: bool, address: str
+) -> None:
+    """A recipient that is not plain ASCII or holds a space, <, > or a line end raises, unsent."""
+    with hostile_server(**script(pipelining)) as server:
+        settings = SmtpSettings(host="127.0.0.1", port=server.port, implicit_tls=False, timeout=2)
+        connection = await SmtpTransport(settings).connect()
+        envelope = Envelope("from@mission.example", (address,), b"Hi\r\n")
+        claimed = asyncio.get_running_loop().create_future()
+        claimed.set_result(1)
+        with pytest.raises(ValueError, match="cannot be sent as an SMTP path") as raised:
+            await connection.send(envelope, claimed)
+        await connection.close()
+    assert str(raised.value) == f"{address!r} cannot be sent as an SMTP path"
+    assert "MAIL" not in server.heard
+    assert "RCPT" not in server.heard
+
+
+async def test_a_plain_address_with_capitals_is_written_as_given() -> None:
+    """A recipient in capitals and digits goes into RCPT unchanged, and the letter is sent."""
+    with hostile_server() as server:
+        settings = SmtpSettings(host="127.0.0.1", port=server.port, implicit_tls=False, timeout=2)
+        connection = await SmtpTransport(settings).connect()
+        envelope = Envelope("from@mission.example", ("Xavier.X9@Mission.example",), b"Hi\r\n")
+        claimed = asyncio.get_running_loop().create_future()
+        claimed.set_result(1)
+        handover = await (await connection.send(envelope, claimed))
+        await connection.close()
+    assert handover == Handover(SENT, 250, "queued")
+    assert server.messages == 1
