@@ -316,6 +316,63 @@ class FullAfterOne:
         return _FullAfterOne(await self._inner.connect(login_turn=login_turn))
 
 
+class _FaultAfterOne:
+    """A connection carrying three messages whose second send is a fault, not a refusal."""
+
+    depth = 3
+    max_size = None
+
+    def __init__(self, inner: Connection) -> None:
+        self._inner = inner
+        self._sends = 0
+
+    async def send(self, envelope: Envelope, claimed: Awaitable[object], /) -> Future[Handover]:
+        """Store the first message, answered late; raise a fault for the second."""
+        self._sends += 1
+        if self._sends == 1:
+            return asyncio.ensure_future(self._answered_late(envelope, claimed))
+        msg = "a fault in the connection"
+        raise RuntimeError(msg)
+
+    async def _answered_late(self, envelope: Envelope, claimed: Awaitable[object]) -> Handover:
+        handover = await (await self._inner.send(envelope, claimed))
+        await asyncio.sleep(0.2)  # the fault of the next comes meanwhile
+        return handover
+
+    async def close(self) -> None:
+        """Close the Maildir."""
+        await self._inner.close()
+
+
+class FaultAfterOne:
+    """A Maildir outbox behind a connection whose second send is a fault."""
+
+    def __init__(self, path: Path) -> None:
+        self._inner = MaildirTransport(path)
+        self.description = self._inner.description
+        self.live = self._inner.live
+
+    async def connect(self, *, login_turn: LoginTurn | None = None) -> _FaultAfterOne:
+        """Open the Maildir."""
+        return _FaultAfterOne(await self._inner.connect(login_turn=login_turn))
+
+
+async def test_a_fault_in_one_lane_is_raised_once_the_letter_on_another_is_recorded(
+    tmp_path: Path,
+) -> None:
+    """A bug in the second send is raised, but only once the first, in flight, is recorded sent."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(3))
+    campaign = load_campaign(folder / "campaign.toml")
+    with (
+        api.prepare_send(campaign, options=dataclasses.replace(FAST, allow_reserved=True)) as batch,
+        pytest.raises(RuntimeError, match="a fault in the connection"),
+    ):
+        await asyncio.wait_for(batch.run_async(FaultAfterOne(tmp_path / "out")), 20)
+    with SendLog(batch.log_path, campaign=None, write=False) as log:
+        assert log.recipient("c00001").status == "sent"
+
+
 async def test_transport_errors_in_flight_give_their_claim_slots_back(tmp_path: Path) -> None:
     """Two claimed messages failing in flight free their slots: the batch ends, the third unclaimed."""
     folder = tmp_path / "c"
