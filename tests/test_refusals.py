@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 from helpers import FAST, PIPELINING, contacts_yaml, write_campaign
 from hostile import CLOSE, SPLIT, Hostile, Reply, hostile_server
@@ -19,7 +20,7 @@ from outreach.batch import Batch, Summary, choose
 from outreach.campaign import load_campaign
 from outreach.sendlog import SendLog
 from outreach.transport import Envelope, Handover, Outcome, SmtpSettings, SmtpTransport
-from outreach.transport.transaction import MAX_REPLY_LINE
+from outreach.transport.transaction import MAX_REPLY_LINE, SmtpConnection
 
 OFFERED = pytest.mark.parametrize("pipelining", [False, True], ids=["not-offered", "offered"])
 PIPELINED = True
@@ -357,3 +358,10 @@ async def test_a_plain_address_with_capitals_is_written_as_given() -> None:
         await connection.close()
     assert handover == Handover(SENT, 250, "queued")
     assert server.messages == 1
+
+
+def test_a_client_whose_connection_is_gone_cannot_be_taken_over() -> None:
+    """A client whose connection closed after the login has nothing to carry the letters."""
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected) as raised:
+        SmtpConnection(aiosmtplib.SMTP(), timeout=1.0)
+    assert raised.value.message == "Connection lost"

@@ -708,13 +708,13 @@ async def test_a_resend_rendered_apart_keeps_each_letters_message_id(
         assert first.message["Message-ID"] == again.message["Message-ID"], address
 
 
-async def test_each_attempt_is_reported_with_its_number(
+async def test_each_attempt_is_reported_with_its_number_up_to_the_last(
     tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
 ) -> None:
-    """A letter refused for now and sent at its second try is reported as attempts 1 and 2."""
+    """Refused for now twice and sent at the third and last try: attempts 1, 2 and 3."""
     folder = tmp_path / "c"
     write_campaign(folder, contacts=contacts_yaml(2))
-    smtp_server.handler.faults.rcpt["c00002@mission.example"] = ["451 4.2.0 try later"]
+    smtp_server.handler.faults.rcpt["c00002@mission.example"] = ["451 4.2.0 try later"] * 2
     events: list[tuple[str, Status, int]] = []
     summary = await send_batch(
         folder,
@@ -726,5 +726,22 @@ async def test_each_attempt_is_reported_with_its_number(
     assert sorted(events) == [
         ("c00001", Status.SENT, 1),
         ("c00002", Status.PENDING, 1),
-        ("c00002", Status.SENT, 2),
+        ("c00002", Status.PENDING, 2),
+        ("c00002", Status.SENT, 3),
+    ]
+
+
+async def test_each_letter_goes_with_its_contacts_own_return_path(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """With return_path = "bounces+{id}@...", MAIL FROM names each letter's own contact."""
+    folder = tmp_path / "c"
+    campaign_file = write_campaign(folder, contacts=contacts_yaml(2))
+    text = campaign_file.read_text("utf-8")
+    campaign_file.write_text(text + 'return_path = "bounces+{id}@outreach.example"\n', "utf-8")
+    summary = await send_batch(folder, smtp_server, client_tls)
+    assert summary.sent == 2
+    assert sorted((r.rcpt_tos[0], r.mail_from) for r in smtp_server.handler.received) == [
+        ("c00001@mission.example", "bounces+c00001@outreach.example"),
+        ("c00002@mission.example", "bounces+c00002@outreach.example"),
     ]
