@@ -237,6 +237,9 @@ async def test_hang_up_after_354_before_the_data_is_written_is_not_uncertain(
         await connection.close()
     assert handover.outcome is Outcome.TRANSIENT
     assert handover.reconnect
+    assert handover.text == (
+        "connection lost before the message was handed over: Unexpected EOF received"
+    )
     assert server.messages == 0
 
 
