@@ -745,3 +745,23 @@ async def test_each_letter_goes_with_its_contacts_own_return_path(
         ("c00001@mission.example", "bounces+c00001@outreach.example"),
         ("c00002@mission.example", "bounces+c00002@outreach.example"),
     ]
+
+
+async def test_a_letter_over_the_servers_size_is_failed_unsent(
+    tmp_path: Path, make_server: Callable[..., Server], client_tls: ssl.SSLContext
+) -> None:
+    """Without attachments no size check runs first: each letter over SIZE fails, unsent, saying why."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(2))
+    server = make_server(size_limit=500)
+    summary = await send_batch(folder, server, client_tls)
+    assert (summary.sent, summary.failed, summary.fatal) == (0, 2, None)
+    assert server.handler.received == []
+    with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
+        rows = [(r.status, r.attempts, r.reply_text) for r in log.recipients()]
+    assert len(rows) == 2
+    for status, attempts, text in rows:
+        assert (status, attempts) == ("failed", 0)  # nothing was handed over
+        assert text is not None
+        assert text.startswith("not sent: the message is ")
+        assert text.endswith(" bytes, over the 500 the server accepts (its SIZE)")
