@@ -143,3 +143,26 @@ def test_an_empty_access_token_is_refused_before_auth(
     assert (summary.sent, summary.not_sent) == (0, 5)
     assert calls == [1]  # the first login's turn stops the others
     assert server.handler.auth_attempts == []
+
+
+def test_a_rerun_of_a_campaign_with_attachments_opens_no_connection_either(
+    campaign_dir: Path, make_server: Callable[..., Server], client_tls: ssl.SSLContext
+) -> None:
+    """Letters with a file read the server's SIZE first; with nothing to send, not even that."""
+    (campaign_dir / "annex.txt").write_text("An annex.\n", "utf-8")
+    campaign_file = campaign_dir / "campaign.toml"
+    text = campaign_file.read_text("utf-8")
+    campaign_file.write_text(text + 'attachments = ["annex.txt"]\n', "utf-8")
+    server = make_server()
+    campaign = outreach.load_campaign(campaign_file)
+    first = outreach.send(
+        campaign, transport=transport(server, client_tls, password=PASSWORD), options=ALLOW
+    )
+    assert (first.sent, first.ok) == (5, True)
+    connections = server.handler.connections
+    second = outreach.send(
+        campaign, transport=transport(server, client_tls, password=PASSWORD), options=ALLOW
+    )
+    assert (second.sent, second.fatal, second.ok) == (0, None, True)
+    assert server.handler.connections == connections
+    assert server.handler.auth_attempts == ["PLAIN"]
