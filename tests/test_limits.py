@@ -15,7 +15,7 @@ from mailserver import PASSWORD, USERNAME, Server
 
 from outreach import api, drafts
 from outreach.batch import DAILY, Batch, SendOptions, Summary, choose, daily_allowance
-from outreach.batch.control import Stop, backoff
+from outreach.batch.control import Stop, backoff, retry_wait
 from outreach.batch.lanes import Lanes
 from outreach.campaign import load_campaign
 from outreach.errors import ConfigError
@@ -302,3 +302,11 @@ def test_the_wait_before_a_retry_doubles_from_the_backoff_up_to_five_minutes(
 ) -> None:
     """With a backoff of 2 s a retry waits 2 s after the first try, doubling, never over 300 s."""
     assert backoff(2.0, tries) == wait
+
+
+def test_the_wait_before_a_letter_is_tried_again_is_the_backoff_give_or_take_a_fifth() -> None:
+    """After the third try with a backoff of 2 s: between 6.4 and 9.6 s, spread over that range."""
+    waits = [retry_wait(2.0, 3) for _ in range(2000)]
+    assert all(6.4 <= wait <= 9.6 for wait in waits)
+    assert min(waits) < 7.0
+    assert max(waits) > 9.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 
 from outreach.errors import OutreachError
 
@@ -50,3 +51,12 @@ class Stop:
 def backoff(base: float, tries: int, /) -> float:
     """Return the wait after ``tries`` tries: ``base`` doubled each time, at most MAX_BACKOFF."""
     return min(base * 2.0 ** (tries - 1), MAX_BACKOFF)
+
+
+def retry_wait(base: float, tries: int, /) -> float:
+    """Return the wait before trying a letter again: the backoff, give or take a fifth.
+
+    At random, so that the letters refused together (a server's brief outage) are not all
+    tried again in the same second.
+    """
+    return backoff(base, tries) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography

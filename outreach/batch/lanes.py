@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from outreach.batch.control import backoff
+from outreach.batch.control import retry_wait
 from outreach.batch.link import LANES, Link, give_back_if_failed
 from outreach.batch.record import Event
 from outreach.errors import OutreachError, TransportError
@@ -129,9 +128,7 @@ class Lanes:
             self._on_event(Event(contact, status, handover, number))
             if not retry:
                 return
-            delay = backoff(self._options.backoff, tries)
-            delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
-            await self._stop.sleep(delay)
+            await self._stop.sleep(retry_wait(self._options.backoff, tries))
             if self._stop.is_set():
                 return
 
