@@ -392,6 +392,9 @@ async def test_transport_errors_in_flight_give_their_claim_slots_back(tmp_path: 
     assert len(mailbox.Maildir(tmp_path / "out", create=False)) == 1
     with SendLog(batch.log_path, campaign=None, write=False) as log:
         rows = {r.id: (r.status, r.attempts) for r in log.recipients()}
+        second = log.recipient("c00002")
+    assert second is not None
+    assert second.reply_text == "outbox: no space left on device"  # why it is pending again
     assert rows == {
         "c00001": ("sent", 1),
         "c00002": ("pending", 1),
