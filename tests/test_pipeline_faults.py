@@ -393,6 +393,8 @@ async def test_transport_errors_in_flight_give_their_claim_slots_back(tmp_path: 
     with SendLog(batch.log_path, campaign=None, write=False) as log:
         rows = {r.id: (r.status, r.attempts) for r in log.recipients()}
         second = log.recipient("c00002")
+        [attempt] = log.history("c00002")
+    assert (attempt.outcome, attempt.reply_code) == ("error", None)
     assert second is not None
     assert second.reply_text == "outbox: no space left on device"  # why it is pending again
     assert rows == {
