@@ -193,6 +193,12 @@ async def test_failed_claim_of_the_next_keeps_the_reply_of_the_one_in_flight(
     # went: an attempt that handed nothing over.
     third = 1 if pipelining else 0
     assert rows == {"c00001": ("sent", 1), "c00002": ("pending", 0), "c00003": ("pending", third)}
+    if pipelining:  # its envelope went out on the connection closed for the failed claim
+        with SendLog(tmp_path / "c" / "send.sqlite3", campaign=None, write=False) as log:
+            [attempt] = log.history("c00003")
+        assert attempt.reply_text == (
+            "connection lost before the message was handed over: Connection closed"
+        )
     assert summary.fatal is not None
     assert "disk is full" in summary.fatal
     assert server.messages == 1
