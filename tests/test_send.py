@@ -21,7 +21,7 @@ from outreach.errors import LoginRefusedForNowError, SendLogError, TransportErro
 from outreach.model import RefusedCc
 from outreach.ratelimit import Rate
 from outreach.sendlog import SendLog, Status
-from outreach.transport import SmtpSettings, SmtpTransport
+from outreach.transport import Outcome, SmtpSettings, SmtpTransport
 from outreach.transport.transaction import _stuffed
 
 
@@ -754,8 +754,12 @@ async def test_a_letter_over_the_servers_size_is_failed_unsent(
     folder = tmp_path / "c"
     write_campaign(folder, contacts=contacts_yaml(2))
     server = make_server(size_limit=500)
-    summary = await send_batch(folder, server, client_tls)
+    outcomes: list[Outcome] = []
+    summary = await send_batch(
+        folder, server, client_tls, on_event=lambda e: outcomes.append(e.handover.outcome)
+    )
     assert (summary.sent, summary.failed, summary.fatal) == (0, 2, None)
+    assert outcomes == [Outcome.PERMANENT, Outcome.PERMANENT]
     assert server.handler.received == []
     with SendLog(folder / "send.sqlite3", campaign=None, write=False) as log:
         rows = [(r.status, r.attempts, r.reply_text) for r in log.recipients()]
