@@ -2,6 +2,9 @@
 
 import dataclasses
 import hashlib
+import multiprocessing
+import os
+import signal
 import sqlite3
 import ssl
 import textwrap
@@ -769,3 +772,28 @@ async def test_a_letter_over_the_servers_size_is_failed_unsent(
         assert text is not None
         assert text.startswith("not sent: the message is ")
         assert text.endswith(" bytes, over the 500 the server accepts (its SIZE)")
+
+
+async def test_a_rendering_process_that_dies_stops_the_batch_saying_why(
+    tmp_path: Path, smtp_server: Server, client_tls: ssl.SSLContext
+) -> None:
+    """The process rendering the letters killed after the first letter: the batch stops, saying so."""
+    folder = tmp_path / "c"
+    write_campaign(folder, contacts=contacts_yaml(300))  # most rendered in the other process
+    killed: list[int] = []
+
+    def kill_the_renderer(_: object) -> None:
+        if not killed:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
+
+    options = dataclasses.replace(FAST, parallel_render=True, concurrency=1)
+    summary = await send_batch(
+        folder, smtp_server, client_tls, options=options, on_event=kill_the_renderer
+    )
+    assert killed
+    assert summary.fatal is not None
+    assert summary.fatal.startswith("rendering the drafts failed: ")
+    assert summary.sent < 300
+    assert summary.sent + summary.not_sent == 300
