@@ -63,7 +63,12 @@ def readable(text: str | bytes, /) -> str:
     lone surrogates (aiosmtplib's and ``os.fsdecode``'s way), SQLite refuses to store them and a
     terminal to print them.
     """
-    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "backslashreplace")
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte: written \udNNN
+        raw = text.encode("utf-8", "backslashreplace")
     return raw.decode("utf-8", "backslashreplace")
 
 

@@ -11,6 +11,7 @@ from hostile import CLOSE, HANG, RESET, TRICKLE, hostile_server
 from outreach import drafts
 from outreach.batch import Batch, SendOptions, Summary, choose
 from outreach.campaign import load_campaign
+from outreach.errors import OutreachError, readable
 from outreach.sendlog import SendLog
 from outreach.transport import SmtpSettings, SmtpTransport
 
@@ -310,3 +311,18 @@ async def test_a_login_refused_in_another_encoding_is_said_and_logged_readably(
     with SendLog(tmp_path / "c" / "send.sqlite3", campaign=None, write=False) as log:
         [run] = log.runs()
     assert run.ending is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (b"caf\xe9", "caf\\xe9"),
+        ("caf\udce9", "caf\\xe9"),  # a byte kept as a lone surrogate, as aiosmtplib keeps it
+        ("half a pair \ud800", "half a pair \\ud800"),  # a surrogate that stands for no byte
+        ("plain caf\u00e9 \\ and \U0001f600", "plain caf\u00e9 \\ and \U0001f600"),
+    ],
+)
+def test_a_text_is_made_readable_whatever_it_holds(text: str | bytes, shown: str) -> None:
+    """Odd bytes and lone surrogates are written as escapes; good text is left as it is."""
+    assert readable(text) == shown
+    assert str(OutreachError(text if isinstance(text, str) else shown)) == shown
