@@ -5,6 +5,7 @@ import hashlib
 import mailbox
 import os
 import sqlite3
+import subprocess
 import textwrap
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -45,6 +46,16 @@ def campaign_with(folder: Path, *, extra: str = "", contacts: str | None = None)
     if extra:
         path.write_text(path.read_text(encoding="utf-8") + textwrap.dedent(extra), "utf-8")
     return path
+
+
+def send_live(folder: Path, server: Server, ca_file: Path) -> subprocess.CompletedProcess[str]:
+    """Run 'outreach send' in ``folder`` to ``server`` over TLS, as its user, asking nothing."""
+    env = {
+        "OUTREACH_SMTP_URL": server.url(),
+        "OUTREACH_SMTP_PASSWORD": PASSWORD,
+        "SSL_CERT_FILE": str(ca_file),
+    }
+    return run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -339,12 +350,7 @@ def test_send_delivers_the_attachment_intact_over_smtp(
     annexed: Path, smtp_server: Server, ca_file: Path
 ) -> None:
     """Each recipient receives the letter with the file, byte for byte, through a real server."""
-    env = {
-        "OUTREACH_SMTP_URL": smtp_server.url(),
-        "OUTREACH_SMTP_PASSWORD": PASSWORD,
-        "SSL_CERT_FILE": str(ca_file),
-    }
-    result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=annexed, env=env)
+    result = send_live(annexed, smtp_server, ca_file)
     assert result.returncode == 0, result.stderr
     received = smtp_server.handler.received
     assert sorted(r.rcpt_tos[0] for r in received) == [
@@ -379,12 +385,7 @@ def test_send_refuses_before_any_message_when_one_exceeds_the_server_size(
     campaign_with(folder, contacts=contacts)
     (folder / "big.bin").write_bytes(os.urandom(300_000))
     server = make_server(size_limit=200_000)
-    env = {
-        "OUTREACH_SMTP_URL": server.url(),
-        "OUTREACH_SMTP_PASSWORD": PASSWORD,
-        "SSL_CERT_FILE": str(ca_file),
-    }
-    result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+    result = send_live(folder, server, ca_file)
     assert result.returncode == 1
     assert "1 messages are larger than the server accepts (200000 bytes" in result.stderr
     assert "beta (0.4 MiB)" in result.stderr
@@ -408,12 +409,7 @@ def test_the_refusal_of_many_messages_too_large_names_five_and_counts_the_rest(
     campaign_with(folder, extra='attachments = ["big.bin"]\n', contacts=contacts)
     (folder / "big.bin").write_bytes(os.urandom(300_000))
     server = make_server(size_limit=200_000)
-    env = {
-        "OUTREACH_SMTP_URL": server.url(),
-        "OUTREACH_SMTP_PASSWORD": PASSWORD,
-        "SSL_CERT_FILE": str(ca_file),
-    }
-    result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+    result = send_live(folder, server, ca_file)
     assert result.returncode == 1
     shown = ", ".join(f"c{n} (0.4 MiB)" for n in range(1, 6))
     assert (
@@ -444,12 +440,7 @@ def test_send_takes_a_message_with_a_file_that_fits_the_server_size(
     campaign_with(folder, contacts=contacts)
     (folder / "big.bin").write_bytes(os.urandom(100_000))  # about 137,000 bytes as base64
     server = make_server(size_limit=200_000)
-    env = {
-        "OUTREACH_SMTP_URL": server.url(),
-        "OUTREACH_SMTP_PASSWORD": PASSWORD,
-        "SSL_CERT_FILE": str(ca_file),
-    }
-    result = run_cli("send", "--yes", "--allow-reserved-domains", cwd=folder, env=env)
+    result = send_live(folder, server, ca_file)
     assert result.returncode == 0, result.stderr
     assert sorted(r.rcpt_tos[0] for r in server.handler.received) == [
         "alpha@mission.example",
